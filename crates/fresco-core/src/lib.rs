@@ -1,0 +1,24 @@
+//! fresco's domain, shared by the coordinator, the worker and the CLI.
+//!
+//! - [`ids`]: job, task and worker ids, parsed with errors naming the field.
+//! - [`params`]: the parameters of a task, their defaults and limits.
+//! - [`validate`]: turns a `SubmitJobRequest` into a checked [`params::JobSpec`].
+//! - [`state`]: the task state machine.
+//! - [`prompts_file`]: reads `.txt`, `.jsonl` and `.csv` prompt files.
+//! - [`keys`]: where outputs live in the object store.
+//! - [`error`]: the one place where domain errors become gRPC statuses.
+//!
+//! This crate never pulls in candle, sqlx or redis: a client install uses it.
+
+pub mod error;
+pub mod ids;
+pub mod keys;
+pub mod params;
+pub mod prompts_file;
+pub mod state;
+pub mod validate;
+
+pub use error::{FieldError, Result};
+pub use ids::{JobId, TaskId, WorkerId};
+pub use params::{JobSpec, Limits, TaskSpec};
+pub use state::TaskState;

@@ -1,0 +1,74 @@
+//! The parameters of a job and its tasks, their defaults and their limits.
+
+use serde::{Deserialize, Serialize};
+
+/// Samplers a task may ask for.
+pub const SAMPLERS: &[&str] = &["euler", "heun"];
+
+/// Defaults for fields a submission leaves unset.
+pub mod defaults {
+    pub const STEPS: u32 = 20;
+    pub const WIDTH: u32 = 64;
+    pub const HEIGHT: u32 = 64;
+    pub const GUIDANCE: f32 = 4.0;
+    pub const N: u32 = 1;
+    pub const SAMPLER: &str = "euler";
+    pub const MAX_ATTEMPTS: u32 = 3;
+}
+
+/// The bounds every request is checked against.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    pub max_prompt_chars: usize,
+    pub max_steps: u32,
+    pub max_n: u32,
+    pub max_side: u32,
+    pub side_multiple: u32,
+    pub max_guidance: f32,
+    pub max_tasks: usize,
+    pub max_attempts: u32,
+    pub max_name_chars: usize,
+    pub max_priority: i32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_prompt_chars: 2000,
+            max_steps: 200,
+            max_n: 16,
+            max_side: 2048,
+            side_multiple: 8,
+            max_guidance: 50.0,
+            max_tasks: 1_000_000,
+            max_attempts: 20,
+            max_name_chars: 200,
+            max_priority: 1000,
+        }
+    }
+}
+
+/// One task's fully resolved parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    pub prompt: String,
+    pub negative_prompt: String,
+    pub seed: u64,
+    pub steps: u32,
+    pub width: u32,
+    pub height: u32,
+    pub guidance: f32,
+    pub n: u32,
+    pub sampler: String,
+}
+
+/// A checked submission: ready to be stored as it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobSpec {
+    pub name: String,
+    pub owner: String,
+    pub model: String,
+    pub priority: i32,
+    pub max_attempts: u32,
+    pub tasks: Vec<TaskSpec>,
+}

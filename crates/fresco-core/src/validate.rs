@@ -1,0 +1,343 @@
+//! Checks a `SubmitJobRequest` field by field and resolves every task's
+//! parameters (task value, else job default, else fresco's default).
+//!
+//! Every rule reports the field's path and the rule; nothing is stored
+//! unless the whole request passes.
+
+use fresco_proto::v1::{SubmitJobRequest, TaskParams};
+
+use crate::error::FieldError;
+use crate::params::{JobSpec, Limits, SAMPLERS, TaskSpec, defaults};
+
+/// Validates a submission. `is_known_model` says whether a model id can be
+/// served; `next_seed` draws a seed for tasks that name none, so every stored
+/// task is reproducible.
+pub fn job_spec(
+    request: &SubmitJobRequest,
+    limits: &Limits,
+    is_known_model: &dyn Fn(&str) -> bool,
+    next_seed: &mut dyn FnMut() -> u64,
+) -> Result<JobSpec, FieldError> {
+    let model = model_id(&request.model)?;
+    if !is_known_model(&model) {
+        return Err(FieldError::new(
+            "model",
+            format!("unknown model {model:?}: no worker serves it and it is not built in"),
+        ));
+    }
+    let name = short_text("name", &request.name, limits.max_name_chars)?;
+    let owner = short_text("owner", &request.owner, limits.max_name_chars)?;
+    if request.priority.abs() > limits.max_priority {
+        return Err(FieldError::new(
+            "priority",
+            format!(
+                "must be between -{max} and {max} (got {})",
+                request.priority,
+                max = limits.max_priority
+            ),
+        ));
+    }
+    let max_attempts = match request.max_attempts {
+        0 => defaults::MAX_ATTEMPTS,
+        n if n > limits.max_attempts => {
+            return Err(FieldError::new(
+                "max_attempts",
+                format!("must be at most {} (got {n})", limits.max_attempts),
+            ));
+        }
+        n => n,
+    };
+    if request.tasks.is_empty() {
+        return Err(FieldError::new("tasks", "must hold at least one task"));
+    }
+    if request.tasks.len() > limits.max_tasks {
+        return Err(FieldError::new(
+            "tasks",
+            format!(
+                "must hold at most {} tasks (got {})",
+                limits.max_tasks,
+                request.tasks.len()
+            ),
+        ));
+    }
+    let job_defaults = request.defaults.clone().unwrap_or_default();
+    check_params(&job_defaults, limits).map_err(|e| e.under("defaults"))?;
+    let tasks = request
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, task)| {
+            resolve(task, &job_defaults, limits, next_seed).map_err(|e| e.under(&format!("tasks[{i}]")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(JobSpec {
+        name,
+        owner,
+        model,
+        priority: request.priority,
+        max_attempts,
+        tasks,
+    })
+}
+
+/// A model id: 1–200 characters of `[A-Za-z0-9._/-]`, not starting with `.` or `/`.
+pub fn model_id(value: &str) -> Result<String, FieldError> {
+    if value.is_empty() {
+        return Err(FieldError::new("model", "must not be empty"));
+    }
+    if value.len() > 200 {
+        return Err(FieldError::new("model", "must be at most 200 characters"));
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/');
+    if !value.chars().all(allowed) || value.starts_with(['.', '/']) || value.contains("..") {
+        return Err(FieldError::new(
+            "model",
+            format!("must be letters, digits, '.', '_', '-' or '/' (got {value:?})"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+fn short_text(field: &str, value: &str, max_chars: usize) -> Result<String, FieldError> {
+    if value.chars().count() > max_chars {
+        return Err(FieldError::new(field, format!("must be at most {max_chars} characters")));
+    }
+    no_control_chars(field, value)?;
+    Ok(value.to_owned())
+}
+
+fn no_control_chars(field: &str, value: &str) -> Result<(), FieldError> {
+    match value.chars().find(|c| c.is_control() && *c != '\n' && *c != '\t') {
+        Some(c) => Err(FieldError::new(
+            field,
+            format!("must not contain control characters (found U+{:04X})", c as u32),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn prompt_text(field: &str, value: &str, limits: &Limits) -> Result<(), FieldError> {
+    let chars = value.chars().count();
+    if chars > limits.max_prompt_chars {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "must be at most {} characters (got {chars})",
+                limits.max_prompt_chars
+            ),
+        ));
+    }
+    no_control_chars(field, value)
+}
+
+fn in_range(field: &str, value: u32, min: u32, max: u32) -> Result<(), FieldError> {
+    if value < min || value > max {
+        return Err(FieldError::new(
+            field,
+            format!("must be between {min} and {max} (got {value})"),
+        ));
+    }
+    Ok(())
+}
+
+fn side(field: &str, value: u32, limits: &Limits) -> Result<(), FieldError> {
+    if value == 0 || value % limits.side_multiple != 0 {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "must be a positive multiple of {} (got {value})",
+                limits.side_multiple
+            ),
+        ));
+    }
+    if value > limits.max_side {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {} (got {value})", limits.max_side),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks every field that is set, without resolving defaults.
+fn check_params(p: &TaskParams, limits: &Limits) -> Result<(), FieldError> {
+    if let Some(prompt) = &p.prompt {
+        prompt_text("prompt", prompt, limits)?;
+    }
+    if let Some(negative) = &p.negative_prompt {
+        prompt_text("negative_prompt", negative, limits)?;
+    }
+    if let Some(steps) = p.steps {
+        in_range("steps", steps, 1, limits.max_steps)?;
+    }
+    if let Some(n) = p.n {
+        in_range("n", n, 1, limits.max_n)?;
+    }
+    if let Some(width) = p.width {
+        side("width", width, limits)?;
+    }
+    if let Some(height) = p.height {
+        side("height", height, limits)?;
+    }
+    if let Some(guidance) = p.guidance {
+        if !guidance.is_finite() {
+            return Err(FieldError::new("guidance", format!("must be finite (got {guidance})")));
+        }
+        if !(0.0..=limits.max_guidance).contains(&guidance) {
+            return Err(FieldError::new(
+                "guidance",
+                format!(
+                    "must be between 0 and {} (got {guidance})",
+                    limits.max_guidance
+                ),
+            ));
+        }
+    }
+    if let Some(sampler) = &p.sampler
+        && !SAMPLERS.contains(&sampler.as_str())
+    {
+        return Err(FieldError::new(
+            "sampler",
+            format!("unknown sampler {sampler:?}; known: {}", SAMPLERS.join(", ")),
+        ));
+    }
+    Ok(())
+}
+
+fn resolve(
+    task: &TaskParams,
+    job: &TaskParams,
+    limits: &Limits,
+    next_seed: &mut dyn FnMut() -> u64,
+) -> Result<TaskSpec, FieldError> {
+    check_params(task, limits)?;
+    let pick = |task: &Option<String>, job: &Option<String>| task.clone().or_else(|| job.clone());
+    let prompt = pick(&task.prompt, &job.prompt).unwrap_or_default();
+    if prompt.trim().is_empty() {
+        return Err(FieldError::new("prompt", "must not be empty"));
+    }
+    Ok(TaskSpec {
+        prompt,
+        negative_prompt: pick(&task.negative_prompt, &job.negative_prompt).unwrap_or_default(),
+        seed: task.seed.or(job.seed).unwrap_or_else(next_seed),
+        steps: task.steps.or(job.steps).unwrap_or(defaults::STEPS),
+        width: task.width.or(job.width).unwrap_or(defaults::WIDTH),
+        height: task.height.or(job.height).unwrap_or(defaults::HEIGHT),
+        guidance: task.guidance.or(job.guidance).unwrap_or(defaults::GUIDANCE),
+        n: task.n.or(job.n).unwrap_or(defaults::N),
+        sampler: pick(&task.sampler, &job.sampler).unwrap_or_else(|| defaults::SAMPLER.to_owned()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(tasks: Vec<TaskParams>) -> SubmitJobRequest {
+        SubmitJobRequest {
+            model: "tiny-random-dit".into(),
+            tasks,
+            ..Default::default()
+        }
+    }
+
+    fn prompt(p: &str) -> TaskParams {
+        TaskParams {
+            prompt: Some(p.into()),
+            ..Default::default()
+        }
+    }
+
+    fn check(req: &SubmitJobRequest) -> Result<JobSpec, FieldError> {
+        let mut seed = 0;
+        job_spec(req, &Limits::default(), &|m| m == "tiny-random-dit", &mut || {
+            seed += 1;
+            seed
+        })
+    }
+
+    fn rejects(task: TaskParams, field: &str, rule_part: &str) {
+        let err = check(&request(vec![prompt("ok"), task])).unwrap_err();
+        assert_eq!(err.field, format!("tasks[1].{field}"), "{err}");
+        assert!(err.rule.contains(rule_part), "{err} should mention {rule_part:?}");
+    }
+
+    #[test]
+    fn resolves_task_then_job_then_fresco_defaults() {
+        let mut req = request(vec![
+            prompt("a red circle"),
+            TaskParams {
+                steps: Some(3),
+                seed: Some(7),
+                ..prompt("a blue square")
+            },
+        ]);
+        req.defaults = Some(TaskParams {
+            steps: Some(8),
+            width: Some(32),
+            ..Default::default()
+        });
+        let spec = check(&req).unwrap();
+        assert_eq!(spec.max_attempts, defaults::MAX_ATTEMPTS);
+        assert_eq!(spec.tasks[0].steps, 8);
+        assert_eq!(spec.tasks[1].steps, 3);
+        assert_eq!(spec.tasks[0].width, 32);
+        assert_eq!(spec.tasks[0].height, defaults::HEIGHT);
+        assert_eq!(spec.tasks[0].seed, 1, "drawn seed");
+        assert_eq!(spec.tasks[1].seed, 7, "given seed");
+        assert_eq!(spec.tasks[1].sampler, "euler");
+    }
+
+    #[test]
+    fn every_rule_names_its_field() {
+        rejects(prompt(""), "prompt", "must not be empty");
+        rejects(prompt("   "), "prompt", "must not be empty");
+        rejects(prompt(&"x".repeat(2001)), "prompt", "at most 2000");
+        rejects(prompt("bell\u{7}"), "prompt", "control characters");
+        rejects(TaskParams { negative_prompt: Some("y".repeat(5000)), ..prompt("a") }, "negative_prompt", "at most");
+        rejects(TaskParams { steps: Some(0), ..prompt("a") }, "steps", "between 1 and 200");
+        rejects(TaskParams { steps: Some(201), ..prompt("a") }, "steps", "between 1 and 200");
+        rejects(TaskParams { n: Some(0), ..prompt("a") }, "n", "between 1 and 16");
+        rejects(TaskParams { n: Some(17), ..prompt("a") }, "n", "between 1 and 16");
+        rejects(TaskParams { width: Some(63), ..prompt("a") }, "width", "multiple of 8");
+        rejects(TaskParams { width: Some(0), ..prompt("a") }, "width", "multiple of 8");
+        rejects(TaskParams { height: Some(4096), ..prompt("a") }, "height", "at most 2048");
+        rejects(TaskParams { guidance: Some(-1.0), ..prompt("a") }, "guidance", "between 0 and");
+        rejects(TaskParams { guidance: Some(f32::NAN), ..prompt("a") }, "guidance", "finite");
+        rejects(TaskParams { guidance: Some(f32::INFINITY), ..prompt("a") }, "guidance", "finite");
+        rejects(TaskParams { sampler: Some("warp".into()), ..prompt("a") }, "sampler", "unknown sampler");
+    }
+
+    #[test]
+    fn job_level_rules() {
+        let mut req = request(vec![prompt("a")]);
+        req.model = "sd-99".into();
+        assert_eq!(check(&req).unwrap_err().field, "model");
+        req.model = String::new();
+        assert_eq!(check(&req).unwrap_err().rule, "must not be empty");
+        req.model = "../etc/passwd".into();
+        assert_eq!(check(&req).unwrap_err().field, "model");
+
+        assert_eq!(check(&request(vec![])).unwrap_err().field, "tasks");
+
+        let mut req = request(vec![prompt("a")]);
+        req.defaults = Some(TaskParams { steps: Some(0), ..Default::default() });
+        assert_eq!(check(&req).unwrap_err().field, "defaults.steps");
+
+        let mut req = request(vec![prompt("a")]);
+        req.max_attempts = 99;
+        assert_eq!(check(&req).unwrap_err().field, "max_attempts");
+        req.max_attempts = 0;
+        req.priority = 5000;
+        assert_eq!(check(&req).unwrap_err().field, "priority");
+    }
+
+    #[test]
+    fn too_many_tasks_is_refused() {
+        let limits = Limits { max_tasks: 3, ..Limits::default() };
+        let req = request(vec![prompt("a"); 4]);
+        let err = job_spec(&req, &limits, &|_| true, &mut || 0).unwrap_err();
+        assert_eq!(err.field, "tasks");
+        assert!(err.rule.contains("at most 3"), "{err}");
+    }
+}

@@ -1,0 +1,19 @@
+//! Compiles `proto/fresco/v1/*.proto` with protox (no `protoc` needed) and
+//! generates the tonic clients and servers.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let files = [
+        proto_root.join("fresco/v1/jobs.proto"),
+        proto_root.join("fresco/v1/workers.proto"),
+    ];
+    println!("cargo:rerun-if-changed={}", proto_root.display());
+    let descriptors = protox::compile(&files, [&proto_root])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(descriptors)?;
+    Ok(())
+}

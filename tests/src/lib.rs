@@ -1,0 +1,1 @@
+//! Harness for fresco's end-to-end tests.
