@@ -20,5 +20,5 @@ pub mod validate;
 
 pub use error::{FieldError, Result};
 pub use ids::{JobId, TaskId, WorkerId};
-pub use params::{JobSpec, Limits, TaskSpec};
+pub use params::{JobSpec, Limits, QueuedTask, TaskSpec};
 pub use state::TaskState;

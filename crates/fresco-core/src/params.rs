@@ -2,6 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::TaskId;
+
+/// Models every worker can serve without any files: tiny configurations
+/// with seeded random weights, for tests and smoke runs.
+pub const BUILTIN_MODELS: &[&str] = &["tiny-random-dit", "tiny-random-dit-b"];
+
 /// Samplers a task may ask for.
 pub const SAMPLERS: &[&str] = &["euler", "heun"];
 
@@ -71,4 +77,14 @@ pub struct JobSpec {
     pub priority: i32,
     pub max_attempts: u32,
     pub tasks: Vec<TaskSpec>,
+}
+
+/// A task as dispatch sees it: which queue, and where in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedTask {
+    pub id: TaskId,
+    pub model: String,
+    pub priority: i32,
+    /// Submission order, increasing across all tasks.
+    pub seq: i64,
 }

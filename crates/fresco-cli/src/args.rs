@@ -1,0 +1,111 @@
+//! The `fresco` commands and their flags. Every flag also reads
+//! `FRESCO_<FLAG>` where that makes sense for scripts.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "fresco", version, about = "Submit and follow image generation jobs on a fresco farm")]
+pub struct Cli {
+    /// The coordinator's gRPC endpoint.
+    #[arg(long, global = true, env = "FRESCO_COORDINATOR", default_value = "http://127.0.0.1:50051")]
+    pub coordinator: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Submit a job: prompts from flags and/or a file; prints the job id.
+    Submit(SubmitArgs),
+    /// Show a job: counts by state, every task's state and output keys.
+    Status(StatusArgs),
+    /// List recent jobs, newest first.
+    List(ListArgs),
+    /// Follow a job's progress until it finishes.
+    Watch(JobArgs),
+    /// Cancel every unfinished task of a job.
+    Cancel(JobArgs),
+    /// Fetch every image of a job into a directory.
+    Download(DownloadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// Model id.
+    #[arg(long, env = "FRESCO_MODEL")]
+    pub model: Option<String>,
+    /// A prompt; repeat for several tasks.
+    #[arg(long = "prompt", short = 'p')]
+    pub prompts: Vec<String>,
+    /// A prompts file: .txt (a prompt a line), .jsonl or .csv (parameters per line).
+    #[arg(long)]
+    pub prompts_file: Option<PathBuf>,
+    /// Images per task.
+    #[arg(short = 'n', long = "images")]
+    pub n: Option<u32>,
+    #[arg(long)]
+    pub steps: Option<u32>,
+    /// Seed of every task that names none (default: a random one per task).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long)]
+    pub width: Option<u32>,
+    #[arg(long)]
+    pub height: Option<u32>,
+    /// Classifier-free guidance scale.
+    #[arg(long)]
+    pub guidance: Option<f32>,
+    #[arg(long)]
+    pub negative_prompt: Option<String>,
+    #[arg(long)]
+    pub sampler: Option<String>,
+    /// A name for the job.
+    #[arg(long, default_value = "")]
+    pub name: String,
+    #[arg(long, env = "FRESCO_OWNER", default_value = "")]
+    pub owner: String,
+    /// Higher runs first.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub priority: i32,
+    /// Attempts per task before it fails for good (default 3).
+    #[arg(long)]
+    pub max_attempts: Option<u32>,
+    /// Print a JSON object instead of the bare job id.
+    #[arg(long)]
+    pub json: bool,
+    /// Wait until the job finishes; exit non-zero if any task failed.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct JobArgs {
+    pub job_id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    pub job_id: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    #[arg(long, default_value = "")]
+    pub owner: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    pub job_id: String,
+    /// Directory to write the images into (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+}

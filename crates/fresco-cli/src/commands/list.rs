@@ -1,0 +1,34 @@
+//! `fresco list`: recent jobs, newest first.
+
+use fresco_proto::v1 as pb;
+
+use crate::args::ListArgs;
+use crate::{Failure, client, report};
+
+pub async fn run(endpoint: &str, args: ListArgs) -> Result<(), Failure> {
+    let mut client = client::connect(endpoint).await?;
+    let jobs = client
+        .list_jobs(pb::ListJobsRequest {
+            limit: args.limit,
+            owner: args.owner,
+        })
+        .await?
+        .into_inner()
+        .jobs;
+    if args.json {
+        let all: Vec<_> = jobs.iter().map(report::job_json).collect();
+        println!("{}", serde_json::Value::Array(all));
+        return Ok(());
+    }
+    for job in &jobs {
+        println!(
+            "{}  {:<11} {:>7} tasks  {}  {}",
+            job.id,
+            if job.finished { "finished" } else { "in progress" },
+            job.task_count,
+            job.model,
+            report::counts_line(job)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! One module per `fresco` command.
+
+pub mod cancel;
+pub mod download;
+pub mod list;
+pub mod status;
+pub mod submit;
+pub mod watch;

@@ -1,0 +1,68 @@
+//! `fresco status`: a job's counts by state and every task's state, output
+//! keys and errors.
+
+use fresco_proto::v1 as pb;
+use fresco_proto::v1::job_service_client::JobServiceClient;
+use tonic::transport::Channel;
+
+use crate::args::StatusArgs;
+use crate::{Failure, client, report};
+
+/// Tasks per `ListTasks` page.
+const PAGE: u32 = 1000;
+
+/// Every task of a job, in index order.
+pub async fn all_tasks(client: &mut JobServiceClient<Channel>, job_id: &str) -> Result<Vec<pb::Task>, Failure> {
+    let mut tasks = Vec::new();
+    loop {
+        let page = client
+            .list_tasks(pb::ListTasksRequest {
+                job_id: job_id.to_owned(),
+                state: pb::TaskState::Unspecified as i32,
+                from_index: tasks.len() as u32,
+                limit: PAGE,
+            })
+            .await?
+            .into_inner()
+            .tasks;
+        let full = page.len() == PAGE as usize;
+        tasks.extend(page);
+        if !full {
+            return Ok(tasks);
+        }
+    }
+}
+
+pub async fn run(endpoint: &str, args: StatusArgs) -> Result<(), Failure> {
+    let mut client = client::connect(endpoint).await?;
+    let job = client
+        .get_job(pb::GetJobRequest {
+            job_id: args.job_id.clone(),
+        })
+        .await?
+        .into_inner();
+    let tasks = all_tasks(&mut client, &args.job_id).await?;
+    if args.json {
+        let mut value = report::job_json(&job);
+        value["tasks"] = tasks.iter().map(report::task_json).collect();
+        println!("{value}");
+        return Ok(());
+    }
+    println!("job {} ({}) model {}", job.id, if job.finished { "finished" } else { "in progress" }, job.model);
+    println!("tasks {}: {}", job.task_count, report::counts_line(&job));
+    for task in &tasks {
+        let keys: Vec<&str> = task.outputs.iter().map(|o| o.key.as_str()).collect();
+        println!(
+            "  #{:<5} {:<9} attempt {} {:?} {}",
+            task.index,
+            report::state_name(task.state),
+            task.attempt,
+            task.prompt,
+            keys.join(" ")
+        );
+        for error in &task.errors {
+            println!("         attempt {} on {}: {}", error.attempt, error.worker, error.message);
+        }
+    }
+    Ok(())
+}

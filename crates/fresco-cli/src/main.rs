@@ -1,0 +1,76 @@
+//! `fresco`: the command line client of a fresco farm.
+//!
+//! - [`args`]: the commands and their flags.
+//! - [`client`]: the connection to the coordinator.
+//! - [`commands`]: one module per command.
+//! - [`report`]: how jobs and tasks are printed (text and JSON).
+
+mod args;
+mod client;
+mod commands;
+mod report;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+
+/// Why the CLI stopped, as an exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// The request or input was refused (exit 2).
+    Invalid(String),
+    /// The job finished with failed or cancelled tasks (exit 1).
+    JobFailed(String),
+    /// Anything else (exit 1).
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(err: anyhow::Error) -> Self {
+        Failure::Other(err)
+    }
+}
+
+impl From<tonic::Status> for Failure {
+    fn from(status: tonic::Status) -> Self {
+        match status.code() {
+            tonic::Code::InvalidArgument => Failure::Invalid(status.message().to_owned()),
+            tonic::Code::NotFound => Failure::Invalid(status.message().to_owned()),
+            tonic::Code::Unavailable => Failure::Other(anyhow::anyhow!(
+                "the coordinator is unavailable: {}",
+                status.message()
+            )),
+            _ => Failure::Other(anyhow::anyhow!("{}: {}", status.code(), status.message())),
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Submit(args) => commands::submit::run(&cli.coordinator, args).await,
+        Command::Status(args) => commands::status::run(&cli.coordinator, args).await,
+        Command::List(args) => commands::list::run(&cli.coordinator, args).await,
+        Command::Watch(args) => commands::watch::run(&cli.coordinator, args).await,
+        Command::Cancel(args) => commands::cancel::run(&cli.coordinator, args).await,
+        Command::Download(args) => commands::download::run(&cli.coordinator, args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Invalid(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+        Err(Failure::JobFailed(message)) => {
+            eprintln!("{message}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Other(err)) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}

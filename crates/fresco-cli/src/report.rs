@@ -1,0 +1,87 @@
+//! How jobs and tasks are printed: one-line text summaries and JSON objects.
+
+use fresco_proto::v1 as pb;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+pub fn counts(job: &pb::Job) -> pb::StateCounts {
+    job.counts.unwrap_or_default()
+}
+
+/// `queued 3, running 1, succeeded 16, failed 0, cancelled 0`
+pub fn counts_line(job: &pb::Job) -> String {
+    let c = counts(job);
+    format!(
+        "queued {}, running {}, succeeded {}, failed {}, cancelled {}",
+        c.queued, c.running, c.succeeded, c.failed, c.cancelled
+    )
+}
+
+pub fn state_name(state: i32) -> &'static str {
+    match pb::TaskState::try_from(state) {
+        Ok(pb::TaskState::Queued) => "queued",
+        Ok(pb::TaskState::Running) => "running",
+        Ok(pb::TaskState::Succeeded) => "succeeded",
+        Ok(pb::TaskState::Failed) => "failed",
+        Ok(pb::TaskState::Cancelled) => "cancelled",
+        _ => "unknown",
+    }
+}
+
+#[derive(Serialize)]
+struct JobJson<'a> {
+    job_id: &'a str,
+    name: &'a str,
+    owner: &'a str,
+    model: &'a str,
+    priority: i32,
+    task_count: u64,
+    finished: bool,
+    counts: Value,
+    created_at: Option<i64>,
+}
+
+pub fn job_json(job: &pb::Job) -> Value {
+    let c = counts(job);
+    serde_json::to_value(JobJson {
+        job_id: &job.id,
+        name: &job.name,
+        owner: &job.owner,
+        model: &job.model,
+        priority: job.priority,
+        task_count: job.task_count,
+        finished: job.finished,
+        counts: json!({
+            "queued": c.queued, "running": c.running, "succeeded": c.succeeded,
+            "failed": c.failed, "cancelled": c.cancelled,
+        }),
+        created_at: job.created_at.map(|t| t.seconds),
+    })
+    .unwrap_or(Value::Null)
+}
+
+pub fn task_json(task: &pb::Task) -> Value {
+    json!({
+        "task_id": task.id,
+        "index": task.index,
+        "state": state_name(task.state),
+        "prompt": task.prompt,
+        "negative_prompt": task.negative_prompt,
+        "seed": task.seed,
+        "steps": task.steps,
+        "width": task.width,
+        "height": task.height,
+        "guidance": task.guidance,
+        "n": task.n,
+        "sampler": task.sampler,
+        "attempt": task.attempt,
+        "worker": task.worker,
+        "outputs": task.outputs.iter().map(|o| json!({
+            "index": o.index, "key": o.key, "width": o.width, "height": o.height,
+            "seed": o.seed, "bytes": o.bytes,
+        })).collect::<Vec<_>>(),
+        "errors": task.errors.iter().map(|e| json!({
+            "attempt": e.attempt, "worker": e.worker, "message": e.message,
+        })).collect::<Vec<_>>(),
+    })
+}

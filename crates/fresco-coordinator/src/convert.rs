@@ -1,0 +1,81 @@
+//! Store records as API messages.
+
+use chrono::{DateTime, Utc};
+use fresco_core::TaskState;
+use fresco_proto::v1 as pb;
+use fresco_store::{JobSummary, OutputRecord, TaskRecord, is_finished};
+
+pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.timestamp(),
+        nanos: at.timestamp_subsec_nanos() as i32,
+    }
+}
+
+pub fn job(job: &JobSummary) -> pb::Job {
+    let c = &job.counts;
+    pb::Job {
+        id: job.id.to_string(),
+        name: job.name.clone(),
+        owner: job.owner.clone(),
+        model: job.model.clone(),
+        priority: job.priority,
+        max_attempts: job.max_attempts,
+        task_count: job.task_count,
+        counts: Some(pb::StateCounts {
+            queued: c.get(TaskState::Queued),
+            running: c.get(TaskState::Running),
+            succeeded: c.get(TaskState::Succeeded),
+            failed: c.get(TaskState::Failed),
+            cancelled: c.get(TaskState::Cancelled),
+        }),
+        finished: is_finished(c),
+        created_at: Some(timestamp(job.created_at)),
+        running_steps_done: job.running_steps.0,
+        running_steps_total: job.running_steps.1,
+    }
+}
+
+pub fn output(o: &OutputRecord) -> pb::Output {
+    pb::Output {
+        index: o.index,
+        key: o.key.clone(),
+        width: o.width,
+        height: o.height,
+        seed: o.seed,
+        bytes: o.bytes,
+    }
+}
+
+pub fn task(t: &TaskRecord) -> pb::Task {
+    pb::Task {
+        id: t.id.to_string(),
+        job_id: t.job_id.to_string(),
+        index: t.index,
+        state: t.state.to_proto() as i32,
+        model: t.model.clone(),
+        prompt: t.spec.prompt.clone(),
+        negative_prompt: t.spec.negative_prompt.clone(),
+        seed: t.spec.seed,
+        steps: t.spec.steps,
+        width: t.spec.width,
+        height: t.spec.height,
+        guidance: t.spec.guidance,
+        n: t.spec.n,
+        sampler: t.spec.sampler.clone(),
+        attempt: t.attempt,
+        worker: t.worker.map(|w| w.to_string()).unwrap_or_default(),
+        progress_step: t.progress_step,
+        outputs: t.outputs.iter().map(output).collect(),
+        errors: t
+            .errors
+            .iter()
+            .map(|e| pb::TaskError {
+                attempt: e.attempt,
+                worker: e.worker.clone(),
+                message: e.message.clone(),
+                at: Some(timestamp(e.at)),
+            })
+            .collect(),
+    }
+}

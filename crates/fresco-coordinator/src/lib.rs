@@ -1,0 +1,37 @@
+//! The fresco coordinator: serves the client API (`JobService`) and the
+//! worker API (`WorkerService`), keeps every state change in the
+//! [`fresco_store::JobStore`] first, and feeds the dispatch queues.
+//!
+//! - [`settings`]: lease and loop timings, limits.
+//! - [`convert`]: store records → API messages.
+//! - [`jobs`]: the client API.
+//! - [`workers`]: the worker API.
+//! - [`reaper`]: ends leases whose heartbeats stopped.
+//! - [`reconciler`]: pushes again whatever Postgres holds as queued and the
+//!   dispatch queues lost.
+//! - [`server`]: wires it all and serves until shutdown.
+
+pub mod convert;
+pub mod jobs;
+pub mod reaper;
+pub mod reconciler;
+pub mod server;
+pub mod settings;
+pub mod workers;
+
+use std::sync::Arc;
+
+use fresco_dispatch::Dispatch;
+use fresco_storage::Storage;
+use fresco_store::JobStore;
+
+pub use settings::Settings;
+
+/// What the services and loops share.
+#[derive(Clone)]
+pub struct Coordinator {
+    pub store: Arc<dyn JobStore>,
+    pub dispatch: Arc<dyn Dispatch>,
+    pub storage: Storage,
+    pub settings: Arc<Settings>,
+}

@@ -1,0 +1,96 @@
+//! `fresco-coordinator`: the farm's control plane.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use fresco_coordinator::{Coordinator, Settings, server};
+use fresco_dispatch::RedisDispatch;
+use fresco_storage::Storage;
+use fresco_store::PgStore;
+use fresco_telemetry::LogFormat;
+
+/// Serves fresco's gRPC API, keeps jobs in Postgres and dispatches tasks
+/// through Redis. Every flag also reads `FRESCO_<FLAG>`.
+#[derive(Debug, Parser)]
+#[command(name = "fresco-coordinator", version)]
+struct Args {
+    /// Address to serve the gRPC API on.
+    #[arg(long, env = "FRESCO_LISTEN", default_value = "127.0.0.1:50051")]
+    listen: String,
+    /// Postgres URL (name the user: postgres://user@host/db).
+    #[arg(long, env = "FRESCO_DATABASE_URL")]
+    database_url: String,
+    /// Redis URL for the dispatch queues.
+    #[arg(long, env = "FRESCO_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    redis_url: String,
+    /// Output storage: s3://bucket/prefix or file:///dir.
+    #[arg(long, env = "FRESCO_STORAGE")]
+    storage: String,
+    /// Key prefix of the Redis queues.
+    #[arg(long, env = "FRESCO_QUEUE_PREFIX", default_value = "fresco")]
+    queue_prefix: String,
+    /// Seconds a claim or heartbeat keeps a task leased.
+    #[arg(long, env = "FRESCO_LEASE_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    lease_seconds: u64,
+    /// Seconds between worker heartbeats.
+    #[arg(long, env = "FRESCO_HEARTBEAT_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
+    heartbeat_seconds: u64,
+    /// Milliseconds between reconciler passes over the dispatch queues.
+    #[arg(long, env = "FRESCO_RECONCILE_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..))]
+    reconcile_ms: u64,
+    /// Milliseconds between passes of the lease reaper.
+    #[arg(long, env = "FRESCO_REAP_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..))]
+    reap_ms: u64,
+    /// Most tasks in one job.
+    #[arg(long, env = "FRESCO_MAX_TASKS_PER_JOB", default_value_t = 1_000_000)]
+    max_tasks_per_job: usize,
+    /// Extra model ids to accept (comma-separated), besides the built-in
+    /// ones and those registered workers serve.
+    #[arg(long, env = "FRESCO_MODELS", value_delimiter = ',')]
+    models: Vec<String>,
+    #[arg(long, env = "FRESCO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    fresco_telemetry::init_tracing(args.log_format);
+    if args.heartbeat_seconds * 2 > args.lease_seconds {
+        anyhow::bail!(
+            "--heartbeat-seconds ({}) must be at most half of --lease-seconds ({})",
+            args.heartbeat_seconds,
+            args.lease_seconds
+        );
+    }
+    let shutdown = fresco_telemetry::shutdown_on_signals();
+    let store = PgStore::connect(&args.database_url)
+        .await
+        .context("connecting to Postgres and applying migrations")?;
+    let dispatch = RedisDispatch::connect(&args.redis_url, &args.queue_prefix)
+        .await
+        .context("connecting to Redis")?;
+    let storage = Storage::from_url(&args.storage).context("opening output storage")?;
+    let mut settings = Settings {
+        lease: Duration::from_secs(args.lease_seconds),
+        heartbeat: Duration::from_secs(args.heartbeat_seconds),
+        reconcile_interval: Duration::from_millis(args.reconcile_ms),
+        reap_interval: Duration::from_millis(args.reap_ms),
+        queue_prefix: args.queue_prefix,
+        extra_models: args.models,
+        ..Settings::default()
+    };
+    settings.limits.max_tasks = args.max_tasks_per_job;
+    let app = Coordinator {
+        store: Arc::new(store),
+        dispatch: Arc::new(dispatch),
+        storage,
+        settings: Arc::new(settings),
+    };
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    server::serve(app, listener, shutdown).await
+}

@@ -1,0 +1,48 @@
+//! Keeps the dispatch queues honest: when a model's queue holds fewer ids
+//! than Postgres has queued tasks (Redis flushed or restarted, a worker died
+//! between pop and claim), every queued task of that model is pushed again.
+//! Pushes are idempotent (`ZADD NX`), and a worker that pops a task that is
+//! no longer queued simply drops it.
+
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::Coordinator;
+
+/// Tasks read from Postgres per page.
+const PAGE: u32 = 5_000;
+
+/// One pass; returns how many task ids were pushed again.
+pub async fn reconcile_once(app: &Coordinator) -> anyhow::Result<u64> {
+    let mut pushed = 0;
+    for (model, queued) in app.store.queued_counts().await? {
+        let in_queue = app.dispatch.len(&model).await?;
+        if in_queue >= queued {
+            continue;
+        }
+        let mut after = i64::MIN;
+        loop {
+            let page = app.store.queued_tasks(&model, after, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            app.dispatch.push(&page).await?;
+            pushed += page.len() as u64;
+        }
+        info!(model = %model, queued, in_queue, pushed, "dispatch queue restored from Postgres");
+    }
+    Ok(pushed)
+}
+
+pub async fn run(app: Coordinator, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(app.settings.reconcile_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(err) = reconcile_once(&app).await {
+            warn!(error = %err, "reconciler pass failed");
+        }
+    }
+}

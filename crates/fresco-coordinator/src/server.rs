@@ -1,0 +1,43 @@
+//! Serves both APIs on one address, with the reaper and reconciler beside
+//! them, until the shutdown token is cancelled.
+
+use std::net::SocketAddr;
+
+use fresco_proto::v1::job_service_server::JobServiceServer;
+use fresco_proto::v1::worker_service_server::WorkerServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::jobs::JobApi;
+use crate::workers::WorkerApi;
+use crate::{Coordinator, reaper, reconciler};
+
+/// The largest request accepted: a submission of many prompts is big.
+const MAX_MESSAGE_BYTES: usize = 512 << 20;
+
+/// Serves on `listener` until `shutdown`; returns once in-flight calls end.
+pub async fn serve(app: Coordinator, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let addr: SocketAddr = listener.local_addr()?;
+    let loops = [
+        tokio::spawn(reaper::run(app.clone(), shutdown.clone())),
+        tokio::spawn(reconciler::run(app.clone(), shutdown.clone())),
+    ];
+    let jobs = JobServiceServer::new(JobApi { app: app.clone() })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let workers = WorkerServiceServer::new(WorkerApi { app });
+    info!(%addr, "coordinator listening");
+    tonic::transport::Server::builder()
+        .add_service(jobs)
+        .add_service(workers)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.clone().cancelled_owned())
+        .await?;
+    shutdown.cancel();
+    for task in loops {
+        task.await?;
+    }
+    info!("coordinator stopped");
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! The worker API: register, claim, heartbeat, complete, fail. Every write
+//! after a claim is checked against the fencing token by the store.
+
+use fresco_core::{FieldError, TaskId, WorkerId, keys};
+use fresco_proto::v1 as pb;
+use fresco_proto::v1::worker_service_server::WorkerService;
+use fresco_store::{FailOutcome, Heartbeat, Lease, LeaseToken, OutputRecord, WorkerInfo};
+use tonic::{Request, Response, Status};
+use tracing::{info, warn};
+
+use crate::{Coordinator, convert};
+
+pub struct WorkerApi {
+    pub app: Coordinator,
+}
+
+fn lease_token(worker: &str, task: &str, attempt: u32) -> Result<LeaseToken, FieldError> {
+    Ok(LeaseToken {
+        worker: WorkerId::parse_field("worker_id", worker)?,
+        task: TaskId::parse_field("task_id", task)?,
+        attempt,
+    })
+}
+
+#[tonic::async_trait]
+impl WorkerService for WorkerApi {
+    async fn register_worker(
+        &self,
+        request: Request<pb::RegisterWorkerRequest>,
+    ) -> Result<Response<pb::RegisterWorkerResponse>, Status> {
+        let request = request.into_inner();
+        let id = if request.worker_id.is_empty() {
+            WorkerId::new()
+        } else {
+            WorkerId::parse_field("worker_id", &request.worker_id)?
+        };
+        for (i, model) in request.models.iter().enumerate() {
+            fresco_core::validate::model_id(model).map_err(|e| FieldError::new(format!("models[{i}]"), e.rule))?;
+        }
+        let info = WorkerInfo {
+            id,
+            name: request.name,
+            device: request.device,
+            models: request.models,
+            loaded_models: request.loaded_models,
+        };
+        self.app.store.register_worker(&info).await?;
+        info!(worker_id = %id, name = %info.name, device = %info.device, models = ?info.models, "worker registered");
+        let settings = &self.app.settings;
+        Ok(Response::new(pb::RegisterWorkerResponse {
+            worker_id: id.to_string(),
+            lease_seconds: settings.lease.as_secs() as u32,
+            heartbeat_seconds: settings.heartbeat.as_secs().max(1) as u32,
+            queue_prefix: settings.queue_prefix.clone(),
+        }))
+    }
+
+    async fn claim_task(
+        &self,
+        request: Request<pb::ClaimTaskRequest>,
+    ) -> Result<Response<pb::ClaimTaskResponse>, Status> {
+        let request = request.into_inner();
+        let worker = WorkerId::parse_field("worker_id", &request.worker_id)?;
+        let task = TaskId::parse_field("task_id", &request.task_id)?;
+        let claim = self.app.store.claim(task, worker, self.app.settings.lease).await?;
+        info!(task_id = %task, worker_id = %worker, attempt = claim.attempt, "task claimed");
+        Ok(Response::new(pb::ClaimTaskResponse {
+            task: Some(convert::task(&claim.task)),
+            attempt: claim.attempt,
+            lease_expires_at: Some(convert::timestamp(claim.lease_expires_at)),
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let request = request.into_inner();
+        let lease = lease_token(&request.worker_id, &request.task_id, request.attempt)?;
+        let beat = Heartbeat {
+            lease,
+            step: request.step,
+        };
+        let reply = match self.app.store.heartbeat(&beat, self.app.settings.lease).await? {
+            Lease::Extended(until) => pb::HeartbeatResponse {
+                cancel: false,
+                lease_expires_at: Some(convert::timestamp(until)),
+            },
+            Lease::Lost => {
+                info!(task_id = %lease.task, attempt = lease.attempt, "lease lost; telling the worker to stop");
+                pb::HeartbeatResponse {
+                    cancel: true,
+                    lease_expires_at: None,
+                }
+            }
+        };
+        Ok(Response::new(reply))
+    }
+
+    async fn complete_task(
+        &self,
+        request: Request<pb::CompleteTaskRequest>,
+    ) -> Result<Response<pb::CompleteTaskResponse>, Status> {
+        let request = request.into_inner();
+        let lease = lease_token(&request.worker_id, &request.task_id, request.attempt)?;
+        let task = self.app.store.get_task(lease.task).await?;
+        if request.outputs.len() != task.spec.n as usize {
+            return Err(FieldError::new(
+                "outputs",
+                format!("must hold {} outputs (got {})", task.spec.n, request.outputs.len()),
+            )
+            .into());
+        }
+        let dir = keys::attempt_dir(task.job_id, task.id, lease.attempt);
+        let mut outputs = Vec::with_capacity(request.outputs.len());
+        for (i, o) in request.outputs.iter().enumerate() {
+            let expected_tail = format!("{dir}/{}.png", o.index);
+            if o.index as usize != i || !o.key.ends_with(&expected_tail) {
+                return Err(FieldError::new(
+                    format!("outputs[{i}].key"),
+                    format!("must end with {expected_tail:?} for index {i} (got {:?})", o.key),
+                )
+                .into());
+            }
+            outputs.push(OutputRecord {
+                index: o.index,
+                key: o.key.clone(),
+                width: o.width,
+                height: o.height,
+                seed: o.seed,
+                bytes: o.bytes,
+            });
+        }
+        self.app.store.complete(&lease, &outputs).await?;
+        info!(task_id = %lease.task, attempt = lease.attempt, images = outputs.len(), "task succeeded");
+        Ok(Response::new(pb::CompleteTaskResponse {}))
+    }
+
+    async fn fail_task(
+        &self,
+        request: Request<pb::FailTaskRequest>,
+    ) -> Result<Response<pb::FailTaskResponse>, Status> {
+        let request = request.into_inner();
+        let lease = lease_token(&request.worker_id, &request.task_id, request.attempt)?;
+        let outcome = self
+            .app
+            .store
+            .fail(&lease, &request.message, request.give_back)
+            .await?;
+        let requeued = match outcome {
+            FailOutcome::Requeued(task) => {
+                warn!(task_id = %lease.task, attempt = lease.attempt, give_back = request.give_back, error = %request.message, "attempt ended; task requeued");
+                if let Err(err) = self.app.dispatch.push(std::slice::from_ref(&task)).await {
+                    warn!(task_id = %lease.task, error = %err, "dispatch push failed; the reconciler will retry");
+                }
+                true
+            }
+            FailOutcome::Failed => {
+                warn!(task_id = %lease.task, attempt = lease.attempt, error = %request.message, "task failed for good");
+                false
+            }
+        };
+        Ok(Response::new(pb::FailTaskResponse { requeued }))
+    }
+}

@@ -1,0 +1,188 @@
+//! Model configuration (`config.json`) for DiT pipelines, and its validation.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Architecture and sampling defaults of a pixel-space DiT flow-matching model.
+///
+/// Serialised as `config.json` next to `model.safetensors`; a trained model ships
+/// its own vocabulary in [`TextConfig::vocab`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DitConfig {
+    /// Image channels; must be 3 (RGB, the model works directly in pixel space).
+    #[serde(default = "default_in_channels")]
+    pub in_channels: usize,
+    /// Side of the square patches; image width and height must be multiples of it.
+    pub patch_size: usize,
+    /// Width of the transformer; a multiple of 4 (2-D sin-cos embedding) and of `num_heads`.
+    pub hidden_size: usize,
+    /// Number of DiT blocks.
+    pub depth: usize,
+    /// Attention heads in every DiT block.
+    pub num_heads: usize,
+    /// MLP hidden width as a multiple of `hidden_size`.
+    #[serde(default = "default_mlp_ratio")]
+    pub mlp_ratio: f64,
+    /// Size of the sinusoidal timestep features fed to the timestep MLP (even).
+    #[serde(default = "default_freq_embed")]
+    pub freq_embed_size: usize,
+    /// Timestep shift `s` (SD3 style): `t' = s·t / (1 + (s-1)·t)`; 1.0 = no shift.
+    #[serde(default = "default_shift")]
+    pub shift: f64,
+    /// Largest accepted image side in pixels.
+    #[serde(default = "default_max_side")]
+    pub max_side: u32,
+    /// The caption encoder.
+    pub text: TextConfig,
+}
+
+/// Configuration of the small word-level caption encoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextConfig {
+    /// Width of token embeddings and text transformer layers (multiple of `num_heads`).
+    pub hidden_size: usize,
+    /// Transformer layers over the caption tokens.
+    pub num_layers: usize,
+    /// Attention heads in the text layers.
+    pub num_heads: usize,
+    /// Captions are truncated to this many known words.
+    pub max_tokens: usize,
+    /// Known words, lowercase alphanumeric. Word `vocab[i]` has token id `i + 1`;
+    /// id 0 is the learned null token used for empty captions (and thus as the
+    /// unconditional input of classifier-free guidance).
+    pub vocab: Vec<String>,
+}
+
+fn default_in_channels() -> usize {
+    3
+}
+fn default_mlp_ratio() -> f64 {
+    4.0
+}
+fn default_freq_embed() -> usize {
+    256
+}
+fn default_shift() -> f64 {
+    1.0
+}
+fn default_max_side() -> u32 {
+    512
+}
+
+impl DitConfig {
+    /// The configuration of `tiny-random-dit`: hidden 64, depth 2, 4 heads,
+    /// patch 8, one text layer over the built-in vocabulary.
+    pub fn tiny() -> Self {
+        Self {
+            in_channels: 3,
+            patch_size: 8,
+            hidden_size: 64,
+            depth: 2,
+            num_heads: 4,
+            mlp_ratio: 4.0,
+            freq_embed_size: 64,
+            shift: 1.0,
+            max_side: 512,
+            text: TextConfig {
+                hidden_size: 64,
+                num_layers: 1,
+                num_heads: 4,
+                max_tokens: 32,
+                vocab: crate::vocab::builtin_vocab(),
+            },
+        }
+    }
+
+    /// Checks internal consistency; every loader calls this before building modules.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(m));
+        if self.in_channels != 3 {
+            return bad(format!("in_channels must be 3, got {}", self.in_channels));
+        }
+        if self.patch_size == 0 || self.depth == 0 || self.num_heads == 0 {
+            return bad("patch_size, depth and num_heads must be > 0".into());
+        }
+        if self.hidden_size == 0 || !self.hidden_size.is_multiple_of(4) {
+            return bad(format!(
+                "hidden_size must be a positive multiple of 4, got {}",
+                self.hidden_size
+            ));
+        }
+        if !self.hidden_size.is_multiple_of(self.num_heads) {
+            return bad(format!(
+                "hidden_size {} not divisible by num_heads {}",
+                self.hidden_size, self.num_heads
+            ));
+        }
+        if !(self.mlp_ratio > 0.0 && self.mlp_ratio.is_finite()) {
+            return bad(format!("mlp_ratio must be > 0, got {}", self.mlp_ratio));
+        }
+        if self.freq_embed_size < 2 || !self.freq_embed_size.is_multiple_of(2) {
+            return bad(format!(
+                "freq_embed_size must be even and >= 2, got {}",
+                self.freq_embed_size
+            ));
+        }
+        if !(self.shift > 0.0 && self.shift.is_finite()) {
+            return bad(format!("shift must be > 0, got {}", self.shift));
+        }
+        if (self.max_side as usize) < self.patch_size {
+            return bad(format!("max_side {} below patch size", self.max_side));
+        }
+        let t = &self.text;
+        if t.hidden_size == 0 || t.num_heads == 0 || !t.hidden_size.is_multiple_of(t.num_heads) {
+            return bad(format!(
+                "text hidden_size {} must be a positive multiple of num_heads {}",
+                t.hidden_size, t.num_heads
+            ));
+        }
+        if t.max_tokens == 0 {
+            return bad("text max_tokens must be > 0".into());
+        }
+        if let Some(w) = t
+            .vocab
+            .iter()
+            .find(|w| w.is_empty() || w.chars().any(|c| !c.is_alphanumeric() || c.is_uppercase()))
+        {
+            return bad(format!(
+                "vocab word `{w}` is not a lowercase alphanumeric word"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Hidden width of the DiT MLPs.
+    pub(crate) fn mlp_hidden(&self) -> usize {
+        ((self.hidden_size as f64) * self.mlp_ratio)
+            .round()
+            .max(1.0) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiny_is_valid_and_json_round_trips() {
+        let c = DitConfig::tiny();
+        c.validate().unwrap();
+        let json = serde_json::to_string(&c).unwrap();
+        let back: DitConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn inconsistent_configs_are_rejected() {
+        let mut c = DitConfig::tiny();
+        c.num_heads = 3;
+        assert!(matches!(c.validate(), Err(Error::Config(_))));
+        let mut c = DitConfig::tiny();
+        c.text.vocab.push("Hello".into());
+        assert!(matches!(c.validate(), Err(Error::Config(_))));
+        let mut c = DitConfig::tiny();
+        c.in_channels = 4;
+        assert!(matches!(c.validate(), Err(Error::Config(_))));
+    }
+}

@@ -1,0 +1,172 @@
+//! The diffusion transformer (DiT, Peebles & Xie 2023) in pixel space.
+//!
+//! Patchify (linear patch embedding + 2-D sin-cos positions computed for the
+//! actual grid) → N blocks → final adaLN layer → unpatchify. Each block is
+//! adaLN-Zero style: shift/scale/gate for self-attention and MLP come from the
+//! conditioning vector `c = t_emb + proj(pooled caption)`. Between the two, a
+//! pre-LN cross-attention to the caption tokens (PixArt-α style) lets every patch
+//! read the prompt; cross-attention rather than token concatenation keeps the
+//! self-attention cost independent of caption length.
+//!
+//! Weight names (safetensors keys) are under `dit.`. Training would zero-init the
+//! adaLN gates and the final projection ("Zero"); the random model uses ordinary
+//! random init so that prompts and guidance visibly change its output.
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::init::Init;
+use candle_nn::{LayerNorm, Linear, VarBuilder, linear};
+
+use crate::config::DitConfig;
+use crate::error::{Error, Result};
+use crate::layers::{
+    Attention, Mlp, affine_norm, linear_with_init, modulate, plain_norm, sincos_2d,
+    timestep_features,
+};
+
+/// Init of the final projection's weight. DiT zero-initialises it; for a random
+/// (untrained) model a small normal init keeps the predicted velocity around 0.2
+/// so images are not clamped to black/white while prompts still matter. Only
+/// random construction reads init hints; loaded weights ignore them.
+const FINAL_INIT: Init = Init::Randn {
+    mean: 0.0,
+    stdev: 0.02,
+};
+
+/// Caption context for one batch: tokens `[B, L, Dt]`, optional additive padding
+/// mask `[B, 1, 1, L]`, pooled features `[B, Dt]`.
+pub(crate) struct Context {
+    pub tokens: Tensor,
+    pub mask: Option<Tensor>,
+    pub pooled: Tensor,
+}
+
+struct Block {
+    norm1: LayerNorm,
+    attn: Attention,
+    norm2: LayerNorm,
+    cross: Attention,
+    norm3: LayerNorm,
+    mlp: Mlp,
+    ada: Linear,
+}
+
+impl Block {
+    fn new(cfg: &DitConfig, device: &Device, vb: VarBuilder) -> Result<Self> {
+        let d = cfg.hidden_size;
+        Ok(Self {
+            norm1: plain_norm(d, device)?,
+            attn: Attention::new(d, d, cfg.num_heads, vb.pp("attn"))?,
+            norm2: affine_norm(d, vb.pp("norm2"))?,
+            cross: Attention::new(d, cfg.text.hidden_size, cfg.num_heads, vb.pp("cross"))?,
+            norm3: plain_norm(d, device)?,
+            mlp: Mlp::new(d, cfg.mlp_hidden(), vb.pp("mlp"))?,
+            ada: linear(d, 6 * d, vb.pp("ada"))?,
+        })
+    }
+
+    /// `x: [B, N, D]`, `c_act = silu(c): [B, D]`.
+    fn forward(&self, x: &Tensor, c_act: &Tensor, ctx: &Context) -> Result<Tensor> {
+        let m = self.ada.forward(c_act)?.chunk(6, 1)?;
+        let (shift_a, scale_a, gate_a) = (&m[0], &m[1], &m[2]);
+        let (shift_m, scale_m, gate_m) = (&m[3], &m[4], &m[5]);
+        let h = modulate(&self.norm1.forward(x)?, shift_a, scale_a)?;
+        let x = (x + self
+            .attn
+            .forward(&h, &h, None)?
+            .broadcast_mul(&gate_a.unsqueeze(1)?)?)?;
+        let h = self.norm2.forward(&x)?;
+        let x = (&x + self.cross.forward(&h, &ctx.tokens, ctx.mask.as_ref())?)?;
+        let h = modulate(&self.norm3.forward(&x)?, shift_m, scale_m)?;
+        Ok((&x + self.mlp.forward(&h)?.broadcast_mul(&gate_m.unsqueeze(1)?)?)?)
+    }
+}
+
+/// The DiT velocity model.
+pub(crate) struct Dit {
+    patch: usize,
+    hidden: usize,
+    freq: usize,
+    x_embed: Linear,
+    t_fc1: Linear,
+    t_fc2: Linear,
+    y_proj: Linear,
+    blocks: Vec<Block>,
+    final_norm: LayerNorm,
+    final_ada: Linear,
+    final_linear: Linear,
+}
+
+impl Dit {
+    pub(crate) fn new(cfg: &DitConfig, device: &Device, vb: VarBuilder) -> Result<Self> {
+        let d = cfg.hidden_size;
+        let patch_dim = cfg.patch_size * cfg.patch_size * cfg.in_channels;
+        let blocks = (0..cfg.depth)
+            .map(|i| Block::new(cfg, device, vb.pp(format!("blocks.{i}"))))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            patch: cfg.patch_size,
+            hidden: d,
+            freq: cfg.freq_embed_size,
+            x_embed: linear(patch_dim, d, vb.pp("x_embed"))?,
+            t_fc1: linear(cfg.freq_embed_size, d, vb.pp("t_embed.fc1"))?,
+            t_fc2: linear(d, d, vb.pp("t_embed.fc2"))?,
+            y_proj: linear(cfg.text.hidden_size, d, vb.pp("y_proj"))?,
+            blocks,
+            final_norm: plain_norm(d, device)?,
+            final_ada: linear(d, 2 * d, vb.pp("final.ada"))?,
+            final_linear: linear_with_init(d, patch_dim, FINAL_INIT, vb.pp("final.linear"))?,
+        })
+    }
+
+    /// Predicted velocity `v = noise − x0` for `x: [B, 3, H, W]` at flow time `t ∈ [0, 1]`
+    /// (same `t` for the whole batch). Returns `[B, 3, H, W]`.
+    pub(crate) fn forward(&self, x: &Tensor, t: f64, ctx: &Context) -> Result<Tensor> {
+        let (b, c, h, w) = x.dims4()?;
+        let p = self.patch;
+        if h % p != 0 || w % p != 0 {
+            return Err(Error::InvalidParams(format!(
+                "{w}x{h} is not a multiple of the patch size {p}"
+            )));
+        }
+        let (gh, gw) = (h / p, w / p);
+        let device = x.device();
+
+        // Patchify: [B,C,H,W] -> [B, gh*gw, p*p*C]
+        let patches = x
+            .reshape((b, c, gh, p, gw, p))?
+            .permute((0, 2, 4, 3, 5, 1))?
+            .contiguous()?
+            .reshape((b, gh * gw, p * p * c))?;
+        let pos = Tensor::from_vec(
+            sincos_2d(gh, gw, self.hidden),
+            (1, gh * gw, self.hidden),
+            device,
+        )?;
+        let mut tokens = self.x_embed.forward(&patches)?.broadcast_add(&pos)?;
+
+        // Conditioning vector c = MLP(sinusoid(1000 t)) + proj(pooled caption).
+        let tf = Tensor::from_vec(
+            timestep_features(t * 1000.0, self.freq),
+            (1, self.freq),
+            device,
+        )?;
+        let t_emb = self.t_fc2.forward(&self.t_fc1.forward(&tf)?.silu()?)?;
+        let cond = self.y_proj.forward(&ctx.pooled)?.broadcast_add(&t_emb)?;
+        let c_act = cond.silu()?;
+
+        for block in &self.blocks {
+            tokens = block.forward(&tokens, &c_act, ctx)?;
+        }
+        let m = self.final_ada.forward(&c_act)?.chunk(2, 1)?;
+        let out = modulate(&self.final_norm.forward(&tokens)?, &m[0], &m[1])?;
+        let out = self.final_linear.forward(&out)?;
+
+        // Unpatchify: [B, gh*gw, p*p*C] -> [B,C,H,W]
+        Ok(out
+            .reshape((b, gh, gw, p, p, c))?
+            .permute((0, 5, 1, 3, 2, 4))?
+            .contiguous()?
+            .reshape((b, c, h, w))?
+            .to_dtype(DType::F32)?)
+    }
+}

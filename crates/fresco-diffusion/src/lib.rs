@@ -1,0 +1,33 @@
+//! `fresco-diffusion`: turns render tasks into images.
+//!
+//! This crate owns the [`Pipeline`] abstraction the worker codes against, the
+//! built-in DiT flow-matching model ([`DitPipeline`], id `tiny-random-dit`), the
+//! model [`registry`], an LRU [`cache::ModelCache`] of loaded pipelines, and PNG
+//! encoding with text metadata ([`png_encode`]).
+//!
+//! Reproducibility contract: image `k` of a task with seed `s` starts from noise
+//! drawn only from [`derive_image_seed`]`(s, k)`, so every image can be
+//! regenerated on its own and is identical to the batch result.
+
+pub mod cache;
+pub mod config;
+mod dit;
+pub mod error;
+mod init;
+mod layers;
+pub mod pipeline;
+pub mod png_encode;
+pub mod registry;
+pub mod sampler;
+mod seed;
+mod text_encoder;
+pub mod tokenizer;
+mod types;
+mod vocab;
+
+pub use cache::{CacheStats, ModelCache};
+pub use config::{DitConfig, TextConfig};
+pub use error::{Error, Result};
+pub use pipeline::DitPipeline;
+pub use seed::{derive_image_seed, splitmix64};
+pub use types::{GenerateParams, GeneratedImage, Pipeline, Progress};

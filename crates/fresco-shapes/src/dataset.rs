@@ -1,0 +1,177 @@
+//! Seeded, reproducible generation of captioned samples, with the train /
+//! held-out split, plus mild Gaussian-like pixel noise for robustness checks.
+//!
+//! Sample `i` of a dataset is a pure function of `(seed, split, image_size, i)`:
+//! a ChaCha8 stream keyed by the seed, stream number `i`, so samples can be
+//! produced in any order or in parallel and are identical on every machine.
+
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::caption::{below, caption};
+use crate::error::Result;
+use crate::render::{check_image_size, render};
+use crate::scene::{Jitter, Scene};
+
+/// Which attribute combinations a dataset draws from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Split {
+    /// Every valid combination except the held-out ones (for training).
+    Train,
+    /// Only held-out combinations (for testing generalisation).
+    HeldOut,
+    /// Every valid combination.
+    All,
+}
+
+impl Split {
+    /// Whether a scene belongs to this split.
+    pub fn contains(self, scene: &Scene) -> bool {
+        match self {
+            Split::Train => !scene.is_held_out(),
+            Split::HeldOut => scene.is_held_out(),
+            Split::All => true,
+        }
+    }
+
+    /// The canonical scenes of this split, in a fixed order.
+    pub fn combinations(self) -> Vec<Scene> {
+        Scene::all_combinations()
+            .into_iter()
+            .filter(|s| self.contains(s))
+            .collect()
+    }
+}
+
+/// One generated example.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sample {
+    /// What was drawn.
+    pub scene: Scene,
+    /// A varied English caption of the scene.
+    pub caption: String,
+    /// Image side in pixels.
+    pub image_size: u32,
+    /// Row-major RGB8 pixels, `image_size * image_size * 3` bytes.
+    pub rgb: Vec<u8>,
+}
+
+/// A reproducible, random-access, unbounded source of samples.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    seed: u64,
+    image_size: u32,
+    split: Split,
+    combinations: Vec<Scene>,
+}
+
+fn signed_in<R: RngCore + ?Sized>(rng: &mut R, max: i8) -> i8 {
+    let span = u32::from(max.unsigned_abs()) * 2 + 1;
+    // below(span) <= 2*max, so the difference fits in i8.
+    i8::try_from(i64::from(below(rng, span)) - i64::from(max)).unwrap_or(0)
+}
+
+/// Draws an attribute-preserving jitter.
+pub fn random_jitter<R: RngCore + ?Sized>(rng: &mut R) -> Jitter {
+    let mut j = Jitter {
+        dx: signed_in(rng, Jitter::MAX_OFFSET),
+        dy: signed_in(rng, Jitter::MAX_OFFSET),
+        scale_percent: signed_in(rng, Jitter::MAX_SCALE_PERCENT),
+        ..Jitter::default()
+    };
+    for c in &mut j.fg {
+        *c = signed_in(rng, Jitter::MAX_FG);
+    }
+    for c in &mut j.bg {
+        *c = signed_in(rng, Jitter::MAX_BG);
+    }
+    j
+}
+
+impl Dataset {
+    /// A dataset over `split` at `image_size`×`image_size` pixels.
+    pub fn new(seed: u64, image_size: u32, split: Split) -> Result<Dataset> {
+        check_image_size(image_size)?;
+        Ok(Dataset {
+            seed,
+            image_size,
+            split,
+            combinations: split.combinations(),
+        })
+    }
+
+    /// Generates samples `0..count` of [`Dataset::new`]`(seed, image_size, split)`.
+    pub fn generate(seed: u64, count: usize, image_size: u32, split: Split) -> Result<Vec<Sample>> {
+        let ds = Dataset::new(seed, image_size, split)?;
+        (0..count as u64).map(|i| ds.sample(i)).collect()
+    }
+
+    /// The seed.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The image side.
+    pub fn image_size(&self) -> u32 {
+        self.image_size
+    }
+
+    /// The split.
+    pub fn split(&self) -> Split {
+        self.split
+    }
+
+    /// The scene of sample `index` (cheap: no rendering).
+    pub fn scene(&self, index: u64) -> Scene {
+        self.scene_and_rng(index).0
+    }
+
+    fn scene_and_rng(&self, index: u64) -> (Scene, ChaCha8Rng) {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        rng.set_stream(index);
+        let n = u32::try_from(self.combinations.len()).unwrap_or(u32::MAX);
+        let pick = below(&mut rng, n) as usize;
+        let mut scene = self.combinations[pick];
+        scene.jitter = random_jitter(&mut rng);
+        (scene, rng)
+    }
+
+    /// Sample number `index`: scene, caption and pixels.
+    pub fn sample(&self, index: u64) -> Result<Sample> {
+        let (scene, mut rng) = self.scene_and_rng(index);
+        let caption = caption(&scene, &mut rng);
+        let rgb = render(&scene, self.image_size)?;
+        Ok(Sample {
+            scene,
+            caption,
+            image_size: self.image_size,
+            rgb,
+        })
+    }
+
+    /// Samples `start, start+1, ...` without end (for training loops).
+    pub fn iter_from(&self, start: u64) -> impl Iterator<Item = Result<Sample>> + '_ {
+        (start..).map(move |i| self.sample(i))
+    }
+}
+
+/// Adds zero-mean Gaussian-like noise (a sum of three uniform integers in
+/// `-amplitude..=amplitude`, standard deviation ≈ `amplitude + 0.5`) to every byte,
+/// saturating at 0 and 255.
+pub fn add_noise<R: RngCore + ?Sized>(rgb: &mut [u8], amplitude: u8, rng: &mut R) {
+    let a = u32::from(amplitude);
+    if a == 0 {
+        return;
+    }
+    for px in rgb.iter_mut() {
+        let mut sum: i32 = 0;
+        for _ in 0..3 {
+            // below(2a+1) <= 510, fits in i32.
+            sum += i32::try_from(below(rng, 2 * a + 1)).unwrap_or(0) - i32::from(amplitude);
+        }
+        let v = i32::from(*px) + sum;
+        *px = u8::try_from(v.clamp(0, 255)).unwrap_or(0);
+    }
+}

@@ -1,0 +1,149 @@
+//! Output storage named by URL: `s3://bucket/prefix` (endpoint and
+//! credentials from the standard `AWS_*` variables) or `file:///dir`.
+//!
+//! [`Storage`] pairs an object store with the key prefix from the URL, and
+//! retries transient errors with backoff (object_store's retry policy).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, RetryConfig};
+use url::Url;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("storage URL {url:?}: {why}")]
+    BadUrl { url: String, why: String },
+    #[error("storage: {0}")]
+    Store(#[from] object_store::Error),
+    #[error("object key {0:?} is not valid")]
+    BadKey(String),
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// An object store and the key prefix every fresco object lives under.
+#[derive(Clone)]
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    url: String,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage").field("url", &self.url).finish()
+    }
+}
+
+fn retry() -> RetryConfig {
+    RetryConfig {
+        max_retries: 5,
+        retry_timeout: Duration::from_secs(60),
+        ..RetryConfig::default()
+    }
+}
+
+impl Storage {
+    /// Opens the store a URL names. `file://` directories are created.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let bad = |why: &str| StorageError::BadUrl {
+            url: url.to_owned(),
+            why: why.to_owned(),
+        };
+        let parsed = Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+        let (store, prefix): (Arc<dyn ObjectStore>, String) = match parsed.scheme() {
+            "s3" => {
+                let bucket = parsed
+                    .host_str()
+                    .filter(|b| !b.is_empty())
+                    .ok_or_else(|| bad("names no bucket"))?;
+                let store = AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_retry(retry())
+                    .build()?;
+                (Arc::new(store), parsed.path().trim_matches('/').to_owned())
+            }
+            "file" => {
+                let dir = parsed
+                    .to_file_path()
+                    .map_err(|()| bad("is not an absolute file path"))?;
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| bad(&format!("cannot create {}: {e}", dir.display())))?;
+                let store = LocalFileSystem::new_with_prefix(&dir)?;
+                (Arc::new(store), String::new())
+            }
+            other => return Err(bad(&format!("unsupported scheme {other:?} (use s3:// or file://)"))),
+        };
+        Ok(Self {
+            store,
+            prefix,
+            url: url.to_owned(),
+        })
+    }
+
+    /// The key prefix from the URL's path (empty for `file://`).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn path(key: &str) -> Result<Path> {
+        Path::parse(key).map_err(|_| StorageError::BadKey(key.to_owned()))
+    }
+
+    pub async fn put(&self, key: &str, bytes: Bytes) -> Result<()> {
+        self.store.put(&Self::path(key)?, bytes.into()).await?;
+        Ok(())
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Bytes> {
+        Ok(self.store.get(&Self::path(key)?).await?.bytes().await?)
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        self.store.delete(&Self::path(key)?).await?;
+        Ok(())
+    }
+
+    /// Whether an object exists.
+    pub async fn exists(&self, key: &str) -> Result<bool> {
+        match self.store.head(&Self::path(key)?).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn file_urls_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", dir.path().join("out").display());
+        let storage = Storage::from_url(&url).unwrap();
+        storage.put("a/b/0.png", Bytes::from_static(b"png")).await.unwrap();
+        assert_eq!(storage.get("a/b/0.png").await.unwrap(), Bytes::from_static(b"png"));
+        assert!(storage.exists("a/b/0.png").await.unwrap());
+        assert!(!storage.exists("a/b/1.png").await.unwrap());
+        assert!(dir.path().join("out/a/b/0.png").is_file());
+    }
+
+    #[test]
+    fn bad_urls_say_why() {
+        for url in ["ftp://x/y", "not a url", "s3:///prefix"] {
+            let err = Storage::from_url(url).unwrap_err().to_string();
+            assert!(err.contains(url), "{err}");
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Store errors, and the gRPC status each one becomes.
+//!
+//! Database internals stay inside: a client sees "internal error", the log
+//! sees the detail.
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The row exists but is not in a state that allows the operation
+    /// (a stale fencing token, a task that is no longer queued, ...).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Internal(#[source] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err),
+            other => StoreError::Internal(other),
+        }
+    }
+}
+
+impl From<StoreError> for tonic::Status {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound(what) => tonic::Status::not_found(format!("{what} not found")),
+            StoreError::Conflict(why) => tonic::Status::failed_precondition(why),
+            StoreError::Unavailable(source) => {
+                tracing::warn!(error = %source, "database unavailable");
+                tonic::Status::unavailable("database unavailable, try again")
+            }
+            StoreError::Internal(source) => {
+                tracing::error!(error = %source, "database error");
+                tonic::Status::internal("internal error")
+            }
+            StoreError::Migrate(source) => {
+                tracing::error!(error = %source, "migration error");
+                tonic::Status::internal("internal error")
+            }
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,67 @@
+//! Where fresco keeps its truth: jobs, tasks, leases, outputs and workers.
+//!
+//! - [`JobStore`]: the operations the coordinator needs, each one short
+//!   statement (or one transaction) guarded by the task's state and, after a
+//!   claim, by its fencing token (the attempt number).
+//! - [`records`]: what the store hands back.
+//! - [`postgres`]: the production store, through sqlx, with its migrations.
+//! - [`error`]: store errors and their gRPC status codes.
+
+pub mod error;
+pub mod postgres;
+pub mod records;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fresco_core::{JobId, JobSpec, TaskId, TaskState, WorkerId};
+
+pub use error::{Result, StoreError};
+pub use postgres::PgStore;
+pub use records::*;
+
+/// The operations on fresco's source of truth.
+#[async_trait]
+pub trait JobStore: Send + Sync + 'static {
+    /// Stores a job and all its tasks, all or nothing.
+    async fn submit(&self, spec: &JobSpec) -> Result<Submitted>;
+    async fn get_job(&self, id: JobId) -> Result<JobSummary>;
+    /// Newest first.
+    async fn list_jobs(&self, limit: u32, owner: Option<&str>) -> Result<Vec<JobSummary>>;
+    /// Cancels every queued or running task of the job; returns the ids.
+    async fn cancel_job(&self, id: JobId) -> Result<Vec<QueuedTask>>;
+    async fn get_task(&self, id: TaskId) -> Result<TaskRecord>;
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<TaskRecord>>;
+
+    /// Whether `key` is the key of a recorded output.
+    async fn has_output(&self, key: &str) -> Result<bool>;
+
+    /// Registers a worker (or refreshes one that registers again).
+    async fn register_worker(&self, worker: &WorkerInfo) -> Result<()>;
+    /// Every model some registered worker serves.
+    async fn served_models(&self) -> Result<Vec<String>>;
+
+    /// Leases a queued task to a worker; `Conflict` when it is not queued.
+    async fn claim(&self, task: TaskId, worker: WorkerId, lease: Duration) -> Result<Claim>;
+    /// Extends a lease; `Lease::Lost` when the token is stale or the task
+    /// was cancelled.
+    async fn heartbeat(&self, beat: &Heartbeat, lease: Duration) -> Result<Lease>;
+    /// Records the outputs and marks the task succeeded; `Conflict` when the
+    /// token is stale.
+    async fn complete(&self, lease: &LeaseToken, outputs: &[OutputRecord]) -> Result<()>;
+    /// Records a failed attempt: back to the queue while attempts are left,
+    /// else failed. `give_back` returns the task without counting a failure.
+    async fn fail(&self, lease: &LeaseToken, message: &str, give_back: bool) -> Result<FailOutcome>;
+    /// Ends leases whose heartbeats stopped, as failed attempts.
+    async fn expire_leases(&self) -> Result<Vec<Requeue>>;
+
+    /// How many tasks are queued, per model.
+    async fn queued_counts(&self) -> Result<Vec<(String, u64)>>;
+    /// Queued tasks of a model in dispatch order, after `after_seq`.
+    async fn queued_tasks(&self, model: &str, after_seq: i64, limit: u32) -> Result<Vec<QueuedTask>>;
+}
+
+/// The task states a job's tasks are in.
+pub fn is_finished(counts: &StateCounts) -> bool {
+    counts.get(TaskState::Queued) == 0 && counts.get(TaskState::Running) == 0
+}

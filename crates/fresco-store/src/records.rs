@@ -1,0 +1,138 @@
+//! What the store hands back: jobs with their counts, tasks with their
+//! outputs and errors, leases.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+pub use fresco_core::QueuedTask;
+use fresco_core::{JobId, TaskId, TaskSpec, TaskState, WorkerId};
+use serde::{Deserialize, Serialize};
+
+/// Task counts by state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateCounts(pub HashMap<TaskState, u64>);
+
+impl StateCounts {
+    pub fn get(&self, state: TaskState) -> u64 {
+        self.0.get(&state).copied().unwrap_or(0)
+    }
+    pub fn total(&self) -> u64 {
+        self.0.values().sum()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobSummary {
+    pub id: JobId,
+    pub name: String,
+    pub owner: String,
+    pub model: String,
+    pub priority: i32,
+    pub max_attempts: u32,
+    pub task_count: u64,
+    pub created_at: DateTime<Utc>,
+    pub counts: StateCounts,
+    /// Steps done and steps needed, over the tasks running now.
+    pub running_steps: (u64, u64),
+}
+
+/// What a submission stored.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    pub job: JobSummary,
+    pub tasks: Vec<QueuedTask>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputRecord {
+    pub index: u32,
+    pub key: String,
+    pub width: u32,
+    pub height: u32,
+    pub seed: u64,
+    pub bytes: u64,
+}
+
+/// One failed attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptError {
+    pub attempt: u32,
+    pub worker: String,
+    pub message: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRecord {
+    pub id: TaskId,
+    pub job_id: JobId,
+    pub index: u32,
+    pub model: String,
+    pub spec: TaskSpec,
+    pub state: TaskState,
+    pub attempt: u32,
+    pub worker: Option<WorkerId>,
+    pub progress_step: u32,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    pub outputs: Vec<OutputRecord>,
+    pub errors: Vec<AttemptError>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TaskQuery {
+    pub job: Option<JobId>,
+    pub state: Option<TaskState>,
+    pub from_index: u32,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerInfo {
+    pub id: WorkerId,
+    pub name: String,
+    pub device: String,
+    pub models: Vec<String>,
+    pub loaded_models: Vec<String>,
+}
+
+/// A claimed task: run it, then report with `attempt` as the fencing token.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub task: TaskRecord,
+    pub attempt: u32,
+    pub lease_expires_at: DateTime<Utc>,
+}
+
+/// Who holds a lease: every write after a claim carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseToken {
+    pub task: TaskId,
+    pub worker: WorkerId,
+    pub attempt: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Heartbeat {
+    pub lease: LeaseToken,
+    pub step: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    Extended(DateTime<Utc>),
+    /// Stale token, expired lease or cancelled task: stop and record nothing.
+    Lost,
+}
+
+/// A task that left `running`: back to `queued`, or `failed` for good.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requeue {
+    pub task: QueuedTask,
+    pub state: TaskState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailOutcome {
+    Requeued(QueuedTask),
+    Failed,
+}

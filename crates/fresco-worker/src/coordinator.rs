@@ -1,0 +1,81 @@
+//! The worker's side of the worker API, with the retry policy for calls
+//! whose loss would throw work away.
+
+use std::time::Duration;
+
+use fresco_proto::v1 as pb;
+use fresco_proto::v1::worker_service_client::WorkerServiceClient;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+use tracing::warn;
+
+/// A connected client.
+#[derive(Clone)]
+pub struct CoordinatorClient {
+    inner: WorkerServiceClient<Channel>,
+}
+
+/// Whether a failed call may succeed when tried again.
+pub fn is_transient(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Internal | Code::Aborted
+    )
+}
+
+impl CoordinatorClient {
+    /// A lazily connecting client: calls fail with UNAVAILABLE while the
+    /// coordinator is down, and reconnect when it is back.
+    pub fn new(endpoint: &str) -> anyhow::Result<Self> {
+        let channel = Channel::from_shared(endpoint.to_owned())?
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(30))
+            .connect_lazy();
+        Ok(Self {
+            inner: WorkerServiceClient::new(channel),
+        })
+    }
+
+    pub async fn register(&self, req: pb::RegisterWorkerRequest) -> Result<pb::RegisterWorkerResponse, Status> {
+        Ok(self.inner.clone().register_worker(req).await?.into_inner())
+    }
+
+    pub async fn claim(&self, req: pb::ClaimTaskRequest) -> Result<pb::ClaimTaskResponse, Status> {
+        Ok(self.inner.clone().claim_task(req).await?.into_inner())
+    }
+
+    pub async fn heartbeat(&self, req: pb::HeartbeatRequest) -> Result<pb::HeartbeatResponse, Status> {
+        Ok(self.inner.clone().heartbeat(req).await?.into_inner())
+    }
+
+    pub async fn complete(&self, req: pb::CompleteTaskRequest) -> Result<(), Status> {
+        self.inner.clone().complete_task(req).await?;
+        Ok(())
+    }
+
+    pub async fn fail(&self, req: pb::FailTaskRequest) -> Result<pb::FailTaskResponse, Status> {
+        Ok(self.inner.clone().fail_task(req).await?.into_inner())
+    }
+}
+
+/// Calls `call` until it succeeds, fails for a reason retrying cannot fix,
+/// or `patience` runs out; waits grow from 200 ms to 5 s.
+pub async fn with_retries<T, F, Fut>(what: &str, patience: Duration, mut call: F) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Status>>,
+{
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut wait = Duration::from_millis(200);
+    loop {
+        match call().await {
+            Ok(value) => return Ok(value),
+            Err(status) if is_transient(&status) && tokio::time::Instant::now() + wait < deadline => {
+                warn!(call = what, code = ?status.code(), error = %status.message(), retry_in_ms = wait.as_millis() as u64, "coordinator call failed; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(status) => return Err(status),
+        }
+    }
+}

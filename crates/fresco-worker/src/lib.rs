@@ -1,0 +1,17 @@
+//! The fresco worker: pops task ids from the dispatch queues (models it
+//! already holds first), claims each through the coordinator, samples with
+//! a cached pipeline while heartbeating, uploads the PNGs, then reports.
+//!
+//! - [`settings`]: what the daemon is told at start.
+//! - [`coordinator`]: the gRPC client, with retries for reports.
+//! - [`render`]: one task's images, from parameters to PNG bytes.
+//! - [`task`]: one claimed task, end to end, with its heartbeat.
+//! - [`daemon`]: register, then pop → claim → run until shutdown.
+
+pub mod coordinator;
+pub mod daemon;
+pub mod render;
+pub mod settings;
+pub mod task;
+
+pub use settings::Settings;

@@ -1,0 +1,84 @@
+//! `fresco-worker`: renders tasks for a fresco coordinator.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use clap::Parser;
+use fresco_core::params::BUILTIN_MODELS;
+use fresco_telemetry::LogFormat;
+use fresco_worker::Settings;
+
+/// Pops tasks from Redis, claims them through the coordinator, renders them
+/// and uploads the PNGs. Every flag also reads `FRESCO_<FLAG>`.
+#[derive(Debug, Parser)]
+#[command(name = "fresco-worker", version)]
+struct Args {
+    /// The coordinator's gRPC endpoint.
+    #[arg(long, env = "FRESCO_COORDINATOR", default_value = "http://127.0.0.1:50051")]
+    coordinator: String,
+    /// Redis URL of the dispatch queues.
+    #[arg(long, env = "FRESCO_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    redis_url: String,
+    /// Output storage: s3://bucket/prefix or file:///dir.
+    #[arg(long, env = "FRESCO_STORAGE")]
+    storage: String,
+    /// A name for logs and listings (default: host name and process id).
+    #[arg(long, env = "FRESCO_NAME")]
+    name: Option<String>,
+    /// Models to serve, comma-separated (default: the built-in ones).
+    #[arg(long, env = "FRESCO_MODELS", value_delimiter = ',')]
+    models: Vec<String>,
+    /// Device to sample on.
+    #[arg(long, env = "FRESCO_DEVICE", default_value = "cpu")]
+    device: String,
+    /// MiB of model weights kept loaded between tasks.
+    #[arg(long, env = "FRESCO_CACHE_BUDGET_MB", default_value_t = 4096)]
+    cache_budget_mb: u64,
+    /// Seconds a shutdown waits for the running task before giving it back.
+    #[arg(long, env = "FRESCO_SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
+    shutdown_grace_seconds: u64,
+    /// Seconds a finished result is held while reporting it keeps failing.
+    #[arg(long, env = "FRESCO_REPORT_PATIENCE_SECONDS", default_value_t = 300)]
+    report_patience_seconds: u64,
+    #[arg(long, env = "FRESCO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+fn default_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "worker".into());
+    format!("{host}-{}", std::process::id())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    fresco_telemetry::init_tracing(args.log_format);
+    if args.device != "cpu" {
+        bail!("--device {}: this build samples on the CPU only (device \"cpu\")", args.device);
+    }
+    let models = if args.models.is_empty() {
+        BUILTIN_MODELS.iter().map(|m| (*m).to_owned()).collect()
+    } else {
+        args.models
+    };
+    for model in &models {
+        if !BUILTIN_MODELS.contains(&model.as_str()) {
+            bail!("--models: unknown model {model:?}; this worker serves {}", BUILTIN_MODELS.join(", "));
+        }
+    }
+    let settings = Settings {
+        coordinator: args.coordinator,
+        redis_url: args.redis_url,
+        storage: args.storage,
+        name: args.name.unwrap_or_else(default_name),
+        models,
+        cache_budget_bytes: args.cache_budget_mb << 20,
+        shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
+        pop_timeout: Duration::from_secs(2),
+        report_patience: Duration::from_secs(args.report_patience_seconds),
+    };
+    let shutdown = fresco_telemetry::shutdown_on_signals();
+    fresco_worker::daemon::run(settings, shutdown).await
+}

@@ -1,0 +1,211 @@
+//! One claimed task, end to end: heartbeat while sampling, upload the
+//! images under this attempt's keys, then report. A lost lease stops the
+//! sampler within one step and records nothing; a shutdown past its grace
+//! gives the task back.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fresco_core::{JobId, TaskId, keys};
+use fresco_diffusion::ModelCache;
+use fresco_proto::v1 as pb;
+use fresco_storage::Storage;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::coordinator::{CoordinatorClient, with_retries};
+use crate::render::{Progress, RenderedImage, render};
+
+/// What the task needs from its worker.
+pub struct TaskContext {
+    pub client: CoordinatorClient,
+    pub storage: Storage,
+    pub cache: Arc<ModelCache>,
+    pub worker_id: String,
+    pub heartbeat: Duration,
+    pub report_patience: Duration,
+    /// Cancelled when the worker must give its task back (shutdown grace over).
+    pub give_back: CancellationToken,
+}
+
+/// How a task ended on this worker.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    Succeeded,
+    Failed,
+    GivenBack,
+    /// The lease was lost (cancelled, or expired and re-leased).
+    LeaseLost,
+    /// The report could not be delivered; the lease will expire.
+    Unreported,
+}
+
+fn lease_lost(status: &tonic::Status) -> bool {
+    matches!(status.code(), tonic::Code::FailedPrecondition | tonic::Code::NotFound)
+}
+
+pub async fn run(ctx: &TaskContext, task: pb::Task, attempt: u32) -> Ended {
+    let progress = Arc::new(Progress::default());
+    let heartbeat = spawn_heartbeat(ctx, &task, attempt, progress.clone());
+    let sampling = {
+        let cache = ctx.cache.clone();
+        let task = task.clone();
+        let progress = progress.clone();
+        tokio::task::spawn_blocking(move || render(&cache, &task, &progress))
+    };
+    let give_back = ctx.give_back.clone();
+    let cancel_on_give_back = {
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            give_back.cancelled().await;
+            progress.cancel.store(true, Ordering::Relaxed);
+        })
+    };
+    let outcome = sampling.await;
+    cancel_on_give_back.abort();
+    let lost = progress.cancel.load(Ordering::Relaxed) && !ctx.give_back.is_cancelled();
+    let result = if lost {
+        info!(task_id = %task.id, attempt, "lease lost; the task stopped and records nothing");
+        Ended::LeaseLost
+    } else {
+        match outcome {
+            Ok(Ok(images)) => match upload(ctx, &task, attempt, &images).await {
+                Ok(outputs) => report_success(ctx, &task, attempt, outputs).await,
+                Err(err) => report_failure(ctx, &task, attempt, format!("storage: {err:#}"), false).await,
+            },
+            Ok(Err(_)) | Err(_) if ctx.give_back.is_cancelled() => {
+                report_failure(ctx, &task, attempt, "worker shutting down".into(), true).await
+            }
+            Ok(Err(err)) => report_failure(ctx, &task, attempt, format!("{err:#}"), false).await,
+            Err(join) => {
+                let message = match join.try_into_panic() {
+                    Ok(panic) => panic_message(panic.as_ref()),
+                    Err(join) => join.to_string(),
+                };
+                report_failure(ctx, &task, attempt, format!("sampling panicked: {message}"), false).await
+            }
+        }
+    };
+    heartbeat.abort();
+    result
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+fn spawn_heartbeat(
+    ctx: &TaskContext,
+    task: &pb::Task,
+    attempt: u32,
+    progress: Arc<Progress>,
+) -> tokio::task::JoinHandle<()> {
+    let client = ctx.client.clone();
+    let every = ctx.heartbeat;
+    let request = pb::HeartbeatRequest {
+        worker_id: ctx.worker_id.clone(),
+        task_id: task.id.clone(),
+        attempt,
+        step: 0,
+        total_steps: task.steps,
+    };
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let beat = pb::HeartbeatRequest {
+                step: progress.step.load(Ordering::Relaxed),
+                ..request.clone()
+            };
+            match client.heartbeat(beat).await {
+                Ok(reply) if reply.cancel => {
+                    progress.cancel.store(true, Ordering::Relaxed);
+                    return;
+                }
+                Ok(_) => {}
+                Err(status) => {
+                    warn!(task_id = %request.task_id, code = ?status.code(), error = %status.message(), "heartbeat failed")
+                }
+            }
+        }
+    })
+}
+
+async fn upload(
+    ctx: &TaskContext,
+    task: &pb::Task,
+    attempt: u32,
+    images: &[RenderedImage],
+) -> anyhow::Result<Vec<pb::Output>> {
+    let job: JobId = task.job_id.parse()?;
+    let task_id: TaskId = task.id.parse()?;
+    let mut outputs = Vec::with_capacity(images.len());
+    for image in images {
+        let key = keys::output_key(ctx.storage.prefix(), job, task_id, attempt, image.index);
+        ctx.storage.put(&key, Bytes::from(image.png.clone())).await?;
+        outputs.push(pb::Output {
+            index: image.index,
+            key,
+            width: image.width,
+            height: image.height,
+            seed: image.seed,
+            bytes: image.png.len() as u64,
+        });
+    }
+    Ok(outputs)
+}
+
+async fn report_success(ctx: &TaskContext, task: &pb::Task, attempt: u32, outputs: Vec<pb::Output>) -> Ended {
+    let request = pb::CompleteTaskRequest {
+        worker_id: ctx.worker_id.clone(),
+        task_id: task.id.clone(),
+        attempt,
+        outputs: outputs.clone(),
+    };
+    match with_retries("complete", ctx.report_patience, || ctx.client.complete(request.clone())).await {
+        Ok(()) => {
+            info!(task_id = %task.id, attempt, images = outputs.len(), "task succeeded");
+            Ended::Succeeded
+        }
+        Err(status) if lease_lost(&status) => {
+            warn!(task_id = %task.id, attempt, error = %status.message(), "completion refused; removing this attempt's objects");
+            for output in &outputs {
+                if let Err(err) = ctx.storage.delete(&output.key).await {
+                    warn!(key = %output.key, error = %err, "could not remove an unreferenced object");
+                }
+            }
+            Ended::LeaseLost
+        }
+        Err(status) => {
+            warn!(task_id = %task.id, attempt, code = ?status.code(), error = %status.message(), "could not report the result");
+            Ended::Unreported
+        }
+    }
+}
+
+async fn report_failure(ctx: &TaskContext, task: &pb::Task, attempt: u32, message: String, give_back: bool) -> Ended {
+    warn!(task_id = %task.id, attempt, give_back, error = %message, "attempt did not succeed");
+    let request = pb::FailTaskRequest {
+        worker_id: ctx.worker_id.clone(),
+        task_id: task.id.clone(),
+        attempt,
+        message,
+        give_back,
+    };
+    match with_retries("fail", ctx.report_patience, || ctx.client.fail(request.clone())).await {
+        Ok(_) if give_back => Ended::GivenBack,
+        Ok(_) => Ended::Failed,
+        Err(status) if lease_lost(&status) => Ended::LeaseLost,
+        Err(status) => {
+            warn!(task_id = %task.id, code = ?status.code(), error = %status.message(), "could not report the failure");
+            Ended::Unreported
+        }
+    }
+}
