@@ -1,1 +1,379 @@
-//! Harness for fresco's end-to-end tests.
+//! Harness for fresco's end-to-end tests: the real binaries against real
+//! Postgres, Redis and S3.
+//!
+//! `scripts/test.sh` starts the services and exports where they are
+//! (`FRESCO_TEST_*`, `AWS_*`); each test then gets a database of its own,
+//! a Redis server of its own and a key prefix of its own in the bucket, so
+//! tests run in parallel without seeing each other.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Where the shared services are, from the environment.
+pub struct Services {
+    pub database_url: String,
+    pub redis_server: String,
+    pub bucket: String,
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with scripts/test.sh, which starts Postgres, Redis and S3")
+    })
+}
+
+impl Services {
+    pub fn from_env() -> Self {
+        Self {
+            database_url: env("FRESCO_TEST_DATABASE_URL"),
+            redis_server: env("FRESCO_TEST_REDIS_SERVER"),
+            bucket: env("FRESCO_TEST_BUCKET"),
+        }
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// Waits until `ready` holds, or panics after `timeout` naming `what`.
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut ready: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !ready().await {
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A database of this test's own, created on the shared Postgres server.
+pub struct TestDatabase {
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub async fn create(services: &Services) -> Self {
+        let name = format!("fresco_test_{}", Uuid::new_v4().simple());
+        let admin = PgPool::connect(&services.database_url)
+            .await
+            .expect("connecting to the test Postgres server");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .expect("creating a test database");
+        admin.close().await;
+        let base = services
+            .database_url
+            .rsplit_once('/')
+            .map(|(base, _)| base)
+            .expect("database URL has a path");
+        Self {
+            url: format!("{base}/{name}"),
+        }
+    }
+
+    pub async fn pool(&self) -> PgPool {
+        PgPool::connect(&self.url).await.expect("connecting to the test database")
+    }
+}
+
+/// A child process killed when dropped.
+pub struct Proc {
+    pub name: String,
+    pub child: Child,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, command: &mut Command) -> Self {
+        let child = command
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Self {
+            name: name.to_owned(),
+            child,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal (e.g. "TERM", "KILL").
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{signal} {} failed", self.name);
+    }
+
+    /// Waits for the process to exit, at most `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for a child") {
+                return status;
+            }
+            assert!(start.elapsed() < timeout, "{} did not exit within {timeout:?}", self.name);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Redis server of this test's own.
+pub struct RedisServer {
+    pub url: String,
+    pub port: u16,
+    _proc: Proc,
+}
+
+impl RedisServer {
+    pub async fn start(services: &Services) -> Self {
+        let port = free_port();
+        let proc = Proc::spawn(
+            "redis-server",
+            Command::new(&services.redis_server)
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null()),
+        );
+        let url = format!("redis://127.0.0.1:{port}");
+        let client = redis::Client::open(url.as_str()).expect("redis url");
+        wait_until("redis-server", Duration::from_secs(10), || {
+            let client = client.clone();
+            async move { client.get_multiplexed_async_connection().await.is_ok() }
+        })
+        .await;
+        Self { url, port, _proc: proc }
+    }
+
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url.as_str())
+            .expect("redis url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connecting to redis")
+    }
+}
+
+/// The directory the workspace's binaries are built into (next to the
+/// test executable's `deps/`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory")
+        .to_path_buf();
+    dir
+}
+
+/// A command for one of fresco's binaries.
+pub fn binary(name: &str) -> Command {
+    let path = bin_dir().join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: build the binaries first (cargo build --workspace --bins)",
+        path.display()
+    );
+    Command::new(path)
+}
+
+/// Where a test's logs go: kept in the temp dir for a failing test to show.
+pub fn log_file(dir: &std::path::Path, name: &str) -> std::fs::File {
+    std::fs::File::create(dir.join(format!("{name}.log"))).expect("creating a log file")
+}
+
+/// Timings for a farm under test: short leases so expiry tests are quick.
+#[derive(Debug, Clone)]
+pub struct FarmOptions {
+    pub workers: usize,
+    pub lease_seconds: u64,
+    pub heartbeat_seconds: u64,
+    pub reconcile_ms: u64,
+    pub reap_ms: u64,
+}
+
+impl Default for FarmOptions {
+    fn default() -> Self {
+        Self {
+            workers: 2,
+            lease_seconds: 4,
+            heartbeat_seconds: 1,
+            reconcile_ms: 300,
+            reap_ms: 200,
+        }
+    }
+}
+
+/// A coordinator and workers over this test's own database, Redis and
+/// bucket prefix.
+pub struct Farm {
+    pub services: Services,
+    pub db: TestDatabase,
+    pub redis: RedisServer,
+    pub storage_url: String,
+    pub endpoint: String,
+    pub listen: String,
+    pub dir: tempfile::TempDir,
+    pub coordinator: Option<Proc>,
+    pub workers: Vec<Proc>,
+    pub options: FarmOptions,
+}
+
+impl Farm {
+    pub async fn start(options: FarmOptions) -> Self {
+        let services = Services::from_env();
+        let db = TestDatabase::create(&services).await;
+        let redis = RedisServer::start(&services).await;
+        let storage_url = format!("s3://{}/t-{}", services.bucket, Uuid::new_v4().simple());
+        let port = free_port();
+        let mut farm = Self {
+            services,
+            db,
+            redis,
+            storage_url,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            listen: format!("127.0.0.1:{port}"),
+            dir: tempfile::tempdir().expect("temp dir"),
+            coordinator: None,
+            workers: Vec::new(),
+            options,
+        };
+        farm.start_coordinator().await;
+        for _ in 0..farm.options.workers {
+            farm.start_worker().await;
+        }
+        farm
+    }
+
+    pub async fn start_coordinator(&mut self) {
+        let o = &self.options;
+        let log = log_file(self.dir.path(), "coordinator");
+        let proc = Proc::spawn(
+            "fresco-coordinator",
+            binary("fresco-coordinator")
+                .args(["--listen", &self.listen])
+                .args(["--database-url", &self.db.url])
+                .args(["--redis-url", &self.redis.url])
+                .args(["--storage", &self.storage_url])
+                .args(["--lease-seconds", &o.lease_seconds.to_string()])
+                .args(["--heartbeat-seconds", &o.heartbeat_seconds.to_string()])
+                .args(["--reconcile-ms", &o.reconcile_ms.to_string()])
+                .args(["--reap-ms", &o.reap_ms.to_string()])
+                .stdout(Stdio::null())
+                .stderr(log),
+        );
+        self.coordinator = Some(proc);
+        let endpoint = self.endpoint.clone();
+        wait_until("the coordinator to serve", Duration::from_secs(30), || {
+            let endpoint = endpoint.clone();
+            async move {
+                fresco_proto::v1::job_service_client::JobServiceClient::connect(endpoint)
+                    .await
+                    .is_ok()
+            }
+        })
+        .await;
+    }
+
+    /// Starts one more worker and waits until it has registered.
+    pub async fn start_worker(&mut self) {
+        let before = self.registered_workers().await;
+        let n = self.workers.len();
+        let log = log_file(self.dir.path(), &format!("worker-{n}"));
+        let proc = Proc::spawn(
+            "fresco-worker",
+            binary("fresco-worker")
+                .args(["--coordinator", &self.endpoint])
+                .args(["--redis-url", &self.redis.url])
+                .args(["--storage", &self.storage_url])
+                .args(["--name", &format!("worker-{n}")])
+                .args(["--shutdown-grace-seconds", "10"])
+                .stdout(Stdio::null())
+                .stderr(log),
+        );
+        self.workers.push(proc);
+        let pool = self.db.pool().await;
+        wait_until("the worker to register", Duration::from_secs(30), || {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>("SELECT count(*) FROM workers")
+                    .fetch_one(&pool)
+                    .await
+                    .map(|n| n > before)
+                    .unwrap_or(false)
+            }
+        })
+        .await;
+    }
+
+    async fn registered_workers(&self) -> i64 {
+        let pool = self.db.pool().await;
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM workers")
+            .fetch_one(&pool)
+            .await
+            .unwrap_or(0)
+    }
+
+    /// Runs the real `fresco` CLI against this farm.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        binary("fresco")
+            .args(["--coordinator", &self.endpoint])
+            .args(args)
+            .output()
+            .expect("running fresco")
+    }
+
+    /// Opens the farm's output storage with the same code the binaries use.
+    pub fn storage(&self) -> fresco_storage::Storage {
+        fresco_storage::Storage::from_url(&self.storage_url).expect("opening test storage")
+    }
+
+    /// The logs of every process, for a failing assertion's message.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
+            for entry in entries.flatten() {
+                if entry.path().extension().is_some_and(|e| e == "log") {
+                    let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                    out.push_str(&format!("--- {}\n", entry.path().display()));
+                    for line in tail.into_iter().rev() {
+                        out.push_str(line);
+                        out.push('\n');
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Text of a command's output, for assertion messages.
+pub fn describe(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}

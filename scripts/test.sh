@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# fresco's test command: installs and starts what the tests need (Postgres,
+# Redis, an S3-compatible server) when missing, builds the binaries, runs
+# the whole suite, and stops the services again.
+#   scripts/test.sh [extra nextest/cargo test arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export FRESCO_SERVICES_DIR="${FRESCO_SERVICES_DIR:-$(pwd)/.services/test}"
+
+scripts/services.sh start
+trap 'scripts/services.sh stop' EXIT
+# shellcheck disable=SC1091
+source "$FRESCO_SERVICES_DIR/env"
+
+cargo build --workspace --bins --locked
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast "$@"
+else
+  cargo test --workspace --locked --no-fail-fast "$@"
+fi
