@@ -51,7 +51,10 @@ where
 {
     let start = Instant::now();
     while !ready().await {
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -83,7 +86,9 @@ impl TestDatabase {
     }
 
     pub async fn pool(&self) -> PgPool {
-        PgPool::connect(&self.url).await.expect("connecting to the test database")
+        PgPool::connect(&self.url)
+            .await
+            .expect("connecting to the test database")
     }
 }
 
@@ -126,7 +131,11 @@ impl Proc {
             if let Some(status) = self.child.try_wait().expect("waiting for a child") {
                 return status;
             }
-            assert!(start.elapsed() < timeout, "{} did not exit within {timeout:?}", self.name);
+            assert!(
+                start.elapsed() < timeout,
+                "{} did not exit within {timeout:?}",
+                self.name
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -152,7 +161,16 @@ impl RedisServer {
         let proc = Proc::spawn(
             "redis-server",
             Command::new(&services.redis_server)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
                 .stdout(Stdio::null()),
         );
         let url = format!("redis://127.0.0.1:{port}");
@@ -162,7 +180,11 @@ impl RedisServer {
             async move { client.get_multiplexed_async_connection().await.is_ok() }
         })
         .await;
-        Self { url, port, _proc: proc }
+        Self {
+            url,
+            port,
+            _proc: proc,
+        }
     }
 
     pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
@@ -178,12 +200,10 @@ impl RedisServer {
 /// test executable's `deps/`).
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
+    exe.parent()
         .and_then(|deps| deps.parent())
         .expect("target directory")
-        .to_path_buf();
-    dir
+        .to_path_buf()
 }
 
 /// A command for one of fresco's binaries.

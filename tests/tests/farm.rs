@@ -26,7 +26,10 @@ async fn a_bulk_job_flows_from_the_cli_to_the_bucket() {
     // and lines override sizes, steps, guidance and n.
     let mut lines = Vec::new();
     for i in 0..20 {
-        lines.push(format!(r#"{{"prompt": "a shape number {i}", "seed": {}}}"#, 1000 + i));
+        lines.push(format!(
+            r#"{{"prompt": "a shape number {i}", "seed": {}}}"#,
+            1000 + i
+        ));
     }
     lines.push(r#"{"prompt": "a red circle", "seed": 7, "steps": 3}"#.to_owned());
     lines.push(r#"{"prompt": "a red circle", "seed": 7, "steps": 3}"#.to_owned());
@@ -55,7 +58,10 @@ async fn a_bulk_job_flows_from_the_cli_to_the_bucket() {
     ]);
     assert!(out.status.success(), "{}\n{}", describe(&out), farm.logs());
     let submitted: serde_json::Value = serde_json::from_slice(
-        out.stdout.split(|b| *b == b'\n').next().expect("a first line"),
+        out.stdout
+            .split(|b| *b == b'\n')
+            .next()
+            .expect("a first line"),
     )
     .expect("submit --json prints a JSON object");
     let job_id = submitted["job_id"].as_str().expect("job_id").to_owned();
@@ -63,20 +69,27 @@ async fn a_bulk_job_flows_from_the_cli_to_the_bucket() {
 
     // Postgres: every task succeeded, and both workers took part.
     let pool = farm.db.pool().await;
-    let states: Vec<(String, i64)> = sqlx::query_as("SELECT state, count(*) FROM tasks GROUP BY state")
-        .fetch_all(&pool)
-        .await
-        .expect("counting states");
-    assert_eq!(states, vec![("succeeded".to_owned(), 24)], "{}", farm.logs());
+    let states: Vec<(String, i64)> =
+        sqlx::query_as("SELECT state, count(*) FROM tasks GROUP BY state")
+            .fetch_all(&pool)
+            .await
+            .expect("counting states");
+    assert_eq!(
+        states,
+        vec![("succeeded".to_owned(), 24)],
+        "{}",
+        farm.logs()
+    );
     let workers: i64 = sqlx::query_scalar("SELECT count(DISTINCT worker_id) FROM tasks")
         .fetch_one(&pool)
         .await
         .expect("counting workers");
     assert_eq!(workers, 2, "tasks should be spread over both workers");
-    let leased: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks WHERE lease_expires_at IS NOT NULL")
-        .fetch_one(&pool)
-        .await
-        .expect("counting leases");
+    let leased: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM tasks WHERE lease_expires_at IS NOT NULL")
+            .fetch_one(&pool)
+            .await
+            .expect("counting leases");
     assert_eq!(leased, 0);
 
     // Every output exists in the bucket, decodes to the asked size and
@@ -94,7 +107,10 @@ async fn a_bulk_job_flows_from_the_cli_to_the_bucket() {
     let mut pixels: HashMap<(i32, i32), Vec<u8>> = HashMap::new();
     for row in &rows {
         let key: String = row.get("key");
-        let bytes = storage.get(&key).await.unwrap_or_else(|e| panic!("{key} is not in the bucket: {e}"));
+        let bytes = storage
+            .get(&key)
+            .await
+            .unwrap_or_else(|e| panic!("{key} is not in the bucket: {e}"));
         assert_eq!(bytes.len() as i64, row.get::<i64, _>("bytes"));
         let (w, h, rgb) = decode(&bytes);
         assert_eq!((w as i32, h as i32), (row.get("width"), row.get("height")));
@@ -102,13 +118,22 @@ async fn a_bulk_job_flows_from_the_cli_to_the_bucket() {
         let (_, _, text) = read_png_text(&bytes).expect("reading PNG text chunks");
         let text: HashMap<String, String> = text.into_iter().collect();
         assert_eq!(text["prompt"], row.get::<String, _>("prompt"));
-        assert_eq!(text["negative_prompt"], row.get::<String, _>("negative_prompt"));
+        assert_eq!(
+            text["negative_prompt"],
+            row.get::<String, _>("negative_prompt")
+        );
         assert_eq!(text["steps"], row.get::<i32, _>("steps").to_string());
         assert_eq!(text["model"], "tiny-random-dit");
         assert_eq!(text["sampler"], "euler");
         assert_eq!(text["width"], w.to_string());
-        assert_eq!(text["task_seed"], (row.get::<i64, _>("seed") as u64).to_string());
-        assert_eq!(text["seed"], (row.get::<i64, _>("oseed") as u64).to_string());
+        assert_eq!(
+            text["task_seed"],
+            (row.get::<i64, _>("seed") as u64).to_string()
+        );
+        assert_eq!(
+            text["seed"],
+            (row.get::<i64, _>("oseed") as u64).to_string()
+        );
         assert_eq!(text["guidance"], row.get::<f32, _>("guidance").to_string());
         assert!(text["parameters"].contains("Sampler: euler"));
         pixels.insert((row.get("idx"), row.get("image")), rgb);
@@ -117,7 +142,11 @@ async fn a_bulk_job_flows_from_the_cli_to_the_bucket() {
     assert_eq!(pixels[&(20, 0)], pixels[&(21, 0)]);
     assert_eq!(pixels[&(20, 1)], pixels[&(21, 1)]);
     assert_eq!(pixels[&(22, 2)], pixels[&(23, 2)]);
-    assert_ne!(pixels[&(20, 0)], pixels[&(20, 1)], "images of a batch draw different noise");
+    assert_ne!(
+        pixels[&(20, 0)],
+        pixels[&(20, 1)],
+        "images of a batch draw different noise"
+    );
     assert_ne!(pixels[&(0, 0)], pixels[&(1, 0)]);
 
     // `fresco status --json` agrees with the database.
@@ -129,12 +158,19 @@ async fn a_bulk_job_flows_from_the_cli_to_the_bucket() {
     assert_eq!(status["finished"], true);
     let tasks = status["tasks"].as_array().expect("tasks");
     assert_eq!(tasks.len(), 24);
-    let listed_keys: usize = tasks.iter().map(|t| t["outputs"].as_array().map_or(0, Vec::len)).sum();
+    let listed_keys: usize = tasks
+        .iter()
+        .map(|t| t["outputs"].as_array().map_or(0, Vec::len))
+        .sum();
     assert_eq!(listed_keys, rows.len());
 
     // `fresco list` shows the job; `fresco download` fetches every image.
     let out = farm.cli(&["list"]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&job_id), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&job_id),
+        "{}",
+        describe(&out)
+    );
     let dest = farm.dir.path().join("downloaded");
     let out = farm.cli(&["download", &job_id, "--out", dest.to_str().expect("utf-8")]);
     assert!(out.status.success(), "{}", describe(&out));
@@ -152,35 +188,63 @@ async fn the_reconciler_restores_queues_after_redis_is_flushed() {
     })
     .await;
     let out = farm.cli(&[
-        "submit", "--model", "tiny-random-dit", "--prompt", "a", "--prompt", "b", "--prompt", "c",
-        "--steps", "2", "--width", "16", "--height", "16",
+        "submit",
+        "--model",
+        "tiny-random-dit",
+        "--prompt",
+        "a",
+        "--prompt",
+        "b",
+        "--prompt",
+        "c",
+        "--steps",
+        "2",
+        "--width",
+        "16",
+        "--height",
+        "16",
     ]);
     assert!(out.status.success(), "{}", describe(&out));
     let job_id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
 
     let mut redis = farm.redis.connection().await;
     let key = "fresco:queue:tiny-random-dit";
-    let len: u64 = redis::cmd("ZCARD").arg(key).query_async(&mut redis).await.expect("ZCARD");
+    let len: u64 = redis::cmd("ZCARD")
+        .arg(key)
+        .query_async(&mut redis)
+        .await
+        .expect("ZCARD");
     assert_eq!(len, 3);
-    let _: () = redis::cmd("FLUSHALL").query_async(&mut redis).await.expect("FLUSHALL");
-    fresco_e2e::wait_until("the reconciler to re-push", std::time::Duration::from_secs(15), || {
-        let mut redis = redis.clone();
-        async move {
-            redis::cmd("ZCARD")
-                .arg(key)
-                .query_async::<u64>(&mut redis)
-                .await
-                .map(|n| n == 3)
-                .unwrap_or(false)
-        }
-    })
+    let _: () = redis::cmd("FLUSHALL")
+        .query_async(&mut redis)
+        .await
+        .expect("FLUSHALL");
+    fresco_e2e::wait_until(
+        "the reconciler to re-push",
+        std::time::Duration::from_secs(15),
+        || {
+            let mut redis = redis.clone();
+            async move {
+                redis::cmd("ZCARD")
+                    .arg(key)
+                    .query_async::<u64>(&mut redis)
+                    .await
+                    .map(|n| n == 3)
+                    .unwrap_or(false)
+            }
+        },
+    )
     .await;
 
     // A worker that starts now finishes the job.
     farm.start_worker().await;
     let out = farm.cli(&["watch", &job_id]);
     assert!(out.status.success(), "{}\n{}", describe(&out), farm.logs());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("succeeded 3"), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("succeeded 3"),
+        "{}",
+        describe(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,35 +255,58 @@ async fn a_worker_stopped_by_sigterm_leaves_nothing_leased() {
     })
     .await;
     let out = farm.cli(&[
-        "submit", "--model", "tiny-random-dit", "--prompt", "slow one", "--prompt", "slow two",
-        "--steps", "150", "--width", "128", "--height", "128", "-n", "2",
+        "submit",
+        "--model",
+        "tiny-random-dit",
+        "--prompt",
+        "slow one",
+        "--prompt",
+        "slow two",
+        "--steps",
+        "150",
+        "--width",
+        "128",
+        "--height",
+        "128",
+        "-n",
+        "2",
     ]);
     assert!(out.status.success(), "{}", describe(&out));
     let pool = farm.db.pool().await;
-    fresco_e2e::wait_until("a task to start", std::time::Duration::from_secs(20), || {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM tasks WHERE state = 'running'")
-                .fetch_one(&pool)
-                .await
-                .map(|n| n > 0)
-                .unwrap_or(false)
-        }
-    })
+    fresco_e2e::wait_until(
+        "a task to start",
+        std::time::Duration::from_secs(20),
+        || {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>("SELECT count(*) FROM tasks WHERE state = 'running'")
+                    .fetch_one(&pool)
+                    .await
+                    .map(|n| n > 0)
+                    .unwrap_or(false)
+            }
+        },
+    )
     .await;
     let worker = &mut farm.workers[0];
     worker.signal("TERM");
     let status = worker.wait_exit(std::time::Duration::from_secs(30));
-    assert!(status.success(), "the worker exits cleanly on SIGTERM: {status:?}\n{}", farm.logs());
+    assert!(
+        status.success(),
+        "the worker exits cleanly on SIGTERM: {status:?}\n{}",
+        farm.logs()
+    );
     let leased: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks WHERE state = 'running'")
         .fetch_one(&pool)
         .await
         .expect("counting leases");
     assert_eq!(leased, 0, "{}", farm.logs());
-    let errors: i64 = sqlx::query_scalar("SELECT coalesce(sum(jsonb_array_length(errors)), 0)::BIGINT FROM tasks")
-        .fetch_one(&pool)
-        .await
-        .expect("counting errors");
+    let errors: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(jsonb_array_length(errors)), 0)::BIGINT FROM tasks",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("counting errors");
     assert_eq!(errors, 0, "finishing or giving back is not a failure");
 }
 
@@ -238,6 +325,10 @@ fn docker_compose_names_the_whole_farm() {
     let worker_env = serde_yaml::to_string(&doc["services"]["worker"]).expect("worker yaml");
     assert!(worker_env.contains("FRESCO_COORDINATOR"), "{worker_env}");
     assert!(worker_env.contains("AWS_ENDPOINT_URL"), "{worker_env}");
-    let coordinator_env = serde_yaml::to_string(&doc["services"]["coordinator"]).expect("coordinator yaml");
-    assert!(coordinator_env.contains("FRESCO_DATABASE_URL"), "{coordinator_env}");
+    let coordinator_env =
+        serde_yaml::to_string(&doc["services"]["coordinator"]).expect("coordinator yaml");
+    assert!(
+        coordinator_env.contains("FRESCO_DATABASE_URL"),
+        "{coordinator_env}"
+    );
 }

@@ -6,10 +6,19 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "fresco", version, about = "Submit and follow image generation jobs on a fresco farm")]
+#[command(
+    name = "fresco",
+    version,
+    about = "Submit and follow image generation jobs on a fresco farm"
+)]
 pub struct Cli {
     /// The coordinator's gRPC endpoint.
-    #[arg(long, global = true, env = "FRESCO_COORDINATOR", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long,
+        global = true,
+        env = "FRESCO_COORDINATOR",
+        default_value = "http://127.0.0.1:50051"
+    )]
     pub coordinator: String,
     #[command(subcommand)]
     pub command: Command,

@@ -56,7 +56,10 @@ impl JobService for JobApi {
         }))
     }
 
-    async fn get_job(&self, request: Request<pb::GetJobRequest>) -> Result<Response<pb::Job>, Status> {
+    async fn get_job(
+        &self,
+        request: Request<pb::GetJobRequest>,
+    ) -> Result<Response<pb::Job>, Status> {
         let id = JobId::parse_field("job_id", &request.get_ref().job_id)?;
         let job = self.app.store.get_job(id).await?;
         Ok(Response::new(convert::job(&job)))
@@ -70,7 +73,9 @@ impl JobService for JobApi {
         let limit = match request.limit {
             0 => 50,
             n if n > 1000 => {
-                return Err(FieldError::new("limit", format!("must be at most 1000 (got {n})")).into());
+                return Err(
+                    FieldError::new("limit", format!("must be at most 1000 (got {n})")).into(),
+                );
             }
             n => n,
         };
@@ -81,7 +86,10 @@ impl JobService for JobApi {
         }))
     }
 
-    async fn cancel_job(&self, request: Request<pb::CancelJobRequest>) -> Result<Response<pb::Job>, Status> {
+    async fn cancel_job(
+        &self,
+        request: Request<pb::CancelJobRequest>,
+    ) -> Result<Response<pb::Job>, Status> {
         let id = JobId::parse_field("job_id", &request.get_ref().job_id)?;
         let cancelled = self.app.store.cancel_job(id).await?;
         info!(job_id = %id, tasks = cancelled.len(), "job cancelled");
@@ -119,7 +127,10 @@ impl JobService for JobApi {
         Ok(Response::new(Box::pin(stream)))
     }
 
-    async fn get_task(&self, request: Request<pb::GetTaskRequest>) -> Result<Response<pb::Task>, Status> {
+    async fn get_task(
+        &self,
+        request: Request<pb::GetTaskRequest>,
+    ) -> Result<Response<pb::Task>, Status> {
         let id = TaskId::parse_field("task_id", &request.get_ref().task_id)?;
         let task = self.app.store.get_task(id).await?;
         Ok(Response::new(convert::task(&task)))
@@ -131,12 +142,15 @@ impl JobService for JobApi {
     ) -> Result<Response<pb::ListTasksResponse>, Status> {
         let request = request.into_inner();
         let job = JobId::parse_field("job_id", &request.job_id)?;
-        let state = pb::TaskState::try_from(request.state)
-            .map_err(|_| FieldError::new("state", format!("unknown task state {}", request.state)))?;
+        let state = pb::TaskState::try_from(request.state).map_err(|_| {
+            FieldError::new("state", format!("unknown task state {}", request.state))
+        })?;
         let limit = match request.limit {
             0 => 1000,
             n if n > 10_000 => {
-                return Err(FieldError::new("limit", format!("must be at most 10000 (got {n})")).into());
+                return Err(
+                    FieldError::new("limit", format!("must be at most 10000 (got {n})")).into(),
+                );
             }
             n => n,
         };

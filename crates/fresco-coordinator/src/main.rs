@@ -23,7 +23,11 @@ struct Args {
     #[arg(long, env = "FRESCO_DATABASE_URL")]
     database_url: String,
     /// Redis URL for the dispatch queues.
-    #[arg(long, env = "FRESCO_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    #[arg(
+        long,
+        env = "FRESCO_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
     redis_url: String,
     /// Output storage: s3://bucket/prefix or file:///dir.
     #[arg(long, env = "FRESCO_STORAGE")]

@@ -18,7 +18,11 @@ use crate::{Coordinator, reaper, reconciler};
 const MAX_MESSAGE_BYTES: usize = 512 << 20;
 
 /// Serves on `listener` until `shutdown`; returns once in-flight calls end.
-pub async fn serve(app: Coordinator, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(
+    app: Coordinator,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     let loops = [
         tokio::spawn(reaper::run(app.clone(), shutdown.clone())),
@@ -32,7 +36,10 @@ pub async fn serve(app: Coordinator, listener: TcpListener, shutdown: Cancellati
     tonic::transport::Server::builder()
         .add_service(jobs)
         .add_service(workers)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.clone().cancelled_owned())
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            shutdown.clone().cancelled_owned(),
+        )
         .await?;
     shutdown.cancel();
     for task in loops {

@@ -35,7 +35,8 @@ impl WorkerService for WorkerApi {
             WorkerId::parse_field("worker_id", &request.worker_id)?
         };
         for (i, model) in request.models.iter().enumerate() {
-            fresco_core::validate::model_id(model).map_err(|e| FieldError::new(format!("models[{i}]"), e.rule))?;
+            fresco_core::validate::model_id(model)
+                .map_err(|e| FieldError::new(format!("models[{i}]"), e.rule))?;
         }
         let info = WorkerInfo {
             id,
@@ -62,7 +63,11 @@ impl WorkerService for WorkerApi {
         let request = request.into_inner();
         let worker = WorkerId::parse_field("worker_id", &request.worker_id)?;
         let task = TaskId::parse_field("task_id", &request.task_id)?;
-        let claim = self.app.store.claim(task, worker, self.app.settings.lease).await?;
+        let claim = self
+            .app
+            .store
+            .claim(task, worker, self.app.settings.lease)
+            .await?;
         info!(task_id = %task, worker_id = %worker, attempt = claim.attempt, "task claimed");
         Ok(Response::new(pb::ClaimTaskResponse {
             task: Some(convert::task(&claim.task)),
@@ -81,7 +86,12 @@ impl WorkerService for WorkerApi {
             lease,
             step: request.step,
         };
-        let reply = match self.app.store.heartbeat(&beat, self.app.settings.lease).await? {
+        let reply = match self
+            .app
+            .store
+            .heartbeat(&beat, self.app.settings.lease)
+            .await?
+        {
             Lease::Extended(until) => pb::HeartbeatResponse {
                 cancel: false,
                 lease_expires_at: Some(convert::timestamp(until)),
@@ -107,7 +117,11 @@ impl WorkerService for WorkerApi {
         if request.outputs.len() != task.spec.n as usize {
             return Err(FieldError::new(
                 "outputs",
-                format!("must hold {} outputs (got {})", task.spec.n, request.outputs.len()),
+                format!(
+                    "must hold {} outputs (got {})",
+                    task.spec.n,
+                    request.outputs.len()
+                ),
             )
             .into());
         }
@@ -118,7 +132,10 @@ impl WorkerService for WorkerApi {
             if o.index as usize != i || !o.key.ends_with(&expected_tail) {
                 return Err(FieldError::new(
                     format!("outputs[{i}].key"),
-                    format!("must end with {expected_tail:?} for index {i} (got {:?})", o.key),
+                    format!(
+                        "must end with {expected_tail:?} for index {i} (got {:?})",
+                        o.key
+                    ),
                 )
                 .into());
             }

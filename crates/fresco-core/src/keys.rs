@@ -35,7 +35,13 @@ mod tests {
             output_key("renders/", job, task, 2, 1),
             format!("renders/{job}/{task}/2/1.png")
         );
-        assert_eq!(output_key("", job, task, 1, 0), format!("{job}/{task}/1/0.png"));
-        assert_ne!(output_key("p", job, task, 1, 0), output_key("p", job, task, 2, 0));
+        assert_eq!(
+            output_key("", job, task, 1, 0),
+            format!("{job}/{task}/1/0.png")
+        );
+        assert_ne!(
+            output_key("p", job, task, 1, 0),
+            output_key("p", job, task, 2, 0)
+        );
     }
 }

@@ -40,7 +40,12 @@ pub enum Format {
 impl Format {
     /// The format a file name's extension names.
     pub fn from_path(path: &Path) -> Result<Self, PromptsFileError> {
-        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("txt") => Ok(Format::Text),
             Some("jsonl") | Some("ndjson") => Ok(Format::JsonLines),
             Some("csv") => Ok(Format::Csv),
@@ -150,7 +155,9 @@ fn parse_jsonl(bytes: &[u8]) -> Result<Vec<TaskParams>, PromptsFileError> {
 }
 
 fn parse_csv(bytes: &[u8]) -> Result<Vec<TaskParams>, PromptsFileError> {
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(bytes);
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(bytes);
     let headers = reader
         .headers()
         .map_err(|e| at(1, format!("bad header: {e}")))?
@@ -180,7 +187,11 @@ fn parse_csv(bytes: &[u8]) -> Result<Vec<TaskParams>, PromptsFileError> {
 }
 
 /// A CSV cell as the JSON value its column expects.
-fn csv_value(line: usize, column: &str, value: &str) -> Result<serde_json::Value, PromptsFileError> {
+fn csv_value(
+    line: usize,
+    column: &str,
+    value: &str,
+) -> Result<serde_json::Value, PromptsFileError> {
     match column {
         "prompt" | "negative_prompt" | "sampler" => {
             check_controls(line, value)?;
@@ -188,7 +199,12 @@ fn csv_value(line: usize, column: &str, value: &str) -> Result<serde_json::Value
         }
         _ => serde_json::from_str::<serde_json::Number>(value)
             .map(serde_json::Value::Number)
-            .map_err(|_| at(line, format!("column {column:?}: {value:?} is not a number"))),
+            .map_err(|_| {
+                at(
+                    line,
+                    format!("column {column:?}: {value:?} is not a number"),
+                )
+            }),
     }
 }
 
@@ -239,11 +255,26 @@ mod tests {
 
     #[test]
     fn jsonl_errors_name_the_line() {
-        assert_eq!(line_of(parse(b"{\"prompt\":\"a\"}\n{oops", Format::JsonLines).unwrap_err()), 2);
-        assert_eq!(line_of(parse(b"{\"prompt\":\"a\",\"stepz\":3}", Format::JsonLines).unwrap_err()), 1);
-        assert_eq!(line_of(parse(b"{\"prompt\":\"\"}", Format::JsonLines).unwrap_err()), 1);
-        assert_eq!(line_of(parse(b"{\"prompt\":\"a\",\"steps\":-1}", Format::JsonLines).unwrap_err()), 1);
-        assert_eq!(line_of(parse(b"\n\n\xff\xfe", Format::JsonLines).unwrap_err()), 3);
+        assert_eq!(
+            line_of(parse(b"{\"prompt\":\"a\"}\n{oops", Format::JsonLines).unwrap_err()),
+            2
+        );
+        assert_eq!(
+            line_of(parse(b"{\"prompt\":\"a\",\"stepz\":3}", Format::JsonLines).unwrap_err()),
+            1
+        );
+        assert_eq!(
+            line_of(parse(b"{\"prompt\":\"\"}", Format::JsonLines).unwrap_err()),
+            1
+        );
+        assert_eq!(
+            line_of(parse(b"{\"prompt\":\"a\",\"steps\":-1}", Format::JsonLines).unwrap_err()),
+            1
+        );
+        assert_eq!(
+            line_of(parse(b"\n\n\xff\xfe", Format::JsonLines).unwrap_err()),
+            3
+        );
     }
 
     #[test]
@@ -260,20 +291,38 @@ mod tests {
 
     #[test]
     fn csv_errors_name_the_line() {
-        assert_eq!(line_of(parse(b"text\nhello\n", Format::Csv).unwrap_err()), 1);
-        assert_eq!(line_of(parse(b"prompt,steps\na,1\nb,many\n", Format::Csv).unwrap_err()), 3);
-        assert_eq!(line_of(parse(b"prompt,color\na,red\n", Format::Csv).unwrap_err()), 2);
+        assert_eq!(
+            line_of(parse(b"text\nhello\n", Format::Csv).unwrap_err()),
+            1
+        );
+        assert_eq!(
+            line_of(parse(b"prompt,steps\na,1\nb,many\n", Format::Csv).unwrap_err()),
+            3
+        );
+        assert_eq!(
+            line_of(parse(b"prompt,color\na,red\n", Format::Csv).unwrap_err()),
+            2
+        );
     }
 
     #[test]
     fn control_characters_and_empty_files_are_refused() {
-        assert_eq!(line_of(parse(b"ok\nbad\x07bell\n", Format::Text).unwrap_err()), 2);
-        assert!(matches!(parse(b"\n\n", Format::Text), Err(PromptsFileError::File(_))));
+        assert_eq!(
+            line_of(parse(b"ok\nbad\x07bell\n", Format::Text).unwrap_err()),
+            2
+        );
+        assert!(matches!(
+            parse(b"\n\n", Format::Text),
+            Err(PromptsFileError::File(_))
+        ));
     }
 
     #[test]
     fn format_comes_from_the_extension() {
-        assert_eq!(Format::from_path(Path::new("p.JSONL")).unwrap(), Format::JsonLines);
+        assert_eq!(
+            Format::from_path(Path::new("p.JSONL")).unwrap(),
+            Format::JsonLines
+        );
         assert_eq!(Format::from_path(Path::new("p.csv")).unwrap(), Format::Csv);
         assert!(Format::from_path(Path::new("p.yaml")).is_err());
     }

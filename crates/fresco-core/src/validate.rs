@@ -67,7 +67,8 @@ pub fn job_spec(
         .iter()
         .enumerate()
         .map(|(i, task)| {
-            resolve(task, &job_defaults, limits, next_seed).map_err(|e| e.under(&format!("tasks[{i}]")))
+            resolve(task, &job_defaults, limits, next_seed)
+                .map_err(|e| e.under(&format!("tasks[{i}]")))
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(JobSpec {
@@ -100,17 +101,26 @@ pub fn model_id(value: &str) -> Result<String, FieldError> {
 
 fn short_text(field: &str, value: &str, max_chars: usize) -> Result<String, FieldError> {
     if value.chars().count() > max_chars {
-        return Err(FieldError::new(field, format!("must be at most {max_chars} characters")));
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max_chars} characters"),
+        ));
     }
     no_control_chars(field, value)?;
     Ok(value.to_owned())
 }
 
 fn no_control_chars(field: &str, value: &str) -> Result<(), FieldError> {
-    match value.chars().find(|c| c.is_control() && *c != '\n' && *c != '\t') {
+    match value
+        .chars()
+        .find(|c| c.is_control() && *c != '\n' && *c != '\t')
+    {
         Some(c) => Err(FieldError::new(
             field,
-            format!("must not contain control characters (found U+{:04X})", c as u32),
+            format!(
+                "must not contain control characters (found U+{:04X})",
+                c as u32
+            ),
         )),
         None => Ok(()),
     }
@@ -141,7 +151,7 @@ fn in_range(field: &str, value: u32, min: u32, max: u32) -> Result<(), FieldErro
 }
 
 fn side(field: &str, value: u32, limits: &Limits) -> Result<(), FieldError> {
-    if value == 0 || value % limits.side_multiple != 0 {
+    if value == 0 || !value.is_multiple_of(limits.side_multiple) {
         return Err(FieldError::new(
             field,
             format!(
@@ -181,7 +191,10 @@ fn check_params(p: &TaskParams, limits: &Limits) -> Result<(), FieldError> {
     }
     if let Some(guidance) = p.guidance {
         if !guidance.is_finite() {
-            return Err(FieldError::new("guidance", format!("must be finite (got {guidance})")));
+            return Err(FieldError::new(
+                "guidance",
+                format!("must be finite (got {guidance})"),
+            ));
         }
         if !(0.0..=limits.max_guidance).contains(&guidance) {
             return Err(FieldError::new(
@@ -198,7 +211,10 @@ fn check_params(p: &TaskParams, limits: &Limits) -> Result<(), FieldError> {
     {
         return Err(FieldError::new(
             "sampler",
-            format!("unknown sampler {sampler:?}; known: {}", SAMPLERS.join(", ")),
+            format!(
+                "unknown sampler {sampler:?}; known: {}",
+                SAMPLERS.join(", ")
+            ),
         ));
     }
     Ok(())
@@ -250,16 +266,24 @@ mod tests {
 
     fn check(req: &SubmitJobRequest) -> Result<JobSpec, FieldError> {
         let mut seed = 0;
-        job_spec(req, &Limits::default(), &|m| m == "tiny-random-dit", &mut || {
-            seed += 1;
-            seed
-        })
+        job_spec(
+            req,
+            &Limits::default(),
+            &|m| m == "tiny-random-dit",
+            &mut || {
+                seed += 1;
+                seed
+            },
+        )
     }
 
     fn rejects(task: TaskParams, field: &str, rule_part: &str) {
         let err = check(&request(vec![prompt("ok"), task])).unwrap_err();
         assert_eq!(err.field, format!("tasks[1].{field}"), "{err}");
-        assert!(err.rule.contains(rule_part), "{err} should mention {rule_part:?}");
+        assert!(
+            err.rule.contains(rule_part),
+            "{err} should mention {rule_part:?}"
+        );
     }
 
     #[test]
@@ -294,18 +318,102 @@ mod tests {
         rejects(prompt("   "), "prompt", "must not be empty");
         rejects(prompt(&"x".repeat(2001)), "prompt", "at most 2000");
         rejects(prompt("bell\u{7}"), "prompt", "control characters");
-        rejects(TaskParams { negative_prompt: Some("y".repeat(5000)), ..prompt("a") }, "negative_prompt", "at most");
-        rejects(TaskParams { steps: Some(0), ..prompt("a") }, "steps", "between 1 and 200");
-        rejects(TaskParams { steps: Some(201), ..prompt("a") }, "steps", "between 1 and 200");
-        rejects(TaskParams { n: Some(0), ..prompt("a") }, "n", "between 1 and 16");
-        rejects(TaskParams { n: Some(17), ..prompt("a") }, "n", "between 1 and 16");
-        rejects(TaskParams { width: Some(63), ..prompt("a") }, "width", "multiple of 8");
-        rejects(TaskParams { width: Some(0), ..prompt("a") }, "width", "multiple of 8");
-        rejects(TaskParams { height: Some(4096), ..prompt("a") }, "height", "at most 2048");
-        rejects(TaskParams { guidance: Some(-1.0), ..prompt("a") }, "guidance", "between 0 and");
-        rejects(TaskParams { guidance: Some(f32::NAN), ..prompt("a") }, "guidance", "finite");
-        rejects(TaskParams { guidance: Some(f32::INFINITY), ..prompt("a") }, "guidance", "finite");
-        rejects(TaskParams { sampler: Some("warp".into()), ..prompt("a") }, "sampler", "unknown sampler");
+        rejects(
+            TaskParams {
+                negative_prompt: Some("y".repeat(5000)),
+                ..prompt("a")
+            },
+            "negative_prompt",
+            "at most",
+        );
+        rejects(
+            TaskParams {
+                steps: Some(0),
+                ..prompt("a")
+            },
+            "steps",
+            "between 1 and 200",
+        );
+        rejects(
+            TaskParams {
+                steps: Some(201),
+                ..prompt("a")
+            },
+            "steps",
+            "between 1 and 200",
+        );
+        rejects(
+            TaskParams {
+                n: Some(0),
+                ..prompt("a")
+            },
+            "n",
+            "between 1 and 16",
+        );
+        rejects(
+            TaskParams {
+                n: Some(17),
+                ..prompt("a")
+            },
+            "n",
+            "between 1 and 16",
+        );
+        rejects(
+            TaskParams {
+                width: Some(63),
+                ..prompt("a")
+            },
+            "width",
+            "multiple of 8",
+        );
+        rejects(
+            TaskParams {
+                width: Some(0),
+                ..prompt("a")
+            },
+            "width",
+            "multiple of 8",
+        );
+        rejects(
+            TaskParams {
+                height: Some(4096),
+                ..prompt("a")
+            },
+            "height",
+            "at most 2048",
+        );
+        rejects(
+            TaskParams {
+                guidance: Some(-1.0),
+                ..prompt("a")
+            },
+            "guidance",
+            "between 0 and",
+        );
+        rejects(
+            TaskParams {
+                guidance: Some(f32::NAN),
+                ..prompt("a")
+            },
+            "guidance",
+            "finite",
+        );
+        rejects(
+            TaskParams {
+                guidance: Some(f32::INFINITY),
+                ..prompt("a")
+            },
+            "guidance",
+            "finite",
+        );
+        rejects(
+            TaskParams {
+                sampler: Some("warp".into()),
+                ..prompt("a")
+            },
+            "sampler",
+            "unknown sampler",
+        );
     }
 
     #[test]
@@ -321,7 +429,10 @@ mod tests {
         assert_eq!(check(&request(vec![])).unwrap_err().field, "tasks");
 
         let mut req = request(vec![prompt("a")]);
-        req.defaults = Some(TaskParams { steps: Some(0), ..Default::default() });
+        req.defaults = Some(TaskParams {
+            steps: Some(0),
+            ..Default::default()
+        });
         assert_eq!(check(&req).unwrap_err().field, "defaults.steps");
 
         let mut req = request(vec![prompt("a")]);
@@ -334,7 +445,10 @@ mod tests {
 
     #[test]
     fn too_many_tasks_is_refused() {
-        let limits = Limits { max_tasks: 3, ..Limits::default() };
+        let limits = Limits {
+            max_tasks: 3,
+            ..Limits::default()
+        };
         let req = request(vec![prompt("a"); 4]);
         let err = job_spec(&req, &limits, &|_| true, &mut || 0).unwrap_err();
         assert_eq!(err.field, "tasks");

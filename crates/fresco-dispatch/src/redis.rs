@@ -32,7 +32,8 @@ impl RedisDispatch {
             .set_number_of_retries(2);
         let commands = client
             .get_connection_manager_with_config(
-                base.clone().set_response_timeout(Some(Duration::from_secs(5))),
+                base.clone()
+                    .set_response_timeout(Some(Duration::from_secs(5))),
             )
             .await?;
         let pops = client

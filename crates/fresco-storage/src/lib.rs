@@ -77,7 +77,11 @@ impl Storage {
                 let store = LocalFileSystem::new_with_prefix(&dir)?;
                 (Arc::new(store), String::new())
             }
-            other => return Err(bad(&format!("unsupported scheme {other:?} (use s3:// or file://)"))),
+            other => {
+                return Err(bad(&format!(
+                    "unsupported scheme {other:?} (use s3:// or file://)"
+                )));
+            }
         };
         Ok(Self {
             store,
@@ -132,8 +136,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("file://{}", dir.path().join("out").display());
         let storage = Storage::from_url(&url).unwrap();
-        storage.put("a/b/0.png", Bytes::from_static(b"png")).await.unwrap();
-        assert_eq!(storage.get("a/b/0.png").await.unwrap(), Bytes::from_static(b"png"));
+        storage
+            .put("a/b/0.png", Bytes::from_static(b"png"))
+            .await
+            .unwrap();
+        assert_eq!(
+            storage.get("a/b/0.png").await.unwrap(),
+            Bytes::from_static(b"png")
+        );
         assert!(storage.exists("a/b/0.png").await.unwrap());
         assert!(!storage.exists("a/b/1.png").await.unwrap());
         assert!(dir.path().join("out/a/b/0.png").is_file());

@@ -51,14 +51,20 @@ pub trait JobStore: Send + Sync + 'static {
     async fn complete(&self, lease: &LeaseToken, outputs: &[OutputRecord]) -> Result<()>;
     /// Records a failed attempt: back to the queue while attempts are left,
     /// else failed. `give_back` returns the task without counting a failure.
-    async fn fail(&self, lease: &LeaseToken, message: &str, give_back: bool) -> Result<FailOutcome>;
+    async fn fail(&self, lease: &LeaseToken, message: &str, give_back: bool)
+    -> Result<FailOutcome>;
     /// Ends leases whose heartbeats stopped, as failed attempts.
     async fn expire_leases(&self) -> Result<Vec<Requeue>>;
 
     /// How many tasks are queued, per model.
     async fn queued_counts(&self) -> Result<Vec<(String, u64)>>;
     /// Queued tasks of a model in dispatch order, after `after_seq`.
-    async fn queued_tasks(&self, model: &str, after_seq: i64, limit: u32) -> Result<Vec<QueuedTask>>;
+    async fn queued_tasks(
+        &self,
+        model: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<QueuedTask>>;
 }
 
 /// The task states a job's tasks are in.

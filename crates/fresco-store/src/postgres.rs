@@ -120,7 +120,10 @@ impl PgStore {
                 continue;
             };
             let entry = out.entry(job).or_default();
-            entry.0.0.insert(state, row.try_get::<i64, _>("tasks")? as u64);
+            entry
+                .0
+                .0
+                .insert(state, row.try_get::<i64, _>("tasks")? as u64);
             entry.1.0 += row.try_get::<i64, _>("done")? as u64;
             entry.1.1 += row.try_get::<i64, _>("total")? as u64;
         }
@@ -228,7 +231,8 @@ impl JobStore for PgStore {
             let ids: Vec<Uuid> = chunk.iter().map(|_| TaskId::new().0).collect();
             let idx: Vec<i32> = (first..first + chunk.len()).map(|i| i as i32).collect();
             let col = |f: fn(&TaskSpec) -> String| chunk.iter().map(f).collect::<Vec<_>>();
-            let int = |f: fn(&TaskSpec) -> u32| chunk.iter().map(|t| f(t) as i32).collect::<Vec<_>>();
+            let int =
+                |f: fn(&TaskSpec) -> u32| chunk.iter().map(|t| f(t) as i32).collect::<Vec<_>>();
             let rows = sqlx::query(
                 "INSERT INTO tasks (id, job_id, idx, model, priority, max_attempts, prompt,
                      negative_prompt, seed, steps, width, height, guidance, n, sampler)
@@ -318,11 +322,15 @@ impl JobStore for PgStore {
     }
 
     async fn get_task(&self, id: TaskId) -> Result<TaskRecord> {
-        let row = sqlx::query(concat!("SELECT ", task_columns!(), " FROM tasks WHERE id = $1"))
-            .bind(id.0)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("task {id}")))?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            task_columns!(),
+            " FROM tasks WHERE id = $1"
+        ))
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("task {id}")))?;
         let mut tasks = vec![task_from_row(&row)?];
         self.outputs_of(&mut tasks).await?;
         tasks
@@ -399,7 +407,9 @@ impl JobStore for PgStore {
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else {
-            return Err(self.explain_miss(task, "only a queued task can be claimed").await);
+            return Err(self
+                .explain_miss(task, "only a queued task can be claimed")
+                .await);
         };
         let record = task_from_row(&row)?;
         let lease_expires_at: DateTime<Utc> = record
@@ -471,7 +481,12 @@ impl JobStore for PgStore {
         Ok(())
     }
 
-    async fn fail(&self, lease: &LeaseToken, message: &str, give_back: bool) -> Result<FailOutcome> {
+    async fn fail(
+        &self,
+        lease: &LeaseToken,
+        message: &str,
+        give_back: bool,
+    ) -> Result<FailOutcome> {
         let row = sqlx::query(
             "UPDATE tasks SET
                  failures = failures + CASE WHEN $5 THEN 0 ELSE 1 END,
@@ -550,7 +565,12 @@ impl JobStore for PgStore {
             .collect()
     }
 
-    async fn queued_tasks(&self, model: &str, after_seq: i64, limit: u32) -> Result<Vec<QueuedTask>> {
+    async fn queued_tasks(
+        &self,
+        model: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<QueuedTask>> {
         let rows = sqlx::query(
             "SELECT id, model, priority, seq FROM tasks
              WHERE state = 'queued' AND model = $1 AND seq > $2

@@ -36,7 +36,10 @@ impl CoordinatorClient {
         })
     }
 
-    pub async fn register(&self, req: pb::RegisterWorkerRequest) -> Result<pb::RegisterWorkerResponse, Status> {
+    pub async fn register(
+        &self,
+        req: pb::RegisterWorkerRequest,
+    ) -> Result<pb::RegisterWorkerResponse, Status> {
         Ok(self.inner.clone().register_worker(req).await?.into_inner())
     }
 
@@ -44,7 +47,10 @@ impl CoordinatorClient {
         Ok(self.inner.clone().claim_task(req).await?.into_inner())
     }
 
-    pub async fn heartbeat(&self, req: pb::HeartbeatRequest) -> Result<pb::HeartbeatResponse, Status> {
+    pub async fn heartbeat(
+        &self,
+        req: pb::HeartbeatRequest,
+    ) -> Result<pb::HeartbeatResponse, Status> {
         Ok(self.inner.clone().heartbeat(req).await?.into_inner())
     }
 
@@ -60,7 +66,11 @@ impl CoordinatorClient {
 
 /// Calls `call` until it succeeds, fails for a reason retrying cannot fix,
 /// or `patience` runs out; waits grow from 200 ms to 5 s.
-pub async fn with_retries<T, F, Fut>(what: &str, patience: Duration, mut call: F) -> Result<T, Status>
+pub async fn with_retries<T, F, Fut>(
+    what: &str,
+    patience: Duration,
+    mut call: F,
+) -> Result<T, Status>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, Status>>,
@@ -70,7 +80,9 @@ where
     loop {
         match call().await {
             Ok(value) => return Ok(value),
-            Err(status) if is_transient(&status) && tokio::time::Instant::now() + wait < deadline => {
+            Err(status)
+                if is_transient(&status) && tokio::time::Instant::now() + wait < deadline =>
+            {
                 warn!(call = what, code = ?status.code(), error = %status.message(), retry_in_ms = wait.as_millis() as u64, "coordinator call failed; retrying");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(5));

@@ -22,8 +22,16 @@ use crate::task::{self, TaskContext};
 /// The order to pop queues in: loaded models first (most recent first), then
 /// the other models this worker serves.
 pub fn pop_order(served: &[String], loaded: &[String]) -> Vec<String> {
-    let mut order: Vec<String> = loaded.iter().filter(|m| served.contains(m)).cloned().collect();
-    let rest: Vec<String> = served.iter().filter(|m| !order.contains(m)).cloned().collect();
+    let mut order: Vec<String> = loaded
+        .iter()
+        .filter(|m| served.contains(m))
+        .cloned()
+        .collect();
+    let rest: Vec<String> = served
+        .iter()
+        .filter(|m| !order.contains(m))
+        .cloned()
+        .collect();
     order.extend(rest);
     order
 }
@@ -31,7 +39,10 @@ pub fn pop_order(served: &[String], loaded: &[String]) -> Vec<String> {
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let client = CoordinatorClient::new(&settings.coordinator)?;
     let storage = Storage::from_url(&settings.storage).context("opening output storage")?;
-    let cache = Arc::new(ModelCache::new(settings.cache_budget_bytes, candle_core::Device::Cpu));
+    let cache = Arc::new(ModelCache::new(
+        settings.cache_budget_bytes,
+        candle_core::Device::Cpu,
+    ));
     let register = pb::RegisterWorkerRequest {
         name: settings.name.clone(),
         device: "cpu".into(),
@@ -112,7 +123,13 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     }
     grace_timer.abort();
     let stats = cache.stats();
-    info!(hits = stats.hits, misses = stats.misses, evictions = stats.evictions, load_seconds = stats.load_seconds, "worker stopped");
+    info!(
+        hits = stats.hits,
+        misses = stats.misses,
+        evictions = stats.evictions,
+        load_seconds = stats.load_seconds,
+        "worker stopped"
+    );
     Ok(())
 }
 
@@ -125,6 +142,9 @@ mod tests {
         let served = vec!["a".to_owned(), "b".to_owned(), "c".to_owned()];
         assert_eq!(pop_order(&served, &["c".into()]), ["c", "a", "b"]);
         assert_eq!(pop_order(&served, &[]), ["a", "b", "c"]);
-        assert_eq!(pop_order(&served, &["z".into(), "b".into()]), ["b", "a", "c"]);
+        assert_eq!(
+            pop_order(&served, &["z".into(), "b".into()]),
+            ["b", "a", "c"]
+        );
     }
 }

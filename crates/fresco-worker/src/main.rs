@@ -14,10 +14,18 @@ use fresco_worker::Settings;
 #[command(name = "fresco-worker", version)]
 struct Args {
     /// The coordinator's gRPC endpoint.
-    #[arg(long, env = "FRESCO_COORDINATOR", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long,
+        env = "FRESCO_COORDINATOR",
+        default_value = "http://127.0.0.1:50051"
+    )]
     coordinator: String,
     /// Redis URL of the dispatch queues.
-    #[arg(long, env = "FRESCO_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    #[arg(
+        long,
+        env = "FRESCO_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
     redis_url: String,
     /// Output storage: s3://bucket/prefix or file:///dir.
     #[arg(long, env = "FRESCO_STORAGE")]
@@ -56,7 +64,10 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     fresco_telemetry::init_tracing(args.log_format);
     if args.device != "cpu" {
-        bail!("--device {}: this build samples on the CPU only (device \"cpu\")", args.device);
+        bail!(
+            "--device {}: this build samples on the CPU only (device \"cpu\")",
+            args.device
+        );
     }
     let models = if args.models.is_empty() {
         BUILTIN_MODELS.iter().map(|m| (*m).to_owned()).collect()
@@ -65,7 +76,10 @@ async fn main() -> anyhow::Result<()> {
     };
     for model in &models {
         if !BUILTIN_MODELS.contains(&model.as_str()) {
-            bail!("--models: unknown model {model:?}; this worker serves {}", BUILTIN_MODELS.join(", "));
+            bail!(
+                "--models: unknown model {model:?}; this worker serves {}",
+                BUILTIN_MODELS.join(", ")
+            );
         }
     }
     let settings = Settings {

@@ -72,7 +72,11 @@ pub fn png_text(task: &pb::Task, image_seed: u64) -> Vec<(&'static str, String)>
 }
 
 /// Samples and encodes every image of `task`; runs on a blocking thread.
-pub fn render(cache: &ModelCache, task: &pb::Task, progress: &Arc<Progress>) -> anyhow::Result<Vec<RenderedImage>> {
+pub fn render(
+    cache: &ModelCache,
+    task: &pb::Task,
+    progress: &Arc<Progress>,
+) -> anyhow::Result<Vec<RenderedImage>> {
     let pipeline = cache.get(&task.model)?;
     let params = params_of(task);
     let mut on_step = |p: fresco_diffusion::Progress| {
@@ -111,6 +115,9 @@ mod tests {
 
     #[test]
     fn coordinator_and_worker_agree_on_samplers() {
-        assert_eq!(fresco_core::params::SAMPLERS, fresco_diffusion::sampler::SAMPLERS);
+        assert_eq!(
+            fresco_core::params::SAMPLERS,
+            fresco_diffusion::sampler::SAMPLERS
+        );
     }
 }

@@ -43,7 +43,10 @@ pub enum Ended {
 }
 
 fn lease_lost(status: &tonic::Status) -> bool {
-    matches!(status.code(), tonic::Code::FailedPrecondition | tonic::Code::NotFound)
+    matches!(
+        status.code(),
+        tonic::Code::FailedPrecondition | tonic::Code::NotFound
+    )
 }
 
 pub async fn run(ctx: &TaskContext, task: pb::Task, attempt: u32) -> Ended {
@@ -73,7 +76,9 @@ pub async fn run(ctx: &TaskContext, task: pb::Task, attempt: u32) -> Ended {
         match outcome {
             Ok(Ok(images)) => match upload(ctx, &task, attempt, &images).await {
                 Ok(outputs) => report_success(ctx, &task, attempt, outputs).await,
-                Err(err) => report_failure(ctx, &task, attempt, format!("storage: {err:#}"), false).await,
+                Err(err) => {
+                    report_failure(ctx, &task, attempt, format!("storage: {err:#}"), false).await
+                }
             },
             Ok(Err(_)) | Err(_) if ctx.give_back.is_cancelled() => {
                 report_failure(ctx, &task, attempt, "worker shutting down".into(), true).await
@@ -84,7 +89,14 @@ pub async fn run(ctx: &TaskContext, task: pb::Task, attempt: u32) -> Ended {
                     Ok(panic) => panic_message(panic.as_ref()),
                     Err(join) => join.to_string(),
                 };
-                report_failure(ctx, &task, attempt, format!("sampling panicked: {message}"), false).await
+                report_failure(
+                    ctx,
+                    &task,
+                    attempt,
+                    format!("sampling panicked: {message}"),
+                    false,
+                )
+                .await
             }
         }
     };
@@ -149,7 +161,9 @@ async fn upload(
     let mut outputs = Vec::with_capacity(images.len());
     for image in images {
         let key = keys::output_key(ctx.storage.prefix(), job, task_id, attempt, image.index);
-        ctx.storage.put(&key, Bytes::from(image.png.clone())).await?;
+        ctx.storage
+            .put(&key, Bytes::from(image.png.clone()))
+            .await?;
         outputs.push(pb::Output {
             index: image.index,
             key,
@@ -162,14 +176,23 @@ async fn upload(
     Ok(outputs)
 }
 
-async fn report_success(ctx: &TaskContext, task: &pb::Task, attempt: u32, outputs: Vec<pb::Output>) -> Ended {
+async fn report_success(
+    ctx: &TaskContext,
+    task: &pb::Task,
+    attempt: u32,
+    outputs: Vec<pb::Output>,
+) -> Ended {
     let request = pb::CompleteTaskRequest {
         worker_id: ctx.worker_id.clone(),
         task_id: task.id.clone(),
         attempt,
         outputs: outputs.clone(),
     };
-    match with_retries("complete", ctx.report_patience, || ctx.client.complete(request.clone())).await {
+    match with_retries("complete", ctx.report_patience, || {
+        ctx.client.complete(request.clone())
+    })
+    .await
+    {
         Ok(()) => {
             info!(task_id = %task.id, attempt, images = outputs.len(), "task succeeded");
             Ended::Succeeded
@@ -190,7 +213,13 @@ async fn report_success(ctx: &TaskContext, task: &pb::Task, attempt: u32, output
     }
 }
 
-async fn report_failure(ctx: &TaskContext, task: &pb::Task, attempt: u32, message: String, give_back: bool) -> Ended {
+async fn report_failure(
+    ctx: &TaskContext,
+    task: &pb::Task,
+    attempt: u32,
+    message: String,
+    give_back: bool,
+) -> Ended {
     warn!(task_id = %task.id, attempt, give_back, error = %message, "attempt did not succeed");
     let request = pb::FailTaskRequest {
         worker_id: ctx.worker_id.clone(),
@@ -199,7 +228,11 @@ async fn report_failure(ctx: &TaskContext, task: &pb::Task, attempt: u32, messag
         message,
         give_back,
     };
-    match with_retries("fail", ctx.report_patience, || ctx.client.fail(request.clone())).await {
+    match with_retries("fail", ctx.report_patience, || {
+        ctx.client.fail(request.clone())
+    })
+    .await
+    {
         Ok(_) if give_back => Ended::GivenBack,
         Ok(_) => Ended::Failed,
         Err(status) if lease_lost(&status) => Ended::LeaseLost,

@@ -10,13 +10,19 @@ use tokio::io::AsyncWriteExt;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
+use crate::Failure;
 use crate::args::DownloadArgs;
 use crate::commands::status::all_tasks;
-use crate::Failure;
 
-async fn fetch(client: &mut JobServiceClient<Channel>, key: &str, to: &Path) -> Result<u64, Failure> {
+async fn fetch(
+    client: &mut JobServiceClient<Channel>,
+    key: &str,
+    to: &Path,
+) -> Result<u64, Failure> {
     let mut stream = client
-        .read_output(pb::ReadOutputRequest { key: key.to_owned() })
+        .read_output(pb::ReadOutputRequest {
+            key: key.to_owned(),
+        })
         .await?
         .into_inner();
     let partial = to.with_extension("png.part");
@@ -47,7 +53,9 @@ pub async fn run(endpoint: &str, args: DownloadArgs) -> Result<(), Failure> {
     let (mut files, mut bytes) = (0u64, 0u64);
     for task in &tasks {
         for output in &task.outputs {
-            let to = args.out.join(format!("task-{:05}-{}.png", task.index, output.index));
+            let to = args
+                .out
+                .join(format!("task-{:05}-{}.png", task.index, output.index));
             bytes += fetch(&mut client, &output.key, &to).await?;
             files += 1;
         }
@@ -56,7 +64,11 @@ pub async fn run(endpoint: &str, args: DownloadArgs) -> Result<(), Failure> {
     eprintln!(
         "downloaded {files} images ({bytes} bytes) into {}{}",
         args.out.display(),
-        if unfinished > 0 { format!("; {unfinished} tasks have no images yet") } else { String::new() }
+        if unfinished > 0 {
+            format!("; {unfinished} tasks have no images yet")
+        } else {
+            String::new()
+        }
     );
     Ok(())
 }

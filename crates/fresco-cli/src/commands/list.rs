@@ -24,7 +24,11 @@ pub async fn run(endpoint: &str, args: ListArgs) -> Result<(), Failure> {
         println!(
             "{}  {:<11} {:>7} tasks  {}  {}",
             job.id,
-            if job.finished { "finished" } else { "in progress" },
+            if job.finished {
+                "finished"
+            } else {
+                "in progress"
+            },
             job.task_count,
             job.model,
             report::counts_line(job)

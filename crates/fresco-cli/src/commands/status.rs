@@ -12,7 +12,10 @@ use crate::{Failure, client, report};
 const PAGE: u32 = 1000;
 
 /// Every task of a job, in index order.
-pub async fn all_tasks(client: &mut JobServiceClient<Channel>, job_id: &str) -> Result<Vec<pb::Task>, Failure> {
+pub async fn all_tasks(
+    client: &mut JobServiceClient<Channel>,
+    job_id: &str,
+) -> Result<Vec<pb::Task>, Failure> {
     let mut tasks = Vec::new();
     loop {
         let page = client
@@ -48,7 +51,16 @@ pub async fn run(endpoint: &str, args: StatusArgs) -> Result<(), Failure> {
         println!("{value}");
         return Ok(());
     }
-    println!("job {} ({}) model {}", job.id, if job.finished { "finished" } else { "in progress" }, job.model);
+    println!(
+        "job {} ({}) model {}",
+        job.id,
+        if job.finished {
+            "finished"
+        } else {
+            "in progress"
+        },
+        job.model
+    );
     println!("tasks {}: {}", job.task_count, report::counts_line(&job));
     for task in &tasks {
         let keys: Vec<&str> = task.outputs.iter().map(|o| o.key.as_str()).collect();
@@ -61,7 +73,10 @@ pub async fn run(endpoint: &str, args: StatusArgs) -> Result<(), Failure> {
             keys.join(" ")
         );
         for error in &task.errors {
-            println!("         attempt {} on {}: {}", error.attempt, error.worker, error.message);
+            println!(
+                "         attempt {} on {}: {}",
+                error.attempt, error.worker, error.message
+            );
         }
     }
     Ok(())

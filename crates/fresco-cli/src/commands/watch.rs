@@ -15,7 +15,11 @@ use crate::{Failure, client, report};
 
 /// Streams the job's progress to stderr until it finishes; returns the last
 /// state.
-pub async fn follow(client: &mut JobServiceClient<Channel>, job_id: &str, show: bool) -> Result<pb::Job, Failure> {
+pub async fn follow(
+    client: &mut JobServiceClient<Channel>,
+    job_id: &str,
+    show: bool,
+) -> Result<pb::Job, Failure> {
     let mut stream = client
         .watch_job(pb::WatchJobRequest {
             job_id: job_id.to_owned(),
@@ -25,8 +29,10 @@ pub async fn follow(client: &mut JobServiceClient<Channel>, job_id: &str, show: 
     let bar = (show && std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new(0);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} tasks {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} tasks {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar
     });
@@ -41,7 +47,13 @@ pub async fn follow(client: &mut JobServiceClient<Channel>, job_id: &str, show: 
                 bar.set_position(done);
                 bar.set_message(format!("({} running, {} failed)", c.running, c.failed));
             }
-            None if show => eprintln!("{} {}/{} done: {}", job.id, done, job.task_count, report::counts_line(&job)),
+            None if show => eprintln!(
+                "{} {}/{} done: {}",
+                job.id,
+                done,
+                job.task_count,
+                report::counts_line(&job)
+            ),
             None => {}
         }
         let finished = job.finished;
