@@ -35,6 +35,13 @@ pub struct DitConfig {
     pub max_side: u32,
     /// The caption encoder.
     pub text: TextConfig,
+    /// adaLN-Zero initialisation (DiT): when building *fresh* weights, the adaLN
+    /// modulation layers and the final projection start at zero, so every block
+    /// starts as the identity and the model predicts zero velocity. Meant for
+    /// training; the random built-in models keep it off so prompts visibly matter.
+    /// Ignored when weights are loaded.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub adaln_zero: bool,
 }
 
 /// Configuration of the small word-level caption encoder.
@@ -54,6 +61,9 @@ pub struct TextConfig {
     pub vocab: Vec<String>,
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
 fn default_in_channels() -> usize {
     3
 }
@@ -91,6 +101,7 @@ impl DitConfig {
                 max_tokens: 32,
                 vocab: crate::vocab::builtin_vocab(),
             },
+            adaln_zero: false,
         }
     }
 
@@ -171,6 +182,14 @@ mod tests {
         let json = serde_json::to_string(&c).unwrap();
         let back: DitConfig = serde_json::from_str(&json).unwrap();
         assert_eq!(back, c);
+        assert!(
+            !json.contains("adaln_zero"),
+            "default must not change config.json"
+        );
+        let mut z = c.clone();
+        z.adaln_zero = true;
+        let back: DitConfig = serde_json::from_str(&serde_json::to_string(&z).unwrap()).unwrap();
+        assert!(back.adaln_zero);
     }
 
     #[test]

@@ -8,18 +8,19 @@
 //! read the prompt; cross-attention rather than token concatenation keeps the
 //! self-attention cost independent of caption length.
 //!
-//! Weight names (safetensors keys) are under `dit.`. Training would zero-init the
-//! adaLN gates and the final projection ("Zero"); the random model uses ordinary
-//! random init so that prompts and guidance visibly change its output.
+//! Weight names (safetensors keys) are under `dit.`. With
+//! [`DitConfig::adaln_zero`] (training) fresh weights zero-init the adaLN
+//! modulation layers and the final projection ("Zero"); the random built-in model
+//! uses ordinary random init so that prompts and guidance visibly change its output.
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::init::Init;
-use candle_nn::{LayerNorm, Linear, VarBuilder, linear};
+use candle_nn::{Linear, VarBuilder, linear};
 
 use crate::config::DitConfig;
 use crate::error::{Error, Result};
 use crate::layers::{
-    Attention, Mlp, affine_norm, linear_with_init, modulate, plain_norm, sincos_2d,
+    Attention, Mlp, Norm, affine_norm, linear_with_init, modulate, plain_norm, sincos_2d,
     timestep_features,
 };
 
@@ -32,6 +33,22 @@ const FINAL_INIT: Init = Init::Randn {
     stdev: 0.02,
 };
 
+/// A linear layer that starts at zero (weight and bias) under adaLN-Zero, and
+/// otherwise uses `fallback` (the ordinary init of the random model).
+fn maybe_zero_linear(
+    zero: bool,
+    in_dim: usize,
+    out_dim: usize,
+    vb: VarBuilder,
+    fallback: impl FnOnce(VarBuilder) -> Result<Linear>,
+) -> Result<Linear> {
+    if zero {
+        linear_with_init(in_dim, out_dim, Init::Const(0.0), vb)
+    } else {
+        fallback(vb)
+    }
+}
+
 /// Caption context for one batch: tokens `[B, L, Dt]`, optional additive padding
 /// mask `[B, 1, 1, L]`, pooled features `[B, Dt]`.
 pub(crate) struct Context {
@@ -41,11 +58,11 @@ pub(crate) struct Context {
 }
 
 struct Block {
-    norm1: LayerNorm,
+    norm1: Norm,
     attn: Attention,
-    norm2: LayerNorm,
+    norm2: Norm,
     cross: Attention,
-    norm3: LayerNorm,
+    norm3: Norm,
     mlp: Mlp,
     ada: Linear,
 }
@@ -60,7 +77,9 @@ impl Block {
             cross: Attention::new(d, cfg.text.hidden_size, cfg.num_heads, vb.pp("cross"))?,
             norm3: plain_norm(d, device)?,
             mlp: Mlp::new(d, cfg.mlp_hidden(), vb.pp("mlp"))?,
-            ada: linear(d, 6 * d, vb.pp("ada"))?,
+            ada: maybe_zero_linear(cfg.adaln_zero, d, 6 * d, vb.pp("ada"), |vb| {
+                Ok(linear(d, 6 * d, vb)?)
+            })?,
         })
     }
 
@@ -91,7 +110,7 @@ pub(crate) struct Dit {
     t_fc2: Linear,
     y_proj: Linear,
     blocks: Vec<Block>,
-    final_norm: LayerNorm,
+    final_norm: Norm,
     final_ada: Linear,
     final_linear: Linear,
 }
@@ -113,15 +132,35 @@ impl Dit {
             y_proj: linear(cfg.text.hidden_size, d, vb.pp("y_proj"))?,
             blocks,
             final_norm: plain_norm(d, device)?,
-            final_ada: linear(d, 2 * d, vb.pp("final.ada"))?,
-            final_linear: linear_with_init(d, patch_dim, FINAL_INIT, vb.pp("final.linear"))?,
+            final_ada: maybe_zero_linear(cfg.adaln_zero, d, 2 * d, vb.pp("final.ada"), |vb| {
+                Ok(linear(d, 2 * d, vb)?)
+            })?,
+            final_linear: maybe_zero_linear(
+                cfg.adaln_zero,
+                d,
+                patch_dim,
+                vb.pp("final.linear"),
+                |vb| linear_with_init(d, patch_dim, FINAL_INIT, vb),
+            )?,
         })
     }
 
     /// Predicted velocity `v = noise − x0` for `x: [B, 3, H, W]` at flow time `t ∈ [0, 1]`
     /// (same `t` for the whole batch). Returns `[B, 3, H, W]`.
     pub(crate) fn forward(&self, x: &Tensor, t: f64, ctx: &Context) -> Result<Tensor> {
+        self.forward_ts(x, &[t], ctx)
+    }
+
+    /// [`Self::forward`] with one flow time per batch row (`ts.len() == B`), or one
+    /// shared by the whole batch (`ts.len() == 1`), as used in training.
+    pub(crate) fn forward_ts(&self, x: &Tensor, ts: &[f64], ctx: &Context) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
+        if ts.len() != 1 && ts.len() != b {
+            return Err(Error::InvalidParams(format!(
+                "expected 1 or {b} flow times, got {}",
+                ts.len()
+            )));
+        }
         let p = self.patch;
         if h % p != 0 || w % p != 0 {
             return Err(Error::InvalidParams(format!(
@@ -146,8 +185,10 @@ impl Dit {
 
         // Conditioning vector c = MLP(sinusoid(1000 t)) + proj(pooled caption).
         let tf = Tensor::from_vec(
-            timestep_features(t * 1000.0, self.freq),
-            (1, self.freq),
+            ts.iter()
+                .flat_map(|&t| timestep_features(t * 1000.0, self.freq))
+                .collect(),
+            (ts.len(), self.freq),
             device,
         )?;
         let t_emb = self.t_fc2.forward(&self.t_fc1.forward(&tf)?.silu()?)?;

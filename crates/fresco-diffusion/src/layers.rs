@@ -1,5 +1,10 @@
 //! Transformer building blocks shared by the text encoder and the DiT:
 //! multi-head attention, MLP, norms, adaLN modulation and sinusoidal embeddings.
+//!
+//! candle's fused CPU kernels for layer norm and softmax have no backward pass,
+//! so [`Norm`] and [`Attention`] switch to the composite (differentiable) forms
+//! whenever their input carries an autograd graph (training); inference on plain
+//! tensors keeps the fused kernels and their exact outputs.
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::init::Init;
@@ -14,18 +19,35 @@ const MAX_SCORE_ELEMS: usize = 1 << 24;
 /// LayerNorm eps used everywhere.
 pub(crate) const NORM_EPS: f64 = 1e-6;
 
+/// A LayerNorm (with bias) that is differentiable when it has to be: the fused
+/// kernel for plain tensors, the composite form when the input or the parameters
+/// are tracked by autograd.
+pub(crate) struct Norm(LayerNorm);
+
+impl Module for Norm {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (w, b) = (self.0.weight(), self.0.bias());
+        match b {
+            Some(b) if x.track_op() || w.track_op() || b.track_op() => {
+                candle_nn::ops::layer_norm_slow(x, w, b, self.0.eps() as f32)
+            }
+            _ => self.0.forward(x),
+        }
+    }
+}
+
 /// LayerNorm without learned affine parameters (DiT's adaLN norms).
-pub(crate) fn plain_norm(dim: usize, device: &Device) -> Result<LayerNorm> {
-    Ok(LayerNorm::new(
+pub(crate) fn plain_norm(dim: usize, device: &Device) -> Result<Norm> {
+    Ok(Norm(LayerNorm::new(
         Tensor::ones(dim, DType::F32, device)?,
         Tensor::zeros(dim, DType::F32, device)?,
         NORM_EPS,
-    ))
+    )))
 }
 
 /// LayerNorm with learned weight and bias (`<prefix>.weight`, `<prefix>.bias`).
-pub(crate) fn affine_norm(dim: usize, vb: VarBuilder) -> Result<LayerNorm> {
-    Ok(candle_nn::layer_norm(dim, NORM_EPS, vb)?)
+pub(crate) fn affine_norm(dim: usize, vb: VarBuilder) -> Result<Norm> {
+    Ok(Norm(candle_nn::layer_norm(dim, NORM_EPS, vb)?))
 }
 
 /// A biased linear layer whose weight uses `init` when randomly initialised
@@ -123,7 +145,11 @@ impl Attention {
             if let Some(mask) = mask {
                 scores = scores.broadcast_add(mask)?;
             }
-            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+            let probs = if scores.track_op() {
+                candle_nn::ops::softmax(&scores, candle_core::D::Minus1)?
+            } else {
+                candle_nn::ops::softmax_last_dim(&scores)?
+            };
             outs.push(probs.matmul(&v)?);
             start += len;
         }

@@ -8,6 +8,10 @@
 //! Reproducibility contract: image `k` of a task with seed `s` starts from noise
 //! drawn only from [`derive_image_seed`]`(s, k)`, so every image can be
 //! regenerated on its own and is identical to the batch result.
+//!
+//! Training (crate `fresco-train`) builds the same modules from a candle
+//! `VarMap` ([`DitPipeline::seeded_varmap`], [`DitPipeline::from_varmap`]) and
+//! calls [`DitPipeline::velocity`].
 
 pub mod cache;
 pub mod config;
@@ -22,6 +26,7 @@ pub mod sampler;
 mod seed;
 mod text_encoder;
 pub mod tokenizer;
+mod trainable;
 mod types;
 mod vocab;
 

@@ -2,6 +2,7 @@
 //! encoder, implementing [`Pipeline`]. Owns construction (seeded random weights,
 //! or `config.json` + `model.safetensors` from a directory), saving, parameter
 //! checks, classifier-free guidance and the conversion of samples to RGB8.
+//! Trainable construction (from a `VarMap`) lives in [`crate::trainable`].
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -30,13 +31,13 @@ pub const WEIGHTS_FILE: &str = "model.safetensors";
 
 /// A pixel-space DiT text-to-image pipeline.
 pub struct DitPipeline {
-    model_id: String,
-    config: DitConfig,
-    tokenizer: Tokenizer,
-    text: TextEncoder,
-    dit: Dit,
-    weights: HashMap<String, Tensor>,
-    device: Device,
+    pub(crate) model_id: String,
+    pub(crate) config: DitConfig,
+    pub(crate) tokenizer: Tokenizer,
+    pub(crate) text: TextEncoder,
+    pub(crate) dit: Dit,
+    pub(crate) weights: HashMap<String, Tensor>,
+    pub(crate) device: Device,
 }
 
 impl std::fmt::Debug for DitPipeline {
@@ -151,7 +152,7 @@ impl DitPipeline {
         &self.tokenizer
     }
 
-    fn build_modules(
+    pub(crate) fn build_modules(
         config: &DitConfig,
         vb: VarBuilder,
         device: &Device,
@@ -263,7 +264,7 @@ fn existing(path: PathBuf) -> Result<PathBuf> {
 }
 
 /// Stacks captions (each repeated `count` times) into one padded batch context.
-fn batch_context(parts: &[(&EncodedText, usize)], device: &Device) -> Result<Context> {
+pub(crate) fn batch_context(parts: &[(&EncodedText, usize)], device: &Device) -> Result<Context> {
     let max_len = parts
         .iter()
         .map(|(e, _)| e.tokens.dim(1))

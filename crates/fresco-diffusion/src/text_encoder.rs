@@ -4,11 +4,11 @@
 
 use candle_core::{Device, Module, Tensor};
 use candle_nn::init::Init;
-use candle_nn::{Embedding, LayerNorm, VarBuilder, embedding};
+use candle_nn::{Embedding, VarBuilder, embedding};
 
 use crate::config::TextConfig;
 use crate::error::{Error, Result};
-use crate::layers::{Attention, Mlp, affine_norm, mean_tokens};
+use crate::layers::{Attention, Mlp, Norm, affine_norm, mean_tokens};
 
 /// One encoded caption.
 pub(crate) struct EncodedText {
@@ -19,9 +19,9 @@ pub(crate) struct EncodedText {
 }
 
 struct TextLayer {
-    norm1: LayerNorm,
+    norm1: Norm,
     attn: Attention,
-    norm2: LayerNorm,
+    norm2: Norm,
     mlp: Mlp,
 }
 
@@ -49,7 +49,7 @@ pub(crate) struct TextEncoder {
     tok_emb: Embedding,
     pos_emb: Tensor,
     layers: Vec<TextLayer>,
-    final_norm: LayerNorm,
+    final_norm: Norm,
     max_tokens: usize,
     table_size: usize,
 }

@@ -1,0 +1,218 @@
+//! Trainable construction of [`DitPipeline`]: the same module code built from a
+//! candle [`VarMap`] of trainable [`Var`](candle_core::Var)s, initialised from the
+//! same seeded init as [`DitPipeline::random`], and the batched, autograd-friendly
+//! velocity forward pass a training loop needs.
+//!
+//! The pipeline built by [`DitPipeline::from_varmap`] shares storage with the
+//! `VarMap`: optimizer updates (`Var::set`) are seen by generation and by
+//! [`DitPipeline::save`] without rebuilding anything.
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+
+use crate::config::DitConfig;
+use crate::error::{Error, Result};
+use crate::init::SeededInit;
+use crate::pipeline::{DitPipeline, batch_context};
+use crate::text_encoder::EncodedText;
+
+impl DitPipeline {
+    /// A `VarMap` holding every weight of a model with `config`, as trainable
+    /// variables initialised exactly like [`DitPipeline::random`]`(_, config, seed, _)`
+    /// (so `adaln_zero` applies here too).
+    pub fn seeded_varmap(config: &DitConfig, seed: u64, device: &Device) -> Result<VarMap> {
+        config.validate()?;
+        let (init, recorded) = SeededInit::new(seed);
+        let vb = VarBuilder::from_backend(Box::new(init), DType::F32, device.clone());
+        Self::build_modules(config, vb, device)?;
+        let recorded = recorded
+            .lock()
+            .map_err(|_| Error::Internal("weight record lock poisoned".into()))?;
+        let varmap = VarMap::new();
+        {
+            let mut data = varmap
+                .data()
+                .lock()
+                .map_err(|_| Error::Internal("varmap lock poisoned".into()))?;
+            for (name, t) in recorded.iter() {
+                data.insert(name.clone(), Var::from_tensor(t)?);
+            }
+        }
+        Ok(varmap)
+    }
+
+    /// Builds the pipeline on the variables of `varmap` (see [`Self::seeded_varmap`];
+    /// load trained values with `VarMap::load`). Every weight the model needs must
+    /// already be in `varmap` — nothing is created with unseeded random init; a
+    /// missing or mis-shaped one is an error.
+    pub fn from_varmap(
+        model_id: &str,
+        config: DitConfig,
+        varmap: &VarMap,
+        device: &Device,
+    ) -> Result<Self> {
+        config.validate()?;
+        let before = var_count(varmap)?;
+        let vb = VarBuilder::from_varmap(varmap, DType::F32, device);
+        let (text, dit, tokenizer) = Self::build_modules(&config, vb, device)?;
+        let data = varmap
+            .data()
+            .lock()
+            .map_err(|_| Error::Internal("varmap lock poisoned".into()))?;
+        if data.len() != before {
+            return Err(Error::Config(format!(
+                "the VarMap lacks {} of the model's weights",
+                data.len() - before
+            )));
+        }
+        let weights = data
+            .iter()
+            .map(|(name, var)| (name.clone(), var.as_tensor().clone()))
+            .collect();
+        Ok(Self {
+            model_id: model_id.to_owned(),
+            config,
+            tokenizer,
+            text,
+            dit,
+            weights,
+            device: device.clone(),
+        })
+    }
+
+    /// Predicted velocity `v = noise − x0` for a batch `x_t: [B, 3, H, W]` at flow
+    /// times `t` (one per row, or one for all) conditioned on one caption per row,
+    /// given as token ids (from [`Self::tokenizer`]; `[NULL_TOKEN]` for the empty
+    /// caption). Differentiable with respect to the model's variables when the
+    /// pipeline was built by [`Self::from_varmap`].
+    pub fn velocity(&self, x_t: &Tensor, t: &[f64], captions: &[Vec<u32>]) -> Result<Tensor> {
+        let b = x_t.dim(0)?;
+        if captions.len() != b {
+            return Err(Error::InvalidParams(format!(
+                "batch of {b} images but {} captions",
+                captions.len()
+            )));
+        }
+        let encoded = captions
+            .iter()
+            .map(|ids| self.text.encode(ids, &self.device))
+            .collect::<Result<Vec<EncodedText>>>()?;
+        let parts: Vec<(&EncodedText, usize)> = encoded.iter().map(|e| (e, 1)).collect();
+        let ctx = batch_context(&parts, &self.device)?;
+        self.dit.forward_ts(x_t, t, &ctx)
+    }
+
+    /// The device the model lives on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+}
+
+fn var_count(varmap: &VarMap) -> Result<usize> {
+    Ok(varmap
+        .data()
+        .lock()
+        .map_err(|_| Error::Internal("varmap lock poisoned".into()))?
+        .len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokenizer::NULL_TOKEN;
+
+    fn small() -> DitConfig {
+        let mut c = DitConfig::tiny();
+        c.hidden_size = 32;
+        c.depth = 1;
+        c.text.hidden_size = 32;
+        c
+    }
+
+    #[test]
+    fn varmap_weights_equal_random_weights() {
+        let dev = Device::Cpu;
+        let random = DitPipeline::random("r", small(), 9, &dev).unwrap();
+        let vm = DitPipeline::seeded_varmap(&small(), 9, &dev).unwrap();
+        let trainable = DitPipeline::from_varmap("t", small(), &vm, &dev).unwrap();
+        assert_eq!(random.weights.len(), trainable.weights.len());
+        for (name, w) in &random.weights {
+            let v = &trainable.weights[name];
+            assert_eq!(
+                w.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                v.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn velocity_has_gradients_and_matches_inference_path() {
+        let dev = Device::Cpu;
+        let vm = DitPipeline::seeded_varmap(&small(), 3, &dev).unwrap();
+        let p = DitPipeline::from_varmap("t", small(), &vm, &dev).unwrap();
+        let x = Tensor::from_vec(
+            crate::seed::gaussian_noise(1, 2 * 3 * 16 * 16),
+            (2, 3, 16, 16),
+            &dev,
+        )
+        .unwrap();
+        let caps = vec![p.tokenizer().tokenize("a red cat").ids, vec![NULL_TOKEN]];
+        let v = p.velocity(&x, &[0.3, 0.8], &caps).unwrap();
+        assert_eq!(v.dims(), &[2, 3, 16, 16]);
+        // Row 0 equals a single-row call (padding of the shorter caption is masked).
+        let v0 = p
+            .velocity(&x.narrow(0, 0, 1).unwrap(), &[0.3], &caps[..1])
+            .unwrap();
+        let diff = (v.narrow(0, 0, 1).unwrap() - v0)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-5, "{diff}");
+        let loss = v.sqr().unwrap().mean_all().unwrap();
+        let grads = loss.backward().unwrap();
+        let data = vm.data().lock().unwrap();
+        let missing: Vec<&String> = data
+            .iter()
+            .filter(|(_, v)| grads.get(v).is_none())
+            .map(|(n, _)| n)
+            .collect();
+        assert!(missing.is_empty(), "no gradient for {missing:?}");
+        assert!(p.velocity(&x, &[0.1, 0.2, 0.3], &caps).is_err());
+        assert!(p.velocity(&x, &[0.1], &caps[..1]).is_err());
+    }
+
+    #[test]
+    fn adaln_zero_starts_at_zero_velocity() {
+        let dev = Device::Cpu;
+        let mut c = small();
+        c.adaln_zero = true;
+        let vm = DitPipeline::seeded_varmap(&c, 3, &dev).unwrap();
+        let p = DitPipeline::from_varmap("t", c, &vm, &dev).unwrap();
+        let x = Tensor::ones((1, 3, 16, 16), DType::F32, &dev).unwrap();
+        let v = p.velocity(&x, &[0.5], &[vec![NULL_TOKEN]]).unwrap();
+        assert_eq!(
+            v.abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap(),
+            0.0
+        );
+    }
+
+    #[test]
+    fn incomplete_varmap_is_rejected() {
+        let dev = Device::Cpu;
+        let vm = VarMap::new();
+        assert!(matches!(
+            DitPipeline::from_varmap("t", small(), &vm, &dev),
+            Err(Error::Config(_))
+        ));
+    }
+}

@@ -1,0 +1,98 @@
+//! Checkpoints: a directory holding the model (`config.json` + `model.safetensors`,
+//! itself loadable by `DitPipeline::from_dir`), the optimizer moments
+//! (`optimizer.safetensors`) and the run state (`state.json`: step counter, seed and
+//! the options that must not change on resume). Steps draw their randomness from
+//! `(seed, step)` only, so the step counter is the whole RNG position.
+//! Checkpoints are written to a temporary directory and then renamed into place.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result, io_err};
+
+/// File of the run state inside a checkpoint.
+pub const STATE_FILE: &str = "state.json";
+/// File of the optimizer moments inside a checkpoint.
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+
+/// What a resumed run needs besides the weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Steps completed (the next step to run).
+    pub step: u64,
+    /// Run seed (data, noise, flow times and dropout of every step derive from it).
+    pub seed: u64,
+    /// Batch size.
+    pub batch: usize,
+    /// Training image side.
+    pub image_size: u32,
+    /// Restrict training to dataset samples `0..n` (tests, overfitting).
+    pub dataset_size: Option<u64>,
+    /// Smoothed loss at `step` (for continuous logs).
+    pub loss_ema: Option<f64>,
+}
+
+impl TrainState {
+    /// Reads `dir/state.json`.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join(STATE_FILE);
+        let json = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+        Ok(serde_json::from_str(&json)?)
+    }
+
+    /// Writes `dir/state.json`.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let path = dir.join(STATE_FILE);
+        std::fs::write(&path, serde_json::to_string_pretty(self)?).map_err(io_err(&path))
+    }
+}
+
+/// Writes a checkpoint into `target` atomically: `fill` populates a fresh
+/// `<target>.tmp` directory, which then replaces `target`.
+pub fn write_atomically(target: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let tmp = sibling(target, "tmp");
+    let old = sibling(target, "old");
+    for p in [&tmp, &old] {
+        if p.exists() {
+            std::fs::remove_dir_all(p).map_err(io_err(p))?;
+        }
+    }
+    std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+    fill(&tmp)?;
+    if target.exists() {
+        std::fs::rename(target, &old).map_err(io_err(target))?;
+    }
+    std::fs::rename(&tmp, target).map_err(io_err(&tmp))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(io_err(&old))?;
+    }
+    Ok(())
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "checkpoint".into());
+    name.push(format!(".{suffix}"));
+    path.with_file_name(name)
+}
+
+/// Fails unless `dir` looks like a checkpoint.
+pub fn check_dir(dir: &Path) -> Result<()> {
+    for f in [
+        STATE_FILE,
+        OPTIMIZER_FILE,
+        "config.json",
+        "model.safetensors",
+    ] {
+        if !dir.join(f).is_file() {
+            return Err(Error::Options(format!(
+                "{} is not a checkpoint (missing {f})",
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
+}

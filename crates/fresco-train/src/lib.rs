@@ -1,0 +1,26 @@
+//! `fresco-train`: training and evaluation tools for fresco's built-in
+//! `fresco-shapes` model — the DiT of `fresco-diffusion` trained with flow
+//! matching on the procedural captioned shapes of `fresco-shapes`.
+//!
+//! * [`Trainer`] — the training loop (AdamW, warmup + cosine, caption dropout,
+//!   checkpoints with exact resume); binary `fresco-train`.
+//! * [`Preset`] — the `tiny` and `small` architectures with the shapes vocabulary.
+//! * [`eval`] — sampling a fixed prompt set (seen + held-out combinations), scoring
+//!   it with `fresco_shapes::Evaluator`, labelled grids; binary `fresco-eval`.
+
+pub mod checkpoint;
+pub mod data;
+pub mod error;
+pub mod eval;
+mod font;
+pub mod optim;
+pub mod presets;
+pub mod schedule;
+pub mod trainer;
+
+pub use error::{Error, Result};
+pub use eval::{EvalOptions, EvalOutput, eval_prompts, evaluate};
+pub use optim::{AdamW, AdamWConfig};
+pub use presets::Preset;
+pub use schedule::TimeSampling;
+pub use trainer::{MODEL_ID, StepStats, TrainOptions, TrainSummary, Trainer};

@@ -1,0 +1,420 @@
+//! The training loop: flow-matching velocity regression on `fresco_shapes`
+//! samples with AdamW, warmup + cosine learning rate, caption dropout, structured
+//! progress logs, periodic checkpoints and exact resume.
+//!
+//! Determinism: step `s` reads dataset samples `s·B .. s·B + B` and draws flow
+//! times, noise and caption dropout from [`step_rng`]`(seed, s)`; model weights
+//! start from `DitPipeline::seeded_varmap(config, init_seed(seed))`. Given the
+//! seed and the thread count (candle's CPU kernels split work per thread), a run is
+//! reproducible, and a run resumed from a checkpoint equals an uninterrupted one.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::Device;
+use candle_nn::VarMap;
+use fresco_diffusion::{DitConfig, DitPipeline, splitmix64};
+use fresco_shapes::{Dataset, Split};
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use crate::checkpoint::{self, OPTIMIZER_FILE, TrainState};
+use crate::data::{CleanBatch, Noising, noisy_batch};
+use crate::error::{Error, Result, io_err};
+use crate::optim::{AdamW, AdamWConfig};
+use crate::schedule::{TimeSampling, learning_rate, step_rng};
+
+/// Model id written by [`Trainer::save_model`] users (the shipped model's name).
+pub const MODEL_ID: &str = "fresco-shapes";
+/// Name of the checkpoint directory inside the output directory.
+pub const CHECKPOINT_DIR: &str = "checkpoint";
+
+/// Everything that defines a training run except the architecture.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// Output directory (model, checkpoint, summary).
+    pub out: PathBuf,
+    /// Total steps of the run (the schedule's length).
+    pub steps: u64,
+    /// Images per step.
+    pub batch: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Final learning rate as a fraction of `lr`.
+    pub min_lr_ratio: f64,
+    /// Linear warmup steps.
+    pub warmup: u64,
+    /// Run seed (weights init, data order, noise).
+    pub seed: u64,
+    /// Training image side (multiple of the patch size, 16..).
+    pub image_size: u32,
+    /// Probability of training a sample with the null caption.
+    pub caption_dropout: f64,
+    /// Distribution of flow times.
+    pub time_sampling: TimeSampling,
+    /// Log every this many steps (0: never).
+    pub log_every: u64,
+    /// Checkpoint every this many steps (0: only at the end).
+    pub checkpoint_every: u64,
+    /// Use only dataset samples `0..n` (overfitting checks); `None`: unbounded.
+    pub dataset_size: Option<u64>,
+    /// Optimizer settings.
+    pub optimizer: AdamWConfig,
+}
+
+impl TrainOptions {
+    /// Defaults for everything but the output directory.
+    pub fn new(out: impl Into<PathBuf>) -> Self {
+        Self {
+            out: out.into(),
+            steps: 1000,
+            batch: 32,
+            lr: 3e-4,
+            min_lr_ratio: 0.1,
+            warmup: 200,
+            seed: 0,
+            image_size: 32,
+            caption_dropout: 0.1,
+            time_sampling: TimeSampling::LogitNormal,
+            log_every: 50,
+            checkpoint_every: 500,
+            dataset_size: None,
+            optimizer: AdamWConfig::default(),
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::Options(m.to_owned()));
+        if self.batch == 0 {
+            return bad("batch must be > 0");
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad("lr must be > 0");
+        }
+        if !(0.0..=1.0).contains(&self.caption_dropout) {
+            return bad("caption dropout must be in [0, 1]");
+        }
+        if self.dataset_size == Some(0) {
+            return bad("dataset size must be > 0");
+        }
+        Ok(())
+    }
+
+    fn noising(&self) -> Noising {
+        Noising {
+            time_sampling: self.time_sampling,
+            caption_dropout: self.caption_dropout,
+        }
+    }
+}
+
+/// Seed of the initial weights for run seed `seed`.
+pub fn init_seed(seed: u64) -> u64 {
+    splitmix64(seed ^ 0x696e_6974)
+}
+
+/// Result of one optimisation step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepStats {
+    /// The step just completed (1-based count of steps done).
+    pub step: u64,
+    /// Mean squared velocity error of the batch.
+    pub loss: f32,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Gradient norm before clipping.
+    pub grad_norm: f64,
+}
+
+/// Summary written to `training.json` at the end of [`Trainer::run`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainSummary {
+    /// Steps completed.
+    pub steps: u64,
+    /// Steps run in this process (less than `steps` after a resume).
+    pub steps_this_run: u64,
+    /// Smoothed loss at the end.
+    pub loss_ema: Option<f64>,
+    /// Wall-clock seconds of this process's steps.
+    pub seconds: f64,
+    /// Training throughput of this process.
+    pub samples_per_second: f64,
+    /// Trainable parameters.
+    pub parameters: usize,
+}
+
+/// A model, its optimizer and the position in the run.
+pub struct Trainer {
+    opts: TrainOptions,
+    varmap: VarMap,
+    pipeline: DitPipeline,
+    optimizer: AdamW,
+    dataset: Dataset,
+    step: u64,
+    loss_ema: Option<f64>,
+}
+
+impl Trainer {
+    /// A fresh run with architecture `config`.
+    pub fn new(opts: TrainOptions, config: DitConfig, device: &Device) -> Result<Self> {
+        opts.check()?;
+        let varmap = DitPipeline::seeded_varmap(&config, init_seed(opts.seed), device)?;
+        Self::assemble(opts, config, varmap, 0, None, None, device)
+    }
+
+    /// Continues the run saved in `checkpoint` (architecture from its `config.json`).
+    /// `opts` must agree with the checkpoint on seed, batch, image size and dataset size.
+    pub fn resume(opts: TrainOptions, checkpoint: &Path, device: &Device) -> Result<Self> {
+        opts.check()?;
+        checkpoint::check_dir(checkpoint)?;
+        let state = TrainState::load(checkpoint)?;
+        let mismatch = |what: &str| {
+            Err(Error::Options(format!(
+                "--{what} differs from the checkpoint being resumed"
+            )))
+        };
+        if state.seed != opts.seed {
+            return mismatch("seed");
+        }
+        if state.batch != opts.batch {
+            return mismatch("batch");
+        }
+        if state.image_size != opts.image_size {
+            return mismatch("image-size");
+        }
+        if state.dataset_size != opts.dataset_size {
+            return mismatch("dataset-size");
+        }
+        let config_path = checkpoint.join("config.json");
+        let json = std::fs::read_to_string(&config_path).map_err(io_err(&config_path))?;
+        let config: DitConfig = serde_json::from_str(&json)?;
+        let mut varmap = DitPipeline::seeded_varmap(&config, init_seed(opts.seed), device)?;
+        varmap.load(checkpoint.join("model.safetensors"))?;
+        let optimizer_file = checkpoint.join(OPTIMIZER_FILE);
+        info!(step = state.step, checkpoint = %checkpoint.display(), "resuming");
+        Self::assemble(
+            opts,
+            config,
+            varmap,
+            state.step,
+            state.loss_ema,
+            Some(&optimizer_file),
+            device,
+        )
+    }
+
+    fn assemble(
+        opts: TrainOptions,
+        config: DitConfig,
+        varmap: VarMap,
+        step: u64,
+        loss_ema: Option<f64>,
+        optimizer_state: Option<&Path>,
+        device: &Device,
+    ) -> Result<Self> {
+        if !(opts.image_size as usize).is_multiple_of(config.patch_size) {
+            return Err(Error::Options(format!(
+                "image size {} is not a multiple of the patch size {}",
+                opts.image_size, config.patch_size
+            )));
+        }
+        let pipeline = DitPipeline::from_varmap(MODEL_ID, config, &varmap, device)?;
+        let mut optimizer = AdamW::new(&varmap, opts.optimizer)?;
+        if let Some(path) = optimizer_state {
+            optimizer.load(path, step)?;
+        }
+        let dataset = Dataset::new(opts.seed, opts.image_size, Split::Train)?;
+        Ok(Self {
+            opts,
+            varmap,
+            pipeline,
+            optimizer,
+            dataset,
+            step,
+            loss_ema,
+        })
+    }
+
+    /// Steps completed.
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// The model being trained (shares weights with the optimizer's variables).
+    pub fn pipeline(&self) -> &DitPipeline {
+        &self.pipeline
+    }
+
+    /// The options of the run.
+    pub fn options(&self) -> &TrainOptions {
+        &self.opts
+    }
+
+    /// Number of trainable scalars.
+    pub fn parameter_count(&self) -> usize {
+        self.varmap.all_vars().iter().map(|v| v.elem_count()).sum()
+    }
+
+    /// Dataset sample indices of step `step`.
+    pub fn batch_indices(&self, step: u64) -> Vec<u64> {
+        let b = self.opts.batch as u64;
+        (0..b)
+            .map(|i| {
+                let k = step * b + i;
+                self.opts.dataset_size.map_or(k, |n| k % n)
+            })
+            .collect()
+    }
+
+    /// Runs one optimisation step.
+    pub fn train_step(&mut self) -> Result<StepStats> {
+        let clean = CleanBatch::from_dataset(&self.dataset, &self.batch_indices(self.step))?;
+        let mut rng = step_rng(self.opts.seed, self.step);
+        let nb = noisy_batch(
+            &clean,
+            self.pipeline.tokenizer(),
+            self.opts.noising(),
+            &mut rng,
+            self.pipeline.device(),
+        )?;
+        let v = self.pipeline.velocity(&nb.x_t, &nb.t, &nb.captions)?;
+        let loss = (v - &nb.target)?.sqr()?.mean_all()?;
+        let value = loss.to_scalar::<f32>()?;
+        if !value.is_finite() {
+            return Err(Error::Diverged {
+                step: self.step,
+                loss: value,
+            });
+        }
+        let grads = loss.backward()?;
+        let o = &self.opts;
+        let lr = learning_rate(self.step, o.steps, o.warmup, o.lr, o.min_lr_ratio);
+        let grad_norm = self.optimizer.step(&grads, lr)?;
+        self.step += 1;
+        self.loss_ema = Some(match self.loss_ema {
+            Some(e) => 0.98 * e + 0.02 * f64::from(value),
+            None => f64::from(value),
+        });
+        Ok(StepStats {
+            step: self.step,
+            loss: value,
+            lr,
+            grad_norm,
+        })
+    }
+
+    /// Loss of the current model on `clean` with noise, flow times (uniform) and
+    /// captions drawn from `seed` only, without dropout: a fixed yardstick.
+    pub fn loss_on(&self, clean: &CleanBatch, seed: u64) -> Result<f32> {
+        let noising = Noising {
+            time_sampling: TimeSampling::Uniform,
+            caption_dropout: 0.0,
+        };
+        let mut rng = step_rng(seed, u64::MAX);
+        let nb = noisy_batch(
+            clean,
+            self.pipeline.tokenizer(),
+            noising,
+            &mut rng,
+            self.pipeline.device(),
+        )?;
+        let v = self.pipeline.velocity(&nb.x_t, &nb.t, &nb.captions)?;
+        Ok((v - &nb.target)?
+            .sqr()?
+            .mean_all()?
+            .detach()
+            .to_scalar::<f32>()?)
+    }
+
+    /// Writes a checkpoint (model, optimizer moments, state) to `dir`, atomically.
+    pub fn save_checkpoint(&self, dir: &Path) -> Result<()> {
+        checkpoint::write_atomically(dir, |tmp| {
+            self.pipeline.save(tmp)?;
+            self.optimizer.save(&tmp.join(OPTIMIZER_FILE))?;
+            TrainState {
+                step: self.step,
+                seed: self.opts.seed,
+                batch: self.opts.batch,
+                image_size: self.opts.image_size,
+                dataset_size: self.opts.dataset_size,
+                loss_ema: self.loss_ema,
+            }
+            .save(tmp)
+        })
+    }
+
+    /// Writes `dir/config.json` + `dir/model.safetensors` (loadable by `DitPipeline::from_dir`).
+    pub fn save_model(&self, dir: &Path) -> Result<()> {
+        Ok(self.pipeline.save(dir)?)
+    }
+
+    /// Trains up to `opts.steps`, logging and checkpointing on the way, then writes
+    /// the model and a checkpoint to `opts.out`, and `training.json`.
+    pub fn run(&mut self) -> Result<TrainSummary> {
+        let out = self.opts.out.clone();
+        std::fs::create_dir_all(&out).map_err(io_err(&out))?;
+        let ckpt = out.join(CHECKPOINT_DIR);
+        let parameters = self.parameter_count();
+        let start_step = self.step;
+        info!(
+            parameters,
+            start_step,
+            steps = self.opts.steps,
+            batch = self.opts.batch,
+            image_size = self.opts.image_size,
+            "training"
+        );
+        let started = Instant::now();
+        let mut window = (Instant::now(), self.step);
+        while self.step < self.opts.steps {
+            let stats = self.train_step()?;
+            let o = &self.opts;
+            if o.log_every > 0 && (stats.step % o.log_every == 0 || stats.step == o.steps) {
+                let secs = window.0.elapsed().as_secs_f64().max(1e-9);
+                let samples = (stats.step - window.1) as f64 * o.batch as f64;
+                let per_step = secs / (stats.step - window.1).max(1) as f64;
+                info!(
+                    step = stats.step,
+                    total = o.steps,
+                    loss_ema = self.loss_ema.unwrap_or(f64::NAN),
+                    loss = stats.loss,
+                    lr = stats.lr,
+                    grad_norm = stats.grad_norm,
+                    samples_per_s = samples / secs,
+                    eta_s = per_step * (o.steps - stats.step) as f64,
+                    "step"
+                );
+                window = (Instant::now(), stats.step);
+            }
+            if o.checkpoint_every > 0
+                && stats.step % o.checkpoint_every == 0
+                && stats.step < o.steps
+            {
+                self.save_checkpoint(&ckpt)?;
+                info!(step = stats.step, dir = %ckpt.display(), "checkpoint written");
+            }
+        }
+        self.save_checkpoint(&ckpt)?;
+        self.save_model(&out)?;
+        let seconds = started.elapsed().as_secs_f64();
+        let steps_this_run = self.step - start_step;
+        let summary = TrainSummary {
+            steps: self.step,
+            steps_this_run,
+            loss_ema: self.loss_ema,
+            seconds,
+            samples_per_second: steps_this_run as f64 * self.opts.batch as f64 / seconds.max(1e-9),
+            parameters,
+        };
+        let path = out.join("training.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&summary)?).map_err(io_err(&path))?;
+        info!(
+            steps = summary.steps,
+            seconds = summary.seconds,
+            loss_ema = summary.loss_ema.unwrap_or(f64::NAN),
+            out = %out.display(),
+            "training finished"
+        );
+        Ok(summary)
+    }
+}
