@@ -272,6 +272,7 @@ async fn a_worker_stopped_by_sigterm_leaves_nothing_leased() {
         "2",
     ]);
     assert!(out.status.success(), "{}", describe(&out));
+    let job_id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     let pool = farm.db.pool().await;
     fresco_e2e::wait_until(
         "a task to start",
@@ -308,6 +309,25 @@ async fn a_worker_stopped_by_sigterm_leaves_nothing_leased() {
     .await
     .expect("counting errors");
     assert_eq!(errors, 0, "finishing or giving back is not a failure");
+
+    // The coordinator stops cleanly too, even with a watcher attached.
+    let mut watcher = std::process::Command::new(fresco_e2e::bin_dir().join("fresco"))
+        .args(["--coordinator", &farm.endpoint, "watch", &job_id])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting a watcher");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let coordinator = farm.coordinator.as_mut().expect("a coordinator");
+    coordinator.signal("TERM");
+    let status = coordinator.wait_exit(std::time::Duration::from_secs(15));
+    assert!(
+        status.success(),
+        "the coordinator exits cleanly on SIGTERM: {status:?}\n{}",
+        farm.logs()
+    );
+    let _ = watcher.kill();
+    let _ = watcher.wait();
 }
 
 #[test]

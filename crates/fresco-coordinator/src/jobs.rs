@@ -8,6 +8,7 @@ use fresco_proto::v1 as pb;
 use fresco_proto::v1::job_service_server::JobService;
 use fresco_store::TaskQuery;
 use tokio_stream::Stream;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
@@ -18,6 +19,9 @@ const CHUNK: usize = 1 << 20;
 
 pub struct JobApi {
     pub app: Coordinator,
+    /// Ends open `WatchJob` streams when the coordinator shuts down, so a
+    /// graceful shutdown never waits on a watcher.
+    pub shutdown: CancellationToken,
 }
 
 impl JobApi {
@@ -110,13 +114,20 @@ impl JobService for JobApi {
         let id = JobId::parse_field("job_id", &request.get_ref().job_id)?;
         let store = self.app.store.clone();
         let interval = self.app.settings.watch_interval;
+        let shutdown = self.shutdown.clone();
         // Fail fast on an unknown job, before the stream starts.
         let first = store.get_job(id).await?;
         let stream = async_stream::try_stream! {
             let mut last = convert::job(&first);
             yield last.clone();
             while !last.finished {
-                tokio::time::sleep(interval).await;
+                let stopping = tokio::select! {
+                    _ = shutdown.cancelled() => true,
+                    _ = tokio::time::sleep(interval) => false,
+                };
+                if stopping {
+                    Err(Status::unavailable("the coordinator is shutting down; watch again"))?;
+                }
                 let now = convert::job(&store.get_job(id).await?);
                 if now != last {
                     last = now;

@@ -28,9 +28,12 @@ pub async fn serve(
         tokio::spawn(reaper::run(app.clone(), shutdown.clone())),
         tokio::spawn(reconciler::run(app.clone(), shutdown.clone())),
     ];
-    let jobs = JobServiceServer::new(JobApi { app: app.clone() })
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let jobs = JobServiceServer::new(JobApi {
+        app: app.clone(),
+        shutdown: shutdown.clone(),
+    })
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let workers = WorkerServiceServer::new(WorkerApi { app });
     info!(%addr, "coordinator listening");
     tonic::transport::Server::builder()
