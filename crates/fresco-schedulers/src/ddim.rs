@@ -6,7 +6,7 @@ use rand::RngCore;
 
 use crate::config::{PredictionType, SchedulerConfig, TimestepSpacing};
 use crate::error::{Error, Result, invalid};
-use crate::ops::{clamp, lin2, randn_like, same_shape, scale, to_work};
+use crate::ops::{clamp, lin2, randn_like, same_shape, scale, step_inputs};
 use crate::schedule;
 use crate::{Scheduler, SchedulerKind, check_index};
 
@@ -125,10 +125,7 @@ impl Scheduler for Ddim {
         rng: Option<&mut dyn RngCore>,
     ) -> Result<Tensor> {
         check_index(step_index, self.timesteps.len())?;
-        same_shape(model_output, sample, "model output vs sample")?;
-        let dtype = sample.dtype();
-        let x = to_work(sample, dtype)?;
-        let out = to_work(model_output, dtype)?;
+        let (x, out, dtype) = step_inputs(model_output, sample)?;
         let t = self.timesteps[step_index] as i64;
         let prev_t = t - self.step_ratio as i64;
         let alpha_prod_t = self.alpha_at(t);

@@ -8,7 +8,7 @@ use rand::RngCore;
 use crate::config::{PredictionType, SchedulerConfig, TimestepSpacing};
 use crate::ddim::x0_and_eps;
 use crate::error::{Error, Result, invalid};
-use crate::ops::{clamp, lin2, randn_like, same_shape, scale, to_work};
+use crate::ops::{clamp, lin2, randn_like, same_shape, scale, step_inputs};
 use crate::schedule;
 use crate::{Scheduler, SchedulerKind, check_index};
 
@@ -111,10 +111,7 @@ impl Scheduler for Ddpm {
         rng: Option<&mut dyn RngCore>,
     ) -> Result<Tensor> {
         check_index(step_index, self.timesteps.len())?;
-        same_shape(model_output, sample, "model output vs sample")?;
-        let dtype = sample.dtype();
-        let x = to_work(sample, dtype)?;
-        let out = to_work(model_output, dtype)?;
+        let (x, out, dtype) = step_inputs(model_output, sample)?;
         let (alpha_prod_t, alpha_prod_prev) = self.alphas(step_index);
         let beta_prod_t = 1.0 - alpha_prod_t;
         let beta_prod_prev = 1.0 - alpha_prod_prev;

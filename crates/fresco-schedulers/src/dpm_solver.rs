@@ -8,7 +8,7 @@ use rand::RngCore;
 use crate::config::{PredictionType, SchedulerConfig};
 use crate::error::{Result, invalid};
 use crate::multistep::{History, MultistepSchedule, data_prediction, multistep_schedule};
-use crate::ops::{lin2, same_shape, scale, to_work};
+use crate::ops::{lin2, same_shape, scale, step_inputs};
 use crate::schedule::{vp_alpha_sigma, vp_lambda};
 use crate::{Scheduler, SchedulerKind, check_index};
 
@@ -101,10 +101,7 @@ impl Scheduler for DpmSolverMultistep {
         let len = self.schedule.timesteps.len();
         check_index(step_index, len)?;
         self.history.check("dpm_solver", step_index)?;
-        same_shape(model_output, sample, "model output vs sample")?;
-        let dtype = sample.dtype();
-        let x = to_work(sample, dtype)?;
-        let out = to_work(model_output, dtype)?;
+        let (x, out, dtype) = step_inputs(model_output, sample)?;
         let sigmas = &self.schedule.sigmas;
 
         let lower_order_final = step_index == len - 1

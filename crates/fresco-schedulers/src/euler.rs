@@ -7,7 +7,7 @@ use rand::RngCore;
 
 use crate::config::{FinalSigmas, PredictionType, SchedulerConfig, TimestepSpacing};
 use crate::error::{Result, invalid};
-use crate::ops::{lin2, same_shape, scale, to_work};
+use crate::ops::{lin2, same_shape, scale, step_inputs};
 use crate::schedule;
 use crate::{Scheduler, SchedulerKind, check_index};
 
@@ -157,10 +157,7 @@ impl Scheduler for Euler {
         _rng: Option<&mut dyn RngCore>,
     ) -> Result<Tensor> {
         check_index(step_index, self.schedule.timesteps.len())?;
-        same_shape(model_output, sample, "model output vs sample")?;
-        let dtype = sample.dtype();
-        let x = to_work(sample, dtype)?;
-        let out = to_work(model_output, dtype)?;
+        let (x, out, dtype) = step_inputs(model_output, sample)?;
         let sigma = self.schedule.sigmas[step_index];
         let sigma_next = self.schedule.sigmas[step_index + 1];
         let x0 = sigma_x0(self.prediction, &x, &out, sigma)?;

@@ -8,7 +8,7 @@ use rand::RngCore;
 
 use crate::config::SchedulerConfig;
 use crate::error::{Error, Result, invalid};
-use crate::ops::{lin2, randn_like, same_shape, to_work};
+use crate::ops::{lin2, randn_like, same_shape, step_inputs};
 use crate::schedule;
 use crate::{Scheduler, SchedulerKind, check_index};
 
@@ -144,10 +144,7 @@ impl Scheduler for FlowMatchEuler {
         rng: Option<&mut dyn RngCore>,
     ) -> Result<Tensor> {
         check_index(step_index, self.timesteps.len())?;
-        same_shape(model_output, sample, "model output vs sample")?;
-        let dtype = sample.dtype();
-        let x = to_work(sample, dtype)?;
-        let v = to_work(model_output, dtype)?;
+        let (x, v, dtype) = step_inputs(model_output, sample)?;
         let sigma = self.sigmas[step_index];
         let sigma_next = self.sigmas[step_index + 1];
         let prev = if self.stochastic {

@@ -8,7 +8,7 @@ use rand::RngCore;
 use crate::config::{FinalSigmas, PredictionType, SchedulerConfig};
 use crate::error::{Error, Result};
 use crate::euler::{karras_schedule, scale_by_sigma, sigma_x0};
-use crate::ops::{clamp, lin2, same_shape, scale, to_work};
+use crate::ops::{clamp, lin2, same_shape, scale, step_inputs};
 use crate::{Scheduler, SchedulerKind, check_index};
 
 #[derive(Debug, Clone)]
@@ -112,10 +112,7 @@ impl Scheduler for Heun {
                 got: step_index,
             });
         }
-        same_shape(model_output, sample, "model output vs sample")?;
-        let dtype = sample.dtype();
-        let x = to_work(sample, dtype)?;
-        let out = to_work(model_output, dtype)?;
+        let (x, out, dtype) = step_inputs(model_output, sample)?;
         let prev = match self.state.take() {
             None => {
                 let sigma = self.sigmas[step_index];

@@ -64,3 +64,19 @@ pub fn randn_like(like: &Tensor, rng: &mut dyn RngCore) -> Result<Tensor> {
 pub(crate) fn clamp(t: &Tensor, range: f64) -> Result<Tensor> {
     Ok(t.clamp(-range, range)?)
 }
+
+/// What every `step` starts from: the model output and the sample checked
+/// for equal shapes and both in the working dtype, plus the sample's own
+/// dtype to cast the result back to.
+pub(crate) fn step_inputs(
+    model_output: &Tensor,
+    sample: &Tensor,
+) -> Result<(Tensor, Tensor, DType)> {
+    same_shape(model_output, sample, "model output vs sample")?;
+    let dtype = sample.dtype();
+    Ok((
+        to_work(sample, dtype)?,
+        to_work(model_output, dtype)?,
+        dtype,
+    ))
+}

@@ -9,7 +9,7 @@ use rand::RngCore;
 use crate::config::{PredictionType, SchedulerConfig};
 use crate::error::{Error, Result, invalid};
 use crate::multistep::{History, MultistepSchedule, data_prediction, multistep_schedule};
-use crate::ops::{lin2, same_shape, scale, to_work};
+use crate::ops::{lin2, same_shape, scale, step_inputs};
 use crate::schedule::{vp_alpha_sigma, vp_lambda};
 use crate::{Scheduler, SchedulerKind, check_index};
 
@@ -241,10 +241,7 @@ impl Scheduler for UniPcMultistep {
         let len = self.schedule.timesteps.len();
         check_index(step_index, len)?;
         self.history.check("unipc", step_index)?;
-        same_shape(model_output, sample, "model output vs sample")?;
-        let dtype = sample.dtype();
-        let mut x = to_work(sample, dtype)?;
-        let out = to_work(model_output, dtype)?;
+        let (mut x, out, dtype) = step_inputs(model_output, sample)?;
 
         let x0 = data_prediction(self.prediction, &x, &out, self.schedule.sigmas[step_index])?;
         if step_index > 0
