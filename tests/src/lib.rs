@@ -346,6 +346,22 @@ impl Farm {
         .await;
     }
 
+    /// Waits until some task of the farm is running.
+    pub async fn wait_for_running_task(&self) {
+        let pool = self.db.pool().await;
+        wait_until("a task to start", Duration::from_secs(20), || {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>("SELECT count(*) FROM tasks WHERE state = 'running'")
+                    .fetch_one(&pool)
+                    .await
+                    .map(|n| n > 0)
+                    .unwrap_or(false)
+            }
+        })
+        .await;
+    }
+
     async fn registered_workers(&self) -> i64 {
         let pool = self.db.pool().await;
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM workers")

@@ -274,21 +274,7 @@ async fn a_worker_stopped_by_sigterm_leaves_nothing_leased() {
     assert!(out.status.success(), "{}", describe(&out));
     let job_id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     let pool = farm.db.pool().await;
-    fresco_e2e::wait_until(
-        "a task to start",
-        std::time::Duration::from_secs(20),
-        || {
-            let pool = pool.clone();
-            async move {
-                sqlx::query_scalar::<_, i64>("SELECT count(*) FROM tasks WHERE state = 'running'")
-                    .fetch_one(&pool)
-                    .await
-                    .map(|n| n > 0)
-                    .unwrap_or(false)
-            }
-        },
-    )
-    .await;
+    farm.wait_for_running_task().await;
     let worker = &mut farm.workers[0];
     worker.signal("TERM");
     let status = worker.wait_exit(std::time::Duration::from_secs(30));

@@ -4,23 +4,8 @@
 
 use std::time::Duration;
 
-use fresco_e2e::{Farm, FarmOptions, describe, wait_until};
+use fresco_e2e::{Farm, FarmOptions, describe};
 use sqlx::Row;
-
-async fn wait_for_running(farm: &Farm) {
-    let pool = farm.db.pool().await;
-    wait_until("a task to start", Duration::from_secs(20), || {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM tasks WHERE state = 'running'")
-                .fetch_one(&pool)
-                .await
-                .map(|n| n > 0)
-                .unwrap_or(false)
-        }
-    })
-    .await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_workers_task_is_finished_by_another_worker() {
@@ -48,7 +33,7 @@ async fn a_killed_workers_task_is_finished_by_another_worker() {
     ]);
     assert!(out.status.success(), "{}", describe(&out));
     let job_id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    wait_for_running(&farm).await;
+    farm.wait_for_running_task().await;
     farm.workers[0].signal("KILL");
     farm.workers[0].wait_exit(Duration::from_secs(10));
     farm.start_worker().await;
@@ -100,7 +85,7 @@ async fn a_cancelled_running_task_stops_and_its_worker_keeps_serving() {
     ]);
     assert!(out.status.success(), "{}", describe(&out));
     let job_id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    wait_for_running(&farm).await;
+    farm.wait_for_running_task().await;
     let out = farm.cli(&["cancel", &job_id]);
     assert!(out.status.success(), "{}", describe(&out));
     assert!(
