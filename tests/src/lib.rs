@@ -230,6 +230,8 @@ pub struct FarmOptions {
     pub heartbeat_seconds: u64,
     pub reconcile_ms: u64,
     pub reap_ms: u64,
+    /// Extra flags for every worker.
+    pub worker_args: Vec<String>,
 }
 
 impl Default for FarmOptions {
@@ -240,6 +242,7 @@ impl Default for FarmOptions {
             heartbeat_seconds: 1,
             reconcile_ms: 300,
             reap_ms: 200,
+            worker_args: Vec::new(),
         }
     }
 }
@@ -328,6 +331,7 @@ impl Farm {
                 .args(["--storage", &self.storage_url])
                 .args(["--name", &format!("worker-{n}")])
                 .args(["--shutdown-grace-seconds", "10"])
+                .args(&self.options.worker_args)
                 .stdout(Stdio::null())
                 .stderr(log),
         );

@@ -34,5 +34,6 @@ pub use cache::{CacheStats, ModelCache};
 pub use config::{DitConfig, TextConfig};
 pub use error::{Error, Result};
 pub use pipeline::DitPipeline;
+pub use registry::ModelRegistry;
 pub use seed::{derive_image_seed, splitmix64};
 pub use types::{GenerateParams, GeneratedImage, Pipeline, Progress};

@@ -3,8 +3,11 @@
 //! Built-in models need no files: `tiny-random-dit` (the tiny DiT with seeded
 //! random weights, [`DitConfig::tiny`]) and `tiny-random-dit-b` (same architecture,
 //! different weight seed — handy for exercising model switching and cache
-//! eviction). Trained models are loaded with [`DitPipeline::from_dir`].
+//! eviction). [`ModelRegistry`] adds a models directory: every folder in it
+//! holding `config.json` and `model.safetensors` is a model served under the
+//! folder's name, loaded with [`DitPipeline::from_dir_with_id`].
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use candle_core::Device;
@@ -12,7 +15,7 @@ use tracing::debug;
 
 use crate::config::DitConfig;
 use crate::error::{Error, Result};
-use crate::pipeline::DitPipeline;
+use crate::pipeline::{CONFIG_FILE, DitPipeline, WEIGHTS_FILE};
 use crate::types::Pipeline;
 
 /// Id of the default built-in model.
@@ -49,9 +52,102 @@ pub fn load(model_id: &str, device: &Device) -> Result<Arc<dyn Pipeline>> {
     )?))
 }
 
+/// The models a worker can serve: the built-in ones, plus the model folders
+/// of an optional models directory.
+#[derive(Debug, Clone, Default)]
+pub struct ModelRegistry {
+    models_dir: Option<PathBuf>,
+}
+
+impl ModelRegistry {
+    pub fn new(models_dir: Option<PathBuf>) -> Self {
+        Self { models_dir }
+    }
+
+    /// The folder names under the models directory that hold a model.
+    fn folder_models(&self) -> Result<Vec<String>> {
+        let Some(dir) = &self.models_dir else {
+            return Ok(Vec::new());
+        };
+        let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let mut models = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| Error::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            let path = entry.path();
+            let is_model = path.join(CONFIG_FILE).is_file() && path.join(WEIGHTS_FILE).is_file();
+            if let (true, Some(name)) = (is_model, entry.file_name().to_str()) {
+                models.push(name.to_owned());
+            }
+        }
+        models.sort();
+        Ok(models)
+    }
+
+    /// Every model id this registry can load: built-in ones first.
+    pub fn available(&self) -> Result<Vec<String>> {
+        let mut models: Vec<String> = BUILTIN.iter().map(|m| (*m).to_owned()).collect();
+        for model in self.folder_models()? {
+            if !models.contains(&model) {
+                models.push(model);
+            }
+        }
+        Ok(models)
+    }
+
+    /// Loads `model_id`: a built-in model, or a folder of the models
+    /// directory. Any other id is [`Error::UnknownModel`], never a path.
+    pub fn load(&self, model_id: &str, device: &Device) -> Result<Arc<dyn Pipeline>> {
+        if builtin_seed(model_id).is_some() {
+            return load(model_id, device);
+        }
+        match &self.models_dir {
+            Some(dir) if self.folder_models()?.iter().any(|m| m == model_id) => {
+                let folder: &Path = dir.as_ref();
+                Ok(Arc::new(DitPipeline::from_dir_with_id(
+                    folder.join(model_id),
+                    model_id,
+                    device,
+                )?))
+            }
+            _ => Err(Error::UnknownModel(model_id.to_owned())),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_models_directory_adds_its_folders_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = DitPipeline::random("mine", DitConfig::tiny(), 3, &Device::Cpu).unwrap();
+        model.save(dir.path().join("mine")).unwrap();
+        std::fs::create_dir(dir.path().join("empty")).unwrap();
+        let registry = ModelRegistry::new(Some(dir.path().to_path_buf()));
+        assert_eq!(
+            registry.available().unwrap(),
+            ["tiny-random-dit", "tiny-random-dit-b", "mine"]
+        );
+        let loaded = registry.load("mine", &Device::Cpu).unwrap();
+        assert_eq!(loaded.model_id(), "mine");
+        assert!(matches!(
+            registry.load("empty", &Device::Cpu),
+            Err(Error::UnknownModel(_))
+        ));
+        assert!(matches!(
+            registry.load("../mine", &Device::Cpu),
+            Err(Error::UnknownModel(_))
+        ));
+        assert!(registry.load("tiny-random-dit", &Device::Cpu).is_ok());
+        assert!(ModelRegistry::default().available().unwrap().len() == 2);
+    }
 
     #[test]
     fn builtins_load_and_unknown_is_rejected() {

@@ -39,9 +39,11 @@ pub fn pop_order(served: &[String], loaded: &[String]) -> Vec<String> {
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let client = CoordinatorClient::new(&settings.coordinator)?;
     let storage = Storage::from_url(&settings.storage).context("opening output storage")?;
-    let cache = Arc::new(ModelCache::new(
+    let registry = settings.registry.clone();
+    let cache = Arc::new(ModelCache::with_loader(
         settings.cache_budget_bytes,
         candle_core::Device::Cpu,
+        Box::new(move |model, device| registry.load(model, device)),
     ));
     let register = pb::RegisterWorkerRequest {
         name: settings.name.clone(),

@@ -1,10 +1,11 @@
 //! `fresco-worker`: renders tasks for a fresco coordinator.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::bail;
 use clap::Parser;
-use fresco_core::params::BUILTIN_MODELS;
+use fresco_diffusion::ModelRegistry;
 use fresco_telemetry::LogFormat;
 use fresco_worker::Settings;
 
@@ -33,9 +34,14 @@ struct Args {
     /// A name for logs and listings (default: host name and process id).
     #[arg(long, env = "FRESCO_NAME")]
     name: Option<String>,
-    /// Models to serve, comma-separated (default: the built-in ones).
+    /// Models to serve, comma-separated (default: the built-in ones and every
+    /// model folder in --models-dir).
     #[arg(long, env = "FRESCO_MODELS", value_delimiter = ',')]
     models: Vec<String>,
+    /// A directory of model folders (each with config.json and
+    /// model.safetensors), served under the folder's name.
+    #[arg(long, env = "FRESCO_MODELS_DIR")]
+    models_dir: Option<PathBuf>,
     /// Device to sample on.
     #[arg(long, env = "FRESCO_DEVICE", default_value = "cpu")]
     device: String,
@@ -69,16 +75,31 @@ async fn main() -> anyhow::Result<()> {
             args.device
         );
     }
+    if let Some(dir) = &args.models_dir
+        && !dir.is_dir()
+    {
+        bail!("--models-dir {}: not a directory", dir.display());
+    }
+    let registry = ModelRegistry::new(args.models_dir.clone());
+    let available = registry.available()?;
+    for model in &available {
+        if let Err(err) = fresco_core::validate::model_id(model) {
+            bail!(
+                "--models-dir: folder {model:?} cannot be a model id: {}",
+                err.rule
+            );
+        }
+    }
     let models = if args.models.is_empty() {
-        BUILTIN_MODELS.iter().map(|m| (*m).to_owned()).collect()
+        available.clone()
     } else {
         args.models
     };
     for model in &models {
-        if !BUILTIN_MODELS.contains(&model.as_str()) {
+        if !available.contains(model) {
             bail!(
-                "--models: unknown model {model:?}; this worker serves {}",
-                BUILTIN_MODELS.join(", ")
+                "--models: unknown model {model:?}; this worker can serve {}",
+                available.join(", ")
             );
         }
     }
@@ -88,6 +109,7 @@ async fn main() -> anyhow::Result<()> {
         storage: args.storage,
         name: args.name.unwrap_or_else(default_name),
         models,
+        registry,
         cache_budget_bytes: args.cache_budget_mb << 20,
         shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
         pop_timeout: Duration::from_secs(2),

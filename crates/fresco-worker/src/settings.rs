@@ -13,6 +13,8 @@ pub struct Settings {
     pub name: String,
     /// Models this worker serves.
     pub models: Vec<String>,
+    /// Where model folders are found besides the built-in models.
+    pub registry: fresco_diffusion::ModelRegistry,
     /// Bytes of model weights kept loaded between tasks.
     pub cache_budget_bytes: u64,
     /// How long a shutdown waits for the running task before giving it back.
