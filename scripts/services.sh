@@ -80,7 +80,11 @@ start() {
     --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --dir "$dir"
   wait_for Redis redis-cli -p "$redis_port" ping
 
-  (cd "$dir" && nohup python3 -m moto.server -H 127.0.0.1 -p "$s3_port" >"$dir/s3.log" 2>&1 & echo $! >"$dir/s3.pid")
+  # The server writes its own pid: launchers (version-manager shims) may fork.
+  (cd "$dir" && nohup python3 -c 'import os, sys
+open(sys.argv[1], "w").write(str(os.getpid()))
+from moto.server import main
+main(sys.argv[2:])' "$dir/s3.pid" -H 127.0.0.1 -p "$s3_port" >"$dir/s3.log" 2>&1 &)
   wait_for "the S3 server" python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$s3_port/moto-api/')"
   python3 - "$s3_port" "$bucket" <<'PY'
 import sys, urllib.request
