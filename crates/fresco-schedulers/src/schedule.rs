@@ -156,31 +156,19 @@ pub fn sigmas_from_alphas_cumprod(acp: &[f64]) -> Vec<f64> {
     acp.iter().map(|a| ((1.0 - a) / a).sqrt()).collect()
 }
 
-/// Integer timesteps of DDIM/DDPM `set_timesteps` (descending).
+/// Integer timesteps of DDIM/DDPM `set_timesteps` (descending): the float
+/// timesteps rounded half to even (leading and trailing spacings are
+/// integral already).
 pub fn discrete_timesteps(
     spacing: TimestepSpacing,
     num_train: usize,
     n: usize,
     steps_offset: usize,
 ) -> Vec<f64> {
-    match spacing {
-        TimestepSpacing::Linspace => linspace(0.0, (num_train - 1) as f64, n)
-            .into_iter()
-            .rev()
-            .map(f64::round_ties_even)
-            .collect(),
-        TimestepSpacing::Leading => {
-            let ratio = num_train / n;
-            (0..n)
-                .rev()
-                .map(|i| (i * ratio + steps_offset) as f64)
-                .collect()
-        }
-        TimestepSpacing::Trailing => trailing(num_train, n)
-            .into_iter()
-            .map(|t| t.round_ties_even() - 1.0)
-            .collect(),
-    }
+    float_timesteps(spacing, num_train, n, steps_offset)
+        .into_iter()
+        .map(f64::round_ties_even)
+        .collect()
 }
 
 /// numpy's `arange(num_train, 0, -num_train / n)` (unrounded).
