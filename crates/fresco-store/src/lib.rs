@@ -67,7 +67,7 @@ pub trait JobStore: Send + Sync + 'static {
     ) -> Result<Vec<QueuedTask>>;
 }
 
-/// The task states a job's tasks are in.
+/// Whether a job is finished: none of its tasks is queued or running.
 pub fn is_finished(counts: &StateCounts) -> bool {
     counts.get(TaskState::Queued) == 0 && counts.get(TaskState::Running) == 0
 }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::error::{Result, StoreError};
 use crate::records::*;
-use crate::{JobStore, is_finished};
+use crate::JobStore;
 
 /// Rows per `UNNEST` statement when storing a submission.
 const INSERT_CHUNK: usize = 5_000;
@@ -583,10 +583,4 @@ impl JobStore for PgStore {
         .await?;
         rows.iter().map(queued_from_row).collect()
     }
-}
-
-/// Whether every task of a job has finished; re-exported for callers that
-/// hold a summary.
-pub fn job_finished(job: &JobSummary) -> bool {
-    is_finished(&job.counts)
 }
