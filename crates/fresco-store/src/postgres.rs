@@ -12,9 +12,9 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Row, postgres::PgConnectOptions};
 use uuid::Uuid;
 
+use crate::JobStore;
 use crate::error::{Result, StoreError};
 use crate::records::*;
-use crate::JobStore;
 
 /// Rows per `UNNEST` statement when storing a submission.
 const INSERT_CHUNK: usize = 5_000;
