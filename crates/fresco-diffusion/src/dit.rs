@@ -170,12 +170,7 @@ impl Dit {
         let (gh, gw) = (h / p, w / p);
         let device = x.device();
 
-        // Patchify: [B,C,H,W] -> [B, gh*gw, p*p*C]
-        let patches = x
-            .reshape((b, c, gh, p, gw, p))?
-            .permute((0, 2, 4, 3, 5, 1))?
-            .contiguous()?
-            .reshape((b, gh * gw, p * p * c))?;
+        let patches = patchify(x, p)?;
         let pos = Tensor::from_vec(
             sincos_2d(gh, gw, self.hidden),
             (1, gh * gw, self.hidden),
@@ -202,12 +197,59 @@ impl Dit {
         let out = modulate(&self.final_norm.forward(&tokens)?, &m[0], &m[1])?;
         let out = self.final_linear.forward(&out)?;
 
-        // Unpatchify: [B, gh*gw, p*p*C] -> [B,C,H,W]
-        Ok(out
-            .reshape((b, gh, gw, p, p, c))?
-            .permute((0, 5, 1, 3, 2, 4))?
-            .contiguous()?
-            .reshape((b, c, h, w))?
-            .to_dtype(DType::F32)?)
+        Ok(unpatchify(&out, p, c, h, w)?.to_dtype(DType::F32)?)
+    }
+}
+
+/// `[B, C, H, W] → [B, (H/p)·(W/p), p·p·C]`: patches in row-major grid order, each
+/// flattened as (row in patch, column in patch, channel).
+fn patchify(x: &Tensor, p: usize) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    let (gh, gw) = (h / p, w / p);
+    Ok(x.reshape((b, c, gh, p, gw, p))?
+        .permute((0, 2, 4, 3, 5, 1))?
+        .contiguous()?
+        .reshape((b, gh * gw, p * p * c))?)
+}
+
+/// The inverse of [`patchify`]: `[B, (H/p)·(W/p), p·p·C] → [B, C, H, W]`.
+fn unpatchify(x: &Tensor, p: usize, c: usize, h: usize, w: usize) -> Result<Tensor> {
+    let b = x.dim(0)?;
+    let (gh, gw) = (h / p, w / p);
+    Ok(x.reshape((b, gh, gw, p, p, c))?
+        .permute((0, 5, 1, 3, 2, 4))?
+        .contiguous()?
+        .reshape((b, c, h, w))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Token `k` of the patchified image must be the pixels of grid cell
+    /// `(k / gw, k % gw)`, and unpatchify must put every value back where it was:
+    /// otherwise each token's prediction lands on another token's pixels.
+    #[test]
+    fn unpatchify_inverts_patchify_in_grid_order() {
+        let dev = Device::Cpu;
+        let (b, c, h, w, p) = (2, 3, 8, 12, 4);
+        let n = b * c * h * w;
+        let x = Tensor::arange(0f32, n as f32, &dev)
+            .unwrap()
+            .reshape((b, c, h, w))
+            .unwrap();
+        let tokens = patchify(&x, p).unwrap();
+        assert_eq!(tokens.dims(), &[b, (h / p) * (w / p), p * p * c]);
+        let flat =
+            |bi: usize, ci: usize, y: usize, xx: usize| (((bi * c + ci) * h + y) * w + xx) as f32;
+        let tok = tokens.to_vec3::<f32>().unwrap();
+        // Grid cell (row 1, column 2) of image 1 is token 1·3 + 2 = 5; its value
+        // at (row 3, column 1, channel 2) of the patch is element (3·p + 1)·c + 2.
+        assert_eq!(tok[1][5][(3 * p + 1) * c + 2], flat(1, 2, 4 + 3, 8 + 1));
+        let back = unpatchify(&tokens, p, c, h, w).unwrap();
+        assert_eq!(
+            back.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            x.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        );
     }
 }

@@ -365,3 +365,34 @@ impl Pipeline for DitPipeline {
         self.generate_with_seeds(params, &seeds, on_step)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Training images are `rgb / 127.5 − 1` (fresco_shapes::image_io::rgb_to_chw,
+    /// planar CHW); decoding a sample must invert exactly that.
+    #[test]
+    fn to_images_inverts_the_training_pixel_encoding() {
+        let (w, h) = (3usize, 2usize);
+        let rgb: Vec<u8> = (0..w * h * 3).map(|i| (i * 15 % 256) as u8).collect();
+        let mut chw = vec![0f32; rgb.len()];
+        for i in 0..w * h {
+            for c in 0..3 {
+                chw[c * w * h + i] = f32::from(rgb[i * 3 + c]) / 127.5 - 1.0;
+            }
+        }
+        let x0 = Tensor::from_vec(chw, (1, 3, h, w), &Device::Cpu).unwrap();
+        let images = to_images(&x0, &[7], w as u32, h as u32).unwrap();
+        assert_eq!(images[0].rgb, rgb);
+        let ends = Tensor::new(&[-1f32, 1.0, -3.0, 3.0], &Device::Cpu)
+            .unwrap()
+            .reshape((1, 1, 1, 4))
+            .unwrap()
+            .repeat((1, 3, 1, 1))
+            .unwrap();
+        let img = to_images(&ends, &[0], 4, 1).unwrap();
+        assert_eq!(&img[0].rgb[..6], &[0, 0, 0, 255, 255, 255]);
+        assert_eq!(&img[0].rgb[6..], &[0, 0, 0, 255, 255, 255]);
+    }
+}

@@ -115,3 +115,156 @@ pub fn noisy_batch<R: Rng + ?Sized>(
         target: Tensor::from_vec(target, shape, device)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ops::ControlFlow;
+
+    use fresco_diffusion::sampler::{Sampler, sample, timesteps};
+    use fresco_shapes::Split;
+
+    use super::*;
+    use crate::presets::Preset;
+    use crate::schedule::step_rng;
+
+    const SIDE: u32 = 16;
+
+    fn clean(indices: &[u64]) -> CleanBatch {
+        let ds = Dataset::new(3, SIDE, Split::Train).unwrap();
+        CleanBatch::from_dataset(&ds, indices).unwrap()
+    }
+
+    fn tokenizer() -> Tokenizer {
+        let cfg = Preset::Tiny.config();
+        Tokenizer::new(&cfg.text.vocab, cfg.text.max_tokens)
+    }
+
+    fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    fn no_progress() -> impl FnMut(fresco_diffusion::Progress) -> ControlFlow<()> {
+        |_| ControlFlow::Continue(())
+    }
+
+    /// Oracle check of the training convention against the sampler: a model that
+    /// returns exactly what training regresses to must, when the pipeline's sampler
+    /// integrates it from pure noise (t = 1) to t = 0, pass through the training
+    /// `x_t` at the training `t` and land on the training image `x0`.
+    #[test]
+    fn sampler_integrating_the_training_target_recovers_x0() {
+        let dev = Device::Cpu;
+        let clean = clean(&[0]);
+        let shape = (1, 3, clean.size, clean.size);
+        let x0 = Tensor::from_vec(clean.x0.clone(), shape, &dev).unwrap();
+        let noising = Noising {
+            time_sampling: TimeSampling::Uniform,
+            caption_dropout: 0.0,
+        };
+        let nb = noisy_batch(&clean, &tokenizer(), noising, &mut step_rng(1, 0), &dev).unwrap();
+        let t = nb.t[0];
+        assert!(t > 0.05 && t < 0.95, "t = {t}");
+        // ε of this sample, recovered from x_t and the target.
+        let eps = (&nb.x_t + (&nb.target * (1.0 - t)).unwrap()).unwrap();
+        // x_t = (1 − t)·x0 + t·ε (so x_1 is pure noise and x_0 the image).
+        let path = ((&x0 * (1.0 - t)).unwrap() + (&eps * t).unwrap()).unwrap();
+        assert!(max_abs(&path, &nb.x_t) < 1e-5);
+        // target = dx_t/dt along that path.
+        let h = 1e-3;
+        let at = |s: f64| ((&x0 * (1.0 - s)).unwrap() + (&eps * s).unwrap()).unwrap();
+        let dxdt = ((at(t + h) - at(t - h)).unwrap() / (2.0 * h)).unwrap();
+        assert!(max_abs(&dxdt, &nb.target) < 1e-2);
+
+        for sampler in [Sampler::Euler, Sampler::Heun] {
+            // Constant oracle: the exact training target of this (x0, ε) pair.
+            let mut oracle =
+                |_: &Tensor, _: f64| -> fresco_diffusion::Result<Tensor> { Ok(nb.target.clone()) };
+            let mid = sample(
+                sampler,
+                eps.clone(),
+                &[1.0, t],
+                &mut oracle,
+                &mut no_progress(),
+            );
+            assert!(max_abs(&mid.unwrap(), &nb.x_t) < 1e-4, "{sampler:?}");
+            let end = sample(
+                sampler,
+                eps.clone(),
+                &timesteps(10, 3.0),
+                &mut oracle,
+                &mut no_progress(),
+            );
+            assert!(max_abs(&end.unwrap(), &x0) < 1e-4, "{sampler:?}");
+
+            // The regression optimum for a one-image data set, as a model of
+            // (x_t, t): E[ε − x0 | x_t] = (x_t − x0) / t. From any noise it must
+            // reach x0.
+            let mut optimal =
+                |x: &Tensor, s: f64| -> fresco_diffusion::Result<Tensor> { Ok(((x - &x0)? / s)?) };
+            let other_noise = Tensor::randn(0f32, 1.0, shape, &dev).unwrap();
+            let end = sample(
+                sampler,
+                other_noise,
+                &timesteps(7, 1.0),
+                &mut optimal,
+                &mut no_progress(),
+            );
+            assert!(max_abs(&end.unwrap(), &x0) < 1e-4, "{sampler:?}");
+        }
+    }
+
+    /// Dropped captions must be exactly the unconditional input of guidance: the
+    /// pipeline encodes the (default empty) negative prompt with the same tokenizer.
+    #[test]
+    fn dropped_captions_are_the_samplers_unconditional_caption() {
+        let tok = tokenizer();
+        let clean = clean(&[0, 1, 2, 3]);
+        let noising = |caption_dropout| Noising {
+            time_sampling: TimeSampling::LogitNormal,
+            caption_dropout,
+        };
+        let dropped = noisy_batch(
+            &clean,
+            &tok,
+            noising(1.0),
+            &mut step_rng(2, 0),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let empty = tok.tokenize("").ids;
+        assert_eq!(empty, vec![NULL_TOKEN]);
+        assert!(dropped.captions.iter().all(|c| *c == empty));
+        let kept = noisy_batch(
+            &clean,
+            &tok,
+            noising(0.0),
+            &mut step_rng(2, 0),
+            &Device::Cpu,
+        )
+        .unwrap();
+        for (ids, caption) in kept.captions.iter().zip(&clean.captions) {
+            assert_eq!(*ids, tok.tokenize(caption).ids);
+            assert!(!ids.contains(&NULL_TOKEN), "{caption}");
+        }
+        assert!(dropped.t.iter().all(|t| *t > 0.0 && *t < 1.0));
+    }
+
+    /// Training pixels are in [-1, 1] (the range the pipeline decodes), and use it.
+    #[test]
+    fn clean_pixels_span_minus_one_to_one() {
+        let clean = clean(&(0..16).collect::<Vec<_>>());
+        let (lo, hi) = clean
+            .x0
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+        assert!(lo >= -1.0 && hi <= 1.0, "{lo}..{hi}");
+        assert!(lo < -0.9 && hi > 0.9, "{lo}..{hi}");
+    }
+}
