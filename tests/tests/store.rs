@@ -1,20 +1,99 @@
-//! The Postgres store on a real server: the state machine's edges, fencing
-//! tokens, lease expiry and attempts, all-or-nothing submissions.
+//! The store conformance suite: every test runs against both
+//! [`JobStore`]s, Postgres on a real server (a database of its own per test)
+//! and SQLite in a temp file, so the embedded store of `fresco dev` keeps
+//! the production store's semantics: the state machine's edges, fencing
+//! tokens, lease expiry and attempts, all-or-nothing submissions, dispatch
+//! order, and claims racing each other.
 
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use fresco_core::{JobSpec, TaskSpec, TaskState, WorkerId};
 use fresco_e2e::{Services, TestDatabase};
 use fresco_store::{
-    FailOutcome, Heartbeat, JobStore, Lease, LeaseToken, OutputRecord, PgStore, StoreError,
-    WorkerInfo,
+    FailOutcome, Heartbeat, JobStore, Lease, LeaseToken, OutputRecord, PgStore, SqliteStore,
+    StoreError, TaskQuery, WorkerInfo,
 };
 
+type Store = Arc<dyn JobStore>;
+
+/// A store under test and what must outlive it.
+struct Fixture {
+    store: Store,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn postgres() -> Fixture {
+    let db = TestDatabase::create(&Services::from_env()).await;
+    let store = PgStore::connect(&db.url)
+        .await
+        .expect("connecting the store");
+    Fixture {
+        store: Arc::new(store),
+        _dir: None,
+    }
+}
+
+async fn sqlite() -> Fixture {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A directory that does not exist yet: open creates it.
+    let store = SqliteStore::open(&dir.path().join("farm").join("fresco.db"))
+        .await
+        .expect("opening the store");
+    Fixture {
+        store: Arc::new(store),
+        _dir: Some(dir),
+    }
+}
+
+/// Expands each test body `async fn name(store: Store)` into a module
+/// `name` with one test per store.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn postgres() {
+                    let fixture = super::postgres().await;
+                    super::$name(fixture.store.clone()).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn sqlite() {
+                    let fixture = super::sqlite().await;
+                    super::$name(fixture.store.clone()).await;
+                }
+            }
+        )*
+    };
+}
+
+conformance!(
+    a_submission_stores_every_task_in_order,
+    claims_and_reports_follow_the_state_machine,
+    a_stale_fencing_token_is_refused,
+    attempts_run_out_and_the_history_is_kept,
+    expired_leases_past_the_last_attempt_fail_the_task,
+    cancelling_a_job_cancels_queued_and_running_tasks,
+    releasing_running_tasks_requeues_them_without_a_failure,
+    heartbeat_progress_is_capped_at_the_steps,
+    jobs_are_listed_newest_first_per_owner,
+    queued_tasks_page_in_dispatch_order_per_model,
+    served_models_are_the_union_of_registered_workers,
+    outputs_are_known_by_key,
+    concurrent_claims_take_every_task_exactly_once,
+);
+
 fn spec(tasks: usize, max_attempts: u32) -> JobSpec {
+    spec_for("tiny-random-dit", tasks, max_attempts)
+}
+
+fn spec_for(model: &str, tasks: usize, max_attempts: u32) -> JobSpec {
     JobSpec {
         name: "test".into(),
         owner: "me".into(),
-        model: "tiny-random-dit".into(),
+        model: model.into(),
         priority: 0,
         max_attempts,
         tasks: (0..tasks)
@@ -33,26 +112,27 @@ fn spec(tasks: usize, max_attempts: u32) -> JobSpec {
     }
 }
 
-async fn store() -> PgStore {
-    let db = TestDatabase::create(&Services::from_env()).await;
-    PgStore::connect(&db.url)
-        .await
-        .expect("connecting the store")
+async fn worker(store: &dyn JobStore) -> WorkerId {
+    worker_serving(store, &["tiny-random-dit"]).await
 }
 
-async fn worker(store: &PgStore) -> WorkerId {
+async fn worker_serving(store: &dyn JobStore, models: &[&str]) -> WorkerId {
     let id = WorkerId::new();
+    register(store, id, models).await;
+    id
+}
+
+async fn register(store: &dyn JobStore, id: WorkerId, models: &[&str]) {
     store
         .register_worker(&WorkerInfo {
             id,
             name: "w".into(),
             device: "cpu".into(),
-            models: vec!["tiny-random-dit".into()],
+            models: models.iter().map(|m| m.to_string()).collect(),
             loaded_models: vec![],
         })
         .await
         .expect("registering");
-    id
 }
 
 fn output(key: &str) -> OutputRecord {
@@ -66,9 +146,7 @@ fn output(key: &str) -> OutputRecord {
     }
 }
 
-#[tokio::test]
-async fn a_submission_stores_every_task_in_order() {
-    let store = store().await;
+async fn a_submission_stores_every_task_in_order(store: Store) {
     let submitted = store.submit(&spec(12_345, 3)).await.expect("submit");
     assert_eq!(submitted.tasks.len(), 12_345);
     assert!(submitted.tasks.windows(2).all(|w| w[0].seq < w[1].seq));
@@ -84,12 +162,23 @@ async fn a_submission_stores_every_task_in_order() {
         u64::MAX - 7,
         "u64 seeds survive the BIGINT column"
     );
+    // Dispatch order is task index order.
+    let listed = store
+        .list_tasks(&TaskQuery {
+            job: Some(submitted.job.id),
+            limit: 20_000,
+            ..TaskQuery::default()
+        })
+        .await
+        .expect("list_tasks");
+    let by_index: Vec<_> = listed.iter().map(|t| t.id).collect();
+    let by_seq: Vec<_> = submitted.tasks.iter().map(|t| t.id).collect();
+    assert_eq!(by_index, by_seq);
+    assert_eq!(listed[12_344].spec, spec(12_345, 3).tasks[12_344]);
 }
 
-#[tokio::test]
-async fn claims_and_reports_follow_the_state_machine() {
-    let store = store().await;
-    let w = worker(&store).await;
+async fn claims_and_reports_follow_the_state_machine(store: Store) {
+    let w = worker(&*store).await;
     let submitted = store.submit(&spec(2, 3)).await.expect("submit");
     let task = submitted.tasks[0].id;
     let lease = Duration::from_secs(30);
@@ -154,11 +243,9 @@ async fn claims_and_reports_follow_the_state_machine() {
     ));
 }
 
-#[tokio::test]
-async fn a_stale_fencing_token_is_refused() {
-    let store = store().await;
-    let w1 = worker(&store).await;
-    let w2 = worker(&store).await;
+async fn a_stale_fencing_token_is_refused(store: Store) {
+    let w1 = worker(&*store).await;
+    let w2 = worker(&*store).await;
     let submitted = store.submit(&spec(1, 3)).await.expect("submit");
     let task = submitted.tasks[0].id;
 
@@ -234,10 +321,8 @@ async fn a_stale_fencing_token_is_refused() {
     assert!(done.errors[0].message.contains("lease expired"));
 }
 
-#[tokio::test]
-async fn attempts_run_out_and_the_history_is_kept() {
-    let store = store().await;
-    let w = worker(&store).await;
+async fn attempts_run_out_and_the_history_is_kept(store: Store) {
+    let w = worker(&*store).await;
     let submitted = store.submit(&spec(1, 2)).await.expect("submit");
     let task = submitted.tasks[0].id;
     let lease = Duration::from_secs(30);
@@ -296,10 +381,8 @@ async fn attempts_run_out_and_the_history_is_kept() {
     ));
 }
 
-#[tokio::test]
-async fn expired_leases_past_the_last_attempt_fail_the_task() {
-    let store = store().await;
-    let w = worker(&store).await;
+async fn expired_leases_past_the_last_attempt_fail_the_task(store: Store) {
+    let w = worker(&*store).await;
     let submitted = store.submit(&spec(1, 1)).await.expect("submit");
     let task = submitted.tasks[0].id;
     store
@@ -321,10 +404,8 @@ async fn expired_leases_past_the_last_attempt_fail_the_task() {
     );
 }
 
-#[tokio::test]
-async fn cancelling_a_job_cancels_queued_and_running_tasks() {
-    let store = store().await;
-    let w = worker(&store).await;
+async fn cancelling_a_job_cancels_queued_and_running_tasks(store: Store) {
+    let w = worker(&*store).await;
     let submitted = store.submit(&spec(3, 3)).await.expect("submit");
     let running = submitted.tasks[0].id;
     let claim = store
@@ -358,5 +439,297 @@ async fn cancelling_a_job_cancels_queued_and_running_tasks() {
     ));
     let job = store.get_job(submitted.job.id).await.expect("job");
     assert_eq!(job.counts.get(TaskState::Cancelled), 3);
+    assert!(fresco_store::is_finished(&job.counts));
+}
+
+async fn releasing_running_tasks_requeues_them_without_a_failure(store: Store) {
+    let w = worker(&*store).await;
+    let submitted = store.submit(&spec(2, 3)).await.expect("submit");
+    let task = submitted.tasks[0].id;
+    let lease = Duration::from_secs(30);
+    assert!(
+        store.release_running().await.expect("release").is_empty(),
+        "nothing runs yet"
+    );
+
+    // One counted failure first, then a second attempt that is running.
+    let c1 = store.claim(task, w, lease).await.expect("claim 1");
+    let t1 = LeaseToken {
+        task,
+        worker: w,
+        attempt: c1.attempt,
+    };
+    store.fail(&t1, "out of memory", false).await.expect("fail");
+    let c2 = store.claim(task, w, lease).await.expect("claim 2");
+    assert_eq!(c2.attempt, 2);
+
+    let released = store.release_running().await.expect("release");
+    assert_eq!(released, vec![submitted.tasks[0].clone()]);
+    let back = store.get_task(task).await.expect("task");
+    assert_eq!(back.state, TaskState::Queued);
+    assert_eq!(back.attempt, 2, "the attempt stays as the last token");
+    assert_eq!(back.lease_expires_at, None);
+    assert_eq!(back.errors.len(), 1, "releasing records no error");
+    assert_eq!(
+        store
+            .get_task(submitted.tasks[1].id)
+            .await
+            .expect("task")
+            .state,
+        TaskState::Queued
+    );
+    assert!(store.release_running().await.expect("again").is_empty());
+
+    // The released lease is dead.
+    let t2 = LeaseToken {
+        task,
+        worker: w,
+        attempt: c2.attempt,
+    };
+    assert_eq!(
+        store
+            .heartbeat(&Heartbeat { lease: t2, step: 1 }, lease)
+            .await
+            .expect("hb"),
+        Lease::Lost
+    );
+    assert!(matches!(
+        store.complete(&t2, &[output("released")]).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.fail(&t2, "late", false).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    // No failure was counted: with 3 attempts, a second failure requeues.
+    let c3 = store.claim(task, w, lease).await.expect("claim 3");
+    assert_eq!(c3.attempt, 3);
+    let t3 = LeaseToken {
+        task,
+        worker: w,
+        attempt: c3.attempt,
+    };
+    assert!(matches!(
+        store.fail(&t3, "again", false).await.expect("fail"),
+        FailOutcome::Requeued(_)
+    ));
+}
+
+async fn heartbeat_progress_is_capped_at_the_steps(store: Store) {
+    let w = worker(&*store).await;
+    let submitted = store.submit(&spec(1, 3)).await.expect("submit");
+    let task = submitted.tasks[0].id;
+    let lease = Duration::from_secs(30);
+    let claim = store.claim(task, w, lease).await.expect("claim");
+    let token = LeaseToken {
+        task,
+        worker: w,
+        attempt: claim.attempt,
+    };
+    let Lease::Extended(until) = store
+        .heartbeat(
+            &Heartbeat {
+                lease: token,
+                step: 99,
+            },
+            lease,
+        )
+        .await
+        .expect("heartbeat")
+    else {
+        panic!("the lease is held");
+    };
+    assert!(until >= claim.lease_expires_at, "the lease is extended");
+    let running = store.get_task(task).await.expect("task");
+    assert_eq!(running.progress_step, 4, "capped at the task's 4 steps");
+    assert_eq!(running.lease_expires_at, Some(until));
+    let job = store.get_job(submitted.job.id).await.expect("job");
+    assert_eq!(job.running_steps, (4, 4));
+    assert_eq!(job.counts.get(TaskState::Running), 1);
+}
+
+async fn jobs_are_listed_newest_first_per_owner(store: Store) {
+    let mut ids = Vec::new();
+    for owner in ["ann", "bob", "ann"] {
+        let mut spec = spec(1, 1);
+        spec.owner = owner.into();
+        ids.push(store.submit(&spec).await.expect("submit").job.id);
+    }
+    let listed =
+        |jobs: Vec<fresco_store::JobSummary>| jobs.iter().map(|j| j.id).collect::<Vec<_>>();
+    assert_eq!(
+        listed(store.list_jobs(10, None).await.expect("list")),
+        vec![ids[2], ids[1], ids[0]]
+    );
+    assert_eq!(
+        listed(store.list_jobs(10, Some("ann")).await.expect("list")),
+        vec![ids[2], ids[0]]
+    );
+    assert_eq!(
+        listed(store.list_jobs(1, None).await.expect("list")),
+        vec![ids[2]]
+    );
+    assert!(
+        store
+            .list_jobs(10, Some("nobody"))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    let job = &store.list_jobs(10, Some("bob")).await.expect("list")[0];
+    assert_eq!(job.owner, "bob");
+    assert_eq!(job.task_count, 1);
+    assert_eq!(job.counts.get(TaskState::Queued), 1);
+}
+
+async fn queued_tasks_page_in_dispatch_order_per_model(store: Store) {
+    let w = worker_serving(&*store, &["model-a", "model-b"]).await;
+    let a = store
+        .submit(&spec_for("model-a", 5, 3))
+        .await
+        .expect("submit a");
+    let b = store
+        .submit(&spec_for("model-b", 3, 3))
+        .await
+        .expect("submit b");
+    let a2 = store
+        .submit(&spec_for("model-a", 2, 3))
+        .await
+        .expect("submit a2");
+    assert!(
+        a.tasks[4].seq < b.tasks[0].seq && b.tasks[2].seq < a2.tasks[0].seq,
+        "seq increases across submissions"
+    );
+    store
+        .claim(a.tasks[1].id, w, Duration::from_secs(30))
+        .await
+        .expect("claim");
+
+    let mut counts = store.queued_counts().await.expect("counts");
+    counts.sort();
+    assert_eq!(
+        counts,
+        vec![("model-a".to_string(), 6), ("model-b".to_string(), 3)]
+    );
+
+    let expected: Vec<_> = a
+        .tasks
+        .iter()
+        .chain(&a2.tasks)
+        .filter(|t| t.id != a.tasks[1].id)
+        .cloned()
+        .collect();
+    let mut paged = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.queued_tasks("model-a", after, 4).await.expect("page");
+        assert!(page.len() <= 4);
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        paged.extend(page);
+    }
+    assert_eq!(paged, expected);
+    assert_eq!(
+        store.queued_tasks("model-b", 0, 100).await.expect("b"),
+        b.tasks
+    );
+    assert!(
+        store
+            .queued_tasks("model-c", 0, 100)
+            .await
+            .expect("c")
+            .is_empty()
+    );
+}
+
+async fn served_models_are_the_union_of_registered_workers(store: Store) {
+    assert!(store.served_models().await.expect("models").is_empty());
+    let w1 = worker_serving(&*store, &["b", "a"]).await;
+    worker_serving(&*store, &["a", "c"]).await;
+    assert_eq!(
+        store.served_models().await.expect("models"),
+        vec!["a", "b", "c"]
+    );
+    // Registering again replaces the worker's list.
+    register(&*store, w1, &["d"]).await;
+    assert_eq!(
+        store.served_models().await.expect("models"),
+        vec!["a", "c", "d"]
+    );
+}
+
+async fn outputs_are_known_by_key(store: Store) {
+    let w = worker(&*store).await;
+    let submitted = store.submit(&spec(1, 3)).await.expect("submit");
+    let task = submitted.tasks[0].id;
+    assert!(!store.has_output("k").await.expect("has_output"));
+    let claim = store
+        .claim(task, w, Duration::from_secs(30))
+        .await
+        .expect("claim");
+    let token = LeaseToken {
+        task,
+        worker: w,
+        attempt: claim.attempt,
+    };
+    let mut second = output("k2");
+    second.index = 1;
+    store
+        .complete(&token, &[output("k"), second.clone()])
+        .await
+        .expect("complete");
+    assert!(store.has_output("k").await.expect("has_output"));
+    assert!(store.has_output("k2").await.expect("has_output"));
+    assert!(!store.has_output("other").await.expect("has_output"));
+    let done = store.get_task(task).await.expect("task");
+    assert_eq!(done.outputs, vec![output("k"), second]);
+    assert_eq!(done.progress_step, 4);
+}
+
+async fn concurrent_claims_take_every_task_exactly_once(store: Store) {
+    const CLAIMERS: usize = 8;
+    let submitted = store.submit(&spec(200, 3)).await.expect("submit");
+    let tasks: Arc<Vec<_>> = Arc::new(submitted.tasks.iter().map(|t| t.id).collect());
+    let mut handles = Vec::new();
+    for n in 0..CLAIMERS {
+        let store = store.clone();
+        let tasks = tasks.clone();
+        handles.push(tokio::spawn(async move {
+            let w = worker(&*store).await;
+            let mut mine = Vec::new();
+            // Every claimer tries every task, each from its own start.
+            let start = n * tasks.len() / CLAIMERS;
+            for i in 0..tasks.len() {
+                let task = tasks[(start + i) % tasks.len()];
+                match store.claim(task, w, Duration::from_secs(30)).await {
+                    Ok(claim) => {
+                        let token = LeaseToken {
+                            task,
+                            worker: w,
+                            attempt: claim.attempt,
+                        };
+                        store
+                            .complete(&token, &[output(&format!("out-{task}"))])
+                            .await
+                            .expect("completing a claimed task");
+                        mine.push(task);
+                    }
+                    Err(StoreError::Conflict(_)) => {}
+                    Err(other) => panic!("claiming {task}: {other}"),
+                }
+            }
+            mine
+        }));
+    }
+    let mut claimed = Vec::new();
+    for handle in handles {
+        claimed.extend(handle.await.expect("claimer"));
+    }
+    assert_eq!(claimed.len(), 200, "every task claimed once, none twice");
+    let unique: HashSet<_> = claimed.iter().collect();
+    assert_eq!(unique.len(), 200);
+    let job = store.get_job(submitted.job.id).await.expect("job");
+    assert_eq!(job.counts.get(TaskState::Succeeded), 200);
     assert!(fresco_store::is_finished(&job.counts));
 }

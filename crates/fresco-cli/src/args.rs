@@ -38,9 +38,14 @@ pub enum Command {
     Cancel(JobArgs),
     /// Fetch every image of a job into a directory.
     Download(DownloadArgs),
+    /// Run the whole farm in this process (embedded store, local files, CPU
+    /// workers), serving the same API; with --submit, render a prompts file
+    /// and exit.
+    #[cfg(feature = "dev")]
+    Dev(DevArgs),
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct SubmitArgs {
     /// Model id.
     #[arg(long, env = "FRESCO_MODEL")]
@@ -117,4 +122,34 @@ pub struct DownloadArgs {
     /// Directory to write the images into (created if missing).
     #[arg(long)]
     pub out: PathBuf,
+}
+
+#[cfg(feature = "dev")]
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Where the farm keeps its database and images.
+    #[arg(long, env = "FRESCO_DATA_DIR", default_value = ".fresco")]
+    pub data_dir: PathBuf,
+    /// Address to serve the gRPC API on.
+    #[arg(long, env = "FRESCO_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: String,
+    /// Workers sampling in this process.
+    #[arg(long, env = "FRESCO_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub workers: u16,
+    /// A directory of model folders to serve besides the built-in models.
+    #[arg(long, env = "FRESCO_MODELS_DIR")]
+    pub models_dir: Option<PathBuf>,
+    /// MiB of model weights each worker keeps loaded between tasks.
+    #[arg(long, env = "FRESCO_CACHE_BUDGET_MB", default_value_t = 4096)]
+    pub cache_budget_mb: u64,
+    /// Render this prompts file (.txt, .jsonl or .csv), download the images
+    /// and exit, instead of serving until Ctrl-C.
+    #[arg(long)]
+    pub submit: Option<PathBuf>,
+    /// Model for --submit.
+    #[arg(long, env = "FRESCO_MODEL", default_value = "tiny-random-dit")]
+    pub model: String,
+    /// Directory for the images of --submit (default: out/<job id>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }

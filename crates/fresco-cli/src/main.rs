@@ -57,6 +57,8 @@ async fn main() -> ExitCode {
         Command::Watch(args) => commands::watch::run(&cli.coordinator, args).await,
         Command::Cancel(args) => commands::cancel::run(&cli.coordinator, args).await,
         Command::Download(args) => commands::download::run(&cli.coordinator, args).await,
+        #[cfg(feature = "dev")]
+        Command::Dev(args) => commands::dev::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,12 +1,14 @@
 //! fresco's dispatch channel: a fast, lossy-tolerated hint of which tasks
-//! are waiting. Postgres stays the truth; whatever Redis loses, the
+//! are waiting. The store stays the truth; whatever a queue loses, the
 //! coordinator's reconciler pushes again.
 //!
 //! - [`Dispatch`]: push, remove, count and pop task ids.
-//! - [`redis`]: the Redis implementation: one sorted set per model, scored
-//!   by priority then submission order, popped with `BZPOPMIN` over the
-//!   worker's preferred models first.
+//! - [`redis`]: the production implementation: one sorted set per model,
+//!   scored by priority then submission order, popped with `BZPOPMIN` over
+//!   the worker's preferred models first.
+//! - [`memory`]: the same queues inside one process, for `fresco dev`.
 
+pub mod memory;
 pub mod redis;
 
 use std::time::Duration;
@@ -14,6 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use fresco_core::{QueuedTask, TaskId};
 
+pub use crate::memory::MemoryDispatch;
 pub use crate::redis::RedisDispatch;
 
 #[derive(Debug, thiserror::Error)]

@@ -5,11 +5,14 @@
 //!   claim, by its fencing token (the attempt number).
 //! - [`records`]: what the store hands back.
 //! - [`postgres`]: the production store, through sqlx, with its migrations.
+//! - [`sqlite`]: the embedded store of `fresco dev`, one SQLite file, with
+//!   the same semantics and migrations of its own.
 //! - [`error`]: store errors and their gRPC status codes.
 
 pub mod error;
 pub mod postgres;
 pub mod records;
+pub mod sqlite;
 
 use std::time::Duration;
 
@@ -19,6 +22,7 @@ use fresco_core::{JobId, JobSpec, TaskId, TaskState, WorkerId};
 pub use error::{Result, StoreError};
 pub use postgres::PgStore;
 pub use records::*;
+pub use sqlite::SqliteStore;
 
 /// The operations on fresco's source of truth.
 #[async_trait]
@@ -55,6 +59,11 @@ pub trait JobStore: Send + Sync + 'static {
     -> Result<FailOutcome>;
     /// Ends leases whose heartbeats stopped, as failed attempts.
     async fn expire_leases(&self) -> Result<Vec<Requeue>>;
+    /// Returns every running task to the queue without counting a failure
+    /// (the lease ends, the attempt stays as the last fencing token). For a
+    /// farm whose workers all live in the process that just started, so no
+    /// lease can still be held.
+    async fn release_running(&self) -> Result<Vec<QueuedTask>>;
 
     /// How many tasks are queued, per model.
     async fn queued_counts(&self) -> Result<Vec<(String, u64)>>;

@@ -554,6 +554,22 @@ impl JobStore for PgStore {
             .collect()
     }
 
+    async fn release_running(&self) -> Result<Vec<QueuedTask>> {
+        let rows = sqlx::query(
+            "UPDATE tasks SET state = 'queued', lease_expires_at = NULL
+             WHERE state = 'running'
+             RETURNING id, model, priority, seq",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut tasks = rows
+            .iter()
+            .map(queued_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        tasks.sort_by_key(|t| t.seq);
+        Ok(tasks)
+    }
+
     async fn queued_counts(&self) -> Result<Vec<(String, u64)>> {
         let rows = sqlx::query(
             "SELECT model, count(*) AS tasks FROM tasks WHERE state = 'queued' GROUP BY model",

@@ -16,7 +16,13 @@ pub enum LogFormat {
 /// Installs the global subscriber: to stderr, filtered by `RUST_LOG`
 /// (default `info`).
 pub fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    init_tracing_with_default(format, "info");
+}
+
+/// Like [`init_tracing`], with `default_filter` where `RUST_LOG` is unset.
+pub fn init_tracing_with_default(format: LogFormat, default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

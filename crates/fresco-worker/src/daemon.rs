@@ -17,6 +17,7 @@ use tracing::{info, warn};
 
 use crate::Settings;
 use crate::coordinator::{CoordinatorClient, with_retries};
+use crate::settings::DispatchSource;
 use crate::task::{self, TaskContext};
 
 /// The order to pop queues in: loaded models first (most recent first), then
@@ -60,9 +61,14 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     };
     let worker_id = registered.worker_id.clone();
     info!(worker_id = %worker_id, name = %settings.name, models = ?settings.models, "worker registered");
-    let dispatch = RedisDispatch::connect(&settings.redis_url, &registered.queue_prefix)
-        .await
-        .context("connecting to Redis")?;
+    let dispatch: Arc<dyn Dispatch> = match &settings.dispatch {
+        DispatchSource::Redis { url } => Arc::new(
+            RedisDispatch::connect(url, &registered.queue_prefix)
+                .await
+                .context("connecting to Redis")?,
+        ),
+        DispatchSource::InProcess(dispatch) => dispatch.clone(),
+    };
     let give_back = CancellationToken::new();
     let ctx = TaskContext {
         client: client.clone(),

@@ -3,6 +3,7 @@
 //! a cached pipeline while heartbeating, uploads the PNGs, then reports.
 //!
 //! - [`settings`]: what the daemon is told at start.
+//! - [`models`]: which models the worker serves.
 //! - [`coordinator`]: the gRPC client, with retries for reports.
 //! - [`render`]: one task's images, from parameters to PNG bytes.
 //! - [`task`]: one claimed task, end to end, with its heartbeat.
@@ -10,8 +11,9 @@
 
 pub mod coordinator;
 pub mod daemon;
+pub mod models;
 pub mod render;
 pub mod settings;
 pub mod task;
 
-pub use settings::Settings;
+pub use settings::{DispatchSource, Settings};

@@ -8,6 +8,8 @@ use clap::Parser;
 use fresco_diffusion::ModelRegistry;
 use fresco_telemetry::LogFormat;
 use fresco_worker::Settings;
+use fresco_worker::models::served_models;
+use fresco_worker::settings::DispatchSource;
 
 /// Pops tasks from Redis, claims them through the coordinator, renders them
 /// and uploads the PNGs. Every flag also reads `FRESCO_<FLAG>`.
@@ -81,31 +83,12 @@ async fn main() -> anyhow::Result<()> {
         bail!("--models-dir {}: not a directory", dir.display());
     }
     let registry = ModelRegistry::new(args.models_dir.clone());
-    let available = registry.available()?;
-    for model in &available {
-        if let Err(err) = fresco_core::validate::model_id(model) {
-            bail!(
-                "--models-dir: folder {model:?} cannot be a model id: {}",
-                err.rule
-            );
-        }
-    }
-    let models = if args.models.is_empty() {
-        available.clone()
-    } else {
-        args.models
-    };
-    for model in &models {
-        if !available.contains(model) {
-            bail!(
-                "--models: unknown model {model:?}; this worker can serve {}",
-                available.join(", ")
-            );
-        }
-    }
+    let models = served_models(&registry, &args.models)?;
     let settings = Settings {
         coordinator: args.coordinator,
-        redis_url: args.redis_url,
+        dispatch: DispatchSource::Redis {
+            url: args.redis_url,
+        },
         storage: args.storage,
         name: args.name.unwrap_or_else(default_name),
         models,

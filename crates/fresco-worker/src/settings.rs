@@ -1,12 +1,33 @@
 //! The worker's settings.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use fresco_dispatch::Dispatch;
+
+/// Where the worker pops task ids from.
+#[derive(Clone)]
+pub enum DispatchSource {
+    /// Redis at this URL, under the key prefix the coordinator names.
+    Redis { url: String },
+    /// Queues shared with a coordinator in the same process (`fresco dev`).
+    InProcess(Arc<dyn Dispatch>),
+}
+
+impl std::fmt::Debug for DispatchSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DispatchSource::Redis { url } => f.debug_struct("Redis").field("url", url).finish(),
+            DispatchSource::InProcess(_) => f.write_str("InProcess"),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// The coordinator's gRPC endpoint, e.g. `http://127.0.0.1:50051`.
     pub coordinator: String,
-    pub redis_url: String,
+    pub dispatch: DispatchSource,
     /// Output storage URL (s3://bucket/prefix or file:///dir).
     pub storage: String,
     /// A name for logs and listings.

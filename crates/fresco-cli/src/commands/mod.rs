@@ -1,6 +1,8 @@
 //! One module per `fresco` command.
 
 pub mod cancel;
+#[cfg(feature = "dev")]
+pub mod dev;
 pub mod download;
 pub mod list;
 pub mod status;

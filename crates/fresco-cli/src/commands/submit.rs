@@ -4,6 +4,8 @@
 use anyhow::Context;
 use fresco_core::prompts_file::{self, PromptsFileError};
 use fresco_proto::v1 as pb;
+use fresco_proto::v1::job_service_client::JobServiceClient;
+use tonic::transport::Channel;
 
 use crate::args::SubmitArgs;
 use crate::commands::watch;
@@ -35,8 +37,12 @@ fn tasks_of(args: &SubmitArgs) -> Result<Vec<pb::TaskParams>, Failure> {
     Ok(tasks)
 }
 
-pub async fn run(endpoint: &str, args: SubmitArgs) -> Result<(), Failure> {
-    let tasks = tasks_of(&args)?;
+/// Submits the job the flags describe; returns it as stored.
+pub async fn submit(
+    client: &mut JobServiceClient<Channel>,
+    args: &SubmitArgs,
+) -> Result<pb::Job, Failure> {
+    let tasks = tasks_of(args)?;
     let request = pb::SubmitJobRequest {
         model: args.model.clone().unwrap_or_default(),
         defaults: Some(pb::TaskParams {
@@ -56,13 +62,18 @@ pub async fn run(endpoint: &str, args: SubmitArgs) -> Result<(), Failure> {
         max_attempts: args.max_attempts.unwrap_or(0),
         name: args.name.clone(),
     };
-    let mut client = client::connect(endpoint).await?;
     let job = client
         .submit_job(request)
         .await?
         .into_inner()
         .job
         .context("the coordinator's reply held no job")?;
+    Ok(job)
+}
+
+pub async fn run(endpoint: &str, args: SubmitArgs) -> Result<(), Failure> {
+    let mut client = client::connect(endpoint).await?;
+    let job = submit(&mut client, &args).await?;
     if args.json {
         println!("{}", report::job_json(&job));
     } else {

@@ -1,0 +1,192 @@
+//! The whole farm in one process, for a machine with no services: the real
+//! coordinator on an embedded SQLite store and in-process dispatch queues,
+//! writing images under a data directory, with the real worker code
+//! talking to it over the same gRPC API as in production.
+//!
+//! - [`DevOptions`]: where the data lives, where to listen, how many workers.
+//! - [`DevFarm`]: a started farm; [`DevFarm::stop`] shuts it down in order
+//!   (workers first, so they finish or give back their tasks, then the
+//!   coordinator).
+//!
+//! Everything lasting lives in the data directory: `fresco.db` (jobs, tasks,
+//! outputs) and `outputs/` (the PNGs). A restart picks up where the last run
+//! stopped: queued tasks stay queued, tasks that were running are queued
+//! again without counting a failure, and the reconciler refills the
+//! in-process queues from the store.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use fresco_coordinator::{Coordinator, Settings as CoordinatorSettings, server};
+use fresco_diffusion::ModelRegistry;
+use fresco_dispatch::{Dispatch, MemoryDispatch};
+use fresco_storage::Storage;
+use fresco_store::{JobStore, SqliteStore};
+use fresco_worker::models::served_models;
+use fresco_worker::{DispatchSource, Settings as WorkerSettings};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// How a dev farm is set up.
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    /// Holds `fresco.db` and `outputs/`; created if missing.
+    pub data_dir: PathBuf,
+    /// Address of the gRPC API (port 0 picks a free one).
+    pub listen: String,
+    /// Workers sampling in this process.
+    pub workers: usize,
+    /// Model folders served besides the built-in models.
+    pub models_dir: Option<PathBuf>,
+    /// Bytes of model weights each worker keeps loaded.
+    pub cache_budget_bytes: u64,
+    /// How long a claim or heartbeat keeps a task leased.
+    pub lease: Duration,
+}
+
+impl DevOptions {
+    /// The defaults for a data directory: `127.0.0.1:50051`, one worker.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            listen: "127.0.0.1:50051".into(),
+            workers: 1,
+            models_dir: None,
+            cache_budget_bytes: 4 << 30,
+            lease: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A running dev farm.
+pub struct DevFarm {
+    addr: SocketAddr,
+    outputs: PathBuf,
+    workers_stop: CancellationToken,
+    server_stop: CancellationToken,
+    workers: Vec<JoinHandle<anyhow::Result<()>>>,
+    server: JoinHandle<anyhow::Result<()>>,
+}
+
+/// `file://` URL of a directory, made absolute.
+fn file_url(dir: &Path) -> anyhow::Result<String> {
+    let absolute =
+        std::path::absolute(dir).with_context(|| format!("resolving {}", dir.display()))?;
+    let url = url::Url::from_directory_path(&absolute)
+        .map_err(|()| anyhow::anyhow!("{} cannot be a file:// URL", absolute.display()))?;
+    Ok(url.to_string())
+}
+
+impl DevFarm {
+    /// Opens the data directory, starts the coordinator and the workers, and
+    /// returns once the API accepts connections.
+    pub async fn start(options: &DevOptions) -> anyhow::Result<Self> {
+        anyhow::ensure!(options.workers >= 1, "a dev farm needs at least one worker");
+        std::fs::create_dir_all(&options.data_dir)
+            .with_context(|| format!("creating {}", options.data_dir.display()))?;
+        let database = options.data_dir.join("fresco.db");
+        let store = SqliteStore::open(&database)
+            .await
+            .with_context(|| format!("opening {}", database.display()))?;
+        let released = store
+            .release_running()
+            .await
+            .context("queueing again the tasks that were running")?;
+        if !released.is_empty() {
+            info!(
+                tasks = released.len(),
+                "tasks that were running when the farm last stopped are queued again"
+            );
+        }
+        let outputs = options.data_dir.join("outputs");
+        let storage_url = file_url(&outputs)?;
+        let storage = Storage::from_url(&storage_url).context("opening output storage")?;
+        let dispatch: Arc<dyn Dispatch> = Arc::new(MemoryDispatch::new());
+
+        let registry = ModelRegistry::new(options.models_dir.clone());
+        let models = served_models(&registry, &[])?;
+        let app = Coordinator {
+            store: Arc::new(store),
+            dispatch: dispatch.clone(),
+            storage,
+            settings: Arc::new(CoordinatorSettings {
+                lease: options.lease,
+                heartbeat: (options.lease / 6).max(Duration::from_secs(1)),
+                extra_models: models.clone(),
+                ..CoordinatorSettings::default()
+            }),
+        };
+        let listener = tokio::net::TcpListener::bind(&options.listen)
+            .await
+            .with_context(|| format!("binding {}", options.listen))?;
+        let addr = listener.local_addr().context("reading the bound address")?;
+        let server_stop = CancellationToken::new();
+        let server = tokio::spawn(server::serve(app, listener, server_stop.clone()));
+
+        let workers_stop = CancellationToken::new();
+        let workers = (1..=options.workers)
+            .map(|n| {
+                let settings = WorkerSettings {
+                    coordinator: format!("http://{addr}"),
+                    dispatch: DispatchSource::InProcess(dispatch.clone()),
+                    storage: storage_url.clone(),
+                    name: format!("dev-worker-{n}"),
+                    models: models.clone(),
+                    registry: registry.clone(),
+                    cache_budget_bytes: options.cache_budget_bytes,
+                    shutdown_grace: Duration::from_secs(10),
+                    pop_timeout: Duration::from_secs(2),
+                    report_patience: Duration::from_secs(300),
+                };
+                tokio::spawn(fresco_worker::daemon::run(settings, workers_stop.clone()))
+            })
+            .collect();
+        info!(%addr, data_dir = %options.data_dir.display(), workers = options.workers, models = ?models, "dev farm started");
+        Ok(Self {
+            addr,
+            outputs,
+            workers_stop,
+            server_stop,
+            workers,
+            server,
+        })
+    }
+
+    /// Where the gRPC API listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The endpoint clients connect to, e.g. `http://127.0.0.1:50051`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The directory the images are written under.
+    pub fn outputs_dir(&self) -> &Path {
+        &self.outputs
+    }
+
+    /// Stops the workers (each finishes or gives back its task), then the
+    /// coordinator.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.workers_stop.cancel();
+        for (n, worker) in self.workers.into_iter().enumerate() {
+            match worker.await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => {
+                    warn!(worker = n + 1, error = %format!("{err:#}"), "worker stopped with an error")
+                }
+                Err(err) => warn!(worker = n + 1, error = %err, "worker task failed"),
+            }
+        }
+        self.server_stop.cancel();
+        self.server.await.context("joining the coordinator")??;
+        info!("dev farm stopped");
+        Ok(())
+    }
+}

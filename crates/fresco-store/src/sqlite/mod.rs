@@ -1,0 +1,454 @@
+//! The embedded SQLite [`JobStore`], for `fresco dev`: one file, the same
+//! semantics as the Postgres store, migrations from `migrations-sqlite/`
+//! applied at open.
+//!
+//! Types (see the migration): UUIDs are hyphenated TEXT, timestamps INTEGER
+//! milliseconds since the Unix epoch taken from the clock here and bound as
+//! parameters, `errors` and a worker's model lists JSON TEXT, and a task's
+//! `seq` its AUTOINCREMENT rowid.
+//!
+//! Concurrency: SQLite has one writer at a time, so every write goes
+//! through a pool of exactly one connection. Writers queue in that pool
+//! instead of meeting `SQLITE_BUSY` or the deadlock of two deferred
+//! transactions both upgrading to write; multi-statement writes still
+//! begin with `BEGIN IMMEDIATE`, and a 5 s busy timeout covers other
+//! processes that open the file. Reads go through a small pool of
+//! read-only connections and, with the WAL journal, never wait for the
+//! writer. A write that commits is seen by every read that starts after.
+//! `synchronous = NORMAL`: a power cut may lose the last commits, never
+//! the file.
+//!
+//! - `rows`: column types to records.
+//! - `reads`: counts, summaries, outputs, why an update missed.
+//! - `submit`: the bulk insert of a submission.
+
+mod reads;
+mod rows;
+mod submit;
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fresco_core::{JobId, JobSpec, TaskId, TaskState, WorkerId};
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+
+use self::reads::job_columns;
+use self::rows::{
+    json_time, now_ms, plus, queued_from_row, state_at, task_columns, task_from_row, text,
+    time_from_ms, undecodable,
+};
+use crate::JobStore;
+use crate::error::{Result, StoreError};
+use crate::records::*;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations-sqlite");
+
+/// How long a statement waits for a lock another process holds.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a write waits for its turn on the one writer connection.
+const WRITE_WAIT: Duration = Duration::from_secs(10);
+/// Read-only connections.
+const READERS: u32 = 4;
+
+/// The embedded store: a SQLite file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    /// Exactly one connection: every write.
+    writer: SqlitePool,
+    /// Read-only connections: every read.
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating the file and its directory when missing) and applies
+    /// pending migrations.
+    pub async fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(e.into()))?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        // The writer stays open for the store's life, so the WAL and its
+        // shared memory outlive any reader.
+        let writer = SqlitePoolOptions::new()
+            .min_connections(1)
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(WRITE_WAIT)
+            .connect_with(
+                options
+                    .clone()
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal),
+            )
+            .await?;
+        MIGRATOR.run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .acquire_timeout(WRITE_WAIT)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+}
+
+/// A `failed`/`queued` row that left `running`, as a [`Requeue`].
+fn requeue_from_row(row: &SqliteRow) -> Result<Requeue> {
+    Ok(Requeue {
+        task: queued_from_row(row)?,
+        state: state_at(row, "state")?,
+    })
+}
+
+fn json_list(values: &[String]) -> Result<String> {
+    serde_json::to_string(values).map_err(undecodable)
+}
+
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn submit(&self, spec: &JobSpec) -> Result<Submitted> {
+        let job = JobId::new();
+        let tasks = self.insert_submission(job, spec, now_ms()).await?;
+        let job = self.get_job(job).await?;
+        Ok(Submitted { job, tasks })
+    }
+
+    async fn get_job(&self, id: JobId) -> Result<JobSummary> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE id = ?1"
+        ))
+        .bind(text(id.0))
+        .fetch_all(&self.reader)
+        .await?;
+        self.summaries(rows)
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::NotFound(format!("job {id}")))
+    }
+
+    async fn list_jobs(&self, limit: u32, owner: Option<&str>) -> Result<Vec<JobSummary>> {
+        // Milliseconds can tie: the rowid is the order of insertion.
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE (?2 IS NULL OR owner = ?2)
+             ORDER BY created_at DESC, rowid DESC LIMIT ?1"
+        ))
+        .bind(i64::from(limit))
+        .bind(owner)
+        .fetch_all(&self.reader)
+        .await?;
+        self.summaries(rows).await
+    }
+
+    async fn cancel_job(&self, id: JobId) -> Result<Vec<QueuedTask>> {
+        let exists = sqlx::query("SELECT 1 FROM jobs WHERE id = ?1")
+            .bind(text(id.0))
+            .fetch_optional(&self.reader)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound(format!("job {id}")));
+        }
+        let rows = sqlx::query(
+            "UPDATE tasks SET state = 'cancelled', finished_at = ?2, lease_expires_at = NULL
+             WHERE job_id = ?1 AND state IN ('queued', 'running')
+             RETURNING id, model, priority, seq",
+        )
+        .bind(text(id.0))
+        .bind(now_ms())
+        .fetch_all(&self.writer)
+        .await?;
+        rows.iter().map(queued_from_row).collect()
+    }
+
+    async fn get_task(&self, id: TaskId) -> Result<TaskRecord> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            task_columns!(),
+            " FROM tasks WHERE id = ?1"
+        ))
+        .bind(text(id.0))
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("task {id}")))?;
+        let mut tasks = vec![task_from_row(&row)?];
+        self.outputs_of(&mut tasks).await?;
+        tasks
+            .pop()
+            .ok_or_else(|| StoreError::NotFound(format!("task {id}")))
+    }
+
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<TaskRecord>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            task_columns!(),
+            " FROM tasks
+             WHERE (?1 IS NULL OR job_id = ?1) AND (?2 IS NULL OR state = ?2) AND idx >= ?3
+             ORDER BY job_id, idx LIMIT ?4"
+        ))
+        .bind(query.job.map(|j| text(j.0)))
+        .bind(query.state.map(TaskState::as_str))
+        .bind(i64::from(query.from_index))
+        .bind(i64::from(query.limit))
+        .fetch_all(&self.reader)
+        .await?;
+        let mut tasks = rows.iter().map(task_from_row).collect::<Result<Vec<_>>>()?;
+        self.outputs_of(&mut tasks).await?;
+        Ok(tasks)
+    }
+
+    async fn has_output(&self, key: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM outputs WHERE key = ?1")
+            .bind(key)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    async fn register_worker(&self, worker: &WorkerInfo) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO workers (id, name, device, models, loaded_models, registered_at,
+                 last_seen_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, device = excluded.device,
+                 models = excluded.models, loaded_models = excluded.loaded_models,
+                 last_seen_at = excluded.last_seen_at",
+        )
+        .bind(text(worker.id.0))
+        .bind(&worker.name)
+        .bind(&worker.device)
+        .bind(json_list(&worker.models)?)
+        .bind(json_list(&worker.loaded_models)?)
+        .bind(now_ms())
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn served_models(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT m.value AS model FROM workers, json_each(workers.models) AS m
+             ORDER BY 1",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get("model").map_err(StoreError::from))
+            .collect()
+    }
+
+    async fn claim(&self, task: TaskId, worker: WorkerId, lease: Duration) -> Result<Claim> {
+        let now = now_ms();
+        let row = sqlx::query(concat!(
+            "UPDATE tasks SET state = 'running', attempt = attempt + 1, worker_id = ?2,
+                 lease_expires_at = ?3, started_at = ?4, progress_step = 0
+             WHERE id = ?1 AND state = 'queued'
+             RETURNING ",
+            task_columns!()
+        ))
+        .bind(text(task.0))
+        .bind(text(worker.0))
+        .bind(plus(now, lease))
+        .bind(now)
+        .fetch_optional(&self.writer)
+        .await?;
+        let Some(row) = row else {
+            return Err(self
+                .explain_miss(task, "only a queued task can be claimed")
+                .await);
+        };
+        let record = task_from_row(&row)?;
+        let lease_expires_at = record
+            .lease_expires_at
+            .ok_or_else(|| StoreError::Conflict(format!("task {task} has no lease")))?;
+        Ok(Claim {
+            attempt: record.attempt,
+            lease_expires_at,
+            task: record,
+        })
+    }
+
+    async fn heartbeat(&self, beat: &Heartbeat, lease: Duration) -> Result<Lease> {
+        let row = sqlx::query(
+            "UPDATE tasks SET lease_expires_at = ?4, progress_step = min(?5, steps)
+             WHERE id = ?1 AND worker_id = ?2 AND attempt = ?3 AND state = 'running'
+             RETURNING lease_expires_at",
+        )
+        .bind(text(beat.lease.task.0))
+        .bind(text(beat.lease.worker.0))
+        .bind(i64::from(beat.lease.attempt))
+        .bind(plus(now_ms(), lease))
+        .bind(i64::from(beat.step))
+        .fetch_optional(&self.writer)
+        .await?;
+        match row {
+            Some(row) => Ok(Lease::Extended(time_from_ms(
+                row.try_get("lease_expires_at")?,
+            )?)),
+            None => Ok(Lease::Lost),
+        }
+    }
+
+    async fn complete(&self, lease: &LeaseToken, outputs: &[OutputRecord]) -> Result<()> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let done = sqlx::query(
+            "UPDATE tasks SET state = 'succeeded', finished_at = ?4, lease_expires_at = NULL,
+                 progress_step = steps
+             WHERE id = ?1 AND worker_id = ?2 AND attempt = ?3 AND state = 'running'
+             RETURNING id",
+        )
+        .bind(text(lease.task.0))
+        .bind(text(lease.worker.0))
+        .bind(i64::from(lease.attempt))
+        .bind(now_ms())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if done.is_none() {
+            tx.rollback().await?;
+            return Err(self
+                .explain_miss(lease.task, "the lease is not held by this attempt")
+                .await);
+        }
+        for output in outputs {
+            sqlx::query(
+                "INSERT INTO outputs (task_id, attempt, idx, key, width, height, seed, bytes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .bind(text(lease.task.0))
+            .bind(i64::from(lease.attempt))
+            .bind(i64::from(output.index))
+            .bind(&output.key)
+            .bind(i64::from(output.width))
+            .bind(i64::from(output.height))
+            .bind(output.seed as i64)
+            .bind(output.bytes as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn fail(
+        &self,
+        lease: &LeaseToken,
+        message: &str,
+        give_back: bool,
+    ) -> Result<FailOutcome> {
+        let now = now_ms();
+        let row = sqlx::query(
+            "UPDATE tasks SET
+                 failures = failures + CASE WHEN ?5 THEN 0 ELSE 1 END,
+                 errors = CASE WHEN ?5 THEN errors ELSE json_insert(errors, '$[#]',
+                     json_object('attempt', attempt, 'worker', ?2, 'message', ?4,
+                                 'at', ?7)) END,
+                 state = CASE WHEN NOT ?5 AND failures + 1 >= max_attempts
+                              THEN 'failed' ELSE 'queued' END,
+                 finished_at = CASE WHEN NOT ?5 AND failures + 1 >= max_attempts
+                                    THEN ?6 END,
+                 lease_expires_at = NULL
+             WHERE id = ?1 AND worker_id = ?2 AND attempt = ?3 AND state = 'running'
+             RETURNING id, model, priority, seq, state",
+        )
+        .bind(text(lease.task.0))
+        .bind(text(lease.worker.0))
+        .bind(i64::from(lease.attempt))
+        .bind(message)
+        .bind(give_back)
+        .bind(now)
+        .bind(json_time(now)?)
+        .fetch_optional(&self.writer)
+        .await?;
+        let Some(row) = row else {
+            return Err(self
+                .explain_miss(lease.task, "the lease is not held by this attempt")
+                .await);
+        };
+        if state_at(&row, "state")? == TaskState::Queued {
+            Ok(FailOutcome::Requeued(queued_from_row(&row)?))
+        } else {
+            Ok(FailOutcome::Failed)
+        }
+    }
+
+    async fn expire_leases(&self) -> Result<Vec<Requeue>> {
+        let now = now_ms();
+        let rows = sqlx::query(
+            "UPDATE tasks SET
+                 failures = failures + 1,
+                 errors = json_insert(errors, '$[#]', json_object(
+                     'attempt', attempt, 'worker', coalesce(worker_id, ''),
+                     'message', 'lease expired: the worker stopped sending heartbeats',
+                     'at', ?2)),
+                 state = CASE WHEN failures + 1 >= max_attempts THEN 'failed' ELSE 'queued' END,
+                 finished_at = CASE WHEN failures + 1 >= max_attempts THEN ?1 END,
+                 lease_expires_at = NULL
+             WHERE seq IN (SELECT seq FROM tasks
+                           WHERE state = 'running' AND lease_expires_at < ?1
+                           ORDER BY lease_expires_at LIMIT 1000)
+             RETURNING id, model, priority, seq, state",
+        )
+        .bind(now)
+        .bind(json_time(now)?)
+        .fetch_all(&self.writer)
+        .await?;
+        rows.iter().map(requeue_from_row).collect()
+    }
+
+    async fn release_running(&self) -> Result<Vec<QueuedTask>> {
+        let rows = sqlx::query(
+            "UPDATE tasks SET state = 'queued', lease_expires_at = NULL
+             WHERE state = 'running'
+             RETURNING id, model, priority, seq",
+        )
+        .fetch_all(&self.writer)
+        .await?;
+        let mut tasks = rows
+            .iter()
+            .map(queued_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        tasks.sort_by_key(|t| t.seq);
+        Ok(tasks)
+    }
+
+    async fn queued_counts(&self) -> Result<Vec<(String, u64)>> {
+        let rows = sqlx::query(
+            "SELECT model, count(*) AS tasks FROM tasks WHERE state = 'queued' GROUP BY model",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("model")?, r.try_get::<i64, _>("tasks")? as u64)))
+            .collect()
+    }
+
+    async fn queued_tasks(
+        &self,
+        model: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<QueuedTask>> {
+        let rows = sqlx::query(
+            "SELECT id, model, priority, seq FROM tasks
+             WHERE state = 'queued' AND model = ?1 AND seq > ?2
+             ORDER BY seq LIMIT ?3",
+        )
+        .bind(model)
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(queued_from_row).collect()
+    }
+}

@@ -1,0 +1,279 @@
+//! `fresco dev`, the one-process farm, through the real binary: the
+//! README's first command run as a newcomer would (a clean directory, no
+//! services), and a farm killed mid-job that finishes the job after a
+//! restart, with the same `fresco` commands as against a production farm.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use fresco_diffusion::png_encode::read_png_text;
+use fresco_e2e::{Proc, binary, describe, free_port};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate sits in the workspace")
+        .to_path_buf()
+}
+
+/// The arguments of `fresco` in the README's first command
+/// (`cargo run ... --bin fresco -- ARGS`).
+fn readme_first_command_args() -> Vec<String> {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("reading README");
+    let quickstart = readme
+        .split("## Quickstart")
+        .nth(1)
+        .expect("the README has a Quickstart section");
+    let block = quickstart
+        .split("```sh\n")
+        .nth(1)
+        .expect("the Quickstart has a sh block");
+    let first = block.lines().next().expect("the block has a first line");
+    let command = first.split('#').next().unwrap_or_default().trim();
+    let (cargo, args) = command
+        .split_once(" -- ")
+        .unwrap_or_else(|| panic!("{command:?} is not `cargo run ... -- ARGS`"));
+    assert!(
+        cargo.starts_with("cargo run") && cargo.contains("--bin fresco"),
+        "the first command runs the fresco binary through cargo: {command:?}"
+    );
+    args.split_whitespace().map(str::to_owned).collect()
+}
+
+/// Images a JSONL prompts file asks for: `n` per line, default 1.
+fn images_asked(path: &Path) -> u64 {
+    std::fs::read_to_string(path)
+        .expect("reading the prompts file")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let line: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+            line["n"].as_u64().unwrap_or(1)
+        })
+        .sum()
+}
+
+#[test]
+fn the_readme_first_command_renders_the_examples_on_a_clean_machine() {
+    let args = readme_first_command_args();
+    assert_eq!(
+        args[..3],
+        ["dev", "--submit", "examples/prompts.jsonl"],
+        "the first command starts the dev farm on the bundled examples"
+    );
+    // A newcomer's checkout: the examples, and nothing else of fresco's.
+    let home = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(home.path().join("examples")).expect("mkdir");
+    let examples = home.path().join("examples/prompts.jsonl");
+    std::fs::copy(repo_root().join("examples/prompts.jsonl"), &examples).expect("copy");
+
+    let output = binary("fresco")
+        .args(&args)
+        .current_dir(home.path())
+        // Tests run in parallel: a port of this test's own.
+        .env("FRESCO_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .output()
+        .expect("running fresco dev");
+    assert!(output.status.success(), "{}", describe(&output));
+
+    // The command names the folder with the images on its last line.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let folder = home
+        .path()
+        .join(stdout.lines().last().expect("a folder is named").trim());
+    let mut pngs: Vec<PathBuf> = std::fs::read_dir(&folder)
+        .unwrap_or_else(|e| panic!("reading {}: {e}\n{}", folder.display(), describe(&output)))
+        .map(|entry| entry.expect("dir entry").path())
+        .collect();
+    pngs.sort();
+    assert_eq!(
+        pngs.len() as u64,
+        images_asked(&examples),
+        "every image asked for"
+    );
+    let prompts = std::fs::read_to_string(&examples).expect("reading the examples");
+    for png in &pngs {
+        let bytes = std::fs::read(png).expect("reading an image");
+        let (width, height, text) = read_png_text(&bytes).expect("a valid PNG");
+        assert!(width > 0 && height > 0);
+        let prompt = text
+            .iter()
+            .find(|(key, _)| key == "prompt")
+            .map(|(_, value)| value.as_str())
+            .unwrap_or_else(|| panic!("{} carries its prompt", png.display()));
+        assert!(
+            prompts.contains(prompt),
+            "{prompt:?} is one of the examples"
+        );
+    }
+    // Everything lasting is in the data directory it made.
+    assert!(home.path().join(".fresco/fresco.db").is_file());
+    assert!(home.path().join(".fresco/outputs").is_dir());
+}
+
+/// A `fresco dev` serving on its own port with its own data directory.
+struct DevProcess {
+    proc: Proc,
+    endpoint: String,
+}
+
+fn start_dev(data_dir: &Path, port: u16, log: &Path) -> DevProcess {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("opening the log");
+    let proc = Proc::spawn(
+        "fresco dev",
+        binary("fresco")
+            .args(["dev", "--workers", "2", "--data-dir"])
+            .arg(data_dir)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log),
+    );
+    DevProcess {
+        proc,
+        endpoint: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+fn cli(endpoint: &str, args: &[&str]) -> Output {
+    binary("fresco")
+        .args(["--coordinator", endpoint])
+        .args(args)
+        .output()
+        .expect("running fresco")
+}
+
+fn status(endpoint: &str, job: &str) -> Option<serde_json::Value> {
+    let output = cli(endpoint, &["status", "--json", job]);
+    if !output.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&output.stdout).ok()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_dev_farm_killed_mid_job_finishes_it_after_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let log = dir.path().join("dev.log");
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    let port = free_port();
+    let mut dev = start_dev(&data, port, &log);
+
+    let prompts = dir.path().join("prompts.txt");
+    std::fs::write(
+        &prompts,
+        (0..24)
+            .map(|i| format!("a shape number {i}\n"))
+            .collect::<String>(),
+    )
+    .expect("writing prompts");
+    let mut submitted = None;
+    wait_for(
+        "the dev farm to accept a job",
+        Duration::from_secs(60),
+        || {
+            let output = cli(
+                &dev.endpoint,
+                &[
+                    "submit",
+                    "--model",
+                    "tiny-random-dit",
+                    "--prompts-file",
+                    prompts.to_str().expect("utf-8 path"),
+                    "--steps",
+                    "40",
+                    "--width",
+                    "128",
+                    "--height",
+                    "128",
+                    "--seed",
+                    "7",
+                ],
+            );
+            if output.status.success() {
+                submitted = Some(String::from_utf8_lossy(&output.stdout).trim().to_owned());
+            }
+            output.status.success()
+        },
+    );
+    let job = submitted.expect("a job id");
+
+    // Kill the whole farm while tasks are running and others still wait.
+    let mut mid_job = None;
+    wait_for("a task to run", Duration::from_secs(60), || {
+        let Some(s) = status(&dev.endpoint, &job) else {
+            return false;
+        };
+        let running = s["counts"]["running"].as_u64().unwrap_or(0);
+        let queued = s["counts"]["queued"].as_u64().unwrap_or(0);
+        let ready = running > 0 && queued > 0;
+        if ready {
+            mid_job = Some(s);
+        }
+        ready
+    });
+    dev.proc.signal("KILL");
+    dev.proc.wait_exit(Duration::from_secs(10));
+    let before = mid_job.expect("a status mid-job");
+
+    let dev = start_dev(&data, port, &log);
+    wait_for(
+        "the job to finish after the restart",
+        Duration::from_secs(240),
+        || status(&dev.endpoint, &job).is_some_and(|s| s["finished"] == true),
+    );
+    let after = status(&dev.endpoint, &job).expect("status");
+    assert_eq!(
+        after["counts"]["succeeded"],
+        24,
+        "every task succeeded: before the kill {before}, after {after}\n{}",
+        logs()
+    );
+
+    // The tasks that were running when the farm died ran again, without a
+    // failure counted against them, and each has exactly one image.
+    let tasks = after["tasks"].as_array().expect("status lists the tasks");
+    assert_eq!(tasks.len(), 24);
+    let rerun = tasks
+        .iter()
+        .filter(|t| t["attempt"].as_u64().unwrap_or(0) >= 2)
+        .count();
+    assert!(
+        rerun >= 1,
+        "a task running at the kill ran again: {after}\n{}",
+        logs()
+    );
+    for task in tasks {
+        assert_eq!(
+            task["errors"],
+            serde_json::json!([]),
+            "no failure recorded: {task}"
+        );
+        assert_eq!(task["outputs"].as_array().map(Vec::len), Some(1), "{task}");
+    }
+    let out = dir.path().join("out");
+    let download = cli(
+        &dev.endpoint,
+        &[
+            "download",
+            job.as_str(),
+            "--out",
+            out.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert!(download.status.success(), "{}", describe(&download));
+    assert_eq!(std::fs::read_dir(&out).expect("out dir").count(), 24);
+}
