@@ -1,9 +1,14 @@
-//! Bad input through the real coordinator and CLI: a precise error naming
-//! the field and the rule, and nothing stored.
+//! Bad input through the real coordinator and CLI: one table of malformed
+//! and hostile requests (gRPC) and one of hostile command lines and prompts
+//! files (the `fresco` binary). Each must get its precise error (the code,
+//! and the field with the rule it broke), and nothing may be half-stored:
+//! the one job accepted before them is all the database holds after.
 
 use fresco_e2e::{Farm, FarmOptions, describe};
 use fresco_proto::v1 as pb;
 use fresco_proto::v1::job_service_client::JobServiceClient;
+use tonic::Code;
+use tonic::transport::Channel;
 
 fn task(prompt: &str) -> pb::TaskParams {
     pb::TaskParams {
@@ -12,8 +17,371 @@ fn task(prompt: &str) -> pb::TaskParams {
     }
 }
 
+fn ok() -> pb::SubmitJobRequest {
+    pb::SubmitJobRequest {
+        model: "tiny-random-dit".into(),
+        tasks: vec![task("fine")],
+        ..Default::default()
+    }
+}
+
+/// A valid job whose second task is `t`.
+fn with_task(t: pb::TaskParams) -> pb::SubmitJobRequest {
+    pb::SubmitJobRequest {
+        tasks: vec![task("fine"), t],
+        ..ok()
+    }
+}
+
+fn params(f: impl FnOnce(&mut pb::TaskParams)) -> pb::TaskParams {
+    let mut t = task("a");
+    f(&mut t);
+    t
+}
+
+/// One request to the API.
+enum Call {
+    Submit(pb::SubmitJobRequest),
+    GetJob(&'static str),
+    CancelJob(&'static str),
+    WatchJob(&'static str),
+    GetTask(&'static str),
+    ListTasks(pb::ListTasksRequest),
+    ReadOutput(&'static str),
+}
+
+async fn send(client: &mut JobServiceClient<Channel>, call: Call) -> Result<(), tonic::Status> {
+    let id = |s: &str| s.to_owned();
+    match call {
+        Call::Submit(r) => client.submit_job(r).await.map(drop),
+        Call::GetJob(j) => client
+            .get_job(pb::GetJobRequest { job_id: id(j) })
+            .await
+            .map(drop),
+        Call::CancelJob(j) => client
+            .cancel_job(pb::CancelJobRequest { job_id: id(j) })
+            .await
+            .map(drop),
+        Call::WatchJob(j) => client
+            .watch_job(pb::WatchJobRequest { job_id: id(j) })
+            .await
+            .map(drop),
+        Call::GetTask(t) => client
+            .get_task(pb::GetTaskRequest { task_id: id(t) })
+            .await
+            .map(drop),
+        Call::ListTasks(r) => client.list_tasks(r).await.map(drop),
+        Call::ReadOutput(k) => {
+            let mut stream = client
+                .read_output(pb::ReadOutputRequest { key: id(k) })
+                .await?
+                .into_inner();
+            // A stream's error may come with its first message.
+            stream.message().await.map(drop)
+        }
+    }
+}
+
+const SQL: &str = "x'; DROP TABLE tasks; --";
+const MISSING: &str = "0190f1c2-7b1e-7000-8000-000000000000";
+
+fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
+    use Call::*;
+    let invalid = Code::InvalidArgument;
+    let many_tasks = pb::SubmitJobRequest {
+        tasks: vec![task("p"); 1_000_001],
+        ..ok()
+    };
+    vec![
+        (
+            "empty prompt",
+            Submit(with_task(task(""))),
+            invalid,
+            "tasks[1].prompt: must not be empty".into(),
+        ),
+        (
+            "1 MB prompt",
+            Submit(with_task(task(&"x".repeat(1 << 20)))),
+            invalid,
+            "tasks[1].prompt: must be at most 2000 characters".into(),
+        ),
+        (
+            "bell in a prompt",
+            Submit(with_task(task("a\u{7}b"))),
+            invalid,
+            "tasks[1].prompt: must not contain control characters (found U+0007)".into(),
+        ),
+        (
+            "NUL in a prompt",
+            Submit(with_task(task("a\0b"))),
+            invalid,
+            "tasks[1].prompt: must not contain control characters (found U+0000)".into(),
+        ),
+        (
+            "escape sequence in a prompt",
+            Submit(with_task(task("\u{1b}[2Jred"))),
+            invalid,
+            "tasks[1].prompt: must not contain control characters (found U+001B)".into(),
+        ),
+        (
+            "1 MB negative prompt",
+            Submit(with_task(params(|t| {
+                t.negative_prompt = Some("n".repeat(1 << 20))
+            }))),
+            invalid,
+            "tasks[1].negative_prompt: must be at most 2000 characters".into(),
+        ),
+        (
+            "zero steps",
+            Submit(with_task(params(|t| t.steps = Some(0)))),
+            invalid,
+            "tasks[1].steps: must be between 1 and 200 (got 0)".into(),
+        ),
+        (
+            "10 000 steps",
+            Submit(with_task(params(|t| t.steps = Some(10_000)))),
+            invalid,
+            "tasks[1].steps: must be between 1 and 200 (got 10000)".into(),
+        ),
+        (
+            "zero images",
+            Submit(with_task(params(|t| t.n = Some(0)))),
+            invalid,
+            "tasks[1].n: must be between 1 and 16 (got 0)".into(),
+        ),
+        (
+            "4 billion images",
+            Submit(with_task(params(|t| t.n = Some(u32::MAX)))),
+            invalid,
+            "tasks[1].n: must be between 1 and 16".into(),
+        ),
+        (
+            "zero width",
+            Submit(with_task(params(|t| t.width = Some(0)))),
+            invalid,
+            "tasks[1].width: must be a positive multiple of 8".into(),
+        ),
+        (
+            "odd width",
+            Submit(with_task(params(|t| t.width = Some(33)))),
+            invalid,
+            "tasks[1].width: must be a positive multiple of 8".into(),
+        ),
+        (
+            "huge height",
+            Submit(with_task(params(|t| t.height = Some(1 << 20)))),
+            invalid,
+            "tasks[1].height: must be at most 2048".into(),
+        ),
+        (
+            "u32::MAX height",
+            Submit(with_task(params(|t| t.height = Some(u32::MAX)))),
+            invalid,
+            "tasks[1].height".into(),
+        ),
+        (
+            "NaN guidance",
+            Submit(with_task(params(|t| t.guidance = Some(f32::NAN)))),
+            invalid,
+            "tasks[1].guidance: must be finite".into(),
+        ),
+        (
+            "infinite guidance",
+            Submit(with_task(params(|t| t.guidance = Some(f32::INFINITY)))),
+            invalid,
+            "tasks[1].guidance: must be finite".into(),
+        ),
+        (
+            "minus infinite guidance",
+            Submit(with_task(params(|t| t.guidance = Some(f32::NEG_INFINITY)))),
+            invalid,
+            "tasks[1].guidance: must be finite".into(),
+        ),
+        (
+            "negative guidance",
+            Submit(with_task(params(|t| t.guidance = Some(-2.0)))),
+            invalid,
+            "tasks[1].guidance: must be between 0".into(),
+        ),
+        (
+            "guidance 1e30",
+            Submit(with_task(params(|t| t.guidance = Some(1e30)))),
+            invalid,
+            "tasks[1].guidance: must be between 0".into(),
+        ),
+        (
+            "unknown sampler",
+            Submit(with_task(params(|t| t.sampler = Some("warp".into())))),
+            invalid,
+            "tasks[1].sampler: unknown sampler".into(),
+        ),
+        (
+            "SQL in a sampler",
+            Submit(with_task(params(|t| t.sampler = Some(SQL.into())))),
+            invalid,
+            "tasks[1].sampler: unknown sampler".into(),
+        ),
+        (
+            "bad job default",
+            Submit(pb::SubmitJobRequest {
+                defaults: Some(params(|t| {
+                    t.prompt = None;
+                    t.steps = Some(0)
+                })),
+                ..ok()
+            }),
+            invalid,
+            "defaults.steps: must be between 1 and 200".into(),
+        ),
+        (
+            "no tasks",
+            Submit(pb::SubmitJobRequest {
+                tasks: vec![],
+                ..ok()
+            }),
+            invalid,
+            "tasks: must hold at least one task".into(),
+        ),
+        (
+            "a million and one tasks",
+            Submit(many_tasks),
+            invalid,
+            "tasks: must hold at most 1000000 tasks (got 1000001)".into(),
+        ),
+        (
+            "empty model",
+            Submit(pb::SubmitJobRequest {
+                model: String::new(),
+                ..ok()
+            }),
+            invalid,
+            "model: must not be empty".into(),
+        ),
+        (
+            "unknown model",
+            Submit(pb::SubmitJobRequest {
+                model: "sd-99".into(),
+                ..ok()
+            }),
+            invalid,
+            "model: unknown model \"sd-99\"".into(),
+        ),
+        (
+            "path traversal in a model",
+            Submit(pb::SubmitJobRequest {
+                model: "../../etc/passwd".into(),
+                ..ok()
+            }),
+            invalid,
+            "model: must be letters, digits".into(),
+        ),
+        (
+            "traversal inside a model",
+            Submit(pb::SubmitJobRequest {
+                model: "a/../../b".into(),
+                ..ok()
+            }),
+            invalid,
+            "model: must be letters, digits".into(),
+        ),
+        (
+            "SQL in a model",
+            Submit(pb::SubmitJobRequest {
+                model: SQL.into(),
+                ..ok()
+            }),
+            invalid,
+            "model: must be letters, digits".into(),
+        ),
+        (
+            "long job name",
+            Submit(pb::SubmitJobRequest {
+                name: "n".repeat(100_000),
+                ..ok()
+            }),
+            invalid,
+            "name: must be at most".into(),
+        ),
+        (
+            "control character in an owner",
+            Submit(pb::SubmitJobRequest {
+                owner: "me\u{8}".into(),
+                ..ok()
+            }),
+            invalid,
+            "owner: must not contain control characters".into(),
+        ),
+        (
+            "huge priority",
+            Submit(pb::SubmitJobRequest {
+                priority: i32::MAX,
+                ..ok()
+            }),
+            invalid,
+            "priority: must be between".into(),
+        ),
+        (
+            "huge max_attempts",
+            Submit(pb::SubmitJobRequest {
+                max_attempts: u32::MAX,
+                ..ok()
+            }),
+            invalid,
+            "max_attempts: must be at most".into(),
+        ),
+        (
+            "job id not a UUID",
+            GetJob("nope"),
+            invalid,
+            "job_id".into(),
+        ),
+        ("SQL as a job id", GetJob(SQL), invalid, "job_id".into()),
+        ("empty job id", CancelJob(""), invalid, "job_id".into()),
+        (
+            "watch of a bad id",
+            WatchJob("../../etc/passwd"),
+            invalid,
+            "job_id".into(),
+        ),
+        (
+            "task id not a UUID",
+            GetTask("12345"),
+            invalid,
+            "task_id".into(),
+        ),
+        (
+            "unknown state enum",
+            ListTasks(pb::ListTasksRequest {
+                job_id: MISSING.into(),
+                state: 99,
+                ..Default::default()
+            }),
+            invalid,
+            "state".into(),
+        ),
+        (
+            "a job that does not exist",
+            GetJob(MISSING),
+            Code::NotFound,
+            format!("job {MISSING} not found"),
+        ),
+        (
+            "cancel of a job that does not exist",
+            CancelJob(MISSING),
+            Code::NotFound,
+            format!("job {MISSING} not found"),
+        ),
+        (
+            "path traversal as an output key",
+            ReadOutput("../../../etc/passwd"),
+            Code::NotFound,
+            "output \"../../../etc/passwd\" not found".into(),
+        ),
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_requests_name_the_field_and_store_nothing() {
+async fn hostile_requests_get_precise_errors_and_store_nothing() {
     let farm = Farm::start(FarmOptions {
         workers: 0,
         ..FarmOptions::default()
@@ -22,209 +390,149 @@ async fn invalid_requests_name_the_field_and_store_nothing() {
     let mut client = JobServiceClient::connect(farm.endpoint.clone())
         .await
         .expect("connect");
-    let ok = pb::SubmitJobRequest {
-        model: "tiny-random-dit".into(),
-        tasks: vec![task("fine")],
-        ..Default::default()
-    };
-    let with_task = |t: pb::TaskParams| pb::SubmitJobRequest {
-        tasks: vec![task("fine"), t],
-        ..ok.clone()
-    };
-    let cases: Vec<(&str, pb::SubmitJobRequest, &str)> = vec![
-        (
-            "empty prompt",
-            with_task(task("")),
-            "tasks[1].prompt: must not be empty",
-        ),
-        (
-            "1 MB prompt",
-            with_task(task(&"x".repeat(1 << 20))),
-            "tasks[1].prompt: must be at most 2000",
-        ),
-        (
-            "zero steps",
-            with_task(pb::TaskParams {
-                steps: Some(0),
-                ..task("a")
-            }),
-            "tasks[1].steps: must be between 1 and 200",
-        ),
-        (
-            "too many steps",
-            with_task(pb::TaskParams {
-                steps: Some(10_000),
-                ..task("a")
-            }),
-            "tasks[1].steps",
-        ),
-        (
-            "zero n",
-            with_task(pb::TaskParams {
-                n: Some(0),
-                ..task("a")
-            }),
-            "tasks[1].n: must be between 1 and 16",
-        ),
-        (
-            "odd width",
-            with_task(pb::TaskParams {
-                width: Some(33),
-                ..task("a")
-            }),
-            "tasks[1].width: must be a positive multiple of 8",
-        ),
-        (
-            "huge height",
-            with_task(pb::TaskParams {
-                height: Some(1 << 20),
-                ..task("a")
-            }),
-            "tasks[1].height: must be at most 2048",
-        ),
-        (
-            "NaN guidance",
-            with_task(pb::TaskParams {
-                guidance: Some(f32::NAN),
-                ..task("a")
-            }),
-            "tasks[1].guidance: must be finite",
-        ),
-        (
-            "negative guidance",
-            with_task(pb::TaskParams {
-                guidance: Some(-2.0),
-                ..task("a")
-            }),
-            "tasks[1].guidance: must be between 0",
-        ),
-        (
-            "unknown sampler",
-            with_task(pb::TaskParams {
-                sampler: Some("warp".into()),
-                ..task("a")
-            }),
-            "tasks[1].sampler: unknown sampler",
-        ),
-        (
-            "unknown model",
-            pb::SubmitJobRequest {
-                model: "sd-99".into(),
-                ..ok.clone()
-            },
-            "model: unknown model",
-        ),
-        (
-            "no tasks",
-            pb::SubmitJobRequest {
-                tasks: vec![],
-                ..ok.clone()
-            },
-            "tasks: must hold at least one task",
-        ),
-        (
-            "bad default",
-            pb::SubmitJobRequest {
-                defaults: Some(pb::TaskParams {
-                    steps: Some(0),
-                    ..Default::default()
-                }),
-                ..ok.clone()
-            },
-            "defaults.steps",
-        ),
-    ];
-    for (what, request, expected) in cases {
-        let status = client.submit_job(request).await.expect_err(what);
-        assert_eq!(
-            status.code(),
-            tonic::Code::InvalidArgument,
-            "{what}: {status:?}"
-        );
+    // Accepted before the onslaught: it must come out of it untouched.
+    let accepted = client
+        .submit_job(pb::SubmitJobRequest {
+            tasks: vec![task("one"), task("two"), task("three")],
+            name: "../../keys/never/reach/names".into(),
+            ..ok()
+        })
+        .await
+        .expect("a valid job is accepted")
+        .into_inner()
+        .job
+        .expect("a job");
+
+    let cases = grpc_cases();
+    assert!(cases.len() >= 30, "the table covers at least 30 requests");
+    for (what, call, code, expected) in cases {
+        let status = send(&mut client, call).await.expect_err(what);
+        assert_eq!(status.code(), code, "{what}: {status:?}");
         assert!(
-            status.message().contains(expected),
+            status.message().contains(&expected),
             "{what}: {:?} should contain {expected:?}",
             status.message()
         );
     }
-    for (what, status) in [
+
+    // The CLI, from flags and prompts files, exits 2 naming what is wrong.
+    let dir = farm.dir.path();
+    let file = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).expect("writing a prompts file");
+        path.to_str().expect("utf-8 path").to_owned()
+    };
+    let submit = |extra: &[&str]| {
+        let mut args = vec!["submit", "--model", "tiny-random-dit"];
+        args.extend_from_slice(extra);
+        farm.cli(&args)
+    };
+    let cli_cases: Vec<(&str, std::process::Output, String)> = vec![
         (
-            "bad job id",
-            client
-                .get_job(pb::GetJobRequest {
-                    job_id: "nope".into(),
-                })
-                .await
-                .expect_err("get"),
+            "a wrong type on line 2 of a JSONL file",
+            submit(&[
+                "--prompts-file",
+                &file(
+                    "type.jsonl",
+                    b"{\"prompt\": \"a\"}\n{\"prompt\": \"b\", \"steps\": \"many\"}\n",
+                ),
+            ]),
+            "type.jsonl:2:".into(),
         ),
         (
-            "unknown state",
-            client
-                .list_tasks(pb::ListTasksRequest {
-                    job_id: uuid::Uuid::new_v4().to_string(),
-                    state: 99,
-                    ..Default::default()
-                })
-                .await
-                .expect_err("list"),
+            "invalid UTF-8 on line 3",
+            submit(&[
+                "--prompts-file",
+                &file("latin1.txt", b"one\ntwo\ncaf\xe9 au lait\n"),
+            ]),
+            "latin1.txt:3: not valid UTF-8".into(),
         ),
-    ] {
-        assert_eq!(
-            status.code(),
-            tonic::Code::InvalidArgument,
-            "{what}: {status:?}"
+        (
+            "a control character in a prompts file",
+            submit(&[
+                "--prompts-file",
+                &file("bell.txt", b"fine\nring \x07 the bell\n"),
+            ]),
+            "bell.txt:2:".into(),
+        ),
+        (
+            "a CSV file without a prompt column",
+            submit(&["--prompts-file", &file("cols.csv", b"text,seed\na,1\n")]),
+            "cols.csv:1: the header has no \"prompt\" column".into(),
+        ),
+        (
+            "an empty prompts file",
+            submit(&["--prompts-file", &file("empty.txt", b"\n\n")]),
+            "the file holds no prompts".into(),
+        ),
+        (
+            "an unknown file type",
+            submit(&["--prompts-file", &file("prompts.yaml", b"- a\n")]),
+            "prompts.yaml".into(),
+        ),
+        (
+            "a prompts file that does not exist",
+            submit(&["--prompts-file", "/nonexistent/prompts.txt"]),
+            "/nonexistent/prompts.txt".into(),
+        ),
+        (
+            "NaN guidance from a flag",
+            submit(&["--prompt", "a", "--guidance", "NaN"]),
+            "defaults.guidance: must be finite".into(),
+        ),
+        (
+            "infinite guidance from a flag",
+            submit(&["--prompt", "a", "--guidance", "inf"]),
+            "defaults.guidance: must be finite".into(),
+        ),
+        (
+            "a negative width",
+            submit(&["--prompt", "a", "--width", "-64"]),
+            "invalid value '-64' for '--width <WIDTH>'".into(),
+        ),
+        (
+            "zero steps from a flag",
+            submit(&["--prompt", "a", "--steps", "0"]),
+            "defaults.steps: must be between 1 and 200".into(),
+        ),
+        (
+            "SQL in a model flag",
+            farm.cli(&["submit", "--model", SQL, "--prompt", "a"]),
+            "model: must be letters, digits".into(),
+        ),
+        (
+            "a status of a bad job id",
+            farm.cli(&["status", "'; DROP TABLE jobs; --"]),
+            "job_id".into(),
+        ),
+        (
+            "a cancel of a job that does not exist",
+            farm.cli(&["cancel", MISSING]),
+            format!("job {MISSING} not found"),
+        ),
+    ];
+    for (what, out, expected) in cli_cases {
+        assert_eq!(out.status.code(), Some(2), "{what}: {}", describe(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(&expected),
+            "{what}: stderr should contain {expected:?}: {}",
+            describe(&out)
         );
     }
-    let missing = client
-        .get_job(pb::GetJobRequest {
-            job_id: uuid::Uuid::new_v4().to_string(),
-        })
-        .await
-        .expect_err("missing");
-    assert_eq!(missing.code(), tonic::Code::NotFound);
 
+    // Nothing half-stored: the accepted job, its three tasks, nothing else.
     let pool = farm.db.pool().await;
-    let stored: i64 =
-        sqlx::query_scalar("SELECT (SELECT count(*) FROM jobs) + (SELECT count(*) FROM tasks)")
-            .fetch_one(&pool)
-            .await
-            .expect("counting rows");
-    assert_eq!(stored, 0, "a rejected submission stores nothing");
-
-    // The CLI names the bad line of a prompts file and exits non-zero.
-    let file = farm.dir.path().join("bad.jsonl");
-    std::fs::write(
-        &file,
-        "{\"prompt\": \"a\"}\n{\"prompt\": \"b\", \"steps\": \"many\"}\n",
+    let (jobs, tasks, queued): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM tasks),
+                (SELECT count(*) FROM tasks WHERE job_id = $1::UUID AND state = 'queued')",
     )
-    .expect("write");
-    let out = farm.cli(&[
-        "submit",
-        "--model",
-        "tiny-random-dit",
-        "--prompts-file",
-        file.to_str().expect("utf-8"),
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("bad.jsonl:2:"),
-        "{}",
-        describe(&out)
-    );
-    // ... and a server-side rule with the field's name.
-    let out = farm.cli(&[
-        "submit",
-        "--model",
-        "tiny-random-dit",
-        "--prompt",
-        "a",
-        "--steps",
-        "0",
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("defaults.steps"),
-        "{}",
-        describe(&out)
+    .bind(&accepted.id)
+    .fetch_one(&pool)
+    .await
+    .expect("counting rows");
+    assert_eq!(
+        (jobs, tasks, queued),
+        (1, 3, 3),
+        "only the accepted job is stored"
     );
 }

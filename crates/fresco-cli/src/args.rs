@@ -45,6 +45,8 @@ pub enum Command {
     Dev(DevArgs),
 }
 
+/// Numeric flags take negative numbers as values, so `--width -64` is
+/// refused as an invalid width rather than as an unknown flag.
 #[derive(Debug, Default, Args)]
 pub struct SubmitArgs {
     /// Model id.
@@ -57,19 +59,19 @@ pub struct SubmitArgs {
     #[arg(long)]
     pub prompts_file: Option<PathBuf>,
     /// Images per task.
-    #[arg(short = 'n', long = "images")]
+    #[arg(short = 'n', long = "images", allow_negative_numbers = true)]
     pub n: Option<u32>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub steps: Option<u32>,
     /// Seed of every task that names none (default: a random one per task).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub seed: Option<u64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub width: Option<u32>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub height: Option<u32>,
     /// Classifier-free guidance scale.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub guidance: Option<f32>,
     #[arg(long)]
     pub negative_prompt: Option<String>,
@@ -84,7 +86,7 @@ pub struct SubmitArgs {
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub priority: i32,
     /// Attempts per task before it fails for good (default 3).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub max_attempts: Option<u32>,
     /// Print a JSON object instead of the bare job id.
     #[arg(long)]
