@@ -83,6 +83,9 @@ conformance!(
     served_models_are_the_union_of_registered_workers,
     outputs_are_known_by_key,
     concurrent_claims_take_every_task_exactly_once,
+    a_paused_job_is_neither_dispatched_nor_claimed_until_resumed,
+    a_retried_job_queues_its_failed_tasks_with_their_history,
+    cancelling_one_task_leaves_the_others,
 );
 
 fn spec(tasks: usize, max_attempts: u32) -> JobSpec {
@@ -732,4 +735,212 @@ async fn concurrent_claims_take_every_task_exactly_once(store: Store) {
     let job = store.get_job(submitted.job.id).await.expect("job");
     assert_eq!(job.counts.get(TaskState::Succeeded), 200);
     assert!(fresco_store::is_finished(&job.counts));
+}
+
+async fn a_paused_job_is_neither_dispatched_nor_claimed_until_resumed(store: Store) {
+    let w = worker(&*store).await;
+    let lease = Duration::from_secs(30);
+    let paused = store.submit(&spec(3, 3)).await.expect("submit");
+    let other = store.submit(&spec(2, 3)).await.expect("submit");
+    let running = paused.tasks[0].id;
+    store
+        .claim(running, w, lease)
+        .await
+        .expect("claim before pausing");
+
+    let held = store.set_paused(paused.job.id, true).await.expect("pause");
+    assert_eq!(
+        held.iter().map(|t| t.id).collect::<Vec<_>>(),
+        paused.tasks[1..].iter().map(|t| t.id).collect::<Vec<_>>(),
+        "pausing returns the queued tasks in dispatch order"
+    );
+    assert!(store.get_job(paused.job.id).await.expect("job").paused);
+    assert!(!store.get_job(other.job.id).await.expect("job").paused);
+    assert_eq!(
+        store.queued_counts().await.expect("counts"),
+        vec![("tiny-random-dit".to_owned(), 2)],
+        "only the other job's tasks are dispatchable"
+    );
+    let dispatchable = store
+        .queued_tasks("tiny-random-dit", i64::MIN, 100)
+        .await
+        .expect("queued");
+    assert_eq!(
+        dispatchable.iter().map(|t| t.id).collect::<Vec<_>>(),
+        other.tasks.iter().map(|t| t.id).collect::<Vec<_>>()
+    );
+    assert!(matches!(
+        store.claim(paused.tasks[1].id, w, lease).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // The task running when the job was paused keeps its lease.
+    let beat = Heartbeat {
+        lease: LeaseToken {
+            task: running,
+            worker: w,
+            attempt: 1,
+        },
+        step: 1,
+    };
+    assert!(matches!(
+        store.heartbeat(&beat, lease).await.expect("heartbeat"),
+        Lease::Extended(_)
+    ));
+
+    let resumed = store
+        .set_paused(paused.job.id, false)
+        .await
+        .expect("resume");
+    assert_eq!(resumed.len(), 2);
+    assert!(!store.get_job(paused.job.id).await.expect("job").paused);
+    assert_eq!(
+        store.queued_counts().await.expect("counts"),
+        vec![("tiny-random-dit".to_owned(), 4)]
+    );
+    store
+        .claim(paused.tasks[1].id, w, lease)
+        .await
+        .expect("claim after resuming");
+    assert!(matches!(
+        store.set_paused(fresco_core::JobId::new(), true).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn a_retried_job_queues_its_failed_tasks_with_their_history(store: Store) {
+    let w = worker(&*store).await;
+    let lease = Duration::from_secs(30);
+    let submitted = store.submit(&spec(2, 1)).await.expect("submit");
+    let (bad, good) = (submitted.tasks[0].id, submitted.tasks[1].id);
+    let fail_once = |message: &'static str| {
+        let store = store.clone();
+        async move {
+            let claim = store.claim(bad, w, lease).await.expect("claim");
+            let token = LeaseToken {
+                task: bad,
+                worker: w,
+                attempt: claim.attempt,
+            };
+            store.fail(&token, message, false).await.expect("fail")
+        }
+    };
+    assert_eq!(fail_once("first").await, FailOutcome::Failed);
+    let claim = store.claim(good, w, lease).await.expect("claim");
+    let token = LeaseToken {
+        task: good,
+        worker: w,
+        attempt: claim.attempt,
+    };
+    store
+        .complete(&token, &[output("retry/good/0.png")])
+        .await
+        .expect("complete");
+
+    let requeued = store.retry_job(submitted.job.id).await.expect("retry");
+    assert_eq!(
+        requeued.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![bad],
+        "only the failed task goes back"
+    );
+    let task = store.get_task(bad).await.expect("task");
+    assert_eq!(task.state, TaskState::Queued);
+    assert_eq!(task.errors.len(), 1, "the history stays");
+    assert_eq!(
+        store.get_task(good).await.expect("task").state,
+        TaskState::Succeeded
+    );
+
+    // Its failure count starts again: one more attempt under max_attempts 1.
+    assert_eq!(fail_once("second").await, FailOutcome::Failed);
+    let task = store.get_task(bad).await.expect("task");
+    assert_eq!(
+        task.errors
+            .iter()
+            .map(|e| (e.attempt, e.message.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(1, "first"), (2, "second")]
+    );
+    assert!(
+        store
+            .retry_job(submitted.job.id)
+            .await
+            .expect("retry")
+            .len()
+            == 1
+    );
+    let nothing = store.submit(&spec(1, 1)).await.expect("submit");
+    assert!(
+        store
+            .retry_job(nothing.job.id)
+            .await
+            .expect("retry")
+            .is_empty(),
+        "a job with no failed task has nothing to retry"
+    );
+    assert!(matches!(
+        store.retry_job(fresco_core::JobId::new()).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn cancelling_one_task_leaves_the_others(store: Store) {
+    let w = worker(&*store).await;
+    let lease = Duration::from_secs(30);
+    let submitted = store.submit(&spec(3, 3)).await.expect("submit");
+    let ids: Vec<_> = submitted.tasks.iter().map(|t| t.id).collect();
+
+    let cancelled = store.cancel_task(ids[0]).await.expect("cancel queued");
+    assert_eq!(cancelled.id, ids[0]);
+    assert!(matches!(
+        store.claim(ids[0], w, lease).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    let claim = store.claim(ids[1], w, lease).await.expect("claim");
+    store.cancel_task(ids[1]).await.expect("cancel running");
+    let token = LeaseToken {
+        task: ids[1],
+        worker: w,
+        attempt: claim.attempt,
+    };
+    assert_eq!(
+        store
+            .heartbeat(
+                &Heartbeat {
+                    lease: token,
+                    step: 1
+                },
+                lease
+            )
+            .await
+            .expect("heartbeat"),
+        Lease::Lost,
+        "a cancelled running task loses its lease"
+    );
+    assert!(matches!(
+        store.complete(&token, &[output("cancel/1/0.png")]).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        !store
+            .has_output("cancel/1/0.png")
+            .await
+            .expect("has_output")
+    );
+    assert!(matches!(
+        store.cancel_task(ids[1]).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.cancel_task(fresco_core::TaskId::new()).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    let job = store.get_job(submitted.job.id).await.expect("job");
+    assert_eq!(job.counts.get(TaskState::Cancelled), 2);
+    assert_eq!(job.counts.get(TaskState::Queued), 1);
+    store
+        .claim(ids[2], w, lease)
+        .await
+        .expect("the third still runs");
 }

@@ -34,8 +34,14 @@ pub enum Command {
     List(ListArgs),
     /// Follow a job's progress until it finishes.
     Watch(JobArgs),
-    /// Cancel every unfinished task of a job.
-    Cancel(JobArgs),
+    /// Cancel every unfinished task of a job, or one task (--task).
+    Cancel(CancelArgs),
+    /// Queue a job's failed tasks again (their error history is kept).
+    Retry(JobArgs),
+    /// Stop handing out a job's queued tasks; running ones finish.
+    Pause(JobArgs),
+    /// Hand out a paused job's tasks again.
+    Resume(JobArgs),
     /// Fetch every image of a job into a directory.
     Download(DownloadArgs),
     /// Run the whole farm in this process (embedded store, local files, CPU
@@ -99,6 +105,16 @@ pub struct SubmitArgs {
 #[derive(Debug, Args)]
 pub struct JobArgs {
     pub job_id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The job whose unfinished tasks to cancel.
+    #[arg(required_unless_present = "task", conflicts_with = "task")]
+    pub job_id: Option<String>,
+    /// Cancel only this task.
+    #[arg(long)]
+    pub task: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::args::{Cli, Command};
+use crate::commands::control::{self, Action};
 
 /// Why the CLI stopped, as an exit code.
 #[derive(Debug)]
@@ -56,6 +57,9 @@ async fn main() -> ExitCode {
         Command::List(args) => commands::list::run(&cli.coordinator, args).await,
         Command::Watch(args) => commands::watch::run(&cli.coordinator, args).await,
         Command::Cancel(args) => commands::cancel::run(&cli.coordinator, args).await,
+        Command::Retry(args) => control::run(&cli.coordinator, Action::Retry, args).await,
+        Command::Pause(args) => control::run(&cli.coordinator, Action::Pause, args).await,
+        Command::Resume(args) => control::run(&cli.coordinator, Action::Resume, args).await,
         Command::Download(args) => commands::download::run(&cli.coordinator, args).await,
         #[cfg(feature = "dev")]
         Command::Dev(args) => commands::dev::run(args).await,

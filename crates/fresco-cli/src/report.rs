@@ -8,12 +8,18 @@ pub fn counts(job: &pb::Job) -> pb::StateCounts {
     job.counts.unwrap_or_default()
 }
 
-/// `queued 3, running 1, succeeded 16, failed 0, cancelled 0`
+/// `queued 3, running 1, succeeded 16, failed 0, cancelled 0`, with
+/// `(paused)` after a paused job's counts.
 pub fn counts_line(job: &pb::Job) -> String {
     let c = counts(job);
     format!(
-        "queued {}, running {}, succeeded {}, failed {}, cancelled {}",
-        c.queued, c.running, c.succeeded, c.failed, c.cancelled
+        "queued {}, running {}, succeeded {}, failed {}, cancelled {}{}",
+        c.queued,
+        c.running,
+        c.succeeded,
+        c.failed,
+        c.cancelled,
+        if job.paused { " (paused)" } else { "" }
     )
 }
 
@@ -37,6 +43,7 @@ struct JobJson<'a> {
     priority: i32,
     task_count: u64,
     finished: bool,
+    paused: bool,
     counts: Value,
     created_at: Option<i64>,
 }
@@ -51,6 +58,7 @@ pub fn job_json(job: &pb::Job) -> Value {
         priority: job.priority,
         task_count: job.task_count,
         finished: job.finished,
+        paused: job.paused,
         counts: json!({
             "queued": c.queued, "running": c.running, "succeeded": c.succeeded,
             "failed": c.failed, "cancelled": c.cancelled,

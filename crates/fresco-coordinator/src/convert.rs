@@ -33,6 +33,7 @@ pub fn job(job: &JobSummary) -> pb::Job {
         created_at: Some(timestamp(job.created_at)),
         running_steps_done: job.running_steps.0,
         running_steps_total: job.running_steps.1,
+        paused: job.paused,
     }
 }
 

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
-use crate::{Coordinator, convert};
+use crate::{Coordinator, control, convert};
 
 /// Bytes per `ReadOutput` chunk.
 const CHUNK: usize = 1 << 20;
@@ -103,6 +103,42 @@ impl JobService for JobApi {
         }
         let job = self.app.store.get_job(id).await?;
         Ok(Response::new(convert::job(&job)))
+    }
+
+    async fn cancel_task(
+        &self,
+        request: Request<pb::CancelTaskRequest>,
+    ) -> Result<Response<pb::Task>, Status> {
+        control::cancel_task(&self.app, &request.get_ref().task_id)
+            .await
+            .map(Response::new)
+    }
+
+    async fn retry_job(
+        &self,
+        request: Request<pb::RetryJobRequest>,
+    ) -> Result<Response<pb::Job>, Status> {
+        control::retry_job(&self.app, &request.get_ref().job_id)
+            .await
+            .map(Response::new)
+    }
+
+    async fn pause_job(
+        &self,
+        request: Request<pb::PauseJobRequest>,
+    ) -> Result<Response<pb::Job>, Status> {
+        control::set_paused(&self.app, &request.get_ref().job_id, true)
+            .await
+            .map(Response::new)
+    }
+
+    async fn resume_job(
+        &self,
+        request: Request<pb::ResumeJobRequest>,
+    ) -> Result<Response<pb::Job>, Status> {
+        control::set_paused(&self.app, &request.get_ref().job_id, false)
+            .await
+            .map(Response::new)
     }
 
     type WatchJobStream = Streamed<pb::Job>;

@@ -5,12 +5,14 @@
 //! - [`settings`]: lease and loop timings, limits.
 //! - [`convert`]: store records → API messages.
 //! - [`jobs`]: the client API.
+//! - [`control`]: cancelling a task, retrying, pausing and resuming a job.
 //! - [`workers`]: the worker API.
 //! - [`reaper`]: ends leases whose heartbeats stopped.
 //! - [`reconciler`]: pushes again whatever Postgres holds as queued and the
 //!   dispatch queues lost.
 //! - [`server`]: wires it all and serves until shutdown.
 
+pub mod control;
 pub mod convert;
 pub mod jobs;
 pub mod reaper;

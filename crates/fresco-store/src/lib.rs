@@ -34,6 +34,16 @@ pub trait JobStore: Send + Sync + 'static {
     async fn list_jobs(&self, limit: u32, owner: Option<&str>) -> Result<Vec<JobSummary>>;
     /// Cancels every queued or running task of the job; returns the ids.
     async fn cancel_job(&self, id: JobId) -> Result<Vec<QueuedTask>>;
+    /// Cancels one queued or running task; returns it, to be taken out of
+    /// the queues. `Conflict` when it has already ended.
+    async fn cancel_task(&self, id: TaskId) -> Result<QueuedTask>;
+    /// Puts the job's failed tasks back in the queue with their failure
+    /// count reset (their error history stays); returns them.
+    async fn retry_job(&self, id: JobId) -> Result<Vec<QueuedTask>>;
+    /// Pauses or resumes a job: a paused job's queued tasks are neither
+    /// counted as dispatchable nor claimed; running ones finish. Returns
+    /// the job's queued tasks, to be taken out of or put back in the queues.
+    async fn set_paused(&self, id: JobId, paused: bool) -> Result<Vec<QueuedTask>>;
     async fn get_task(&self, id: TaskId) -> Result<TaskRecord>;
     async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<TaskRecord>>;
 
@@ -45,7 +55,8 @@ pub trait JobStore: Send + Sync + 'static {
     /// Every model some registered worker serves.
     async fn served_models(&self) -> Result<Vec<String>>;
 
-    /// Leases a queued task to a worker; `Conflict` when it is not queued.
+    /// Leases a queued task to a worker; `Conflict` when it is not queued
+    /// or its job is paused.
     async fn claim(&self, task: TaskId, worker: WorkerId, lease: Duration) -> Result<Claim>;
     /// Extends a lease; `Lease::Lost` when the token is stale or the task
     /// was cancelled.
@@ -65,9 +76,10 @@ pub trait JobStore: Send + Sync + 'static {
     /// lease can still be held.
     async fn release_running(&self) -> Result<Vec<QueuedTask>>;
 
-    /// How many tasks are queued, per model.
+    /// How many tasks of unpaused jobs are queued, per model.
     async fn queued_counts(&self) -> Result<Vec<(String, u64)>>;
-    /// Queued tasks of a model in dispatch order, after `after_seq`.
+    /// Queued tasks of unpaused jobs of a model in dispatch order, after
+    /// `after_seq`.
     async fn queued_tasks(
         &self,
         model: &str,

@@ -102,6 +102,18 @@ fn queued_from_row(row: &PgRow) -> Result<QueuedTask> {
 }
 
 impl PgStore {
+    /// `NotFound` unless the job exists.
+    async fn job_exists(&self, id: JobId) -> Result<()> {
+        let exists = sqlx::query("SELECT 1 FROM jobs WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        match exists {
+            Some(_) => Ok(()),
+            None => Err(StoreError::NotFound(format!("job {id}"))),
+        }
+    }
+
     async fn counts(&self, jobs: &[Uuid]) -> Result<HashMap<Uuid, (StateCounts, (u64, u64))>> {
         let rows = sqlx::query(
             "SELECT job_id, state, count(*) AS tasks,
@@ -149,6 +161,7 @@ impl PgStore {
                     max_attempts: row.try_get::<i32, _>("max_attempts")? as u32,
                     task_count: row.try_get::<i64, _>("task_count")? as u64,
                     created_at: row.try_get("created_at")?,
+                    paused: row.try_get("paused")?,
                     counts,
                     running_steps,
                 })
@@ -214,7 +227,7 @@ impl JobStore for PgStore {
         let row = sqlx::query(
             "INSERT INTO jobs (id, name, owner, model, priority, max_attempts, task_count)
              VALUES ($1, $2, $3, $4, $5, $6, $7)
-             RETURNING id, name, owner, model, priority, max_attempts, task_count, created_at",
+             RETURNING id, name, owner, model, priority, max_attempts, task_count, created_at, paused",
         )
         .bind(job.0)
         .bind(&spec.name)
@@ -277,7 +290,7 @@ impl JobStore for PgStore {
 
     async fn get_job(&self, id: JobId) -> Result<JobSummary> {
         let rows = sqlx::query(
-            "SELECT id, name, owner, model, priority, max_attempts, task_count, created_at
+            "SELECT id, name, owner, model, priority, max_attempts, task_count, created_at, paused
              FROM jobs WHERE id = $1",
         )
         .bind(id.0)
@@ -291,7 +304,7 @@ impl JobStore for PgStore {
 
     async fn list_jobs(&self, limit: u32, owner: Option<&str>) -> Result<Vec<JobSummary>> {
         let rows = sqlx::query(
-            "SELECT id, name, owner, model, priority, max_attempts, task_count, created_at
+            "SELECT id, name, owner, model, priority, max_attempts, task_count, created_at, paused
              FROM jobs WHERE ($2::TEXT IS NULL OR owner = $2)
              ORDER BY created_at DESC, id DESC LIMIT $1",
         )
@@ -303,13 +316,7 @@ impl JobStore for PgStore {
     }
 
     async fn cancel_job(&self, id: JobId) -> Result<Vec<QueuedTask>> {
-        let exists = sqlx::query("SELECT 1 FROM jobs WHERE id = $1")
-            .bind(id.0)
-            .fetch_optional(&self.pool)
-            .await?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound(format!("job {id}")));
-        }
+        self.job_exists(id).await?;
         let rows = sqlx::query(
             "UPDATE tasks SET state = 'cancelled', finished_at = now(), lease_expires_at = NULL
              WHERE job_id = $1 AND state IN ('queued', 'running')
@@ -319,6 +326,56 @@ impl JobStore for PgStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(queued_from_row).collect()
+    }
+
+    async fn cancel_task(&self, id: TaskId) -> Result<QueuedTask> {
+        let row = sqlx::query(
+            "UPDATE tasks SET state = 'cancelled', finished_at = now(), lease_expires_at = NULL
+             WHERE id = $1 AND state IN ('queued', 'running')
+             RETURNING id, model, priority, seq",
+        )
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => queued_from_row(&row),
+            None => Err(self
+                .explain_miss(id, "only a queued or running task can be cancelled")
+                .await),
+        }
+    }
+
+    async fn retry_job(&self, id: JobId) -> Result<Vec<QueuedTask>> {
+        self.job_exists(id).await?;
+        let rows = sqlx::query(
+            "UPDATE tasks SET state = 'queued', failures = 0, finished_at = NULL
+             WHERE job_id = $1 AND state = 'failed'
+             RETURNING id, model, priority, seq",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        in_seq_order(rows.iter().map(queued_from_row))
+    }
+
+    async fn set_paused(&self, id: JobId, paused: bool) -> Result<Vec<QueuedTask>> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query("UPDATE jobs SET paused = $2 WHERE id = $1 RETURNING id")
+            .bind(id.0)
+            .bind(paused)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if updated.is_none() {
+            return Err(StoreError::NotFound(format!("job {id}")));
+        }
+        let rows = sqlx::query(
+            "SELECT id, model, priority, seq FROM tasks WHERE job_id = $1 AND state = 'queued'",
+        )
+        .bind(id.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        in_seq_order(rows.iter().map(queued_from_row))
     }
 
     async fn get_task(&self, id: TaskId) -> Result<TaskRecord> {
@@ -398,6 +455,7 @@ impl JobStore for PgStore {
                  lease_expires_at = now() + make_interval(secs => $3), started_at = now(),
                  progress_step = 0
              WHERE id = $1 AND state = 'queued'
+               AND NOT (SELECT paused FROM jobs WHERE jobs.id = tasks.job_id)
              RETURNING ",
             task_columns!()
         ))
@@ -408,7 +466,7 @@ impl JobStore for PgStore {
         .await?;
         let Some(row) = row else {
             return Err(self
-                .explain_miss(task, "only a queued task can be claimed")
+                .explain_miss(task, "only a queued task of an unpaused job can be claimed")
                 .await);
         };
         let record = task_from_row(&row)?;
@@ -562,17 +620,13 @@ impl JobStore for PgStore {
         )
         .fetch_all(&self.pool)
         .await?;
-        let mut tasks = rows
-            .iter()
-            .map(queued_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        tasks.sort_by_key(|t| t.seq);
-        Ok(tasks)
+        in_seq_order(rows.iter().map(queued_from_row))
     }
 
     async fn queued_counts(&self) -> Result<Vec<(String, u64)>> {
         let rows = sqlx::query(
-            "SELECT model, count(*) AS tasks FROM tasks WHERE state = 'queued' GROUP BY model",
+            "SELECT t.model, count(*) AS tasks FROM tasks t JOIN jobs j ON j.id = t.job_id
+             WHERE t.state = 'queued' AND NOT j.paused GROUP BY t.model",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -588,9 +642,9 @@ impl JobStore for PgStore {
         limit: u32,
     ) -> Result<Vec<QueuedTask>> {
         let rows = sqlx::query(
-            "SELECT id, model, priority, seq FROM tasks
-             WHERE state = 'queued' AND model = $1 AND seq > $2
-             ORDER BY seq LIMIT $3",
+            "SELECT t.id, t.model, t.priority, t.seq FROM tasks t JOIN jobs j ON j.id = t.job_id
+             WHERE t.state = 'queued' AND t.model = $1 AND t.seq > $2 AND NOT j.paused
+             ORDER BY t.seq LIMIT $3",
         )
         .bind(model)
         .bind(after_seq)

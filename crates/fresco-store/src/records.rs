@@ -31,6 +31,8 @@ pub struct JobSummary {
     pub max_attempts: u32,
     pub task_count: u64,
     pub created_at: DateTime<Utc>,
+    /// Its queued tasks wait for a resume.
+    pub paused: bool,
     pub counts: StateCounts,
     /// Steps done and steps needed, over the tasks running now.
     pub running_steps: (u64, u64),
@@ -135,4 +137,13 @@ pub struct Requeue {
 pub enum FailOutcome {
     Requeued(QueuedTask),
     Failed,
+}
+
+/// Tasks sorted into dispatch order.
+pub(crate) fn in_seq_order(
+    tasks: impl Iterator<Item = crate::Result<QueuedTask>>,
+) -> crate::Result<Vec<QueuedTask>> {
+    let mut tasks = tasks.collect::<crate::Result<Vec<_>>>()?;
+    tasks.sort_by_key(|t| t.seq);
+    Ok(tasks)
 }

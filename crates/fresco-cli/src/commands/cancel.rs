@@ -1,18 +1,30 @@
-//! `fresco cancel`: cancels every unfinished task of a job.
+//! `fresco cancel`: cancels every unfinished task of a job, or one task.
 
 use fresco_proto::v1 as pb;
 
-use crate::args::JobArgs;
+use crate::args::CancelArgs;
 use crate::{Failure, client, report};
 
-pub async fn run(endpoint: &str, args: JobArgs) -> Result<(), Failure> {
+pub async fn run(endpoint: &str, args: CancelArgs) -> Result<(), Failure> {
     let mut client = client::connect(endpoint).await?;
-    let job = client
-        .cancel_job(pb::CancelJobRequest {
-            job_id: args.job_id,
-        })
-        .await?
-        .into_inner();
-    println!("{}: {}", job.id, report::counts_line(&job));
+    match (args.job_id, args.task) {
+        (_, Some(task_id)) => {
+            let task = client
+                .cancel_task(pb::CancelTaskRequest { task_id })
+                .await?
+                .into_inner();
+            println!("{}: {}", task.id, report::state_name(task.state));
+        }
+        (Some(job_id), None) => {
+            let job = client
+                .cancel_job(pb::CancelJobRequest { job_id })
+                .await?
+                .into_inner();
+            println!("{}: {}", job.id, report::counts_line(&job));
+        }
+        (None, None) => {
+            return Err(Failure::Invalid("give a job id or --task TASK_ID".into()));
+        }
+    }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! One module per `fresco` command.
 
 pub mod cancel;
+pub mod control;
 #[cfg(feature = "dev")]
 pub mod dev;
 pub mod download;

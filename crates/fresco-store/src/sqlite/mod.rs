@@ -153,13 +153,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn cancel_job(&self, id: JobId) -> Result<Vec<QueuedTask>> {
-        let exists = sqlx::query("SELECT 1 FROM jobs WHERE id = ?1")
-            .bind(text(id.0))
-            .fetch_optional(&self.reader)
-            .await?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound(format!("job {id}")));
-        }
+        self.job_exists(id).await?;
         let rows = sqlx::query(
             "UPDATE tasks SET state = 'cancelled', finished_at = ?2, lease_expires_at = NULL
              WHERE job_id = ?1 AND state IN ('queued', 'running')
@@ -170,6 +164,58 @@ impl JobStore for SqliteStore {
         .fetch_all(&self.writer)
         .await?;
         rows.iter().map(queued_from_row).collect()
+    }
+
+    async fn cancel_task(&self, id: TaskId) -> Result<QueuedTask> {
+        let row = sqlx::query(
+            "UPDATE tasks SET state = 'cancelled', finished_at = ?2, lease_expires_at = NULL
+             WHERE id = ?1 AND state IN ('queued', 'running')
+             RETURNING id, model, priority, seq",
+        )
+        .bind(text(id.0))
+        .bind(now_ms())
+        .fetch_optional(&self.writer)
+        .await?;
+        match row {
+            Some(row) => queued_from_row(&row),
+            None => Err(self
+                .explain_miss(id, "only a queued or running task can be cancelled")
+                .await),
+        }
+    }
+
+    async fn retry_job(&self, id: JobId) -> Result<Vec<QueuedTask>> {
+        self.job_exists(id).await?;
+        let rows = sqlx::query(
+            "UPDATE tasks SET state = 'queued', failures = 0, finished_at = NULL
+             WHERE job_id = ?1 AND state = 'failed'
+             RETURNING id, model, priority, seq",
+        )
+        .bind(text(id.0))
+        .fetch_all(&self.writer)
+        .await?;
+        in_seq_order(rows.iter().map(queued_from_row))
+    }
+
+    async fn set_paused(&self, id: JobId, paused: bool) -> Result<Vec<QueuedTask>> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let updated = sqlx::query("UPDATE jobs SET paused = ?2 WHERE id = ?1 RETURNING id")
+            .bind(text(id.0))
+            .bind(paused)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if updated.is_none() {
+            tx.rollback().await?;
+            return Err(StoreError::NotFound(format!("job {id}")));
+        }
+        let rows = sqlx::query(
+            "SELECT id, model, priority, seq FROM tasks WHERE job_id = ?1 AND state = 'queued'",
+        )
+        .bind(text(id.0))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        in_seq_order(rows.iter().map(queued_from_row))
     }
 
     async fn get_task(&self, id: TaskId) -> Result<TaskRecord> {
@@ -254,6 +300,7 @@ impl JobStore for SqliteStore {
             "UPDATE tasks SET state = 'running', attempt = attempt + 1, worker_id = ?2,
                  lease_expires_at = ?3, started_at = ?4, progress_step = 0
              WHERE id = ?1 AND state = 'queued'
+               AND NOT (SELECT paused FROM jobs WHERE jobs.id = tasks.job_id)
              RETURNING ",
             task_columns!()
         ))
@@ -265,7 +312,7 @@ impl JobStore for SqliteStore {
         .await?;
         let Some(row) = row else {
             return Err(self
-                .explain_miss(task, "only a queued task can be claimed")
+                .explain_miss(task, "only a queued task of an unpaused job can be claimed")
                 .await);
         };
         let record = task_from_row(&row)?;
@@ -414,17 +461,13 @@ impl JobStore for SqliteStore {
         )
         .fetch_all(&self.writer)
         .await?;
-        let mut tasks = rows
-            .iter()
-            .map(queued_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        tasks.sort_by_key(|t| t.seq);
-        Ok(tasks)
+        in_seq_order(rows.iter().map(queued_from_row))
     }
 
     async fn queued_counts(&self) -> Result<Vec<(String, u64)>> {
         let rows = sqlx::query(
-            "SELECT model, count(*) AS tasks FROM tasks WHERE state = 'queued' GROUP BY model",
+            "SELECT t.model, count(*) AS tasks FROM tasks t JOIN jobs j ON j.id = t.job_id
+             WHERE t.state = 'queued' AND NOT j.paused GROUP BY t.model",
         )
         .fetch_all(&self.reader)
         .await?;
@@ -440,9 +483,9 @@ impl JobStore for SqliteStore {
         limit: u32,
     ) -> Result<Vec<QueuedTask>> {
         let rows = sqlx::query(
-            "SELECT id, model, priority, seq FROM tasks
-             WHERE state = 'queued' AND model = ?1 AND seq > ?2
-             ORDER BY seq LIMIT ?3",
+            "SELECT t.id, t.model, t.priority, t.seq FROM tasks t JOIN jobs j ON j.id = t.job_id
+             WHERE t.state = 'queued' AND t.model = ?1 AND t.seq > ?2 AND NOT j.paused
+             ORDER BY t.seq LIMIT ?3",
         )
         .bind(model)
         .bind(after_seq)

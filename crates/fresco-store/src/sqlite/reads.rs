@@ -19,7 +19,7 @@ use crate::records::{JobSummary, OutputRecord, StateCounts, TaskRecord};
 /// `concat!`.
 macro_rules! job_columns {
     () => {
-        "id, name, owner, model, priority, max_attempts, task_count, created_at"
+        "id, name, owner, model, priority, max_attempts, task_count, created_at, paused"
     };
 }
 pub(super) use job_columns;
@@ -31,6 +31,18 @@ fn id_array(ids: impl Iterator<Item = Uuid>) -> Result<String> {
 }
 
 impl SqliteStore {
+    /// `NotFound` unless the job exists.
+    pub(super) async fn job_exists(&self, id: JobId) -> Result<()> {
+        let exists = sqlx::query("SELECT 1 FROM jobs WHERE id = ?1")
+            .bind(text(id.0))
+            .fetch_optional(&self.reader)
+            .await?;
+        match exists {
+            Some(_) => Ok(()),
+            None => Err(StoreError::NotFound(format!("job {id}"))),
+        }
+    }
+
     async fn counts(&self, jobs: &[Uuid]) -> Result<HashMap<Uuid, (StateCounts, (u64, u64))>> {
         let rows = sqlx::query(
             "SELECT job_id, state, count(*) AS tasks,
@@ -78,6 +90,7 @@ impl SqliteStore {
                     max_attempts: row.try_get::<i64, _>("max_attempts")? as u32,
                     task_count: row.try_get::<i64, _>("task_count")? as u64,
                     created_at: time_from_ms(row.try_get("created_at")?)?,
+                    paused: row.try_get("paused")?,
                     counts,
                     running_steps,
                 })

@@ -1,0 +1,28 @@
+//! `fresco retry`, `fresco pause`, `fresco resume`: job control after
+//! submission. Each prints the job's counts after the change.
+
+use fresco_proto::v1 as pb;
+
+use crate::args::JobArgs;
+use crate::{Failure, client, report};
+
+/// What to do to the job.
+#[derive(Debug, Clone, Copy)]
+pub enum Action {
+    Retry,
+    Pause,
+    Resume,
+}
+
+pub async fn run(endpoint: &str, action: Action, args: JobArgs) -> Result<(), Failure> {
+    let mut client = client::connect(endpoint).await?;
+    let job_id = args.job_id;
+    let job = match action {
+        Action::Retry => client.retry_job(pb::RetryJobRequest { job_id }).await?,
+        Action::Pause => client.pause_job(pb::PauseJobRequest { job_id }).await?,
+        Action::Resume => client.resume_job(pb::ResumeJobRequest { job_id }).await?,
+    }
+    .into_inner();
+    println!("{}: {}", job.id, report::counts_line(&job));
+    Ok(())
+}

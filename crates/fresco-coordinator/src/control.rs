@@ -1,0 +1,49 @@
+//! Job control after submission: cancel one task, retry a job's failed
+//! tasks, pause and resume a job. Each changes the store first, then brings
+//! the dispatch queues in line; a queue change that fails is only logged,
+//! because the store stays the truth (workers drop ids they cannot claim,
+//! and the reconciler pushes again what the queues miss).
+
+use fresco_core::{JobId, TaskId};
+use fresco_proto::v1 as pb;
+use tonic::Status;
+use tracing::{info, warn};
+
+use crate::{Coordinator, convert};
+
+pub async fn cancel_task(app: &Coordinator, task_id: &str) -> Result<pb::Task, Status> {
+    let id = TaskId::parse_field("task_id", task_id)?;
+    let cancelled = app.store.cancel_task(id).await?;
+    info!(task_id = %id, "task cancelled");
+    if let Err(err) = app.dispatch.remove(std::slice::from_ref(&cancelled)).await {
+        warn!(task_id = %id, error = %err, "could not remove a cancelled task from dispatch");
+    }
+    Ok(convert::task(&app.store.get_task(id).await?))
+}
+
+pub async fn retry_job(app: &Coordinator, job_id: &str) -> Result<pb::Job, Status> {
+    let id = JobId::parse_field("job_id", job_id)?;
+    let requeued = app.store.retry_job(id).await?;
+    info!(job_id = %id, tasks = requeued.len(), "failed tasks queued again");
+    if let Err(err) = app.dispatch.push(&requeued).await {
+        warn!(job_id = %id, error = %err, "could not push retried tasks; the reconciler will");
+    }
+    Ok(convert::job(&app.store.get_job(id).await?))
+}
+
+pub async fn set_paused(app: &Coordinator, job_id: &str, paused: bool) -> Result<pb::Job, Status> {
+    let id = JobId::parse_field("job_id", job_id)?;
+    let queued = app.store.set_paused(id, paused).await?;
+    let moved = if paused {
+        app.dispatch.remove(&queued).await
+    } else {
+        app.dispatch.push(&queued).await
+    };
+    if let Err(err) = moved {
+        // Paused: workers that pop these ids cannot claim them. Resumed:
+        // the reconciler pushes them.
+        warn!(job_id = %id, paused, error = %err, "could not update the dispatch queues");
+    }
+    info!(job_id = %id, paused, queued = queued.len(), "job {}", if paused { "paused" } else { "resumed" });
+    Ok(convert::job(&app.store.get_job(id).await?))
+}

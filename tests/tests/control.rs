@@ -1,0 +1,137 @@
+//! Job control through the real CLI on a real farm: a paused job's tasks
+//! wait while a worker is idle, one cancelled task stays cancelled, the
+//! rest finish after a resume; a failed task queued again by `fresco retry`
+//! runs again with its history kept.
+
+use std::time::Duration;
+
+use fresco_e2e::{Farm, FarmOptions, describe, wait_until};
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", describe(out));
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
+fn submit(farm: &Farm, extra: &[&str]) -> String {
+    let mut args = vec!["submit", "--model", "tiny-random-dit", "--steps", "4"];
+    args.extend_from_slice(extra);
+    let out = farm.cli(&args);
+    assert!(out.status.success(), "{}", describe(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+async fn wait_finished(farm: &Farm, job: &str) -> serde_json::Value {
+    wait_until("the job to finish", Duration::from_secs(90), || async {
+        json(&farm.cli(&["status", "--json", job]))["finished"] == true
+    })
+    .await;
+    json(&farm.cli(&["status", "--json", job]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_cancel_one_task_and_resume() {
+    let mut farm = Farm::start(FarmOptions {
+        workers: 0,
+        ..FarmOptions::default()
+    })
+    .await;
+    let job = submit(
+        &farm,
+        &["-p", "one", "-p", "two", "-p", "three", "-p", "four"],
+    );
+    let paused = farm.cli(&["pause", &job]);
+    assert!(paused.status.success(), "{}", describe(&paused));
+    assert!(
+        String::from_utf8_lossy(&paused.stdout).contains("(paused)"),
+        "{}",
+        describe(&paused)
+    );
+    let status = json(&farm.cli(&["status", "--json", &job]));
+    assert_eq!(status["paused"], true);
+    let first_task = status["tasks"][0]["task_id"]
+        .as_str()
+        .expect("a task id")
+        .to_owned();
+    let cancelled = farm.cli(&["cancel", "--task", &first_task]);
+    assert!(cancelled.status.success(), "{}", describe(&cancelled));
+    assert!(String::from_utf8_lossy(&cancelled.stdout).contains("cancelled"));
+
+    // A worker arrives (start_worker waits until it has registered); the
+    // paused job's tasks stay queued.
+    farm.start_worker().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let status = json(&farm.cli(&["status", "--json", &job]));
+    assert_eq!(
+        (
+            status["counts"]["queued"].as_u64(),
+            status["counts"]["cancelled"].as_u64()
+        ),
+        (Some(3), Some(1)),
+        "nothing ran while paused: {status}\n{}",
+        farm.logs()
+    );
+
+    let resumed = farm.cli(&["resume", &job]);
+    assert!(resumed.status.success(), "{}", describe(&resumed));
+    let done = wait_finished(&farm, &job).await;
+    assert_eq!(done["counts"]["succeeded"], 3, "{done}");
+    assert_eq!(done["counts"]["cancelled"], 1, "{done}");
+    let first = &done["tasks"][0];
+    assert_eq!(first["state"], "cancelled");
+    assert_eq!(first["outputs"], serde_json::json!([]), "{first}");
+
+    // A finished task cannot be cancelled; an unknown one is not found.
+    let again = farm.cli(&["cancel", "--task", &first_task]);
+    assert_eq!(again.status.code(), Some(1), "{}", describe(&again));
+    let unknown = farm.cli(&["cancel", "--task", "0190f1c2-7b1e-7000-8000-000000000000"]);
+    assert_eq!(unknown.status.code(), Some(2), "{}", describe(&unknown));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_runs_failed_tasks_again_and_keeps_their_history() {
+    let farm = Farm::start(FarmOptions {
+        workers: 1,
+        ..FarmOptions::default()
+    })
+    .await;
+    // The tiny model draws at most 512 pixels a side: this task fails on
+    // the worker, every time.
+    let file = farm.dir.path().join("mixed.jsonl");
+    std::fs::write(
+        &file,
+        "{\"prompt\": \"fits\"}\n{\"prompt\": \"too wide\", \"width\": 1024}\n",
+    )
+    .expect("write");
+    let job = submit(
+        &farm,
+        &[
+            "--max-attempts",
+            "1",
+            "--prompts-file",
+            file.to_str().expect("utf-8"),
+        ],
+    );
+    let done = wait_finished(&farm, &job).await;
+    assert_eq!(
+        (
+            done["counts"]["succeeded"].as_u64(),
+            done["counts"]["failed"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{done}"
+    );
+
+    let retried = farm.cli(&["retry", &job]);
+    assert!(retried.status.success(), "{}", describe(&retried));
+    let done = wait_finished(&farm, &job).await;
+    let failed = &done["tasks"][1];
+    assert_eq!(failed["state"], "failed", "{done}");
+    assert_eq!(failed["attempt"], 2, "it ran again: {failed}");
+    let errors = failed["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 2, "both attempts' errors are kept: {failed}");
+    assert_eq!(done["tasks"][0]["state"], "succeeded");
+    assert_eq!(
+        done["tasks"][0]["attempt"], 1,
+        "the succeeded task did not run again"
+    );
+}
