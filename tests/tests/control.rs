@@ -1,7 +1,7 @@
 //! Job control through the real CLI on a real farm: a paused job's tasks
 //! wait while a worker is idle, one cancelled task stays cancelled, the
 //! rest finish after a resume; a failed task queued again by `fresco retry`
-//! runs again with its history kept.
+//! runs again with its history kept; `fresco workers` shows who runs what.
 
 use std::time::Duration;
 
@@ -134,4 +134,79 @@ async fn retry_runs_failed_tasks_again_and_keeps_their_history() {
         done["tasks"][0]["attempt"], 1,
         "the succeeded task did not run again"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_lists_each_worker_with_its_models_and_running_task() {
+    let farm = Farm::start(FarmOptions::default()).await;
+    // A first job loads the model on the workers that run it.
+    let warm = submit(&farm, &["-p", "warm up one", "-p", "warm up two"]);
+    wait_finished(&farm, &warm).await;
+    // Then slow tasks (per-task parameters override the job's --steps 4).
+    let file = farm.dir.path().join("slow.jsonl");
+    std::fs::write(
+        &file,
+        (0..4)
+            .map(|i| format!("{{\"prompt\": \"slow {i}\", \"steps\": 200, \"width\": 256, \"height\": 256}}\n"))
+            .collect::<String>(),
+    )
+    .expect("write");
+    let slow = submit(&farm, &["--prompts-file", file.to_str().expect("utf-8")]);
+    let listing = || json(&farm.cli(&["workers", "--json"]));
+    wait_until(
+        "both workers to run a task",
+        Duration::from_secs(60),
+        || async {
+            listing().as_array().is_some_and(|ws| {
+                ws.iter()
+                    .filter(|w| w["running_tasks"] != serde_json::json!([]))
+                    .count()
+                    == 2
+            })
+        },
+    )
+    .await;
+    let workers = listing();
+    let workers = workers.as_array().expect("a JSON array");
+    assert_eq!(workers.len(), 2, "{workers:?}");
+    let status = json(&farm.cli(&["status", "--json", &slow]));
+    let slow_tasks: Vec<&str> = status["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .filter_map(|t| t["task_id"].as_str())
+        .collect();
+    let mut names = Vec::new();
+    for w in workers {
+        names.push(w["name"].as_str().unwrap_or_default().to_owned());
+        assert!(
+            w["models"]
+                .as_array()
+                .is_some_and(|m| m.contains(&serde_json::json!("tiny-random-dit"))),
+            "{w}"
+        );
+        let running = w["running_tasks"].as_array().expect("running tasks");
+        assert_eq!(running.len(), 1, "one task at a time: {w}");
+        assert!(
+            slow_tasks.contains(&running[0].as_str().unwrap_or_default()),
+            "{w}"
+        );
+    }
+    names.sort();
+    assert_eq!(names, ["worker-0", "worker-1"]);
+    assert!(
+        workers
+            .iter()
+            .any(|w| w["loaded_models"] == serde_json::json!(["tiny-random-dit"])),
+        "a worker that ran the first job says it holds the model: {workers:?}"
+    );
+    let text = farm.cli(&["workers"]);
+    assert!(text.status.success(), "{}", describe(&text));
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("tiny-random-dit*"),
+        "loaded models are marked: {}",
+        describe(&text)
+    );
+    let cancelled = farm.cli(&["cancel", &slow]);
+    assert!(cancelled.status.success(), "{}", describe(&cancelled));
 }

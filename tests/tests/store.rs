@@ -86,6 +86,7 @@ conformance!(
     a_paused_job_is_neither_dispatched_nor_claimed_until_resumed,
     a_retried_job_queues_its_failed_tasks_with_their_history,
     cancelling_one_task_leaves_the_others,
+    workers_are_listed_with_loaded_models_and_running_tasks,
 );
 
 fn spec(tasks: usize, max_attempts: u32) -> JobSpec {
@@ -943,4 +944,40 @@ async fn cancelling_one_task_leaves_the_others(store: Store) {
         .claim(ids[2], w, lease)
         .await
         .expect("the third still runs");
+}
+
+async fn workers_are_listed_with_loaded_models_and_running_tasks(store: Store) {
+    let a = worker(&*store).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let b = worker(&*store).await;
+    let submitted = store.submit(&spec(2, 3)).await.expect("submit");
+    let lease = Duration::from_secs(30);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let loaded = vec!["tiny-random-dit".to_owned()];
+    store.worker_seen(a, Some(&loaded)).await.expect("seen");
+    store
+        .claim(submitted.tasks[0].id, a, lease)
+        .await
+        .expect("claim");
+
+    let listed = store.list_workers(10).await.expect("list");
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].info.id, a, "the most recently seen first");
+    assert_eq!(listed[0].running, vec![submitted.tasks[0].id]);
+    assert_eq!(listed[0].info.loaded_models, loaded);
+    assert_eq!(listed[0].info.models, vec!["tiny-random-dit".to_owned()]);
+    assert_eq!(listed[1].info.id, b);
+    assert!(listed[1].running.is_empty() && listed[1].info.loaded_models.is_empty());
+    assert!(listed[0].last_seen_at >= listed[0].registered_at);
+
+    // A heartbeat says nothing of loaded models: they stay as they were.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    store.worker_seen(b, None).await.expect("seen");
+    store.worker_seen(a, None).await.expect("seen");
+    let listed = store.list_workers(1).await.expect("list");
+    assert_eq!(listed.len(), 1, "the limit holds");
+    assert_eq!(
+        (listed[0].info.id, &listed[0].info.loaded_models),
+        (a, &loaded)
+    );
 }

@@ -44,6 +44,8 @@ pub enum Command {
     Resume(JobArgs),
     /// Fetch every image of a job into a directory.
     Download(DownloadArgs),
+    /// List the farm's workers: models, loaded models, running tasks.
+    Workers(WorkersArgs),
     /// Run the whole farm in this process (embedded store, local files, CPU
     /// workers), serving the same API; with --submit, render a prompts file
     /// and exit.
@@ -130,6 +132,14 @@ pub struct ListArgs {
     pub limit: u32,
     #[arg(long, default_value = "")]
     pub owner: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkersArgs {
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
     #[arg(long)]
     pub json: bool,
 }

@@ -61,6 +61,7 @@ async fn main() -> ExitCode {
         Command::Pause(args) => control::run(&cli.coordinator, Action::Pause, args).await,
         Command::Resume(args) => control::run(&cli.coordinator, Action::Resume, args).await,
         Command::Download(args) => commands::download::run(&cli.coordinator, args).await,
+        Command::Workers(args) => commands::workers::run(&cli.coordinator, args).await,
         #[cfg(feature = "dev")]
         Command::Dev(args) => commands::dev::run(args).await,
     };

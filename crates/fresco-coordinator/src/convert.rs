@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use fresco_core::TaskState;
 use fresco_proto::v1 as pb;
-use fresco_store::{JobSummary, OutputRecord, TaskRecord, is_finished};
+use fresco_store::{JobSummary, OutputRecord, TaskRecord, WorkerStatus, is_finished};
 
 pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
@@ -78,5 +78,18 @@ pub fn task(t: &TaskRecord) -> pb::Task {
                 at: Some(timestamp(e.at)),
             })
             .collect(),
+    }
+}
+
+pub fn worker(w: &WorkerStatus) -> pb::Worker {
+    pb::Worker {
+        id: w.info.id.to_string(),
+        name: w.info.name.clone(),
+        device: w.info.device.clone(),
+        models: w.info.models.clone(),
+        loaded_models: w.info.loaded_models.clone(),
+        registered_at: Some(timestamp(w.registered_at)),
+        last_seen_at: Some(timestamp(w.last_seen_at)),
+        running_tasks: w.running.iter().map(ToString::to_string).collect(),
     }
 }

@@ -141,6 +141,20 @@ impl JobService for JobApi {
             .map(Response::new)
     }
 
+    async fn list_workers(
+        &self,
+        request: Request<pb::ListWorkersRequest>,
+    ) -> Result<Response<pb::ListWorkersResponse>, Status> {
+        let limit = match request.get_ref().limit {
+            0 => 100,
+            n => n.min(10_000),
+        };
+        let workers = self.app.store.list_workers(limit).await?;
+        Ok(Response::new(pb::ListWorkersResponse {
+            workers: workers.iter().map(convert::worker).collect(),
+        }))
+    }
+
     type WatchJobStream = Streamed<pb::Job>;
 
     async fn watch_job(

@@ -14,6 +14,16 @@ pub struct WorkerApi {
     pub app: Coordinator,
 }
 
+impl WorkerApi {
+    /// Notes the worker as alive for `fresco workers`; a failure here must
+    /// not fail the call it rides on.
+    async fn seen(&self, worker: WorkerId, loaded_models: Option<&[String]>) {
+        if let Err(err) = self.app.store.worker_seen(worker, loaded_models).await {
+            warn!(worker_id = %worker, error = %err, "could not note the worker as seen");
+        }
+    }
+}
+
 fn lease_token(worker: &str, task: &str, attempt: u32) -> Result<LeaseToken, FieldError> {
     Ok(LeaseToken {
         worker: WorkerId::parse_field("worker_id", worker)?,
@@ -63,6 +73,7 @@ impl WorkerService for WorkerApi {
         let request = request.into_inner();
         let worker = WorkerId::parse_field("worker_id", &request.worker_id)?;
         let task = TaskId::parse_field("task_id", &request.task_id)?;
+        self.seen(worker, Some(&request.loaded_models)).await;
         let claim = self
             .app
             .store
@@ -82,6 +93,7 @@ impl WorkerService for WorkerApi {
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let request = request.into_inner();
         let lease = lease_token(&request.worker_id, &request.task_id, request.attempt)?;
+        self.seen(lease.worker, None).await;
         let beat = Heartbeat {
             lease,
             step: request.step,

@@ -52,6 +52,12 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Registers a worker (or refreshes one that registers again).
     async fn register_worker(&self, worker: &WorkerInfo) -> Result<()>;
+    /// Notes that a worker is alive (a claim or heartbeat) and, when it
+    /// says, which models it holds loaded.
+    async fn worker_seen(&self, id: WorkerId, loaded_models: Option<&[String]>) -> Result<()>;
+    /// Registered workers, most recently seen first, with their running
+    /// tasks.
+    async fn list_workers(&self, limit: u32) -> Result<Vec<WorkerStatus>>;
     /// Every model some registered worker serves.
     async fn served_models(&self) -> Result<Vec<String>>;
 

@@ -440,6 +440,51 @@ impl JobStore for PgStore {
         Ok(())
     }
 
+    async fn worker_seen(&self, id: WorkerId, loaded_models: Option<&[String]>) -> Result<()> {
+        sqlx::query(
+            "UPDATE workers SET last_seen_at = now(),
+                 loaded_models = coalesce($2, loaded_models)
+             WHERE id = $1",
+        )
+        .bind(id.0)
+        .bind(loaded_models)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_workers(&self, limit: u32) -> Result<Vec<WorkerStatus>> {
+        let rows = sqlx::query(
+            "SELECT w.id, w.name, w.device, w.models, w.loaded_models, w.registered_at,
+                    w.last_seen_at,
+                    coalesce(array_agg(t.id ORDER BY t.started_at, t.id)
+                             FILTER (WHERE t.id IS NOT NULL), '{}') AS running
+             FROM workers w LEFT JOIN tasks t ON t.worker_id = w.id AND t.state = 'running'
+             GROUP BY w.id
+             ORDER BY w.last_seen_at DESC, w.id LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let running: Vec<Uuid> = row.try_get("running")?;
+                Ok(WorkerStatus {
+                    info: WorkerInfo {
+                        id: WorkerId(row.try_get("id")?),
+                        name: row.try_get("name")?,
+                        device: row.try_get("device")?,
+                        models: row.try_get("models")?,
+                        loaded_models: row.try_get("loaded_models")?,
+                    },
+                    registered_at: row.try_get("registered_at")?,
+                    last_seen_at: row.try_get("last_seen_at")?,
+                    running: running.into_iter().map(TaskId).collect(),
+                })
+            })
+            .collect()
+    }
+
     async fn served_models(&self) -> Result<Vec<String>> {
         let rows = sqlx::query("SELECT DISTINCT unnest(models) AS model FROM workers ORDER BY 1")
             .fetch_all(&self.pool)

@@ -97,6 +97,17 @@ pub struct WorkerInfo {
     pub loaded_models: Vec<String>,
 }
 
+/// A registered worker as `fresco workers` shows it.
+#[derive(Debug, Clone)]
+pub struct WorkerStatus {
+    pub info: WorkerInfo,
+    pub registered_at: DateTime<Utc>,
+    /// Its last registration, claim or heartbeat.
+    pub last_seen_at: DateTime<Utc>,
+    /// The tasks it holds leases on now, oldest claim first.
+    pub running: Vec<TaskId>,
+}
+
 /// A claimed task: run it, then report with `attempt` as the fencing token.
 #[derive(Debug, Clone)]
 pub struct Claim {

@@ -9,3 +9,4 @@ pub mod list;
 pub mod status;
 pub mod submit;
 pub mod watch;
+pub mod workers;

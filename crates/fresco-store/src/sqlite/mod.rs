@@ -40,7 +40,7 @@ use sqlx::sqlite::{
 use self::reads::job_columns;
 use self::rows::{
     json_time, now_ms, plus, queued_from_row, state_at, task_columns, task_from_row, text,
-    time_from_ms, undecodable,
+    time_from_ms, undecodable, uuid_at,
 };
 use crate::JobStore;
 use crate::error::{Result, StoreError};
@@ -106,6 +106,28 @@ fn requeue_from_row(row: &SqliteRow) -> Result<Requeue> {
     Ok(Requeue {
         task: queued_from_row(row)?,
         state: state_at(row, "state")?,
+    })
+}
+
+fn worker_from_row(row: &SqliteRow) -> Result<WorkerStatus> {
+    let list = |column: &str| -> Result<Vec<String>> {
+        serde_json::from_str(&row.try_get::<String, _>(column)?).map_err(undecodable)
+    };
+    let running = list("running")?
+        .iter()
+        .map(|id| id.parse().map(TaskId).map_err(undecodable))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(WorkerStatus {
+        info: WorkerInfo {
+            id: WorkerId(uuid_at(row, "id")?),
+            name: row.try_get("name")?,
+            device: row.try_get("device")?,
+            models: list("models")?,
+            loaded_models: list("loaded_models")?,
+        },
+        registered_at: time_from_ms(row.try_get("registered_at")?)?,
+        last_seen_at: time_from_ms(row.try_get("last_seen_at")?)?,
+        running,
     })
 }
 
@@ -280,6 +302,35 @@ impl JobStore for SqliteStore {
         .execute(&self.writer)
         .await?;
         Ok(())
+    }
+
+    async fn worker_seen(&self, id: WorkerId, loaded_models: Option<&[String]>) -> Result<()> {
+        sqlx::query(
+            "UPDATE workers SET last_seen_at = ?2, loaded_models = coalesce(?3, loaded_models)
+             WHERE id = ?1",
+        )
+        .bind(text(id.0))
+        .bind(now_ms())
+        .bind(loaded_models.map(json_list).transpose()?)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_workers(&self, limit: u32) -> Result<Vec<WorkerStatus>> {
+        let rows = sqlx::query(
+            "SELECT w.id, w.name, w.device, w.models, w.loaded_models, w.registered_at,
+                    w.last_seen_at,
+                    (SELECT json_group_array(t.id) FROM
+                         (SELECT id FROM tasks WHERE worker_id = w.id AND state = 'running'
+                          ORDER BY started_at, id) AS t) AS running
+             FROM workers w
+             ORDER BY w.last_seen_at DESC, w.rowid DESC LIMIT ?1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(worker_from_row).collect()
     }
 
     async fn served_models(&self) -> Result<Vec<String>> {
