@@ -230,6 +230,8 @@ pub struct FarmOptions {
     pub heartbeat_seconds: u64,
     pub reconcile_ms: u64,
     pub reap_ms: u64,
+    /// The coordinator's first backoff after a failure.
+    pub retry_backoff_ms: u64,
     /// Extra flags for every worker.
     pub worker_args: Vec<String>,
 }
@@ -242,6 +244,7 @@ impl Default for FarmOptions {
             heartbeat_seconds: 1,
             reconcile_ms: 300,
             reap_ms: 200,
+            retry_backoff_ms: 200,
             worker_args: Vec::new(),
         }
     }
@@ -302,6 +305,7 @@ impl Farm {
                 .args(["--heartbeat-seconds", &o.heartbeat_seconds.to_string()])
                 .args(["--reconcile-ms", &o.reconcile_ms.to_string()])
                 .args(["--reap-ms", &o.reap_ms.to_string()])
+                .args(["--retry-backoff-ms", &o.retry_backoff_ms.to_string()])
                 .stdout(Stdio::null())
                 .stderr(log),
         );

@@ -12,8 +12,8 @@ use std::time::Duration;
 use fresco_core::{JobSpec, TaskSpec, TaskState, WorkerId};
 use fresco_e2e::{Services, TestDatabase};
 use fresco_store::{
-    FailOutcome, Heartbeat, JobStore, Lease, LeaseToken, OutputRecord, PgStore, SqliteStore,
-    StoreError, TaskQuery, WorkerInfo,
+    Backoff, FailOutcome, Heartbeat, JobStore, Lease, LeaseToken, OutputRecord, PgStore,
+    SqliteStore, StoreError, TaskQuery, WorkerInfo,
 };
 
 type Store = Arc<dyn JobStore>;
@@ -87,6 +87,7 @@ conformance!(
     a_retried_job_queues_its_failed_tasks_with_their_history,
     cancelling_one_task_leaves_the_others,
     workers_are_listed_with_loaded_models_and_running_tasks,
+    a_failed_task_waits_out_its_backoff,
 );
 
 fn spec(tasks: usize, max_attempts: u32) -> JobSpec {
@@ -234,7 +235,7 @@ async fn claims_and_reports_follow_the_state_machine(store: Store) {
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        store.fail(&token, "late", false).await,
+        store.fail(&token, "late", false, Backoff::NONE).await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(
@@ -259,7 +260,7 @@ async fn a_stale_fencing_token_is_refused(store: Store) {
         .await
         .expect("claim");
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let expired = store.expire_leases().await.expect("expire");
+    let expired = store.expire_leases(Backoff::NONE).await.expect("expire");
     assert_eq!(expired.len(), 1);
     assert_eq!(expired[0].state, TaskState::Queued);
     let claim = store
@@ -279,7 +280,7 @@ async fn a_stale_fencing_token_is_refused(store: Store) {
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        store.fail(&stale, "x", false).await,
+        store.fail(&stale, "x", false, Backoff::NONE).await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(
@@ -338,8 +339,11 @@ async fn attempts_run_out_and_the_history_is_kept(store: Store) {
         attempt: c1.attempt,
     };
     assert!(matches!(
-        store.fail(&t1, "out of memory", false).await.expect("fail"),
-        FailOutcome::Requeued(_)
+        store
+            .fail(&t1, "out of memory", false, Backoff::NONE)
+            .await
+            .expect("fail"),
+        FailOutcome::Requeued(..)
     ));
 
     // Giving a task back does not use up an attempt.
@@ -351,10 +355,10 @@ async fn attempts_run_out_and_the_history_is_kept(store: Store) {
     };
     assert!(matches!(
         store
-            .fail(&t2, "shutting down", true)
+            .fail(&t2, "shutting down", true, Backoff::NONE)
             .await
             .expect("give back"),
-        FailOutcome::Requeued(_)
+        FailOutcome::Requeued(..)
     ));
 
     let c3 = store.claim(task, w, lease).await.expect("claim 3");
@@ -365,7 +369,7 @@ async fn attempts_run_out_and_the_history_is_kept(store: Store) {
     };
     assert_eq!(
         store
-            .fail(&t3, "nan in latents", false)
+            .fail(&t3, "nan in latents", false, Backoff::NONE)
             .await
             .expect("fail"),
         FailOutcome::Failed
@@ -394,14 +398,14 @@ async fn expired_leases_past_the_last_attempt_fail_the_task(store: Store) {
         .await
         .expect("claim");
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let expired = store.expire_leases().await.expect("expire");
+    let expired = store.expire_leases(Backoff::NONE).await.expect("expire");
     assert_eq!(expired[0].state, TaskState::Failed);
     let failed = store.get_task(task).await.expect("task");
     assert_eq!(failed.state, TaskState::Failed);
     assert_eq!(failed.lease_expires_at, None);
     assert!(
         store
-            .expire_leases()
+            .expire_leases(Backoff::NONE)
             .await
             .expect("expire again")
             .is_empty()
@@ -463,7 +467,10 @@ async fn releasing_running_tasks_requeues_them_without_a_failure(store: Store) {
         worker: w,
         attempt: c1.attempt,
     };
-    store.fail(&t1, "out of memory", false).await.expect("fail");
+    store
+        .fail(&t1, "out of memory", false, Backoff::NONE)
+        .await
+        .expect("fail");
     let c2 = store.claim(task, w, lease).await.expect("claim 2");
     assert_eq!(c2.attempt, 2);
 
@@ -502,7 +509,7 @@ async fn releasing_running_tasks_requeues_them_without_a_failure(store: Store) {
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        store.fail(&t2, "late", false).await,
+        store.fail(&t2, "late", false, Backoff::NONE).await,
         Err(StoreError::Conflict(_))
     ));
 
@@ -515,8 +522,11 @@ async fn releasing_running_tasks_requeues_them_without_a_failure(store: Store) {
         attempt: c3.attempt,
     };
     assert!(matches!(
-        store.fail(&t3, "again", false).await.expect("fail"),
-        FailOutcome::Requeued(_)
+        store
+            .fail(&t3, "again", false, Backoff::NONE)
+            .await
+            .expect("fail"),
+        FailOutcome::Requeued(..)
     ));
 }
 
@@ -822,7 +832,10 @@ async fn a_retried_job_queues_its_failed_tasks_with_their_history(store: Store) 
                 worker: w,
                 attempt: claim.attempt,
             };
-            store.fail(&token, message, false).await.expect("fail")
+            store
+                .fail(&token, message, false, Backoff::NONE)
+                .await
+                .expect("fail")
         }
     };
     assert_eq!(fail_once("first").await, FailOutcome::Failed);
@@ -979,5 +992,105 @@ async fn workers_are_listed_with_loaded_models_and_running_tasks(store: Store) {
     assert_eq!(
         (listed[0].info.id, &listed[0].info.loaded_models),
         (a, &loaded)
+    );
+}
+
+async fn a_failed_task_waits_out_its_backoff(store: Store) {
+    let w = worker(&*store).await;
+    let lease = Duration::from_secs(30);
+    let backoff = Backoff {
+        base: Duration::from_millis(400),
+        max: Duration::from_secs(10),
+    };
+    let submitted = store.submit(&spec(1, 5)).await.expect("submit");
+    let task = submitted.tasks[0].id;
+    let fail = |give_back: bool| {
+        let store = store.clone();
+        async move {
+            let claim = store.claim(task, w, lease).await.expect("claim");
+            let token = LeaseToken {
+                task,
+                worker: w,
+                attempt: claim.attempt,
+            };
+            let before = chrono::Utc::now();
+            match store
+                .fail(&token, "boom", give_back, backoff)
+                .await
+                .expect("fail")
+            {
+                FailOutcome::Requeued(_, not_before) => (before, not_before),
+                FailOutcome::Failed => panic!("attempts were left"),
+            }
+        }
+    };
+    type Stamp = chrono::DateTime<chrono::Utc>;
+    let wait_of = |(before, not_before): (Stamp, Option<Stamp>)| {
+        (not_before.expect("a failure backs off") - before)
+            .to_std()
+            .unwrap_or_default()
+    };
+
+    // First failure: 0.5–1 × base.
+    let first = fail(false).await;
+    let waited = wait_of(first);
+    assert!(
+        waited >= Duration::from_millis(150) && waited <= Duration::from_millis(450),
+        "first backoff {waited:?}"
+    );
+    assert!(
+        matches!(
+            store.claim(task, w, lease).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "no claim during the backoff"
+    );
+    assert!(
+        store.queued_counts().await.expect("counts").is_empty(),
+        "a task backing off is not dispatchable"
+    );
+    assert!(
+        store
+            .queued_tasks("tiny-random-dit", i64::MIN, 10)
+            .await
+            .expect("queued")
+            .is_empty()
+    );
+    tokio::time::sleep(waited + Duration::from_millis(100)).await;
+    assert_eq!(
+        store.queued_counts().await.expect("counts"),
+        vec![("tiny-random-dit".to_owned(), 1)]
+    );
+
+    // Second failure: 0.5–1 × 2 × base.
+    let second = wait_of(fail(false).await);
+    assert!(
+        second >= Duration::from_millis(350) && second <= Duration::from_millis(850),
+        "second backoff {second:?}"
+    );
+    tokio::time::sleep(second + Duration::from_millis(100)).await;
+
+    // Giving a task back is not a failure: it may run again at once.
+    let (_, given_back) = fail(true).await;
+    assert_eq!(given_back, None);
+    store
+        .claim(task, w, lease)
+        .await
+        .expect("claimed at once after a give-back");
+
+    // An expired lease backs off too.
+    let expiring = store.submit(&spec(1, 5)).await.expect("submit");
+    store
+        .claim(expiring.tasks[0].id, w, Duration::from_millis(10))
+        .await
+        .expect("claim");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let expired = store.expire_leases(backoff).await.expect("expire");
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].state, TaskState::Queued);
+    assert!(
+        expired[0]
+            .not_before
+            .is_some_and(|at| at > chrono::Utc::now())
     );
 }

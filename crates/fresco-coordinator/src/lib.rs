@@ -8,6 +8,7 @@
 //! - [`control`]: cancelling a task, retrying, pausing and resuming a job.
 //! - [`workers`]: the worker API.
 //! - [`reaper`]: ends leases whose heartbeats stopped.
+//! - [`requeue`]: pushes requeued tasks once their backoff has passed.
 //! - [`reconciler`]: pushes again whatever Postgres holds as queued and the
 //!   dispatch queues lost.
 //! - [`server`]: wires it all and serves until shutdown.
@@ -17,6 +18,7 @@ pub mod convert;
 pub mod jobs;
 pub mod reaper;
 pub mod reconciler;
+pub mod requeue;
 pub mod server;
 pub mod settings;
 pub mod workers;

@@ -8,7 +8,7 @@ use clap::Parser;
 use fresco_coordinator::{Coordinator, Settings, server};
 use fresco_dispatch::RedisDispatch;
 use fresco_storage::Storage;
-use fresco_store::PgStore;
+use fresco_store::{Backoff, PgStore};
 use fresco_telemetry::LogFormat;
 
 /// Serves fresco's gRPC API, keeps jobs in Postgres and dispatches tasks
@@ -47,6 +47,13 @@ struct Args {
     /// Milliseconds between passes of the lease reaper.
     #[arg(long, env = "FRESCO_REAP_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..))]
     reap_ms: u64,
+    /// Milliseconds a task waits after its first failure before it runs
+    /// again; doubled after each further failure, with random jitter.
+    #[arg(long, env = "FRESCO_RETRY_BACKOFF_MS", default_value_t = 2000)]
+    retry_backoff_ms: u64,
+    /// The longest wait after a failure, in milliseconds.
+    #[arg(long, env = "FRESCO_RETRY_BACKOFF_MAX_MS", default_value_t = 60_000)]
+    retry_backoff_max_ms: u64,
     /// Most tasks in one job.
     #[arg(long, env = "FRESCO_MAX_TASKS_PER_JOB", default_value_t = 1_000_000)]
     max_tasks_per_job: usize,
@@ -83,6 +90,10 @@ async fn main() -> anyhow::Result<()> {
         reconcile_interval: Duration::from_millis(args.reconcile_ms),
         reap_interval: Duration::from_millis(args.reap_ms),
         queue_prefix: args.queue_prefix,
+        retry_backoff: Backoff {
+            base: Duration::from_millis(args.retry_backoff_ms),
+            max: Duration::from_millis(args.retry_backoff_max_ms.max(args.retry_backoff_ms)),
+        },
         extra_models: args.models,
         ..Settings::default()
     };

@@ -1,24 +1,22 @@
 //! Ends leases whose heartbeats stopped: each becomes a failed attempt, and
-//! the task goes back to its queue (or fails for good once out of attempts).
+//! the task goes back to its queue after its backoff (or fails for good once
+//! out of attempts).
 
 use fresco_core::TaskState;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::Coordinator;
+use crate::{Coordinator, requeue};
 
 /// One pass; returns how many leases ended.
 pub async fn reap_once(app: &Coordinator) -> anyhow::Result<usize> {
-    let expired = app.store.expire_leases().await?;
-    let requeued: Vec<_> = expired
-        .iter()
-        .filter(|r| r.state == TaskState::Queued)
-        .map(|r| r.task.clone())
-        .collect();
+    let expired = app.store.expire_leases(app.settings.retry_backoff).await?;
     for r in &expired {
-        info!(task_id = %r.task.id, state = %r.state, "lease expired");
+        info!(task_id = %r.task.id, state = %r.state, not_before = ?r.not_before, "lease expired");
+        if r.state == TaskState::Queued {
+            requeue::push_when_due(app, r.task.clone(), r.not_before).await;
+        }
     }
-    app.dispatch.push(&requeued).await?;
     Ok(expired.len())
 }
 

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use fresco_core::Limits;
+use fresco_store::Backoff;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -16,6 +17,8 @@ pub struct Settings {
     pub reconcile_interval: Duration,
     /// The Redis key prefix of the dispatch queues.
     pub queue_prefix: String,
+    /// How long a failed task waits before it runs again.
+    pub retry_backoff: Backoff,
     /// How often `WatchJob` looks for changes.
     pub watch_interval: Duration,
     pub limits: Limits,
@@ -31,6 +34,10 @@ impl Default for Settings {
             reap_interval: Duration::from_secs(2),
             reconcile_interval: Duration::from_secs(5),
             queue_prefix: "fresco".into(),
+            retry_backoff: Backoff {
+                base: Duration::from_secs(2),
+                max: Duration::from_secs(60),
+            },
             watch_interval: Duration::from_millis(250),
             limits: Limits::default(),
             extra_models: Vec::new(),

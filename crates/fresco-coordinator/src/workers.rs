@@ -8,7 +8,7 @@ use fresco_store::{FailOutcome, Heartbeat, Lease, LeaseToken, OutputRecord, Work
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
-use crate::{Coordinator, convert};
+use crate::{Coordinator, convert, requeue};
 
 pub struct WorkerApi {
     pub app: Coordinator,
@@ -174,14 +174,17 @@ impl WorkerService for WorkerApi {
         let outcome = self
             .app
             .store
-            .fail(&lease, &request.message, request.give_back)
+            .fail(
+                &lease,
+                &request.message,
+                request.give_back,
+                self.app.settings.retry_backoff,
+            )
             .await?;
         let requeued = match outcome {
-            FailOutcome::Requeued(task) => {
-                warn!(task_id = %lease.task, attempt = lease.attempt, give_back = request.give_back, error = %request.message, "attempt ended; task requeued");
-                if let Err(err) = self.app.dispatch.push(std::slice::from_ref(&task)).await {
-                    warn!(task_id = %lease.task, error = %err, "dispatch push failed; the reconciler will retry");
-                }
+            FailOutcome::Requeued(task, not_before) => {
+                warn!(task_id = %lease.task, attempt = lease.attempt, give_back = request.give_back, error = %request.message, ?not_before, "attempt ended; task requeued");
+                requeue::push_when_due(&self.app, task, not_before).await;
                 true
             }
             FailOutcome::Failed => {

@@ -61,8 +61,8 @@ pub trait JobStore: Send + Sync + 'static {
     /// Every model some registered worker serves.
     async fn served_models(&self) -> Result<Vec<String>>;
 
-    /// Leases a queued task to a worker; `Conflict` when it is not queued
-    /// or its job is paused.
+    /// Leases a queued task to a worker; `Conflict` when it is not queued,
+    /// its job is paused or its backoff has not passed.
     async fn claim(&self, task: TaskId, worker: WorkerId, lease: Duration) -> Result<Claim>;
     /// Extends a lease; `Lease::Lost` when the token is stale or the task
     /// was cancelled.
@@ -70,22 +70,30 @@ pub trait JobStore: Send + Sync + 'static {
     /// Records the outputs and marks the task succeeded; `Conflict` when the
     /// token is stale.
     async fn complete(&self, lease: &LeaseToken, outputs: &[OutputRecord]) -> Result<()>;
-    /// Records a failed attempt: back to the queue while attempts are left,
-    /// else failed. `give_back` returns the task without counting a failure.
-    async fn fail(&self, lease: &LeaseToken, message: &str, give_back: bool)
-    -> Result<FailOutcome>;
-    /// Ends leases whose heartbeats stopped, as failed attempts.
-    async fn expire_leases(&self) -> Result<Vec<Requeue>>;
+    /// Records a failed attempt: back to the queue after `backoff` while
+    /// attempts are left, else failed. `give_back` returns the task at once
+    /// without counting a failure.
+    async fn fail(
+        &self,
+        lease: &LeaseToken,
+        message: &str,
+        give_back: bool,
+        backoff: Backoff,
+    ) -> Result<FailOutcome>;
+    /// Ends leases whose heartbeats stopped, as failed attempts (requeued
+    /// after `backoff`).
+    async fn expire_leases(&self, backoff: Backoff) -> Result<Vec<Requeue>>;
     /// Returns every running task to the queue without counting a failure
     /// (the lease ends, the attempt stays as the last fencing token). For a
     /// farm whose workers all live in the process that just started, so no
     /// lease can still be held.
     async fn release_running(&self) -> Result<Vec<QueuedTask>>;
 
-    /// How many tasks of unpaused jobs are queued, per model.
+    /// How many tasks of unpaused jobs are queued and past their backoff,
+    /// per model.
     async fn queued_counts(&self) -> Result<Vec<(String, u64)>>;
-    /// Queued tasks of unpaused jobs of a model in dispatch order, after
-    /// `after_seq`.
+    /// Queued tasks of unpaused jobs of a model, past their backoff, in
+    /// dispatch order, after `after_seq`.
     async fn queued_tasks(
         &self,
         model: &str,

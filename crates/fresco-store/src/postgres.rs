@@ -49,6 +49,34 @@ fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
+/// When a task failed now may run again, as SQL over the old `failures`
+/// count: `base · 2^failures` seconds, at most `max`, times a random factor
+/// in [0.5, 1). The arguments name the base and max parameters (seconds).
+macro_rules! backoff_sql {
+    ($base:literal, $max:literal) => {
+        concat!(
+            "now() + make_interval(secs => least(",
+            $max,
+            "::FLOAT8, ",
+            $base,
+            "::FLOAT8 * power(2.0::FLOAT8, least(failures, 40))) * (0.5 + random() / 2))"
+        )
+    };
+}
+
+/// The only way a queued task is dispatchable: its backoff has passed.
+macro_rules! due {
+    ($alias:literal) => {
+        concat!(
+            "(",
+            $alias,
+            "not_before IS NULL OR ",
+            $alias,
+            "not_before <= now())"
+        )
+    };
+}
+
 /// The columns [`task_from_row`] reads, as a literal for `concat!`.
 macro_rules! task_columns {
     () => {
@@ -348,7 +376,7 @@ impl JobStore for PgStore {
     async fn retry_job(&self, id: JobId) -> Result<Vec<QueuedTask>> {
         self.job_exists(id).await?;
         let rows = sqlx::query(
-            "UPDATE tasks SET state = 'queued', failures = 0, finished_at = NULL
+            "UPDATE tasks SET state = 'queued', failures = 0, finished_at = NULL, not_before = NULL
              WHERE job_id = $1 AND state = 'failed'
              RETURNING id, model, priority, seq",
         )
@@ -500,7 +528,9 @@ impl JobStore for PgStore {
                  lease_expires_at = now() + make_interval(secs => $3), started_at = now(),
                  progress_step = 0
              WHERE id = $1 AND state = 'queued'
-               AND NOT (SELECT paused FROM jobs WHERE jobs.id = tasks.job_id)
+               AND NOT (SELECT paused FROM jobs WHERE jobs.id = tasks.job_id) AND ",
+            due!(""),
+            "
              RETURNING ",
             task_columns!()
         ))
@@ -511,7 +541,10 @@ impl JobStore for PgStore {
         .await?;
         let Some(row) = row else {
             return Err(self
-                .explain_miss(task, "only a queued task of an unpaused job can be claimed")
+                .explain_miss(
+                    task,
+                    "only a queued task of an unpaused job, past its backoff, can be claimed",
+                )
                 .await);
         };
         let record = task_from_row(&row)?;
@@ -589,8 +622,9 @@ impl JobStore for PgStore {
         lease: &LeaseToken,
         message: &str,
         give_back: bool,
+        backoff: Backoff,
     ) -> Result<FailOutcome> {
-        let row = sqlx::query(
+        let row = sqlx::query(concat!(
             "UPDATE tasks SET
                  failures = failures + CASE WHEN $5 THEN 0 ELSE 1 END,
                  errors = CASE WHEN $5 THEN errors ELSE errors || jsonb_build_array(
@@ -600,15 +634,20 @@ impl JobStore for PgStore {
                               THEN 'failed' ELSE 'queued' END,
                  finished_at = CASE WHEN NOT $5 AND failures + 1 >= max_attempts
                                     THEN now() END,
+                 not_before = CASE WHEN $5 THEN NULL ELSE ",
+            backoff_sql!("$6", "$7"),
+            " END,
                  lease_expires_at = NULL
              WHERE id = $1 AND worker_id = $2 AND attempt = $3 AND state = 'running'
-             RETURNING id, model, priority, seq, state",
-        )
+             RETURNING id, model, priority, seq, state, not_before"
+        ))
         .bind(lease.task.0)
         .bind(lease.worker.0)
         .bind(lease.attempt as i32)
         .bind(message)
         .bind(give_back)
+        .bind(secs(backoff.base))
+        .bind(secs(backoff.max))
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else {
@@ -618,14 +657,17 @@ impl JobStore for PgStore {
         };
         let state: String = row.try_get("state")?;
         if state == TaskState::Queued.as_str() {
-            Ok(FailOutcome::Requeued(queued_from_row(&row)?))
+            Ok(FailOutcome::Requeued(
+                queued_from_row(&row)?,
+                row.try_get("not_before")?,
+            ))
         } else {
             Ok(FailOutcome::Failed)
         }
     }
 
-    async fn expire_leases(&self) -> Result<Vec<Requeue>> {
-        let rows = sqlx::query(
+    async fn expire_leases(&self, backoff: Backoff) -> Result<Vec<Requeue>> {
+        let rows = sqlx::query(concat!(
             "UPDATE tasks SET
                  failures = failures + 1,
                  errors = errors || jsonb_build_array(jsonb_build_object(
@@ -634,12 +676,17 @@ impl JobStore for PgStore {
                      'at', now())),
                  state = CASE WHEN failures + 1 >= max_attempts THEN 'failed' ELSE 'queued' END,
                  finished_at = CASE WHEN failures + 1 >= max_attempts THEN now() END,
+                 not_before = ",
+            backoff_sql!("$1", "$2"),
+            ",
                  lease_expires_at = NULL
              WHERE id IN (SELECT id FROM tasks
                           WHERE state = 'running' AND lease_expires_at < now()
                           ORDER BY lease_expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED)
-             RETURNING id, model, priority, seq, state",
-        )
+             RETURNING id, model, priority, seq, state, not_before"
+        ))
+        .bind(secs(backoff.base))
+        .bind(secs(backoff.max))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -652,6 +699,7 @@ impl JobStore for PgStore {
                     } else {
                         TaskState::Failed
                     },
+                    not_before: row.try_get("not_before")?,
                 })
             })
             .collect()
@@ -669,10 +717,12 @@ impl JobStore for PgStore {
     }
 
     async fn queued_counts(&self) -> Result<Vec<(String, u64)>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(concat!(
             "SELECT t.model, count(*) AS tasks FROM tasks t JOIN jobs j ON j.id = t.job_id
-             WHERE t.state = 'queued' AND NOT j.paused GROUP BY t.model",
-        )
+             WHERE t.state = 'queued' AND NOT j.paused AND ",
+            due!("t."),
+            " GROUP BY t.model"
+        ))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -686,11 +736,12 @@ impl JobStore for PgStore {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<QueuedTask>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(concat!(
             "SELECT t.id, t.model, t.priority, t.seq FROM tasks t JOIN jobs j ON j.id = t.job_id
-             WHERE t.state = 'queued' AND t.model = $1 AND t.seq > $2 AND NOT j.paused
-             ORDER BY t.seq LIMIT $3",
-        )
+             WHERE t.state = 'queued' AND t.model = $1 AND t.seq > $2 AND NOT j.paused AND ",
+            due!("t."),
+            " ORDER BY t.seq LIMIT $3"
+        ))
         .bind(model)
         .bind(after_seq)
         .bind(i64::from(limit))

@@ -2,6 +2,7 @@
 //! outputs and errors, leases.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 pub use fresco_core::QueuedTask;
@@ -142,12 +143,32 @@ pub enum Lease {
 pub struct Requeue {
     pub task: QueuedTask,
     pub state: TaskState,
+    /// When a requeued task may run again (its backoff).
+    pub not_before: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FailOutcome {
-    Requeued(QueuedTask),
+    /// Back in the queue; it may run again from the time given (none: now).
+    Requeued(QueuedTask, Option<DateTime<Utc>>),
     Failed,
+}
+
+/// How long a failed task waits before it may run again: `base · 2^(n−1)`
+/// after its n-th failure, at most `max`, times a random factor in
+/// [0.5, 1), so tasks that failed together do not come back together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// No wait: a failed task may run again at once.
+    pub const NONE: Self = Self {
+        base: Duration::ZERO,
+        max: Duration::ZERO,
+    };
 }
 
 /// Tasks sorted into dispatch order.

@@ -101,11 +101,55 @@ impl SqliteStore {
     }
 }
 
+/// When a task failed now may run again, as SQL over the old `failures`
+/// count: `base · 2^failures` ms after `now`, at most `max`, times a random
+/// factor in [0.5, 1). The arguments name the now, base and max parameters
+/// (milliseconds).
+macro_rules! backoff_sql {
+    ($now:literal, $base:literal, $max:literal) => {
+        concat!(
+            $now,
+            " + CAST(min(",
+            $max,
+            ", ",
+            $base,
+            " * (1 << min(failures, 40))) * (0.5 + (abs(random()) % 1000000) / 2000000.0) AS INTEGER)"
+        )
+    };
+}
+
+/// The only way a queued task is dispatchable: its backoff has passed
+/// (`?now` names the parameter holding now).
+macro_rules! due {
+    ($alias:literal, $now:literal) => {
+        concat!(
+            "(",
+            $alias,
+            "not_before IS NULL OR ",
+            $alias,
+            "not_before <= ",
+            $now,
+            ")"
+        )
+    };
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn not_before_at(row: &SqliteRow) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+    row.try_get::<Option<i64>, _>("not_before")?
+        .map(time_from_ms)
+        .transpose()
+}
+
 /// A `failed`/`queued` row that left `running`, as a [`Requeue`].
 fn requeue_from_row(row: &SqliteRow) -> Result<Requeue> {
     Ok(Requeue {
         task: queued_from_row(row)?,
         state: state_at(row, "state")?,
+        not_before: not_before_at(row)?,
     })
 }
 
@@ -209,7 +253,7 @@ impl JobStore for SqliteStore {
     async fn retry_job(&self, id: JobId) -> Result<Vec<QueuedTask>> {
         self.job_exists(id).await?;
         let rows = sqlx::query(
-            "UPDATE tasks SET state = 'queued', failures = 0, finished_at = NULL
+            "UPDATE tasks SET state = 'queued', failures = 0, finished_at = NULL, not_before = NULL
              WHERE job_id = ?1 AND state = 'failed'
              RETURNING id, model, priority, seq",
         )
@@ -351,7 +395,9 @@ impl JobStore for SqliteStore {
             "UPDATE tasks SET state = 'running', attempt = attempt + 1, worker_id = ?2,
                  lease_expires_at = ?3, started_at = ?4, progress_step = 0
              WHERE id = ?1 AND state = 'queued'
-               AND NOT (SELECT paused FROM jobs WHERE jobs.id = tasks.job_id)
+               AND NOT (SELECT paused FROM jobs WHERE jobs.id = tasks.job_id) AND ",
+            due!("", "?4"),
+            "
              RETURNING ",
             task_columns!()
         ))
@@ -363,7 +409,10 @@ impl JobStore for SqliteStore {
         .await?;
         let Some(row) = row else {
             return Err(self
-                .explain_miss(task, "only a queued task of an unpaused job can be claimed")
+                .explain_miss(
+                    task,
+                    "only a queued task of an unpaused job, past its backoff, can be claimed",
+                )
                 .await);
         };
         let record = task_from_row(&row)?;
@@ -443,9 +492,10 @@ impl JobStore for SqliteStore {
         lease: &LeaseToken,
         message: &str,
         give_back: bool,
+        backoff: Backoff,
     ) -> Result<FailOutcome> {
         let now = now_ms();
-        let row = sqlx::query(
+        let row = sqlx::query(concat!(
             "UPDATE tasks SET
                  failures = failures + CASE WHEN ?5 THEN 0 ELSE 1 END,
                  errors = CASE WHEN ?5 THEN errors ELSE json_insert(errors, '$[#]',
@@ -455,10 +505,13 @@ impl JobStore for SqliteStore {
                               THEN 'failed' ELSE 'queued' END,
                  finished_at = CASE WHEN NOT ?5 AND failures + 1 >= max_attempts
                                     THEN ?6 END,
+                 not_before = CASE WHEN ?5 THEN NULL ELSE ",
+            backoff_sql!("?6", "?8", "?9"),
+            " END,
                  lease_expires_at = NULL
              WHERE id = ?1 AND worker_id = ?2 AND attempt = ?3 AND state = 'running'
-             RETURNING id, model, priority, seq, state",
-        )
+             RETURNING id, model, priority, seq, state, not_before"
+        ))
         .bind(text(lease.task.0))
         .bind(text(lease.worker.0))
         .bind(i64::from(lease.attempt))
@@ -466,6 +519,8 @@ impl JobStore for SqliteStore {
         .bind(give_back)
         .bind(now)
         .bind(json_time(now)?)
+        .bind(millis(backoff.base))
+        .bind(millis(backoff.max))
         .fetch_optional(&self.writer)
         .await?;
         let Some(row) = row else {
@@ -474,15 +529,18 @@ impl JobStore for SqliteStore {
                 .await);
         };
         if state_at(&row, "state")? == TaskState::Queued {
-            Ok(FailOutcome::Requeued(queued_from_row(&row)?))
+            Ok(FailOutcome::Requeued(
+                queued_from_row(&row)?,
+                not_before_at(&row)?,
+            ))
         } else {
             Ok(FailOutcome::Failed)
         }
     }
 
-    async fn expire_leases(&self) -> Result<Vec<Requeue>> {
+    async fn expire_leases(&self, backoff: Backoff) -> Result<Vec<Requeue>> {
         let now = now_ms();
-        let rows = sqlx::query(
+        let rows = sqlx::query(concat!(
             "UPDATE tasks SET
                  failures = failures + 1,
                  errors = json_insert(errors, '$[#]', json_object(
@@ -491,14 +549,19 @@ impl JobStore for SqliteStore {
                      'at', ?2)),
                  state = CASE WHEN failures + 1 >= max_attempts THEN 'failed' ELSE 'queued' END,
                  finished_at = CASE WHEN failures + 1 >= max_attempts THEN ?1 END,
+                 not_before = ",
+            backoff_sql!("?1", "?3", "?4"),
+            ",
                  lease_expires_at = NULL
              WHERE seq IN (SELECT seq FROM tasks
                            WHERE state = 'running' AND lease_expires_at < ?1
                            ORDER BY lease_expires_at LIMIT 1000)
-             RETURNING id, model, priority, seq, state",
-        )
+             RETURNING id, model, priority, seq, state, not_before"
+        ))
         .bind(now)
         .bind(json_time(now)?)
+        .bind(millis(backoff.base))
+        .bind(millis(backoff.max))
         .fetch_all(&self.writer)
         .await?;
         rows.iter().map(requeue_from_row).collect()
@@ -516,10 +579,13 @@ impl JobStore for SqliteStore {
     }
 
     async fn queued_counts(&self) -> Result<Vec<(String, u64)>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(concat!(
             "SELECT t.model, count(*) AS tasks FROM tasks t JOIN jobs j ON j.id = t.job_id
-             WHERE t.state = 'queued' AND NOT j.paused GROUP BY t.model",
-        )
+             WHERE t.state = 'queued' AND NOT j.paused AND ",
+            due!("t.", "?1"),
+            " GROUP BY t.model"
+        ))
+        .bind(now_ms())
         .fetch_all(&self.reader)
         .await?;
         rows.iter()
@@ -533,14 +599,16 @@ impl JobStore for SqliteStore {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<QueuedTask>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(concat!(
             "SELECT t.id, t.model, t.priority, t.seq FROM tasks t JOIN jobs j ON j.id = t.job_id
-             WHERE t.state = 'queued' AND t.model = ?1 AND t.seq > ?2 AND NOT j.paused
-             ORDER BY t.seq LIMIT ?3",
-        )
+             WHERE t.state = 'queued' AND t.model = ?1 AND t.seq > ?2 AND NOT j.paused AND ",
+            due!("t.", "?4"),
+            " ORDER BY t.seq LIMIT ?3"
+        ))
         .bind(model)
         .bind(after_seq)
         .bind(i64::from(limit))
+        .bind(now_ms())
         .fetch_all(&self.reader)
         .await?;
         rows.iter().map(queued_from_row).collect()
