@@ -234,6 +234,8 @@ pub struct FarmOptions {
     pub retry_backoff_ms: u64,
     /// Extra flags for every worker.
     pub worker_args: Vec<String>,
+    /// Extra flags for the coordinator.
+    pub coordinator_args: Vec<String>,
 }
 
 impl Default for FarmOptions {
@@ -246,6 +248,7 @@ impl Default for FarmOptions {
             reap_ms: 200,
             retry_backoff_ms: 200,
             worker_args: Vec::new(),
+            coordinator_args: Vec::new(),
         }
     }
 }
@@ -306,6 +309,7 @@ impl Farm {
                 .args(["--reconcile-ms", &o.reconcile_ms.to_string()])
                 .args(["--reap-ms", &o.reap_ms.to_string()])
                 .args(["--retry-backoff-ms", &o.retry_backoff_ms.to_string()])
+                .args(&o.coordinator_args)
                 .stdout(Stdio::null())
                 .stderr(log),
         );
@@ -324,6 +328,11 @@ impl Farm {
 
     /// Starts one more worker and waits until it has registered.
     pub async fn start_worker(&mut self) {
+        self.start_worker_with(&[]).await;
+    }
+
+    /// Starts one more worker with flags of its own (after the farm's).
+    pub async fn start_worker_with(&mut self, extra_args: &[String]) {
         let before = self.registered_workers().await;
         let n = self.workers.len();
         let log = log_file(self.dir.path(), &format!("worker-{n}"));
@@ -336,6 +345,7 @@ impl Farm {
                 .args(["--name", &format!("worker-{n}")])
                 .args(["--shutdown-grace-seconds", "10"])
                 .args(&self.options.worker_args)
+                .args(extra_args)
                 .stdout(Stdio::null())
                 .stderr(log),
         );

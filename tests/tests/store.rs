@@ -88,6 +88,8 @@ conformance!(
     cancelling_one_task_leaves_the_others,
     workers_are_listed_with_loaded_models_and_running_tasks,
     a_failed_task_waits_out_its_backoff,
+    a_task_is_not_handed_again_to_a_worker_that_failed_it,
+    a_worker_failing_in_a_row_is_quarantined,
 );
 
 fn spec(tasks: usize, max_attempts: u32) -> JobSpec {
@@ -1093,4 +1095,108 @@ async fn a_failed_task_waits_out_its_backoff(store: Store) {
             .not_before
             .is_some_and(|at| at > chrono::Utc::now())
     );
+}
+
+async fn a_task_is_not_handed_again_to_a_worker_that_failed_it(store: Store) {
+    let lease = Duration::from_secs(30);
+    let a = worker(&*store).await;
+    let b = worker(&*store).await;
+    // Serving another model only: it cannot take the task.
+    let _other = worker_serving(&*store, &["tiny-random-dit-b"]).await;
+    let submitted = store.submit(&spec(1, 5)).await.expect("submit");
+    let task = submitted.tasks[0].id;
+    let claim = store.claim(task, a, lease).await.expect("claim");
+    let token = LeaseToken {
+        task,
+        worker: a,
+        attempt: claim.attempt,
+    };
+    store
+        .fail(&token, "cuda error", false, Backoff::NONE)
+        .await
+        .expect("fail");
+
+    match store.claim(task, a, lease).await {
+        Err(StoreError::Refused(why)) => assert!(why.contains("already failed"), "{why}"),
+        other => panic!("the worker that failed it claimed it again: {other:?}"),
+    }
+    let claim = store
+        .claim(task, b, lease)
+        .await
+        .expect("another worker takes it");
+    let token = LeaseToken {
+        task,
+        worker: b,
+        attempt: claim.attempt,
+    };
+    store
+        .fail(&token, "cuda error again", false, Backoff::NONE)
+        .await
+        .expect("fail");
+
+    // Both live workers failed it: rather than strand it, either may retry.
+    store
+        .claim(task, a, lease)
+        .await
+        .expect("no other worker is left to take it");
+    let token = LeaseToken {
+        task,
+        worker: a,
+        attempt: 3,
+    };
+    store
+        .fail(&token, "third", true, Backoff::NONE)
+        .await
+        .expect("give back");
+
+    // A worker counts as live for two leases after it was last seen: with a
+    // lease of a millisecond nobody else is, and the one that failed it may
+    // take it.
+    let second = store.submit(&spec(1, 5)).await.expect("submit");
+    let task = second.tasks[0].id;
+    let claim = store.claim(task, b, lease).await.expect("claim");
+    let token = LeaseToken {
+        task,
+        worker: b,
+        attempt: claim.attempt,
+    };
+    store
+        .fail(&token, "boom", false, Backoff::NONE)
+        .await
+        .expect("fail");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    store
+        .claim(task, b, Duration::from_millis(1))
+        .await
+        .expect("no live worker but this one");
+}
+
+async fn a_worker_failing_in_a_row_is_quarantined(store: Store) {
+    let w = worker(&*store).await;
+    for _ in 0..2 {
+        assert!(!store.record_attempt(w, false, 3).await.expect("count"));
+    }
+    // A success ends the run.
+    assert!(!store.record_attempt(w, true, 3).await.expect("count"));
+    assert!(!store.record_attempt(w, false, 3).await.expect("count"));
+    assert!(!store.record_attempt(w, false, 3).await.expect("count"));
+    assert!(store.record_attempt(w, false, 3).await.expect("count"));
+
+    let listed = store.list_workers(10).await.expect("list");
+    assert_eq!(listed[0].consecutive_failures, 3);
+    assert!(listed[0].quarantined_at.is_some());
+    let submitted = store.submit(&spec(1, 3)).await.expect("submit");
+    match store
+        .claim(submitted.tasks[0].id, w, Duration::from_secs(30))
+        .await
+    {
+        Err(StoreError::Refused(why)) => assert!(why.contains("quarantined"), "{why}"),
+        other => panic!("a quarantined worker claimed a task: {other:?}"),
+    }
+    // Quarantine lasts: a later success does not lift it.
+    assert!(store.record_attempt(w, true, 3).await.expect("count"));
+    assert!(matches!(
+        store.record_attempt(WorkerId::new(), false, 3).await,
+        Err(StoreError::NotFound(_))
+    ));
 }

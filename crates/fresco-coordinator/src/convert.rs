@@ -91,5 +91,7 @@ pub fn worker(w: &WorkerStatus) -> pb::Worker {
         registered_at: Some(timestamp(w.registered_at)),
         last_seen_at: Some(timestamp(w.last_seen_at)),
         running_tasks: w.running.iter().map(ToString::to_string).collect(),
+        consecutive_failures: w.consecutive_failures,
+        quarantined_at: w.quarantined_at.map(timestamp),
     }
 }

@@ -54,6 +54,10 @@ struct Args {
     /// The longest wait after a failure, in milliseconds.
     #[arg(long, env = "FRESCO_RETRY_BACKOFF_MAX_MS", default_value_t = 60_000)]
     retry_backoff_max_ms: u64,
+    /// Failed attempts in a row after which a worker is quarantined (it
+    /// claims nothing more until it registers again).
+    #[arg(long, env = "FRESCO_QUARANTINE_AFTER", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    quarantine_after: u32,
     /// Most tasks in one job.
     #[arg(long, env = "FRESCO_MAX_TASKS_PER_JOB", default_value_t = 1_000_000)]
     max_tasks_per_job: usize,
@@ -90,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
         reconcile_interval: Duration::from_millis(args.reconcile_ms),
         reap_interval: Duration::from_millis(args.reap_ms),
         queue_prefix: args.queue_prefix,
+        quarantine_after: args.quarantine_after,
         retry_backoff: Backoff {
             base: Duration::from_millis(args.retry_backoff_ms),
             max: Duration::from_millis(args.retry_backoff_max_ms.max(args.retry_backoff_ms)),

@@ -19,6 +19,8 @@ pub struct Settings {
     pub queue_prefix: String,
     /// How long a failed task waits before it runs again.
     pub retry_backoff: Backoff,
+    /// Failed attempts in a row after which a worker is quarantined.
+    pub quarantine_after: u32,
     /// How often `WatchJob` looks for changes.
     pub watch_interval: Duration,
     pub limits: Limits,
@@ -38,6 +40,7 @@ impl Default for Settings {
                 base: Duration::from_secs(2),
                 max: Duration::from_secs(60),
             },
+            quarantine_after: 5,
             watch_interval: Duration::from_millis(250),
             limits: Limits::default(),
             extra_models: Vec::new(),

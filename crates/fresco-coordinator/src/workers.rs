@@ -15,6 +15,24 @@ pub struct WorkerApi {
 }
 
 impl WorkerApi {
+    /// Counts a finished attempt towards the worker's quarantine; a failure
+    /// here must not fail the report it rides on.
+    async fn count_attempt(&self, worker: WorkerId, succeeded: bool) {
+        let after = self.app.settings.quarantine_after;
+        match self
+            .app
+            .store
+            .record_attempt(worker, succeeded, after)
+            .await
+        {
+            Ok(true) if !succeeded => {
+                warn!(worker_id = %worker, failures_in_a_row = after, "worker quarantined: it claims nothing more until it registers again");
+            }
+            Ok(_) => {}
+            Err(err) => warn!(worker_id = %worker, error = %err, "could not count the attempt"),
+        }
+    }
+
     /// Notes the worker as alive for `fresco workers`; a failure here must
     /// not fail the call it rides on.
     async fn seen(&self, worker: WorkerId, loaded_models: Option<&[String]>) {
@@ -162,6 +180,7 @@ impl WorkerService for WorkerApi {
         }
         self.app.store.complete(&lease, &outputs).await?;
         info!(task_id = %lease.task, attempt = lease.attempt, images = outputs.len(), "task succeeded");
+        self.count_attempt(lease.worker, true).await;
         Ok(Response::new(pb::CompleteTaskResponse {}))
     }
 
@@ -181,6 +200,9 @@ impl WorkerService for WorkerApi {
                 self.app.settings.retry_backoff,
             )
             .await?;
+        if !request.give_back {
+            self.count_attempt(lease.worker, false).await;
+        }
         let requeued = match outcome {
             FailOutcome::Requeued(task, not_before) => {
                 warn!(task_id = %lease.task, attempt = lease.attempt, give_back = request.give_back, error = %request.message, ?not_before, "attempt ended; task requeued");

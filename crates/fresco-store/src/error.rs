@@ -11,12 +11,39 @@ pub enum StoreError {
     /// (a stale fencing token, a task that is no longer queued, ...).
     #[error("{0}")]
     Conflict(String),
+    /// This worker may not take the task: it is quarantined, or it already
+    /// failed the task while another worker can take it.
+    #[error("{0}")]
+    Refused(String),
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
     #[error("database error: {0}")]
     Internal(#[source] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// The refusal a missed claim of `task` by `worker` stands for, if any:
+/// the worker is quarantined, or the task is queued and this worker already
+/// failed it (so another worker takes it).
+pub(crate) fn refusal_of(
+    task: fresco_core::TaskId,
+    worker: fresco_core::WorkerId,
+    state: &str,
+    quarantined: bool,
+    failed_here: bool,
+) -> Option<StoreError> {
+    if quarantined {
+        Some(StoreError::Refused(format!(
+            "worker {worker} is quarantined after failing too many attempts in a row"
+        )))
+    } else if failed_here && state == "queued" {
+        Some(StoreError::Refused(format!(
+            "worker {worker} already failed task {task}; another worker takes it"
+        )))
+    } else {
+        None
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -37,6 +64,7 @@ impl From<StoreError> for tonic::Status {
         match err {
             StoreError::NotFound(what) => tonic::Status::not_found(format!("{what} not found")),
             StoreError::Conflict(why) => tonic::Status::failed_precondition(why),
+            StoreError::Refused(why) => tonic::Status::permission_denied(why),
             StoreError::Unavailable(source) => {
                 tracing::warn!(error = %source, "database unavailable");
                 tonic::Status::unavailable("database unavailable, try again")

@@ -55,6 +55,15 @@ pub trait JobStore: Send + Sync + 'static {
     /// Notes that a worker is alive (a claim or heartbeat) and, when it
     /// says, which models it holds loaded.
     async fn worker_seen(&self, id: WorkerId, loaded_models: Option<&[String]>) -> Result<()>;
+    /// Counts a finished attempt against its worker: a success ends its run
+    /// of failures; a failure extends it, and at `quarantine_after` in a row
+    /// the worker is quarantined. Returns whether it is quarantined.
+    async fn record_attempt(
+        &self,
+        worker: WorkerId,
+        succeeded: bool,
+        quarantine_after: u32,
+    ) -> Result<bool>;
     /// Registered workers, most recently seen first, with their running
     /// tasks.
     async fn list_workers(&self, limit: u32) -> Result<Vec<WorkerStatus>>;
@@ -62,7 +71,9 @@ pub trait JobStore: Send + Sync + 'static {
     async fn served_models(&self) -> Result<Vec<String>>;
 
     /// Leases a queued task to a worker; `Conflict` when it is not queued,
-    /// its job is paused or its backoff has not passed.
+    /// its job is paused or its backoff has not passed; `Refused` when the
+    /// worker is quarantined, or already failed this task while another
+    /// live worker (seen within two leases) serving its model has not.
     async fn claim(&self, task: TaskId, worker: WorkerId, lease: Duration) -> Result<Claim>;
     /// Extends a lease; `Lease::Lost` when the token is stale or the task
     /// was cancelled.

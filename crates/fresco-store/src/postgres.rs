@@ -13,7 +13,7 @@ use sqlx::{Row, postgres::PgConnectOptions};
 use uuid::Uuid;
 
 use crate::JobStore;
-use crate::error::{Result, StoreError};
+use crate::error::{Result, StoreError, refusal_of};
 use crate::records::*;
 
 /// Rows per `UNNEST` statement when storing a submission.
@@ -224,6 +224,42 @@ impl PgStore {
             task.outputs = by_task.remove(&task.id.0).unwrap_or_default();
         }
         Ok(())
+    }
+
+    /// Why a claim of a queued task was refused to this worker, if it was.
+    async fn refusal(
+        &self,
+        task: TaskId,
+        worker: WorkerId,
+        lease: Duration,
+    ) -> Result<Option<StoreError>> {
+        let row = sqlx::query(
+            "SELECT state,
+                    coalesce((SELECT quarantined_at IS NOT NULL FROM workers WHERE id = $2),
+                             false) AS quarantined,
+                    errors @> jsonb_build_array(jsonb_build_object('worker', $2::TEXT))
+                    AND EXISTS (
+                        SELECT 1 FROM workers w
+                        WHERE w.id <> $2 AND w.quarantined_at IS NULL
+                          AND w.last_seen_at > now() - make_interval(secs => 2 * $3)
+                          AND tasks.model = ANY (w.models)
+                          AND NOT tasks.errors @> jsonb_build_array(
+                              jsonb_build_object('worker', w.id::TEXT))) AS failed_here
+             FROM tasks WHERE id = $1",
+        )
+        .bind(task.0)
+        .bind(worker.0)
+        .bind(secs(lease))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(refusal_of(
+            task,
+            worker,
+            &row.try_get::<String, _>("state")?,
+            row.try_get("quarantined")?,
+            row.try_get("failed_here")?,
+        ))
     }
 
     /// Why a guarded update touched no row: the task is missing, or in
@@ -481,10 +517,37 @@ impl JobStore for PgStore {
         Ok(())
     }
 
+    async fn record_attempt(
+        &self,
+        worker: WorkerId,
+        succeeded: bool,
+        quarantine_after: u32,
+    ) -> Result<bool> {
+        let row = sqlx::query(
+            "UPDATE workers SET
+                 consecutive_failures = CASE WHEN $2 THEN 0 ELSE consecutive_failures + 1 END,
+                 quarantined_at = CASE
+                     WHEN NOT $2 AND quarantined_at IS NULL
+                          AND consecutive_failures + 1 >= $3 THEN now()
+                     ELSE quarantined_at END
+             WHERE id = $1
+             RETURNING quarantined_at IS NOT NULL AS quarantined",
+        )
+        .bind(worker.0)
+        .bind(succeeded)
+        .bind(i32::try_from(quarantine_after).unwrap_or(i32::MAX))
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => Ok(row.try_get("quarantined")?),
+            None => Err(StoreError::NotFound(format!("worker {worker}"))),
+        }
+    }
+
     async fn list_workers(&self, limit: u32) -> Result<Vec<WorkerStatus>> {
         let rows = sqlx::query(
             "SELECT w.id, w.name, w.device, w.models, w.loaded_models, w.registered_at,
-                    w.last_seen_at,
+                    w.last_seen_at, w.consecutive_failures, w.quarantined_at,
                     coalesce(array_agg(t.id ORDER BY t.started_at, t.id)
                              FILTER (WHERE t.id IS NOT NULL), '{}') AS running
              FROM workers w LEFT JOIN tasks t ON t.worker_id = w.id AND t.state = 'running'
@@ -508,6 +571,8 @@ impl JobStore for PgStore {
                     registered_at: row.try_get("registered_at")?,
                     last_seen_at: row.try_get("last_seen_at")?,
                     running: running.into_iter().map(TaskId).collect(),
+                    consecutive_failures: row.try_get::<i32, _>("consecutive_failures")? as u32,
+                    quarantined_at: row.try_get("quarantined_at")?,
                 })
             })
             .collect()
@@ -531,6 +596,16 @@ impl JobStore for PgStore {
                AND NOT (SELECT paused FROM jobs WHERE jobs.id = tasks.job_id) AND ",
             due!(""),
             "
+               AND NOT EXISTS (SELECT 1 FROM workers q
+                               WHERE q.id = $2 AND q.quarantined_at IS NOT NULL)
+               AND NOT (errors @> jsonb_build_array(jsonb_build_object('worker', $2::TEXT))
+                        AND EXISTS (
+                            SELECT 1 FROM workers w
+                            WHERE w.id <> $2 AND w.quarantined_at IS NULL
+                              AND w.last_seen_at > now() - make_interval(secs => 2 * $3)
+                              AND tasks.model = ANY (w.models)
+                              AND NOT tasks.errors @> jsonb_build_array(
+                                  jsonb_build_object('worker', w.id::TEXT))))
              RETURNING ",
             task_columns!()
         ))
@@ -540,6 +615,9 @@ impl JobStore for PgStore {
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else {
+            if let Some(refused) = self.refusal(task, worker, lease).await? {
+                return Err(refused);
+            }
             return Err(self
                 .explain_miss(
                     task,

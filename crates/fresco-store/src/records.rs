@@ -107,6 +107,10 @@ pub struct WorkerStatus {
     pub last_seen_at: DateTime<Utc>,
     /// The tasks it holds leases on now, oldest claim first.
     pub running: Vec<TaskId>,
+    /// Failed attempts since its last success.
+    pub consecutive_failures: u32,
+    /// Since when it claims nothing more, after too many failures in a row.
+    pub quarantined_at: Option<DateTime<Utc>>,
 }
 
 /// A claimed task: run it, then report with `attempt` as the fencing token.

@@ -115,6 +115,17 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
                 // Cancelled, already taken, or a duplicate entry: nothing to do.
                 continue;
             }
+            Err(status) if status.code() == Code::PermissionDenied => {
+                // Quarantined, or this worker already failed the task: the
+                // reconciler queues it again for another worker; wait so
+                // that one pops it first.
+                warn!(task_id = %popped.task, reason = %status.message(), "claim refused to this worker");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(settings.pop_timeout) => {}
+                }
+                continue;
+            }
             Err(status) => {
                 warn!(task_id = %popped.task, code = ?status.code(), error = %status.message(), "claim failed; the reconciler will queue the task again");
                 tokio::time::sleep(Duration::from_secs(1)).await;

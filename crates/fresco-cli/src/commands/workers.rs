@@ -1,5 +1,6 @@
 //! `fresco workers`: the farm's workers, most recently seen first: when each
-//! was last seen, its models (loaded ones marked `*`) and its running tasks.
+//! was last seen, whether it is quarantined, its models (loaded ones marked
+//! `*`) and its running tasks.
 
 use fresco_proto::v1 as pb;
 use serde_json::json;
@@ -25,6 +26,8 @@ fn worker_json(w: &pb::Worker) -> serde_json::Value {
         "registered_at": w.registered_at.map(|t| t.seconds),
         "last_seen_at": w.last_seen_at.map(|t| t.seconds),
         "running_tasks": w.running_tasks,
+        "consecutive_failures": w.consecutive_failures,
+        "quarantined_at": w.quarantined_at.map(|t| t.seconds),
     })
 }
 
@@ -57,11 +60,16 @@ pub async fn run(endpoint: &str, args: WorkersArgs) -> Result<(), Failure> {
     }
     for w in &workers {
         println!(
-            "{}  {:<20} {:<5} seen {:>5}s ago  running {}  models {}",
+            "{}  {:<20} {:<5} seen {:>5}s ago{}  running {}  models {}",
             w.id,
             w.name,
             w.device,
             seconds_ago(w.last_seen_at),
+            if w.quarantined_at.is_some() {
+                format!("  QUARANTINED after {} failures", w.consecutive_failures)
+            } else {
+                String::new()
+            },
             if w.running_tasks.is_empty() {
                 "-".to_owned()
             } else {

@@ -172,6 +172,11 @@ fn worker_from_row(row: &SqliteRow) -> Result<WorkerStatus> {
         registered_at: time_from_ms(row.try_get("registered_at")?)?,
         last_seen_at: time_from_ms(row.try_get("last_seen_at")?)?,
         running,
+        consecutive_failures: row.try_get::<i64, _>("consecutive_failures")? as u32,
+        quarantined_at: row
+            .try_get::<Option<i64>, _>("quarantined_at")?
+            .map(time_from_ms)
+            .transpose()?,
     })
 }
 
@@ -361,10 +366,38 @@ impl JobStore for SqliteStore {
         Ok(())
     }
 
+    async fn record_attempt(
+        &self,
+        worker: WorkerId,
+        succeeded: bool,
+        quarantine_after: u32,
+    ) -> Result<bool> {
+        let row = sqlx::query(
+            "UPDATE workers SET
+                 consecutive_failures = CASE WHEN ?2 THEN 0 ELSE consecutive_failures + 1 END,
+                 quarantined_at = CASE
+                     WHEN NOT ?2 AND quarantined_at IS NULL
+                          AND consecutive_failures + 1 >= ?3 THEN ?4
+                     ELSE quarantined_at END
+             WHERE id = ?1
+             RETURNING quarantined_at IS NOT NULL AS quarantined",
+        )
+        .bind(text(worker.0))
+        .bind(succeeded)
+        .bind(i64::from(quarantine_after))
+        .bind(now_ms())
+        .fetch_optional(&self.writer)
+        .await?;
+        match row {
+            Some(row) => Ok(row.try_get("quarantined")?),
+            None => Err(StoreError::NotFound(format!("worker {worker}"))),
+        }
+    }
+
     async fn list_workers(&self, limit: u32) -> Result<Vec<WorkerStatus>> {
         let rows = sqlx::query(
             "SELECT w.id, w.name, w.device, w.models, w.loaded_models, w.registered_at,
-                    w.last_seen_at,
+                    w.last_seen_at, w.consecutive_failures, w.quarantined_at,
                     (SELECT json_group_array(t.id) FROM
                          (SELECT id FROM tasks WHERE worker_id = w.id AND state = 'running'
                           ORDER BY started_at, id) AS t) AS running
@@ -398,6 +431,18 @@ impl JobStore for SqliteStore {
                AND NOT (SELECT paused FROM jobs WHERE jobs.id = tasks.job_id) AND ",
             due!("", "?4"),
             "
+               AND NOT EXISTS (SELECT 1 FROM workers q
+                               WHERE q.id = ?2 AND q.quarantined_at IS NOT NULL)
+               AND NOT (EXISTS (SELECT 1 FROM json_each(tasks.errors) e
+                                WHERE json_extract(e.value, '$.worker') = ?2)
+                        AND EXISTS (
+                            SELECT 1 FROM workers w
+                            WHERE w.id <> ?2 AND w.quarantined_at IS NULL
+                              AND w.last_seen_at > ?4 - 2 * (?3 - ?4)
+                              AND EXISTS (SELECT 1 FROM json_each(w.models) m
+                                          WHERE m.value = tasks.model)
+                              AND NOT EXISTS (SELECT 1 FROM json_each(tasks.errors) e
+                                              WHERE json_extract(e.value, '$.worker') = w.id)))
              RETURNING ",
             task_columns!()
         ))
@@ -408,6 +453,9 @@ impl JobStore for SqliteStore {
         .fetch_optional(&self.writer)
         .await?;
         let Some(row) = row else {
+            if let Some(refused) = self.refusal(task, worker, lease).await? {
+                return Err(refused);
+            }
             return Err(self
                 .explain_miss(
                     task,

@@ -5,14 +5,14 @@
 
 use std::collections::HashMap;
 
-use fresco_core::{JobId, TaskId};
+use fresco_core::{JobId, TaskId, WorkerId};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
 use super::SqliteStore;
-use super::rows::{state_at, text, time_from_ms, undecodable, uuid_at};
-use crate::error::{Result, StoreError};
+use super::rows::{now_ms, state_at, text, time_from_ms, undecodable, uuid_at};
+use crate::error::{Result, StoreError, refusal_of};
 use crate::records::{JobSummary, OutputRecord, StateCounts, TaskRecord};
 
 /// The columns [`SqliteStore::summaries`] reads, as a literal for
@@ -128,6 +128,46 @@ impl SqliteStore {
 
     /// Why a guarded update touched no row: the task is missing, or in
     /// another state / held under another token.
+    /// Why a claim of a queued task was refused to this worker, if it was.
+    pub(super) async fn refusal(
+        &self,
+        task: TaskId,
+        worker: WorkerId,
+        lease: std::time::Duration,
+    ) -> Result<Option<StoreError>> {
+        let row = sqlx::query(
+            "SELECT state,
+                    coalesce((SELECT quarantined_at IS NOT NULL FROM workers WHERE id = ?2), 0)
+                        AS quarantined,
+                    EXISTS (SELECT 1 FROM json_each(tasks.errors) e
+                            WHERE json_extract(e.value, '$.worker') = ?2)
+                    AND EXISTS (
+                        SELECT 1 FROM workers w
+                        WHERE w.id <> ?2 AND w.quarantined_at IS NULL
+                          AND w.last_seen_at > ?3 - 2 * ?4
+                          AND EXISTS (SELECT 1 FROM json_each(w.models) m
+                                      WHERE m.value = tasks.model)
+                          AND NOT EXISTS (SELECT 1 FROM json_each(tasks.errors) e
+                                          WHERE json_extract(e.value, '$.worker') = w.id))
+                        AS failed_here
+             FROM tasks WHERE id = ?1",
+        )
+        .bind(text(task.0))
+        .bind(text(worker.0))
+        .bind(now_ms())
+        .bind(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(refusal_of(
+            task,
+            worker,
+            &row.try_get::<String, _>("state")?,
+            row.try_get("quarantined")?,
+            row.try_get("failed_here")?,
+        ))
+    }
+
     pub(super) async fn explain_miss(&self, task: TaskId, wanted: &str) -> StoreError {
         let row = sqlx::query("SELECT state, attempt FROM tasks WHERE id = ?1")
             .bind(text(task.0))
