@@ -218,8 +218,13 @@ pub fn binary(name: &str) -> Command {
 }
 
 /// Where a test's logs go: kept in the temp dir for a failing test to show.
+/// A process started again under the same name appends to its log.
 pub fn log_file(dir: &std::path::Path, name: &str) -> std::fs::File {
-    std::fs::File::create(dir.join(format!("{name}.log"))).expect("creating a log file")
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{name}.log")))
+        .expect("opening a log file")
 }
 
 /// Timings for a farm under test: short leases so expiry tests are quick.
@@ -236,6 +241,9 @@ pub struct FarmOptions {
     pub worker_args: Vec<String>,
     /// Extra flags for the coordinator.
     pub coordinator_args: Vec<String>,
+    /// Environment variables for the coordinator and every worker (e.g.
+    /// `AWS_ENDPOINT_URL` through a [`TcpProxy`]).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for FarmOptions {
@@ -249,6 +257,7 @@ impl Default for FarmOptions {
             retry_backoff_ms: 200,
             worker_args: Vec::new(),
             coordinator_args: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -310,6 +319,7 @@ impl Farm {
                 .args(["--reap-ms", &o.reap_ms.to_string()])
                 .args(["--retry-backoff-ms", &o.retry_backoff_ms.to_string()])
                 .args(&o.coordinator_args)
+                .envs(o.env.iter().map(|(k, v)| (k, v)))
                 .stdout(Stdio::null())
                 .stderr(log),
         );
@@ -346,6 +356,7 @@ impl Farm {
                 .args(["--shutdown-grace-seconds", "10"])
                 .args(&self.options.worker_args)
                 .args(extra_args)
+                .envs(self.options.env.iter().map(|(k, v)| (k, v)))
                 .stdout(Stdio::null())
                 .stderr(log),
         );
@@ -430,4 +441,54 @@ pub fn describe(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
+}
+
+/// A TCP proxy to a service that can be switched off: while down it drops
+/// every open connection and refuses new ones, as a dead server would.
+pub struct TcpProxy {
+    pub port: u16,
+    down: tokio::sync::watch::Sender<bool>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl TcpProxy {
+    /// Listens on a free loopback port and forwards to `target` (host:port).
+    pub async fn start(target: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding the proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        let (down, watch) = tokio::sync::watch::channel(false);
+        let target = target.to_owned();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if *watch.borrow() {
+                    continue; // dropped: the connection is reset
+                }
+                let target = target.clone();
+                let mut watch = watch.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = watch.wait_for(|down| *down) => {}
+                    }
+                });
+            }
+        });
+        Self { port, down, accept }
+    }
+
+    /// Takes the service away (`true`) or brings it back (`false`).
+    pub fn set_down(&self, down: bool) {
+        self.down.send_replace(down);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
 }
