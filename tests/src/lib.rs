@@ -244,6 +244,9 @@ pub struct FarmOptions {
     /// Environment variables for the coordinator and every worker (e.g.
     /// `AWS_ENDPOINT_URL` through a [`TcpProxy`]).
     pub env: Vec<(String, String)>,
+    /// Whether the coordinator reaches Postgres through a [`TcpProxy`]
+    /// (`Farm::db_proxy`) that a test can switch off.
+    pub proxy_database: bool,
 }
 
 impl Default for FarmOptions {
@@ -258,6 +261,7 @@ impl Default for FarmOptions {
             worker_args: Vec::new(),
             coordinator_args: Vec::new(),
             env: Vec::new(),
+            proxy_database: false,
         }
     }
 }
@@ -275,6 +279,10 @@ pub struct Farm {
     pub coordinator: Option<Proc>,
     pub workers: Vec<Proc>,
     pub options: FarmOptions,
+    /// Between the coordinator and Postgres, with `proxy_database`.
+    pub db_proxy: Option<TcpProxy>,
+    /// The database URL the coordinator is given.
+    coordinator_db_url: String,
 }
 
 impl Farm {
@@ -284,6 +292,15 @@ impl Farm {
         let redis = RedisServer::start(&services).await;
         let storage_url = format!("s3://{}/t-{}", services.bucket, Uuid::new_v4().simple());
         let port = free_port();
+        let (db_proxy, coordinator_db_url) = if options.proxy_database {
+            let (head, rest) = db.url.split_once('@').expect("a URL with a user");
+            let (host, path) = rest.split_once('/').expect("a URL with a database");
+            let proxy = TcpProxy::start(host).await;
+            let url = format!("{head}@127.0.0.1:{}/{path}", proxy.port);
+            (Some(proxy), url)
+        } else {
+            (None, db.url.clone())
+        };
         let mut farm = Self {
             services,
             db,
@@ -295,6 +312,8 @@ impl Farm {
             coordinator: None,
             workers: Vec::new(),
             options,
+            db_proxy,
+            coordinator_db_url,
         };
         farm.start_coordinator().await;
         for _ in 0..farm.options.workers {
@@ -310,7 +329,7 @@ impl Farm {
             "fresco-coordinator",
             binary("fresco-coordinator")
                 .args(["--listen", &self.listen])
-                .args(["--database-url", &self.db.url])
+                .args(["--database-url", &self.coordinator_db_url])
                 .args(["--redis-url", &self.redis.url])
                 .args(["--storage", &self.storage_url])
                 .args(["--lease-seconds", &o.lease_seconds.to_string()])
