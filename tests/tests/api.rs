@@ -41,7 +41,7 @@ fn params(f: impl FnOnce(&mut pb::TaskParams)) -> pb::TaskParams {
 
 /// One request to the API.
 enum Call {
-    Submit(pb::SubmitJobRequest),
+    Submit(Box<pb::SubmitJobRequest>),
     GetJob(&'static str),
     CancelJob(&'static str),
     WatchJob(&'static str),
@@ -53,7 +53,7 @@ enum Call {
 async fn send(client: &mut JobServiceClient<Channel>, call: Call) -> Result<(), tonic::Status> {
     let id = |s: &str| s.to_owned();
     match call {
-        Call::Submit(r) => client.submit_job(r).await.map(drop),
+        Call::Submit(r) => client.submit_job(*r).await.map(drop),
         Call::GetJob(j) => client
             .get_job(pb::GetJobRequest { job_id: id(j) })
             .await
@@ -87,6 +87,7 @@ const MISSING: &str = "0190f1c2-7b1e-7000-8000-000000000000";
 
 fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
     use Call::*;
+    let submit = |r: pb::SubmitJobRequest| Call::Submit(Box::new(r));
     let invalid = Code::InvalidArgument;
     let many_tasks = pb::SubmitJobRequest {
         tasks: vec![task("p"); 1_000_001],
@@ -95,37 +96,37 @@ fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
     vec![
         (
             "empty prompt",
-            Submit(with_task(task(""))),
+            submit(with_task(task(""))),
             invalid,
             "tasks[1].prompt: must not be empty".into(),
         ),
         (
             "1 MB prompt",
-            Submit(with_task(task(&"x".repeat(1 << 20)))),
+            submit(with_task(task(&"x".repeat(1 << 20)))),
             invalid,
             "tasks[1].prompt: must be at most 2000 characters".into(),
         ),
         (
             "bell in a prompt",
-            Submit(with_task(task("a\u{7}b"))),
+            submit(with_task(task("a\u{7}b"))),
             invalid,
             "tasks[1].prompt: must not contain control characters (found U+0007)".into(),
         ),
         (
             "NUL in a prompt",
-            Submit(with_task(task("a\0b"))),
+            submit(with_task(task("a\0b"))),
             invalid,
             "tasks[1].prompt: must not contain control characters (found U+0000)".into(),
         ),
         (
             "escape sequence in a prompt",
-            Submit(with_task(task("\u{1b}[2Jred"))),
+            submit(with_task(task("\u{1b}[2Jred"))),
             invalid,
             "tasks[1].prompt: must not contain control characters (found U+001B)".into(),
         ),
         (
             "1 MB negative prompt",
-            Submit(with_task(params(|t| {
+            submit(with_task(params(|t| {
                 t.negative_prompt = Some("n".repeat(1 << 20))
             }))),
             invalid,
@@ -133,97 +134,97 @@ fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
         ),
         (
             "zero steps",
-            Submit(with_task(params(|t| t.steps = Some(0)))),
+            submit(with_task(params(|t| t.steps = Some(0)))),
             invalid,
             "tasks[1].steps: must be between 1 and 200 (got 0)".into(),
         ),
         (
             "10 000 steps",
-            Submit(with_task(params(|t| t.steps = Some(10_000)))),
+            submit(with_task(params(|t| t.steps = Some(10_000)))),
             invalid,
             "tasks[1].steps: must be between 1 and 200 (got 10000)".into(),
         ),
         (
             "zero images",
-            Submit(with_task(params(|t| t.n = Some(0)))),
+            submit(with_task(params(|t| t.n = Some(0)))),
             invalid,
             "tasks[1].n: must be between 1 and 16 (got 0)".into(),
         ),
         (
             "4 billion images",
-            Submit(with_task(params(|t| t.n = Some(u32::MAX)))),
+            submit(with_task(params(|t| t.n = Some(u32::MAX)))),
             invalid,
             "tasks[1].n: must be between 1 and 16".into(),
         ),
         (
             "zero width",
-            Submit(with_task(params(|t| t.width = Some(0)))),
+            submit(with_task(params(|t| t.width = Some(0)))),
             invalid,
             "tasks[1].width: must be a positive multiple of 8".into(),
         ),
         (
             "odd width",
-            Submit(with_task(params(|t| t.width = Some(33)))),
+            submit(with_task(params(|t| t.width = Some(33)))),
             invalid,
             "tasks[1].width: must be a positive multiple of 8".into(),
         ),
         (
             "huge height",
-            Submit(with_task(params(|t| t.height = Some(1 << 20)))),
+            submit(with_task(params(|t| t.height = Some(1 << 20)))),
             invalid,
             "tasks[1].height: must be at most 2048".into(),
         ),
         (
             "u32::MAX height",
-            Submit(with_task(params(|t| t.height = Some(u32::MAX)))),
+            submit(with_task(params(|t| t.height = Some(u32::MAX)))),
             invalid,
             "tasks[1].height".into(),
         ),
         (
             "NaN guidance",
-            Submit(with_task(params(|t| t.guidance = Some(f32::NAN)))),
+            submit(with_task(params(|t| t.guidance = Some(f32::NAN)))),
             invalid,
             "tasks[1].guidance: must be finite".into(),
         ),
         (
             "infinite guidance",
-            Submit(with_task(params(|t| t.guidance = Some(f32::INFINITY)))),
+            submit(with_task(params(|t| t.guidance = Some(f32::INFINITY)))),
             invalid,
             "tasks[1].guidance: must be finite".into(),
         ),
         (
             "minus infinite guidance",
-            Submit(with_task(params(|t| t.guidance = Some(f32::NEG_INFINITY)))),
+            submit(with_task(params(|t| t.guidance = Some(f32::NEG_INFINITY)))),
             invalid,
             "tasks[1].guidance: must be finite".into(),
         ),
         (
             "negative guidance",
-            Submit(with_task(params(|t| t.guidance = Some(-2.0)))),
+            submit(with_task(params(|t| t.guidance = Some(-2.0)))),
             invalid,
             "tasks[1].guidance: must be between 0".into(),
         ),
         (
             "guidance 1e30",
-            Submit(with_task(params(|t| t.guidance = Some(1e30)))),
+            submit(with_task(params(|t| t.guidance = Some(1e30)))),
             invalid,
             "tasks[1].guidance: must be between 0".into(),
         ),
         (
             "unknown sampler",
-            Submit(with_task(params(|t| t.sampler = Some("warp".into())))),
+            submit(with_task(params(|t| t.sampler = Some("warp".into())))),
             invalid,
             "tasks[1].sampler: unknown sampler".into(),
         ),
         (
             "SQL in a sampler",
-            Submit(with_task(params(|t| t.sampler = Some(SQL.into())))),
+            submit(with_task(params(|t| t.sampler = Some(SQL.into())))),
             invalid,
             "tasks[1].sampler: unknown sampler".into(),
         ),
         (
             "bad job default",
-            Submit(pb::SubmitJobRequest {
+            submit(pb::SubmitJobRequest {
                 defaults: Some(params(|t| {
                     t.prompt = None;
                     t.steps = Some(0)
@@ -235,7 +236,7 @@ fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
         ),
         (
             "no tasks",
-            Submit(pb::SubmitJobRequest {
+            submit(pb::SubmitJobRequest {
                 tasks: vec![],
                 ..ok()
             }),
@@ -244,13 +245,13 @@ fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
         ),
         (
             "a million and one tasks",
-            Submit(many_tasks),
+            submit(many_tasks),
             invalid,
             "tasks: must hold at most 1000000 tasks (got 1000001)".into(),
         ),
         (
             "empty model",
-            Submit(pb::SubmitJobRequest {
+            submit(pb::SubmitJobRequest {
                 model: String::new(),
                 ..ok()
             }),
@@ -259,7 +260,7 @@ fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
         ),
         (
             "unknown model",
-            Submit(pb::SubmitJobRequest {
+            submit(pb::SubmitJobRequest {
                 model: "sd-99".into(),
                 ..ok()
             }),
@@ -268,7 +269,7 @@ fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
         ),
         (
             "path traversal in a model",
-            Submit(pb::SubmitJobRequest {
+            submit(pb::SubmitJobRequest {
                 model: "../../etc/passwd".into(),
                 ..ok()
             }),
@@ -277,7 +278,7 @@ fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
         ),
         (
             "traversal inside a model",
-            Submit(pb::SubmitJobRequest {
+            submit(pb::SubmitJobRequest {
                 model: "a/../../b".into(),
                 ..ok()
             }),
@@ -286,7 +287,7 @@ fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
         ),
         (
             "SQL in a model",
-            Submit(pb::SubmitJobRequest {
+            submit(pb::SubmitJobRequest {
                 model: SQL.into(),
                 ..ok()
             }),
@@ -295,7 +296,7 @@ fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
         ),
         (
             "long job name",
-            Submit(pb::SubmitJobRequest {
+            submit(pb::SubmitJobRequest {
                 name: "n".repeat(100_000),
                 ..ok()
             }),
@@ -304,7 +305,7 @@ fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
         ),
         (
             "control character in an owner",
-            Submit(pb::SubmitJobRequest {
+            submit(pb::SubmitJobRequest {
                 owner: "me\u{8}".into(),
                 ..ok()
             }),
@@ -313,7 +314,7 @@ fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
         ),
         (
             "huge priority",
-            Submit(pb::SubmitJobRequest {
+            submit(pb::SubmitJobRequest {
                 priority: i32::MAX,
                 ..ok()
             }),
@@ -322,7 +323,7 @@ fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
         ),
         (
             "huge max_attempts",
-            Submit(pb::SubmitJobRequest {
+            submit(pb::SubmitJobRequest {
                 max_attempts: u32::MAX,
                 ..ok()
             }),

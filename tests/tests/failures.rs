@@ -5,7 +5,9 @@
 //!   meanwhile holds its result and reports it once Postgres is back (the
 //!   first attempt wins, nothing runs twice);
 //! - the coordinator restarted under a running task: the worker keeps its
-//!   lease and the first attempt succeeds.
+//!   lease and the first attempt succeeds;
+//! - a submission sent while the coordinator is down: the CLI keeps trying
+//!   under one request id, and the job is stored once.
 
 use std::time::{Duration, Instant};
 
@@ -148,4 +150,65 @@ async fn a_coordinator_restart_leaves_running_tasks_their_leases() {
     assert_eq!(task["state"], "succeeded", "{done}\n{}", farm.logs());
     assert_eq!(task["attempt"], 1, "the lease survived the restart: {task}");
     assert_eq!(task["errors"], serde_json::json!([]), "{task}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_during_a_coordinator_outage_is_stored_once() {
+    let mut farm = Farm::start(FarmOptions {
+        workers: 0,
+        ..FarmOptions::default()
+    })
+    .await;
+    if let Some(coordinator) = farm.coordinator.as_mut() {
+        coordinator.signal("KILL");
+        coordinator.wait_exit(Duration::from_secs(10));
+    }
+    let cli = fresco_e2e::binary("fresco")
+        .args(["--coordinator", &farm.endpoint])
+        .args(["submit", "--model", "tiny-random-dit", "-p", "a", "-p", "b"])
+        .args(["--request-id", "outage-1", "--retry-seconds", "60"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting fresco submit");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    farm.start_coordinator().await;
+    let out = tokio::task::spawn_blocking(move || cli.wait_with_output())
+        .await
+        .expect("join")
+        .expect("fresco submit");
+    assert!(out.status.success(), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("trying again (request id outage-1)"),
+        "{stderr}"
+    );
+    let job = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+
+    // Sent again with the same id: the same job, and the CLI says so.
+    let again = farm.cli(&[
+        "submit",
+        "--model",
+        "tiny-random-dit",
+        "-p",
+        "a",
+        "-p",
+        "b",
+        "--request-id",
+        "outage-1",
+    ]);
+    assert!(again.status.success(), "{}", describe(&again));
+    assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), job);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already stored"),
+        "{}",
+        describe(&again)
+    );
+    let pool = farm.db.pool().await;
+    let (jobs, tasks): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM tasks)")
+            .fetch_one(&pool)
+            .await
+            .expect("counting rows");
+    assert_eq!((jobs, tasks), (1, 2), "stored once, whole");
 }

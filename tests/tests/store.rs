@@ -90,6 +90,7 @@ conformance!(
     a_failed_task_waits_out_its_backoff,
     a_task_is_not_handed_again_to_a_worker_that_failed_it,
     a_worker_failing_in_a_row_is_quarantined,
+    a_submission_sent_again_with_its_request_id_is_stored_once,
 );
 
 fn spec(tasks: usize, max_attempts: u32) -> JobSpec {
@@ -98,6 +99,7 @@ fn spec(tasks: usize, max_attempts: u32) -> JobSpec {
 
 fn spec_for(model: &str, tasks: usize, max_attempts: u32) -> JobSpec {
     JobSpec {
+        request_id: None,
         name: "test".into(),
         owner: "me".into(),
         model: model.into(),
@@ -988,6 +990,7 @@ async fn workers_are_listed_with_loaded_models_and_running_tasks(store: Store) {
     // A heartbeat says nothing of loaded models: they stay as they were.
     tokio::time::sleep(Duration::from_millis(20)).await;
     store.worker_seen(b, None).await.expect("seen");
+    tokio::time::sleep(Duration::from_millis(20)).await;
     store.worker_seen(a, None).await.expect("seen");
     let listed = store.list_workers(1).await.expect("list");
     assert_eq!(listed.len(), 1, "the limit holds");
@@ -1199,4 +1202,52 @@ async fn a_worker_failing_in_a_row_is_quarantined(store: Store) {
         store.record_attempt(WorkerId::new(), false, 3).await,
         Err(StoreError::NotFound(_))
     ));
+}
+
+async fn a_submission_sent_again_with_its_request_id_is_stored_once(store: Store) {
+    let keyed = JobSpec {
+        request_id: Some("cli:0190f1c2-7b1e".into()),
+        ..spec(3, 3)
+    };
+    let first = store.submit(&keyed).await.expect("submit");
+    assert!(!first.replayed);
+    assert_eq!(first.tasks.len(), 3);
+    let again = store.submit(&keyed).await.expect("submit again");
+    assert!(again.replayed, "the second send is a replay");
+    assert_eq!(again.job.id, first.job.id);
+    assert!(again.tasks.is_empty(), "nothing new to dispatch");
+    assert_eq!(store.list_jobs(10, None).await.expect("list").len(), 1);
+
+    // The same key on another submission is refused, not merged.
+    let other = JobSpec {
+        request_id: keyed.request_id.clone(),
+        ..spec(5, 3)
+    };
+    assert!(matches!(
+        store.submit(&other).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Submissions without a key never collide.
+    store.submit(&spec(1, 3)).await.expect("submit");
+    store.submit(&spec(1, 3)).await.expect("submit");
+    assert_eq!(store.list_jobs(10, None).await.expect("list").len(), 3);
+
+    // Concurrent sends of one keyed submission store it once.
+    let raced = JobSpec {
+        request_id: Some("race".into()),
+        ..spec(50, 3)
+    };
+    let sends: Vec<_> = (0..6)
+        .map(|_| {
+            let store = store.clone();
+            let raced = raced.clone();
+            tokio::spawn(async move { store.submit(&raced).await })
+        })
+        .collect();
+    let mut ids = HashSet::new();
+    for send in sends {
+        ids.insert(send.await.expect("join").expect("submit").job.id);
+    }
+    assert_eq!(ids.len(), 1, "one job for one request id");
+    assert_eq!(store.list_jobs(10, None).await.expect("list").len(), 4);
 }

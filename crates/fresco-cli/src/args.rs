@@ -102,6 +102,13 @@ pub struct SubmitArgs {
     /// Wait until the job finishes; exit non-zero if any task failed.
     #[arg(long)]
     pub wait: bool,
+    /// Idempotency key of this submission (default: a fresh one). Sending a
+    /// submission again with the same key returns the job it stored.
+    #[arg(long)]
+    pub request_id: Option<String>,
+    /// Seconds to keep trying while the coordinator does not answer.
+    #[arg(long, default_value_t = 60)]
+    pub retry_seconds: u64,
 }
 
 #[derive(Debug, Args)]

@@ -50,13 +50,18 @@ impl JobService for JobApi {
             &mut rand::random::<u64>,
         )?;
         let submitted = self.app.store.submit(&spec).await?;
-        info!(job_id = %submitted.job.id, tasks = submitted.tasks.len(), model = %spec.model, "job submitted");
+        if submitted.replayed {
+            info!(job_id = %submitted.job.id, request_id = ?spec.request_id, "submission replayed: the job was stored before");
+        } else {
+            info!(job_id = %submitted.job.id, tasks = submitted.tasks.len(), model = %spec.model, "job submitted");
+        }
         if let Err(err) = self.app.dispatch.push(&submitted.tasks).await {
             // Postgres has the job; the reconciler pushes it once Redis is back.
             warn!(job_id = %submitted.job.id, error = %err, "dispatch push failed; the reconciler will retry");
         }
         Ok(Response::new(pb::SubmitJobResponse {
             job: Some(convert::job(&submitted.job)),
+            replayed: submitted.replayed,
         }))
     }
 

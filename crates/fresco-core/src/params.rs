@@ -71,6 +71,8 @@ pub struct TaskSpec {
 /// A checked submission: ready to be stored as it is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobSpec {
+    /// The client's idempotency key, if it gave one.
+    pub request_id: Option<String>,
     pub name: String,
     pub owner: String,
     pub model: String,

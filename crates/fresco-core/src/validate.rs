@@ -37,6 +37,7 @@ pub fn job_spec(
             ),
         ));
     }
+    let request_id = request_id(&request.request_id)?;
     let max_attempts = match request.max_attempts {
         0 => defaults::MAX_ATTEMPTS,
         n if n > limits.max_attempts => {
@@ -72,6 +73,7 @@ pub fn job_spec(
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(JobSpec {
+        request_id,
         name,
         owner,
         model,
@@ -97,6 +99,21 @@ pub fn model_id(value: &str) -> Result<String, FieldError> {
         ));
     }
     Ok(value.to_owned())
+}
+
+/// An idempotency key: empty for none, else 1-100 of `[A-Za-z0-9._:-]`.
+fn request_id(value: &str) -> Result<Option<String>, FieldError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-');
+    if value.len() > 100 || !value.chars().all(allowed) {
+        return Err(FieldError::new(
+            "request_id",
+            "must be 1-100 letters, digits, '.', '_', ':' or '-'",
+        ));
+    }
+    Ok(Some(value.to_owned()))
 }
 
 fn short_text(field: &str, value: &str, max_chars: usize) -> Result<String, FieldError> {

@@ -46,6 +46,26 @@ pub(crate) fn refusal_of(
     }
 }
 
+/// The job stored earlier under `spec.request_id`, as a replayed
+/// submission; `Conflict` when it is not the same submission.
+pub(crate) fn replay(
+    spec: &fresco_core::JobSpec,
+    job: crate::JobSummary,
+) -> Result<crate::Submitted> {
+    if job.model != spec.model || job.task_count != spec.tasks.len() as u64 {
+        return Err(StoreError::Conflict(format!(
+            "request_id {:?} was used for another submission (job {})",
+            spec.request_id.as_deref().unwrap_or_default(),
+            job.id
+        )));
+    }
+    Ok(crate::Submitted {
+        job,
+        tasks: Vec::new(),
+        replayed: true,
+    })
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
         match err {

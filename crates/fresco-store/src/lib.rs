@@ -27,7 +27,9 @@ pub use sqlite::SqliteStore;
 /// The operations on fresco's source of truth.
 #[async_trait]
 pub trait JobStore: Send + Sync + 'static {
-    /// Stores a job and all its tasks, all or nothing.
+    /// Stores a job and all its tasks, all or nothing. A spec whose
+    /// `request_id` names a stored job returns that job (`replayed`), or
+    /// `Conflict` when that job differs in model or task count.
     async fn submit(&self, spec: &JobSpec) -> Result<Submitted>;
     async fn get_job(&self, id: JobId) -> Result<JobSummary>;
     /// Newest first.

@@ -13,7 +13,7 @@ use sqlx::{Row, postgres::PgConnectOptions};
 use uuid::Uuid;
 
 use crate::JobStore;
-use crate::error::{Result, StoreError, refusal_of};
+use crate::error::{Result, StoreError, refusal_of, replay};
 use crate::records::*;
 
 /// Rows per `UNNEST` statement when storing a submission.
@@ -130,6 +130,21 @@ fn queued_from_row(row: &PgRow) -> Result<QueuedTask> {
 }
 
 impl PgStore {
+    /// The job stored under the spec's request id, if any.
+    async fn job_by_request(&self, spec: &JobSpec) -> Result<Option<JobSummary>> {
+        let Some(request_id) = &spec.request_id else {
+            return Ok(None);
+        };
+        let row = sqlx::query("SELECT id FROM jobs WHERE request_id = $1")
+            .bind(request_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => Ok(Some(self.get_job(JobId(row.try_get("id")?)).await?)),
+            None => Ok(None),
+        }
+    }
+
     /// `NotFound` unless the job exists.
     async fn job_exists(&self, id: JobId) -> Result<()> {
         let exists = sqlx::query("SELECT 1 FROM jobs WHERE id = $1")
@@ -286,11 +301,16 @@ impl PgStore {
 #[async_trait]
 impl JobStore for PgStore {
     async fn submit(&self, spec: &JobSpec) -> Result<Submitted> {
+        if let Some(stored) = self.job_by_request(spec).await? {
+            return replay(spec, stored);
+        }
         let job = JobId::new();
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
-            "INSERT INTO jobs (id, name, owner, model, priority, max_attempts, task_count)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+            "INSERT INTO jobs (id, name, owner, model, priority, max_attempts, task_count,
+                 request_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (request_id) DO NOTHING
              RETURNING id, name, owner, model, priority, max_attempts, task_count, created_at, paused",
         )
         .bind(job.0)
@@ -300,8 +320,17 @@ impl JobStore for PgStore {
         .bind(spec.priority)
         .bind(spec.max_attempts as i32)
         .bind(spec.tasks.len() as i64)
-        .fetch_one(&mut *tx)
+        .bind(spec.request_id.as_deref())
+        .fetch_optional(&mut *tx)
         .await?;
+        let Some(row) = row else {
+            // The same request, committed by a concurrent call meanwhile.
+            tx.rollback().await?;
+            let stored = self.job_by_request(spec).await?.ok_or_else(|| {
+                StoreError::Conflict("a submission with this request_id vanished".into())
+            })?;
+            return replay(spec, stored);
+        };
         let mut queued = Vec::with_capacity(spec.tasks.len());
         for (chunk_no, chunk) in spec.tasks.chunks(INSERT_CHUNK).enumerate() {
             let first = chunk_no * INSERT_CHUNK;
@@ -349,7 +378,11 @@ impl JobStore for PgStore {
         let job = jobs
             .pop()
             .ok_or_else(|| StoreError::NotFound(format!("job {job}")))?;
-        Ok(Submitted { job, tasks: queued })
+        Ok(Submitted {
+            job,
+            tasks: queued,
+            replayed: false,
+        })
     }
 
     async fn get_job(&self, id: JobId) -> Result<JobSummary> {

@@ -43,7 +43,10 @@ pub struct JobSummary {
 #[derive(Debug, Clone)]
 pub struct Submitted {
     pub job: JobSummary,
+    /// The tasks stored now (none when replayed).
     pub tasks: Vec<QueuedTask>,
+    /// The job was stored earlier under the same request id.
+    pub replayed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

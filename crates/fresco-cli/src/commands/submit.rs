@@ -1,10 +1,15 @@
 //! `fresco submit`: builds one job from flags and a prompts file, submits
 //! it, and prints the job id once the coordinator has stored every task.
+//! While the coordinator does not answer it tries again under the same
+//! request id, so the job is stored once or not at all, and it says which.
+
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use fresco_core::prompts_file::{self, PromptsFileError};
 use fresco_proto::v1 as pb;
 use fresco_proto::v1::job_service_client::JobServiceClient;
+use tonic::Code;
 use tonic::transport::Channel;
 
 use crate::args::SubmitArgs;
@@ -37,13 +42,10 @@ fn tasks_of(args: &SubmitArgs) -> Result<Vec<pb::TaskParams>, Failure> {
     Ok(tasks)
 }
 
-/// Submits the job the flags describe; returns it as stored.
-pub async fn submit(
-    client: &mut JobServiceClient<Channel>,
-    args: &SubmitArgs,
-) -> Result<pb::Job, Failure> {
+/// The request the flags describe, under `request_id`.
+fn request_of(args: &SubmitArgs, request_id: &str) -> Result<pb::SubmitJobRequest, Failure> {
     let tasks = tasks_of(args)?;
-    let request = pb::SubmitJobRequest {
+    Ok(pb::SubmitJobRequest {
         model: args.model.clone().unwrap_or_default(),
         defaults: Some(pb::TaskParams {
             prompt: None,
@@ -61,7 +63,16 @@ pub async fn submit(
         priority: args.priority,
         max_attempts: args.max_attempts.unwrap_or(0),
         name: args.name.clone(),
-    };
+        request_id: request_id.to_owned(),
+    })
+}
+
+/// Submits the job the flags describe once; returns it as stored.
+pub async fn submit(
+    client: &mut JobServiceClient<Channel>,
+    args: &SubmitArgs,
+) -> Result<pb::Job, Failure> {
+    let request = request_of(args, args.request_id.as_deref().unwrap_or_default())?;
     let job = client
         .submit_job(request)
         .await?
@@ -71,14 +82,69 @@ pub async fn submit(
     Ok(job)
 }
 
+/// Whether a failed call may simply not have reached the coordinator, or
+/// its answer not have come back.
+fn unanswered(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded
+    )
+}
+
+/// Sends the submission until the coordinator answers, for at most
+/// `--retry-seconds`. Every try carries the same request id, so a job
+/// stored by a try whose answer was lost is returned, never stored twice.
+async fn submit_until_answered(
+    endpoint: &str,
+    request: pb::SubmitJobRequest,
+    patience: Duration,
+) -> Result<(JobServiceClient<Channel>, pb::SubmitJobResponse), Failure> {
+    let deadline = Instant::now() + patience;
+    let id = request.request_id.clone();
+    loop {
+        let why = match client::connect(endpoint).await {
+            Ok(mut client) => match client.submit_job(request.clone()).await {
+                Ok(response) => return Ok((client, response.into_inner())),
+                Err(status) if unanswered(&status) => status.message().to_owned(),
+                Err(status) => return Err(status.into()),
+            },
+            Err(err) => format!("{err:#}"),
+        };
+        if Instant::now() >= deadline {
+            return Err(Failure::Other(anyhow::anyhow!(
+                "the coordinator did not answer ({why}); the job may or may not be stored: \
+                 submit again with --request-id {id} to find out (a stored job is returned, \
+                 never stored twice)"
+            )));
+        }
+        eprintln!("the coordinator did not answer ({why}); trying again (request id {id})");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 pub async fn run(endpoint: &str, args: SubmitArgs) -> Result<(), Failure> {
-    let mut client = client::connect(endpoint).await?;
-    let job = submit(&mut client, &args).await?;
+    let request_id = args
+        .request_id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let request = request_of(&args, &request_id)?;
+    let patience = Duration::from_secs(args.retry_seconds);
+    let (mut client, response) = submit_until_answered(endpoint, request, patience).await?;
+    let job = response
+        .job
+        .context("the coordinator's reply held no job")?;
     if args.json {
         println!("{}", report::job_json(&job));
     } else {
         println!("{}", job.id);
-        eprintln!("submitted job {} with {} tasks", job.id, job.task_count);
+        if response.replayed {
+            eprintln!(
+                "job {} was already stored by an earlier try of this submission (request id {request_id})",
+                job.id
+            );
+        } else {
+            eprintln!("submitted job {} with {} tasks", job.id, job.task_count);
+        }
     }
     if args.wait {
         let done = watch::follow(&mut client, &job.id, !args.json).await?;

@@ -43,7 +43,7 @@ use self::rows::{
     time_from_ms, undecodable, uuid_at,
 };
 use crate::JobStore;
-use crate::error::{Result, StoreError};
+use crate::error::{Result, StoreError, replay};
 use crate::records::*;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations-sqlite");
@@ -187,10 +187,27 @@ fn json_list(values: &[String]) -> Result<String> {
 #[async_trait]
 impl JobStore for SqliteStore {
     async fn submit(&self, spec: &JobSpec) -> Result<Submitted> {
+        if let Some(stored) = self.job_by_request(spec).await? {
+            return replay(spec, stored);
+        }
         let job = JobId::new();
-        let tasks = self.insert_submission(job, spec, now_ms()).await?;
+        let tasks = match self.insert_submission(job, spec, now_ms()).await {
+            Ok(tasks) => tasks,
+            // The same request, stored by a concurrent call meanwhile.
+            Err(StoreError::Internal(sqlx::Error::Database(db))) if db.is_unique_violation() => {
+                let stored = self.job_by_request(spec).await?.ok_or_else(|| {
+                    StoreError::Conflict("a submission with this request_id vanished".into())
+                })?;
+                return replay(spec, stored);
+            }
+            Err(err) => return Err(err),
+        };
         let job = self.get_job(job).await?;
-        Ok(Submitted { job, tasks })
+        Ok(Submitted {
+            job,
+            tasks,
+            replayed: false,
+        })
     }
 
     async fn get_job(&self, id: JobId) -> Result<JobSummary> {

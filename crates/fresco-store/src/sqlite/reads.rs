@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::SqliteStore;
 use super::rows::{now_ms, state_at, text, time_from_ms, undecodable, uuid_at};
+use crate::JobStore;
 use crate::error::{Result, StoreError, refusal_of};
 use crate::records::{JobSummary, OutputRecord, StateCounts, TaskRecord};
 
@@ -31,6 +32,24 @@ fn id_array(ids: impl Iterator<Item = Uuid>) -> Result<String> {
 }
 
 impl SqliteStore {
+    /// The job stored under the spec's request id, if any.
+    pub(super) async fn job_by_request(
+        &self,
+        spec: &fresco_core::JobSpec,
+    ) -> Result<Option<JobSummary>> {
+        let Some(request_id) = &spec.request_id else {
+            return Ok(None);
+        };
+        let row = sqlx::query("SELECT id FROM jobs WHERE request_id = ?1")
+            .bind(request_id)
+            .fetch_optional(&self.writer)
+            .await?;
+        match row {
+            Some(row) => Ok(Some(self.get_job(JobId(uuid_at(&row, "id")?)).await?)),
+            None => Ok(None),
+        }
+    }
+
     /// `NotFound` unless the job exists.
     pub(super) async fn job_exists(&self, id: JobId) -> Result<()> {
         let exists = sqlx::query("SELECT 1 FROM jobs WHERE id = ?1")

@@ -47,8 +47,8 @@ impl SqliteStore {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO jobs (id, name, owner, model, priority, max_attempts, task_count,
-                 created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 created_at, request_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
         .bind(text(job.0))
         .bind(&spec.name)
@@ -58,6 +58,7 @@ impl SqliteStore {
         .bind(i64::from(spec.max_attempts))
         .bind(spec.tasks.len() as i64)
         .bind(now)
+        .bind(spec.request_id.as_deref())
         .execute(&mut *tx)
         .await?;
 

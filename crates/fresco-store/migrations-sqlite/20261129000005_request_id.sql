@@ -1,0 +1,4 @@
+-- A client's idempotency key for a submission: a submission sent again
+-- with the same key returns the job stored the first time.
+ALTER TABLE jobs ADD COLUMN request_id TEXT;
+CREATE UNIQUE INDEX jobs_by_request_id ON jobs (request_id) WHERE request_id IS NOT NULL;
