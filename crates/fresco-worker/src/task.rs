@@ -52,12 +52,7 @@ fn lease_lost(status: &tonic::Status) -> bool {
 pub async fn run(ctx: &TaskContext, task: pb::Task, attempt: u32) -> Ended {
     let progress = Arc::new(Progress::default());
     let heartbeat = spawn_heartbeat(ctx, &task, attempt, progress.clone());
-    let sampling = {
-        let cache = ctx.cache.clone();
-        let task = task.clone();
-        let progress = progress.clone();
-        tokio::task::spawn_blocking(move || render(&cache, &task, &progress))
-    };
+    let sampling = sample(ctx.cache.clone(), task.clone(), progress.clone());
     let give_back = ctx.give_back.clone();
     let cancel_on_give_back = {
         let progress = progress.clone();
@@ -84,24 +79,30 @@ pub async fn run(ctx: &TaskContext, task: pb::Task, attempt: u32) -> Ended {
                 report_failure(ctx, &task, attempt, "worker shutting down".into(), true).await
             }
             Ok(Err(err)) => report_failure(ctx, &task, attempt, format!("{err:#}"), false).await,
-            Err(join) => {
-                let message = match join.try_into_panic() {
-                    Ok(panic) => panic_message(panic.as_ref()),
-                    Err(join) => join.to_string(),
-                };
-                report_failure(
-                    ctx,
-                    &task,
-                    attempt,
-                    format!("sampling panicked: {message}"),
-                    false,
-                )
-                .await
-            }
+            Err(panicked) => report_failure(ctx, &task, attempt, panicked, false).await,
         }
     };
     heartbeat.abort();
     result
+}
+
+/// Samples `task` on a blocking thread. A panic inside sampling comes back
+/// as `Err("sampling panicked: ...")`, to be reported as the attempt's
+/// failure; the worker itself carries on with its next task.
+pub async fn sample(
+    cache: Arc<ModelCache>,
+    task: pb::Task,
+    progress: Arc<Progress>,
+) -> Result<anyhow::Result<Vec<RenderedImage>>, String> {
+    tokio::task::spawn_blocking(move || render(&cache, &task, &progress))
+        .await
+        .map_err(|join| {
+            let message = match join.try_into_panic() {
+                Ok(panic) => panic_message(panic.as_ref()),
+                Err(join) => join.to_string(),
+            };
+            format!("sampling panicked: {message}")
+        })
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -240,5 +241,98 @@ async fn report_failure(
             warn!(task_id = %task.id, code = ?status.code(), error = %status.message(), "could not report the failure");
             Ended::Unreported
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ops::ControlFlow;
+
+    use candle_core::Device;
+    use fresco_diffusion::{GenerateParams, GeneratedImage, Pipeline};
+
+    use super::*;
+
+    /// A model whose sampling fails as a device might: by panicking, or by
+    /// running out of memory.
+    struct Faulty {
+        panics: bool,
+    }
+
+    impl Pipeline for Faulty {
+        fn model_id(&self) -> &str {
+            "faulty"
+        }
+        fn samplers(&self) -> &'static [&'static str] {
+            &["euler"]
+        }
+        fn memory_bytes(&self) -> u64 {
+            1
+        }
+        fn generate(
+            &self,
+            _params: &GenerateParams,
+            _on_step: &mut dyn FnMut(fresco_diffusion::Progress) -> ControlFlow<()>,
+        ) -> fresco_diffusion::Result<Vec<GeneratedImage>> {
+            if self.panics {
+                panic!("index out of bounds: the len is 3 but the index is 7");
+            }
+            Err(fresco_diffusion::Error::Internal(
+                "CUDA_ERROR_OUT_OF_MEMORY: out of memory".into(),
+            ))
+        }
+    }
+
+    fn task(model: &str) -> pb::Task {
+        pb::Task {
+            id: TaskId::new().to_string(),
+            job_id: JobId::new().to_string(),
+            model: model.into(),
+            prompt: "a red circle".into(),
+            seed: 1,
+            steps: 2,
+            width: 16,
+            height: 16,
+            guidance: 4.0,
+            n: 1,
+            sampler: "euler".into(),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_or_an_out_of_memory_error_fails_the_attempt_and_the_worker_goes_on() {
+        let cache = Arc::new(ModelCache::with_loader(
+            1 << 30,
+            Device::Cpu,
+            Box::new(|model: &str, device: &Device| match model {
+                "panics" => Ok(Arc::new(Faulty { panics: true }) as Arc<dyn Pipeline>),
+                "out-of-memory" => Ok(Arc::new(Faulty { panics: false }) as Arc<dyn Pipeline>),
+                other => fresco_diffusion::registry::load(other, device),
+            }),
+        ));
+        let progress = Arc::new(Progress::default());
+
+        let panicked = sample(cache.clone(), task("panics"), progress.clone()).await;
+        assert_eq!(
+            panicked.err().as_deref(),
+            Some("sampling panicked: index out of bounds: the len is 3 but the index is 7")
+        );
+        let oom = sample(cache.clone(), task("out-of-memory"), progress.clone())
+            .await
+            .expect("no panic");
+        let Err(err) = oom else {
+            panic!("running out of memory must fail the attempt");
+        };
+        let message = format!("{err:#}");
+        assert!(message.contains("out of memory"), "{message}");
+
+        // The same worker renders its next task.
+        let images = sample(cache, task("tiny-random-dit"), progress)
+            .await
+            .expect("no panic")
+            .expect("rendered");
+        assert_eq!(images.len(), 1);
+        assert!(images[0].png.starts_with(b"\x89PNG"));
     }
 }
