@@ -427,6 +427,33 @@ impl Farm {
             .expect("running fresco")
     }
 
+    /// Runs `fresco submit` with `args`; returns the job id it printed.
+    pub fn submit(&self, args: &[&str]) -> String {
+        let mut all = vec!["submit"];
+        all.extend_from_slice(args);
+        let out = self.cli(&all);
+        assert!(out.status.success(), "{}", describe(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// `fresco status --json JOB`.
+    pub fn status(&self, job: &str) -> serde_json::Value {
+        stdout_json(&self.cli(&["status", "--json", job]))
+    }
+
+    /// Waits until the job has finished, asking again while the
+    /// coordinator cannot answer; returns its last status.
+    pub async fn wait_finished(&self, job: &str, timeout: Duration) -> serde_json::Value {
+        wait_until("the job to finish", timeout, || async {
+            let out = self.cli(&["status", "--json", job]);
+            out.status.success()
+                && serde_json::from_slice::<serde_json::Value>(&out.stdout)
+                    .is_ok_and(|status| status["finished"] == true)
+        })
+        .await;
+        self.status(job)
+    }
+
     /// Opens the farm's output storage with the same code the binaries use.
     pub fn storage(&self) -> fresco_storage::Storage {
         fresco_storage::Storage::from_url(&self.storage_url).expect("opening test storage")
@@ -450,6 +477,12 @@ impl Farm {
         }
         out
     }
+}
+
+/// The JSON a command printed; panics, showing the output, if it failed.
+pub fn stdout_json(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", describe(out));
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
 }
 
 /// Text of a command's output, for assertion messages.

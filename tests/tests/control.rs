@@ -5,28 +5,7 @@
 
 use std::time::Duration;
 
-use fresco_e2e::{Farm, FarmOptions, describe, wait_until};
-
-fn json(out: &std::process::Output) -> serde_json::Value {
-    assert!(out.status.success(), "{}", describe(out));
-    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
-}
-
-fn submit(farm: &Farm, extra: &[&str]) -> String {
-    let mut args = vec!["submit", "--model", "tiny-random-dit", "--steps", "4"];
-    args.extend_from_slice(extra);
-    let out = farm.cli(&args);
-    assert!(out.status.success(), "{}", describe(&out));
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-async fn wait_finished(farm: &Farm, job: &str) -> serde_json::Value {
-    wait_until("the job to finish", Duration::from_secs(90), || async {
-        json(&farm.cli(&["status", "--json", job]))["finished"] == true
-    })
-    .await;
-    json(&farm.cli(&["status", "--json", job]))
-}
+use fresco_e2e::{Farm, FarmOptions, describe, stdout_json, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_cancel_one_task_and_resume() {
@@ -35,10 +14,20 @@ async fn pause_cancel_one_task_and_resume() {
         ..FarmOptions::default()
     })
     .await;
-    let job = submit(
-        &farm,
-        &["-p", "one", "-p", "two", "-p", "three", "-p", "four"],
-    );
+    let job = farm.submit(&[
+        "--model",
+        "tiny-random-dit",
+        "--steps",
+        "4",
+        "-p",
+        "one",
+        "-p",
+        "two",
+        "-p",
+        "three",
+        "-p",
+        "four",
+    ]);
     let paused = farm.cli(&["pause", &job]);
     assert!(paused.status.success(), "{}", describe(&paused));
     assert!(
@@ -46,7 +35,7 @@ async fn pause_cancel_one_task_and_resume() {
         "{}",
         describe(&paused)
     );
-    let status = json(&farm.cli(&["status", "--json", &job]));
+    let status = farm.status(&job);
     assert_eq!(status["paused"], true);
     let first_task = status["tasks"][0]["task_id"]
         .as_str()
@@ -60,7 +49,7 @@ async fn pause_cancel_one_task_and_resume() {
     // paused job's tasks stay queued.
     farm.start_worker().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let status = json(&farm.cli(&["status", "--json", &job]));
+    let status = farm.status(&job);
     assert_eq!(
         (
             status["counts"]["queued"].as_u64(),
@@ -73,7 +62,7 @@ async fn pause_cancel_one_task_and_resume() {
 
     let resumed = farm.cli(&["resume", &job]);
     assert!(resumed.status.success(), "{}", describe(&resumed));
-    let done = wait_finished(&farm, &job).await;
+    let done = farm.wait_finished(&job, Duration::from_secs(90)).await;
     assert_eq!(done["counts"]["succeeded"], 3, "{done}");
     assert_eq!(done["counts"]["cancelled"], 1, "{done}");
     let first = &done["tasks"][0];
@@ -102,16 +91,17 @@ async fn retry_runs_failed_tasks_again_and_keeps_their_history() {
         "{\"prompt\": \"fits\"}\n{\"prompt\": \"too wide\", \"width\": 1024}\n",
     )
     .expect("write");
-    let job = submit(
-        &farm,
-        &[
-            "--max-attempts",
-            "1",
-            "--prompts-file",
-            file.to_str().expect("utf-8"),
-        ],
-    );
-    let done = wait_finished(&farm, &job).await;
+    let job = farm.submit(&[
+        "--model",
+        "tiny-random-dit",
+        "--steps",
+        "4",
+        "--max-attempts",
+        "1",
+        "--prompts-file",
+        file.to_str().expect("utf-8"),
+    ]);
+    let done = farm.wait_finished(&job, Duration::from_secs(90)).await;
     assert_eq!(
         (
             done["counts"]["succeeded"].as_u64(),
@@ -123,7 +113,7 @@ async fn retry_runs_failed_tasks_again_and_keeps_their_history() {
 
     let retried = farm.cli(&["retry", &job]);
     assert!(retried.status.success(), "{}", describe(&retried));
-    let done = wait_finished(&farm, &job).await;
+    let done = farm.wait_finished(&job, Duration::from_secs(90)).await;
     let failed = &done["tasks"][1];
     assert_eq!(failed["state"], "failed", "{done}");
     assert_eq!(failed["attempt"], 2, "it ran again: {failed}");
@@ -140,8 +130,17 @@ async fn retry_runs_failed_tasks_again_and_keeps_their_history() {
 async fn workers_lists_each_worker_with_its_models_and_running_task() {
     let farm = Farm::start(FarmOptions::default()).await;
     // A first job loads the model on the workers that run it.
-    let warm = submit(&farm, &["-p", "warm up one", "-p", "warm up two"]);
-    wait_finished(&farm, &warm).await;
+    let warm = farm.submit(&[
+        "--model",
+        "tiny-random-dit",
+        "--steps",
+        "4",
+        "-p",
+        "warm up one",
+        "-p",
+        "warm up two",
+    ]);
+    farm.wait_finished(&warm, Duration::from_secs(90)).await;
     // Then slow tasks (per-task parameters override the job's --steps 4).
     let file = farm.dir.path().join("slow.jsonl");
     std::fs::write(
@@ -151,8 +150,15 @@ async fn workers_lists_each_worker_with_its_models_and_running_task() {
             .collect::<String>(),
     )
     .expect("write");
-    let slow = submit(&farm, &["--prompts-file", file.to_str().expect("utf-8")]);
-    let listing = || json(&farm.cli(&["workers", "--json"]));
+    let slow = farm.submit(&[
+        "--model",
+        "tiny-random-dit",
+        "--steps",
+        "4",
+        "--prompts-file",
+        file.to_str().expect("utf-8"),
+    ]);
+    let listing = || stdout_json(&farm.cli(&["workers", "--json"]));
     wait_until(
         "both workers to run a task",
         Duration::from_secs(60),
@@ -169,7 +175,7 @@ async fn workers_lists_each_worker_with_its_models_and_running_task() {
     let workers = listing();
     let workers = workers.as_array().expect("a JSON array");
     assert_eq!(workers.len(), 2, "{workers:?}");
-    let status = json(&farm.cli(&["status", "--json", &slow]));
+    let status = farm.status(&slow);
     let slow_tasks: Vec<&str> = status["tasks"]
         .as_array()
         .expect("tasks")

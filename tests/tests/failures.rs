@@ -13,31 +13,6 @@ use std::time::{Duration, Instant};
 
 use fresco_e2e::{Farm, FarmOptions, TcpProxy, describe, wait_until};
 
-fn json(out: &std::process::Output) -> serde_json::Value {
-    assert!(out.status.success(), "{}", describe(out));
-    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
-}
-
-fn submit(farm: &Farm, args: &[&str]) -> String {
-    let mut all = vec!["submit", "--model", "tiny-random-dit", "--seed", "3"];
-    all.extend_from_slice(args);
-    let out = farm.cli(&all);
-    assert!(out.status.success(), "{}", describe(&out));
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-async fn wait_finished(farm: &Farm, job: &str, timeout: Duration) -> serde_json::Value {
-    wait_until("the job to finish", timeout, || async {
-        // While a service is away the status call may fail: keep asking.
-        let out = farm.cli(&["status", "--json", job]);
-        out.status.success()
-            && serde_json::from_slice::<serde_json::Value>(&out.stdout)
-                .is_ok_and(|status| status["finished"] == true)
-    })
-    .await;
-    json(&farm.cli(&["status", "--json", job]))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_s3_outage_fails_attempts_with_the_storage_error_until_s3_is_back() {
     let s3 = std::env::var("FRESCO_TEST_S3_ENDPOINT")
@@ -53,12 +28,23 @@ async fn an_s3_outage_fails_attempts_with_the_storage_error_until_s3_is_back() {
         ..FarmOptions::default()
     })
     .await;
-    let job = submit(&farm, &["-p", "a", "--steps", "2", "--max-attempts", "20"]);
+    let job = farm.submit(&[
+        "--model",
+        "tiny-random-dit",
+        "--seed",
+        "3",
+        "-p",
+        "a",
+        "--steps",
+        "2",
+        "--max-attempts",
+        "20",
+    ]);
     wait_until(
         "an attempt to fail on storage",
         Duration::from_secs(60),
         || async {
-            let status = json(&farm.cli(&["status", "--json", &job]));
+            let status = farm.status(&job);
             status["tasks"][0]["errors"]
                 .as_array()
                 .is_some_and(|e| !e.is_empty())
@@ -66,7 +52,7 @@ async fn an_s3_outage_fails_attempts_with_the_storage_error_until_s3_is_back() {
     )
     .await;
     proxy.set_down(false);
-    let done = wait_finished(&farm, &job, Duration::from_secs(60)).await;
+    let done = farm.wait_finished(&job, Duration::from_secs(60)).await;
     let task = &done["tasks"][0];
     assert_eq!(task["state"], "succeeded", "{done}\n{}", farm.logs());
     let first = task["errors"][0]["message"].as_str().unwrap_or_default();
@@ -87,12 +73,20 @@ async fn a_postgres_outage_is_unavailable_and_a_finished_result_waits_for_it() {
     })
     .await;
     let proxy = farm.db_proxy.as_ref().expect("a database proxy");
-    let job = submit(
-        &farm,
-        &[
-            "-p", "a", "--steps", "60", "--width", "128", "--height", "128",
-        ],
-    );
+    let job = farm.submit(&[
+        "--model",
+        "tiny-random-dit",
+        "--seed",
+        "3",
+        "-p",
+        "a",
+        "--steps",
+        "60",
+        "--width",
+        "128",
+        "--height",
+        "128",
+    ]);
     farm.wait_for_running_task().await;
     proxy.set_down(true);
 
@@ -116,7 +110,7 @@ async fn a_postgres_outage_is_unavailable_and_a_finished_result_waits_for_it() {
     })
     .await;
     proxy.set_down(false);
-    let done = wait_finished(&farm, &job, Duration::from_secs(90)).await;
+    let done = farm.wait_finished(&job, Duration::from_secs(90)).await;
     let task = &done["tasks"][0];
     assert_eq!(task["state"], "succeeded", "{done}\n{}", farm.logs());
     assert_eq!(task["attempt"], 1, "the held result was reported: {task}");
@@ -132,12 +126,20 @@ async fn a_coordinator_restart_leaves_running_tasks_their_leases() {
         ..FarmOptions::default()
     })
     .await;
-    let job = submit(
-        &farm,
-        &[
-            "-p", "a", "--steps", "120", "--width", "128", "--height", "128",
-        ],
-    );
+    let job = farm.submit(&[
+        "--model",
+        "tiny-random-dit",
+        "--seed",
+        "3",
+        "-p",
+        "a",
+        "--steps",
+        "120",
+        "--width",
+        "128",
+        "--height",
+        "128",
+    ]);
     farm.wait_for_running_task().await;
     if let Some(coordinator) = farm.coordinator.as_mut() {
         coordinator.signal("KILL");
@@ -145,7 +147,7 @@ async fn a_coordinator_restart_leaves_running_tasks_their_leases() {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     farm.start_coordinator().await;
-    let done = wait_finished(&farm, &job, Duration::from_secs(90)).await;
+    let done = farm.wait_finished(&job, Duration::from_secs(90)).await;
     let task = &done["tasks"][0];
     assert_eq!(task["state"], "succeeded", "{done}\n{}", farm.logs());
     assert_eq!(task["attempt"], 1, "the lease survived the restart: {task}");

@@ -4,13 +4,8 @@
 
 use candle_core::Device;
 use fresco_diffusion::{DitConfig, DitPipeline};
-use fresco_e2e::{Farm, FarmOptions, describe, wait_until};
+use fresco_e2e::{Farm, FarmOptions, describe, stdout_json, wait_until};
 use std::time::Duration;
-
-fn json(out: &std::process::Output) -> serde_json::Value {
-    assert!(out.status.success(), "{}", describe(out));
-    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_failing_in_a_row_is_quarantined_and_others_finish_its_work() {
@@ -60,7 +55,7 @@ async fn a_worker_failing_in_a_row_is_quarantined_and_others_finish_its_work() {
     assert!(out.status.success(), "{}", describe(&out));
     let job = String::from_utf8_lossy(&out.stdout).trim().to_owned();
 
-    let listing = || json(&farm.cli(&["workers", "--json"]));
+    let listing = || stdout_json(&farm.cli(&["workers", "--json"]));
     wait_until(
         "the broken worker to be quarantined",
         Duration::from_secs(60),
@@ -77,7 +72,7 @@ async fn a_worker_failing_in_a_row_is_quarantined_and_others_finish_its_work() {
     );
     // It claims nothing more: two tasks wait for a healthy worker.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let status = json(&farm.cli(&["status", "--json", &job]));
+    let status = farm.status(&job);
     assert_eq!(
         (
             status["counts"]["failed"].as_u64(),
@@ -92,10 +87,10 @@ async fn a_worker_failing_in_a_row_is_quarantined_and_others_finish_its_work() {
     wait_until(
         "the healthy worker to finish the job",
         Duration::from_secs(60),
-        || async { json(&farm.cli(&["status", "--json", &job]))["finished"] == true },
+        || async { farm.status(&job)["finished"] == true },
     )
     .await;
-    let status = json(&farm.cli(&["status", "--json", &job]));
+    let status = farm.status(&job);
     assert_eq!(status["counts"]["succeeded"], 2, "{status}");
     assert_eq!(status["counts"]["failed"], 3, "{status}");
     let quarantined_id = broken_worker["worker_id"].as_str().expect("an id");
