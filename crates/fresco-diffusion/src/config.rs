@@ -42,6 +42,40 @@ pub struct DitConfig {
     /// Ignored when weights are loaded.
     #[serde(default, skip_serializing_if = "is_false")]
     pub adaln_zero: bool,
+    /// What the network's output head predicts (the model always returns a
+    /// velocity, so samplers and the training loss are unaffected). Omitted from
+    /// `config.json` when it is the default, [`Prediction::Velocity`].
+    #[serde(default, skip_serializing_if = "Prediction::is_velocity")]
+    pub prediction: Prediction,
+}
+
+/// Parameterisation of the DiT's output head.
+///
+/// With `x_t = (1 − t)·x0 + t·ε` the velocity is `v = ε − x0 = (x_t − x0) / t`, so
+/// a head that predicts the clean image `x̂0` yields `v̂ = (x_t − x̂0) / max(t, X0_MIN_T)`.
+/// Training still regresses `v̂` on `v` (the "v-loss"), i.e. an x0 error weighted by
+/// `1 / t²`; sampling uses the same `v̂`. Predicting the clean image makes the
+/// high-noise regime (layout, colours) an easy regression on a bounded target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Prediction {
+    /// The head outputs the velocity `v = ε − x0` directly.
+    #[default]
+    Velocity,
+    /// The head outputs the clean image `x̂0`; the model returns
+    /// `(x_t − x̂0) / max(t, X0_MIN_T)`.
+    X0,
+}
+
+impl Prediction {
+    /// Smallest flow time used as the divisor of the x0 parameterisation, so the
+    /// velocity stays bounded as `t → 0` (below it the head learns the residual).
+    pub const X0_MIN_T: f64 = 0.05;
+
+    /// Whether this is the default velocity head.
+    pub fn is_velocity(&self) -> bool {
+        *self == Prediction::Velocity
+    }
 }
 
 /// Configuration of the small word-level caption encoder.
@@ -102,6 +136,7 @@ impl DitConfig {
                 vocab: crate::vocab::builtin_vocab(),
             },
             adaln_zero: false,
+            prediction: Prediction::Velocity,
         }
     }
 
@@ -190,6 +225,15 @@ mod tests {
         z.adaln_zero = true;
         let back: DitConfig = serde_json::from_str(&serde_json::to_string(&z).unwrap()).unwrap();
         assert!(back.adaln_zero);
+        assert!(
+            !json.contains("prediction"),
+            "default must not change config.json"
+        );
+        z.prediction = Prediction::X0;
+        let json = serde_json::to_string(&z).unwrap();
+        assert!(json.contains("\"prediction\":\"x0\""), "{json}");
+        let back: DitConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.prediction, Prediction::X0);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::init::Init;
 use candle_nn::{Linear, VarBuilder, linear};
 
-use crate::config::DitConfig;
+use crate::config::{DitConfig, Prediction};
 use crate::error::{Error, Result};
 use crate::layers::{
     Attention, Mlp, Norm, affine_norm, linear_with_init, modulate, plain_norm, sincos_2d,
@@ -113,6 +113,7 @@ pub(crate) struct Dit {
     final_norm: Norm,
     final_ada: Linear,
     final_linear: Linear,
+    prediction: Prediction,
 }
 
 impl Dit {
@@ -142,11 +143,13 @@ impl Dit {
                 vb.pp("final.linear"),
                 |vb| linear_with_init(d, patch_dim, FINAL_INIT, vb),
             )?,
+            prediction: cfg.prediction,
         })
     }
 
     /// Predicted velocity `v = noise − x0` for `x: [B, 3, H, W]` at flow time `t ∈ [0, 1]`
-    /// (same `t` for the whole batch). Returns `[B, 3, H, W]`.
+    /// (same `t` for the whole batch). Returns `[B, 3, H, W]`. With
+    /// [`Prediction::X0`] the head's clean-image estimate is converted to a velocity.
     pub(crate) fn forward(&self, x: &Tensor, t: f64, ctx: &Context) -> Result<Tensor> {
         self.forward_ts(x, &[t], ctx)
     }
@@ -197,7 +200,19 @@ impl Dit {
         let out = modulate(&self.final_norm.forward(&tokens)?, &m[0], &m[1])?;
         let out = self.final_linear.forward(&out)?;
 
-        Ok(unpatchify(&out, p, c, h, w)?.to_dtype(DType::F32)?)
+        let out = unpatchify(&out, p, c, h, w)?.to_dtype(DType::F32)?;
+        match self.prediction {
+            Prediction::Velocity => Ok(out),
+            Prediction::X0 => {
+                // v̂ = (x_t − x̂0) / max(t, X0_MIN_T), one divisor per row.
+                let inv: Vec<f32> = ts
+                    .iter()
+                    .map(|&t| (1.0 / t.max(Prediction::X0_MIN_T)) as f32)
+                    .collect();
+                let inv = Tensor::from_vec(inv, (ts.len(), 1, 1, 1), device)?;
+                Ok((x.to_dtype(DType::F32)? - out)?.broadcast_mul(&inv)?)
+            }
+        }
     }
 }
 

@@ -31,7 +31,7 @@ mod types;
 mod vocab;
 
 pub use cache::{CacheStats, ModelCache};
-pub use config::{DitConfig, TextConfig};
+pub use config::{DitConfig, Prediction, TextConfig};
 pub use error::{Error, Result};
 pub use pipeline::DitPipeline;
 pub use registry::ModelRegistry;

@@ -261,6 +261,50 @@ mod tests {
         );
     }
 
+    /// The x0 head: a zero head means x̂0 = 0, so the returned velocity is
+    /// `x_t / max(t, X0_MIN_T)`, row by row; and training and sampling forwards
+    /// agree under this parameterisation too.
+    #[test]
+    fn x0_prediction_converts_the_head_to_a_velocity() {
+        use crate::config::Prediction;
+        let dev = Device::Cpu;
+        let mut c = small();
+        c.adaln_zero = true;
+        c.prediction = Prediction::X0;
+        let vm = DitPipeline::seeded_varmap(&c, 3, &dev).unwrap();
+        let p = DitPipeline::from_varmap("t", c.clone(), &vm, &dev).unwrap();
+        let x = Tensor::ones((2, 3, 16, 16), DType::F32, &dev).unwrap();
+        let caps = vec![vec![NULL_TOKEN], vec![NULL_TOKEN]];
+        let v = p.velocity(&x, &[0.5, 0.01], &caps).unwrap();
+        let rows = v.flatten_from(1).unwrap().to_vec2::<f32>().unwrap();
+        assert!(rows[0].iter().all(|&a| (a - 2.0).abs() < 1e-5));
+        assert!(rows[1].iter().all(|&a| (a - 20.0).abs() < 1e-3));
+
+        let mut r = small();
+        r.prediction = Prediction::X0;
+        let vm = DitPipeline::seeded_varmap(&r, 5, &dev).unwrap();
+        let train = DitPipeline::from_varmap("t", r.clone(), &vm, &dev).unwrap();
+        let plain = train
+            .weights
+            .iter()
+            .map(|(n, w)| (n.clone(), w.detach()))
+            .collect();
+        let infer = DitPipeline::from_weights("i", r, plain, &dev).unwrap();
+        let x = Tensor::from_vec(
+            crate::seed::gaussian_noise(2, 3 * 16 * 16),
+            (1, 3, 16, 16),
+            &dev,
+        )
+        .unwrap();
+        let ids = train.tokenizer().tokenize("a red cat").ids;
+        let enc = infer.text.encode(&ids, &dev).unwrap();
+        let ctx = batch_context(&[(&enc, 1)], &dev).unwrap();
+        let sampled = infer.dit.forward(&x, 0.3, &ctx).unwrap();
+        let trained = train.velocity(&x, &[0.3], &[ids]).unwrap();
+        let diff = (sampled - trained).unwrap().abs().unwrap().max_all();
+        assert!(diff.unwrap().to_scalar::<f32>().unwrap() < 1e-4);
+    }
+
     #[test]
     fn incomplete_varmap_is_rejected() {
         let dev = Device::Cpu;

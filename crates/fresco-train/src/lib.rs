@@ -3,13 +3,14 @@
 //! matching on the procedural captioned shapes of `fresco-shapes`.
 //!
 //! * [`Trainer`] — the training loop (AdamW, warmup + cosine, caption dropout,
-//!   checkpoints with exact resume); binary `fresco-train`.
+//!   checkpoints with exact resume, optional weight [`ema`]); binary `fresco-train`.
 //! * [`Preset`] — the `tiny` and `small` architectures with the shapes vocabulary.
 //! * [`eval`] — sampling a fixed prompt set (seen + held-out combinations), scoring
 //!   it with `fresco_shapes::Evaluator`, labelled grids; binary `fresco-eval`.
 
 pub mod checkpoint;
 pub mod data;
+pub mod ema;
 pub mod error;
 pub mod eval;
 mod font;

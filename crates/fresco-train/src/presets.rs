@@ -3,7 +3,7 @@
 //! adaLN-Zero initialisation.
 
 use clap::ValueEnum;
-use fresco_diffusion::{DitConfig, TextConfig};
+use fresco_diffusion::{DitConfig, Prediction, TextConfig};
 use serde::{Deserialize, Serialize};
 
 /// A named architecture.
@@ -26,7 +26,8 @@ pub fn shapes_vocab() -> Vec<String> {
 
 impl Preset {
     /// The model configuration (vocabulary from [`fresco_shapes::vocabulary`],
-    /// `adaln_zero` on, `max_side` 64).
+    /// `adaln_zero` on, `max_side` 64, velocity head; `fresco-train --prediction`
+    /// switches the head).
     pub fn config(self) -> DitConfig {
         let (hidden, depth, heads, text_hidden, text_layers, freq) = match self {
             Preset::Tiny => (64, 2, 4, 32, 1, 32),
@@ -50,6 +51,7 @@ impl Preset {
                 vocab: shapes_vocab(),
             },
             adaln_zero: true,
+            prediction: Prediction::Velocity,
         }
     }
 }

@@ -20,6 +20,7 @@ use tracing::info;
 
 use crate::checkpoint::{self, OPTIMIZER_FILE, TrainState};
 use crate::data::{CleanBatch, Noising, noisy_batch};
+use crate::ema::{EMA_FILE, Ema};
 use crate::error::{Error, Result, io_err};
 use crate::optim::{AdamW, AdamWConfig};
 use crate::schedule::{TimeSampling, learning_rate, step_rng};
@@ -60,6 +61,9 @@ pub struct TrainOptions {
     pub dataset_size: Option<u64>,
     /// Optimizer settings.
     pub optimizer: AdamWConfig,
+    /// Keep an exponential moving average of the weights with this decay (see
+    /// [`Ema`]) and save it as the model; `None`: save the raw weights.
+    pub ema_decay: Option<f64>,
 }
 
 impl TrainOptions {
@@ -80,6 +84,7 @@ impl TrainOptions {
             checkpoint_every: 500,
             dataset_size: None,
             optimizer: AdamWConfig::default(),
+            ema_decay: None,
         }
     }
 
@@ -96,6 +101,9 @@ impl TrainOptions {
         }
         if self.dataset_size == Some(0) {
             return bad("dataset size must be > 0");
+        }
+        if self.ema_decay.is_some_and(|d| !(0.0..1.0).contains(&d)) {
+            return bad("EMA decay must be in [0, 1)");
         }
         Ok(())
     }
@@ -149,6 +157,7 @@ pub struct Trainer {
     varmap: VarMap,
     pipeline: DitPipeline,
     optimizer: AdamW,
+    ema: Option<Ema>,
     dataset: Dataset,
     step: u64,
     loss_ema: Option<f64>,
@@ -163,7 +172,8 @@ impl Trainer {
     }
 
     /// Continues the run saved in `checkpoint` (architecture from its `config.json`).
-    /// `opts` must agree with the checkpoint on seed, batch, image size and dataset size.
+    /// `opts` must agree with the checkpoint on seed, batch, image size and dataset size;
+    /// with `opts.ema_decay` the checkpoint must hold the average ([`EMA_FILE`]).
     pub fn resume(opts: TrainOptions, checkpoint: &Path, device: &Device) -> Result<Self> {
         opts.check()?;
         checkpoint::check_dir(checkpoint)?;
@@ -192,7 +202,7 @@ impl Trainer {
         varmap.load(checkpoint.join("model.safetensors"))?;
         let optimizer_file = checkpoint.join(OPTIMIZER_FILE);
         info!(step = state.step, checkpoint = %checkpoint.display(), "resuming");
-        Self::assemble(
+        let mut trainer = Self::assemble(
             opts,
             config,
             varmap,
@@ -200,7 +210,18 @@ impl Trainer {
             state.loss_ema,
             Some(&optimizer_file),
             device,
-        )
+        )?;
+        if let Some(ema) = &mut trainer.ema {
+            let path = checkpoint.join(EMA_FILE);
+            if !path.is_file() {
+                return Err(Error::Options(format!(
+                    "--ema-decay given but {} has no {EMA_FILE}",
+                    checkpoint.display()
+                )));
+            }
+            ema.load(&path)?;
+        }
+        Ok(trainer)
     }
 
     fn assemble(
@@ -224,11 +245,13 @@ impl Trainer {
             optimizer.load(path, step)?;
         }
         let dataset = Dataset::new(opts.seed, opts.image_size, Split::Train)?;
+        let ema = opts.ema_decay.map(|d| Ema::new(&varmap, d)).transpose()?;
         Ok(Self {
             opts,
             varmap,
             pipeline,
             optimizer,
+            ema,
             dataset,
             step,
             loss_ema,
@@ -291,6 +314,9 @@ impl Trainer {
         let lr = learning_rate(self.step, o.steps, o.warmup, o.lr, o.min_lr_ratio);
         let grad_norm = self.optimizer.step(&grads, lr)?;
         self.step += 1;
+        if let Some(ema) = &mut self.ema {
+            ema.update(&self.varmap, self.step)?;
+        }
         self.loss_ema = Some(match self.loss_ema {
             Some(e) => 0.98 * e + 0.02 * f64::from(value),
             None => f64::from(value),
@@ -326,11 +352,15 @@ impl Trainer {
             .to_scalar::<f32>()?)
     }
 
-    /// Writes a checkpoint (model, optimizer moments, state) to `dir`, atomically.
+    /// Writes a checkpoint (raw model, optimizer moments, weight average if any,
+    /// state) to `dir`, atomically.
     pub fn save_checkpoint(&self, dir: &Path) -> Result<()> {
         checkpoint::write_atomically(dir, |tmp| {
             self.pipeline.save(tmp)?;
             self.optimizer.save(&tmp.join(OPTIMIZER_FILE))?;
+            if let Some(ema) = &self.ema {
+                ema.save(&tmp.join(EMA_FILE))?;
+            }
             TrainState {
                 step: self.step,
                 seed: self.opts.seed,
@@ -343,9 +373,27 @@ impl Trainer {
         })
     }
 
-    /// Writes `dir/config.json` + `dir/model.safetensors` (loadable by `DitPipeline::from_dir`).
+    /// Writes `dir/config.json` + `dir/model.safetensors` (loadable by
+    /// `DitPipeline::from_dir`): the weight average when EMA is on, else the raw weights.
     pub fn save_model(&self, dir: &Path) -> Result<()> {
-        Ok(self.pipeline.save(dir)?)
+        match &self.ema {
+            Some(ema) => Ok(self.ema_pipeline(ema)?.save(dir)?),
+            None => Ok(self.pipeline.save(dir)?),
+        }
+    }
+
+    /// The model with the averaged weights (`None` without EMA), e.g. for evaluation.
+    pub fn ema_model(&self) -> Result<Option<DitPipeline>> {
+        self.ema.as_ref().map(|e| self.ema_pipeline(e)).transpose()
+    }
+
+    fn ema_pipeline(&self, ema: &Ema) -> Result<DitPipeline> {
+        Ok(DitPipeline::from_weights(
+            MODEL_ID,
+            self.pipeline.config().clone(),
+            ema.weights().clone(),
+            self.pipeline.device(),
+        )?)
     }
 
     /// Trains up to `opts.steps`, logging and checkpointing on the way, then writes

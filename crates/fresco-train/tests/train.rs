@@ -193,6 +193,41 @@ fn resume_continues_at_the_saved_step_and_matches_an_uninterrupted_run() {
     assert_eq!(weights(&whole), weights(&split));
 }
 
+/// With weight EMA (and the x0 head) the saved model is the average, not the raw
+/// weights, and a resumed run continues the average exactly.
+#[test]
+fn ema_model_is_saved_and_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let ema_opts = |out: &Path| {
+        let mut o = opts(out, 6);
+        o.ema_decay = Some(0.9);
+        o
+    };
+    let mut config = Preset::Tiny.config();
+    config.prediction = fresco_diffusion::Prediction::X0;
+    let whole = dir.path().join("whole");
+    let mut t = Trainer::new(ema_opts(&whole), config.clone(), &Device::Cpu).unwrap();
+    t.run().unwrap();
+    let raw = dir.path().join("raw");
+    t.pipeline().save(&raw).unwrap();
+    assert_ne!(weights(&whole), weights(&raw), "the EMA model is saved");
+    assert!(whole.join("checkpoint").join("ema.safetensors").is_file());
+    let loaded = DitPipeline::from_dir(&whole, &Device::Cpu).unwrap();
+    assert_eq!(loaded.config().prediction, fresco_diffusion::Prediction::X0);
+
+    let split = dir.path().join("split");
+    let ckpt = dir.path().join("ckpt");
+    let mut first = Trainer::new(ema_opts(&split), config, &Device::Cpu).unwrap();
+    for _ in 0..3 {
+        first.train_step().unwrap();
+    }
+    first.save_checkpoint(&ckpt).unwrap();
+    drop(first);
+    let mut second = Trainer::resume(ema_opts(&split), &ckpt, &Device::Cpu).unwrap();
+    second.run().unwrap();
+    assert_eq!(weights(&whole), weights(&split));
+}
+
 #[test]
 fn eval_runs_end_to_end_on_a_tiny_random_model() {
     let dir = tempfile::tempdir().unwrap();

@@ -5,9 +5,19 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use candle_core::Device;
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+use fresco_diffusion::Prediction;
 use fresco_train::{AdamWConfig, Preset, TimeSampling, TrainOptions, Trainer};
 use tracing_subscriber::EnvFilter;
+
+/// `--prediction` values (see [`Prediction`]).
+#[derive(Clone, Copy, ValueEnum)]
+enum PredictionArg {
+    /// Predict the velocity `ε − x0` (the default).
+    Velocity,
+    /// Predict the clean image `x0`.
+    X0,
+}
 
 #[derive(Parser)]
 #[command(
@@ -55,6 +65,13 @@ struct Args {
     /// Architecture (ignored with --resume: the checkpoint's config is used).
     #[arg(long, value_enum, default_value = "small")]
     config: Preset,
+    /// Override the preset's patch size (ignored with --resume).
+    #[arg(long)]
+    patch_size: Option<usize>,
+    /// Output head: velocity, or the clean image x0 converted to a velocity
+    /// (trained on the same velocity loss). Ignored with --resume.
+    #[arg(long, value_enum, default_value = "velocity")]
+    prediction: PredictionArg,
     /// Log every N steps.
     #[arg(long, default_value_t = 25)]
     log_every: u64,
@@ -67,6 +84,10 @@ struct Args {
     /// Train on dataset samples 0..N only (overfitting / smoke tests).
     #[arg(long)]
     dataset_size: Option<u64>,
+    /// Save an exponential moving average of the weights with this decay (e.g.
+    /// 0.995) as the model; must be given again with --resume.
+    #[arg(long)]
+    ema_decay: Option<f64>,
     /// Emit logs as JSON lines.
     #[arg(long)]
     log_json: bool,
@@ -102,12 +123,23 @@ fn main() -> Result<()> {
             max_grad_norm: (args.max_grad_norm > 0.0).then_some(args.max_grad_norm),
             ..AdamWConfig::default()
         },
+        ema_decay: args.ema_decay,
     };
     let device = Device::Cpu;
     let mut trainer = match &args.resume {
         Some(ckpt) => Trainer::resume(opts, ckpt, &device)
             .with_context(|| format!("resuming from {}", ckpt.display()))?,
-        None => Trainer::new(opts, args.config.config(), &device).context("building the model")?,
+        None => {
+            let mut config = args.config.config();
+            if let Some(p) = args.patch_size {
+                config.patch_size = p;
+            }
+            config.prediction = match args.prediction {
+                PredictionArg::Velocity => Prediction::Velocity,
+                PredictionArg::X0 => Prediction::X0,
+            };
+            Trainer::new(opts, config, &device).context("building the model")?
+        }
     };
     let summary = trainer.run().context("training")?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
