@@ -68,6 +68,7 @@ fn request_of(args: &SubmitArgs, request_id: &str) -> Result<pb::SubmitJobReques
 }
 
 /// Submits the job the flags describe once; returns it as stored.
+#[cfg(feature = "dev")]
 pub async fn submit(
     client: &mut JobServiceClient<Channel>,
     args: &SubmitArgs,
