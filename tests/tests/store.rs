@@ -91,6 +91,7 @@ conformance!(
     a_task_is_not_handed_again_to_a_worker_that_failed_it,
     a_worker_failing_in_a_row_is_quarantined,
     a_submission_sent_again_with_its_request_id_is_stored_once,
+    a_completion_reported_again_is_recorded_once,
 );
 
 fn spec(tasks: usize, max_attempts: u32) -> JobSpec {
@@ -1250,4 +1251,39 @@ async fn a_submission_sent_again_with_its_request_id_is_stored_once(store: Store
     }
     assert_eq!(ids.len(), 1, "one job for one request id");
     assert_eq!(store.list_jobs(10, None).await.expect("list").len(), 4);
+}
+
+async fn a_completion_reported_again_is_recorded_once(store: Store) {
+    let w = worker(&*store).await;
+    let submitted = store.submit(&spec(1, 3)).await.expect("submit");
+    let task = submitted.tasks[0].id;
+    let claim = store
+        .claim(task, w, Duration::from_secs(30))
+        .await
+        .expect("claim");
+    let token = LeaseToken {
+        task,
+        worker: w,
+        attempt: claim.attempt,
+    };
+    let outputs = [output("again/0.png")];
+    store.complete(&token, &outputs).await.expect("complete");
+    // The answer was lost and the worker reports again: still fine, and
+    // the worker must not take it for a refusal (it would delete the image).
+    store
+        .complete(&token, &outputs)
+        .await
+        .expect("a repeated report of a recorded result");
+    let recorded = store.get_task(task).await.expect("task");
+    assert_eq!(recorded.state, TaskState::Succeeded);
+    assert_eq!(recorded.outputs.len(), 1, "recorded once");
+    // Another attempt's token is still refused.
+    let stale = LeaseToken {
+        attempt: claim.attempt + 1,
+        ..token
+    };
+    assert!(matches!(
+        store.complete(&stale, &outputs).await,
+        Err(StoreError::Conflict(_))
+    ));
 }

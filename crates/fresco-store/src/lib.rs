@@ -81,7 +81,8 @@ pub trait JobStore: Send + Sync + 'static {
     /// was cancelled.
     async fn heartbeat(&self, beat: &Heartbeat, lease: Duration) -> Result<Lease>;
     /// Records the outputs and marks the task succeeded; `Conflict` when the
-    /// token is stale.
+    /// token is stale. Reporting again what this attempt already recorded
+    /// (its answer was lost) is `Ok` and records nothing more.
     async fn complete(&self, lease: &LeaseToken, outputs: &[OutputRecord]) -> Result<()>;
     /// Records a failed attempt: back to the queue after `backoff` while
     /// attempts are left, else failed. `give_back` returns the task at once

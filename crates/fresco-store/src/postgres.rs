@@ -704,6 +704,21 @@ impl JobStore for PgStore {
         .await?;
         if done.is_none() {
             drop(tx);
+            // A report sent again after its answer was lost: already recorded.
+            let recorded: Vec<String> = sqlx::query_scalar(
+                "SELECT o.key FROM outputs o JOIN tasks t ON t.id = o.task_id
+                 WHERE t.id = $1 AND t.worker_id = $2 AND t.attempt = $3
+                   AND t.state = 'succeeded' AND o.attempt = $3
+                 ORDER BY o.idx",
+            )
+            .bind(lease.task.0)
+            .bind(lease.worker.0)
+            .bind(lease.attempt as i32)
+            .fetch_all(&self.pool)
+            .await?;
+            if is_same_report(&recorded, outputs) {
+                return Ok(());
+            }
             return Err(self
                 .explain_miss(lease.task, "the lease is not held by this attempt")
                 .await);

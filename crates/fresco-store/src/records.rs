@@ -186,3 +186,14 @@ pub(crate) fn in_seq_order(
     tasks.sort_by_key(|t| t.seq);
     Ok(tasks)
 }
+
+/// Whether `outputs` are the ones this attempt already recorded (their keys,
+/// in index order): a report sent again after its answer was lost.
+pub(crate) fn is_same_report(recorded_keys: &[String], outputs: &[OutputRecord]) -> bool {
+    !recorded_keys.is_empty()
+        && recorded_keys.len() == outputs.len()
+        && recorded_keys
+            .iter()
+            .zip(outputs)
+            .all(|(key, o)| *key == o.key)
+}
