@@ -355,6 +355,14 @@ impl Farm {
         .await;
     }
 
+    /// SIGKILLs the coordinator and waits until it is gone.
+    pub fn kill_coordinator(&mut self) {
+        if let Some(coordinator) = self.coordinator.as_mut() {
+            coordinator.signal("KILL");
+            coordinator.wait_exit(Duration::from_secs(10));
+        }
+    }
+
     /// Starts one more worker and waits until it has registered.
     pub async fn start_worker(&mut self) {
         self.start_worker_with(&[]).await;

@@ -149,10 +149,7 @@ async fn chaos_every_task_ends_exactly_once() {
             flushed = true;
         }
         if !restarted && done >= 2 * TASKS / 5 {
-            if let Some(coordinator) = farm.coordinator.as_mut() {
-                coordinator.signal("KILL");
-                coordinator.wait_exit(Duration::from_secs(10));
-            }
+            farm.kill_coordinator();
             farm.start_coordinator().await;
             restarted = true;
         }

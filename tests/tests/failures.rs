@@ -141,10 +141,7 @@ async fn a_coordinator_restart_leaves_running_tasks_their_leases() {
         "128",
     ]);
     farm.wait_for_running_task().await;
-    if let Some(coordinator) = farm.coordinator.as_mut() {
-        coordinator.signal("KILL");
-        coordinator.wait_exit(Duration::from_secs(10));
-    }
+    farm.kill_coordinator();
     tokio::time::sleep(Duration::from_secs(1)).await;
     farm.start_coordinator().await;
     let done = farm.wait_finished(&job, Duration::from_secs(90)).await;
@@ -161,10 +158,7 @@ async fn a_submission_during_a_coordinator_outage_is_stored_once() {
         ..FarmOptions::default()
     })
     .await;
-    if let Some(coordinator) = farm.coordinator.as_mut() {
-        coordinator.signal("KILL");
-        coordinator.wait_exit(Duration::from_secs(10));
-    }
+    farm.kill_coordinator();
     let cli = fresco_e2e::binary("fresco")
         .args(["--coordinator", &farm.endpoint])
         .args(["submit", "--model", "tiny-random-dit", "-p", "a", "-p", "b"])

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fresco_core::{JobSpec, TaskSpec, TaskState, WorkerId};
+use fresco_core::{JobSpec, TaskId, TaskSpec, TaskState, WorkerId};
 use fresco_e2e::{Services, TestDatabase};
 use fresco_store::{
     Backoff, FailOutcome, Heartbeat, JobStore, Lease, LeaseToken, OutputRecord, PgStore,
@@ -143,6 +143,21 @@ async fn register(store: &dyn JobStore, id: WorkerId, models: &[&str]) {
         })
         .await
         .expect("registering");
+}
+
+/// Claims `task` for `worker` and returns the lease token to report with.
+async fn claimed(
+    store: &dyn JobStore,
+    task: TaskId,
+    worker: WorkerId,
+    lease: Duration,
+) -> LeaseToken {
+    let claim = store.claim(task, worker, lease).await.expect("claim");
+    LeaseToken {
+        task,
+        worker,
+        attempt: claim.attempt,
+    }
 }
 
 fn output(key: &str) -> OutputRecord {
@@ -683,15 +698,7 @@ async fn outputs_are_known_by_key(store: Store) {
     let submitted = store.submit(&spec(1, 3)).await.expect("submit");
     let task = submitted.tasks[0].id;
     assert!(!store.has_output("k").await.expect("has_output"));
-    let claim = store
-        .claim(task, w, Duration::from_secs(30))
-        .await
-        .expect("claim");
-    let token = LeaseToken {
-        task,
-        worker: w,
-        attempt: claim.attempt,
-    };
+    let token = claimed(&*store, task, w, Duration::from_secs(30)).await;
     let mut second = output("k2");
     second.index = 1;
     store
@@ -831,12 +838,7 @@ async fn a_retried_job_queues_its_failed_tasks_with_their_history(store: Store) 
     let fail_once = |message: &'static str| {
         let store = store.clone();
         async move {
-            let claim = store.claim(bad, w, lease).await.expect("claim");
-            let token = LeaseToken {
-                task: bad,
-                worker: w,
-                attempt: claim.attempt,
-            };
+            let token = claimed(&*store, bad, w, lease).await;
             store
                 .fail(&token, message, false, Backoff::NONE)
                 .await
@@ -844,12 +846,7 @@ async fn a_retried_job_queues_its_failed_tasks_with_their_history(store: Store) 
         }
     };
     assert_eq!(fail_once("first").await, FailOutcome::Failed);
-    let claim = store.claim(good, w, lease).await.expect("claim");
-    let token = LeaseToken {
-        task: good,
-        worker: w,
-        attempt: claim.attempt,
-    };
+    let token = claimed(&*store, good, w, lease).await;
     store
         .complete(&token, &[output("retry/good/0.png")])
         .await
@@ -1013,12 +1010,7 @@ async fn a_failed_task_waits_out_its_backoff(store: Store) {
     let fail = |give_back: bool| {
         let store = store.clone();
         async move {
-            let claim = store.claim(task, w, lease).await.expect("claim");
-            let token = LeaseToken {
-                task,
-                worker: w,
-                attempt: claim.attempt,
-            };
+            let token = claimed(&*store, task, w, lease).await;
             let before = chrono::Utc::now();
             match store
                 .fail(&token, "boom", give_back, backoff)
@@ -1109,12 +1101,7 @@ async fn a_task_is_not_handed_again_to_a_worker_that_failed_it(store: Store) {
     let _other = worker_serving(&*store, &["tiny-random-dit-b"]).await;
     let submitted = store.submit(&spec(1, 5)).await.expect("submit");
     let task = submitted.tasks[0].id;
-    let claim = store.claim(task, a, lease).await.expect("claim");
-    let token = LeaseToken {
-        task,
-        worker: a,
-        attempt: claim.attempt,
-    };
+    let token = claimed(&*store, task, a, lease).await;
     store
         .fail(&token, "cuda error", false, Backoff::NONE)
         .await
@@ -1124,15 +1111,7 @@ async fn a_task_is_not_handed_again_to_a_worker_that_failed_it(store: Store) {
         Err(StoreError::Refused(why)) => assert!(why.contains("already failed"), "{why}"),
         other => panic!("the worker that failed it claimed it again: {other:?}"),
     }
-    let claim = store
-        .claim(task, b, lease)
-        .await
-        .expect("another worker takes it");
-    let token = LeaseToken {
-        task,
-        worker: b,
-        attempt: claim.attempt,
-    };
+    let token = claimed(&*store, task, b, lease).await;
     store
         .fail(&token, "cuda error again", false, Backoff::NONE)
         .await
@@ -1158,12 +1137,7 @@ async fn a_task_is_not_handed_again_to_a_worker_that_failed_it(store: Store) {
     // take it.
     let second = store.submit(&spec(1, 5)).await.expect("submit");
     let task = second.tasks[0].id;
-    let claim = store.claim(task, b, lease).await.expect("claim");
-    let token = LeaseToken {
-        task,
-        worker: b,
-        attempt: claim.attempt,
-    };
+    let token = claimed(&*store, task, b, lease).await;
     store
         .fail(&token, "boom", false, Backoff::NONE)
         .await
@@ -1257,15 +1231,7 @@ async fn a_completion_reported_again_is_recorded_once(store: Store) {
     let w = worker(&*store).await;
     let submitted = store.submit(&spec(1, 3)).await.expect("submit");
     let task = submitted.tasks[0].id;
-    let claim = store
-        .claim(task, w, Duration::from_secs(30))
-        .await
-        .expect("claim");
-    let token = LeaseToken {
-        task,
-        worker: w,
-        attempt: claim.attempt,
-    };
+    let token = claimed(&*store, task, w, Duration::from_secs(30)).await;
     let outputs = [output("again/0.png")];
     store.complete(&token, &outputs).await.expect("complete");
     // The answer was lost and the worker reports again: still fine, and
@@ -1279,7 +1245,7 @@ async fn a_completion_reported_again_is_recorded_once(store: Store) {
     assert_eq!(recorded.outputs.len(), 1, "recorded once");
     // Another attempt's token is still refused.
     let stale = LeaseToken {
-        attempt: claim.attempt + 1,
+        attempt: token.attempt + 1,
         ..token
     };
     assert!(matches!(
