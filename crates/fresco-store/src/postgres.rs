@@ -64,6 +64,23 @@ macro_rules! backoff_sql {
     };
 }
 
+/// Whether worker `$2` already failed the task while another live worker
+/// (seen within two leases of `$3` seconds, not quarantined, serving the
+/// task's model) has not: then the task is not handed to `$2` again. Shared
+/// by the claim and by the explanation of a refused claim.
+macro_rules! failed_here_while_others_can {
+    () => {
+        "(errors @> jsonb_build_array(jsonb_build_object('worker', $2::TEXT))
+          AND EXISTS (
+              SELECT 1 FROM workers w
+              WHERE w.id <> $2 AND w.quarantined_at IS NULL
+                AND w.last_seen_at > now() - make_interval(secs => 2 * $3)
+                AND tasks.model = ANY (w.models)
+                AND NOT tasks.errors @> jsonb_build_array(
+                    jsonb_build_object('worker', w.id::TEXT))))"
+    };
+}
+
 /// The only way a queued task is dispatchable: its backoff has passed.
 macro_rules! due {
     ($alias:literal) => {
@@ -248,20 +265,14 @@ impl PgStore {
         worker: WorkerId,
         lease: Duration,
     ) -> Result<Option<StoreError>> {
-        let row = sqlx::query(
+        let row = sqlx::query(concat!(
             "SELECT state,
                     coalesce((SELECT quarantined_at IS NOT NULL FROM workers WHERE id = $2),
-                             false) AS quarantined,
-                    errors @> jsonb_build_array(jsonb_build_object('worker', $2::TEXT))
-                    AND EXISTS (
-                        SELECT 1 FROM workers w
-                        WHERE w.id <> $2 AND w.quarantined_at IS NULL
-                          AND w.last_seen_at > now() - make_interval(secs => 2 * $3)
-                          AND tasks.model = ANY (w.models)
-                          AND NOT tasks.errors @> jsonb_build_array(
-                              jsonb_build_object('worker', w.id::TEXT))) AS failed_here
-             FROM tasks WHERE id = $1",
-        )
+                             false) AS quarantined, ",
+            failed_here_while_others_can!(),
+            " AS failed_here
+             FROM tasks WHERE id = $1"
+        ))
         .bind(task.0)
         .bind(worker.0)
         .bind(secs(lease))
@@ -631,14 +642,9 @@ impl JobStore for PgStore {
             "
                AND NOT EXISTS (SELECT 1 FROM workers q
                                WHERE q.id = $2 AND q.quarantined_at IS NOT NULL)
-               AND NOT (errors @> jsonb_build_array(jsonb_build_object('worker', $2::TEXT))
-                        AND EXISTS (
-                            SELECT 1 FROM workers w
-                            WHERE w.id <> $2 AND w.quarantined_at IS NULL
-                              AND w.last_seen_at > now() - make_interval(secs => 2 * $3)
-                              AND tasks.model = ANY (w.models)
-                              AND NOT tasks.errors @> jsonb_build_array(
-                                  jsonb_build_object('worker', w.id::TEXT))))
+               AND NOT ",
+            failed_here_while_others_can!(),
+            "
              RETURNING ",
             task_columns!()
         ))

@@ -39,8 +39,8 @@ use sqlx::sqlite::{
 
 use self::reads::job_columns;
 use self::rows::{
-    json_time, now_ms, plus, queued_from_row, state_at, task_columns, task_from_row, text,
-    time_from_ms, undecodable, uuid_at,
+    failed_here_while_others_can, json_time, now_ms, plus, queued_from_row, state_at, task_columns,
+    task_from_row, text, time_from_ms, undecodable, uuid_at,
 };
 use crate::JobStore;
 use crate::error::{Result, StoreError, replay};
@@ -450,16 +450,9 @@ impl JobStore for SqliteStore {
             "
                AND NOT EXISTS (SELECT 1 FROM workers q
                                WHERE q.id = ?2 AND q.quarantined_at IS NOT NULL)
-               AND NOT (EXISTS (SELECT 1 FROM json_each(tasks.errors) e
-                                WHERE json_extract(e.value, '$.worker') = ?2)
-                        AND EXISTS (
-                            SELECT 1 FROM workers w
-                            WHERE w.id <> ?2 AND w.quarantined_at IS NULL
-                              AND w.last_seen_at > ?4 - 2 * (?3 - ?4)
-                              AND EXISTS (SELECT 1 FROM json_each(w.models) m
-                                          WHERE m.value = tasks.model)
-                              AND NOT EXISTS (SELECT 1 FROM json_each(tasks.errors) e
-                                              WHERE json_extract(e.value, '$.worker') = w.id)))
+               AND NOT ",
+            failed_here_while_others_can!(),
+            "
              RETURNING ",
             task_columns!()
         ))

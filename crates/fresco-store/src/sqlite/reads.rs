@@ -11,7 +11,9 @@ use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
 use super::SqliteStore;
-use super::rows::{now_ms, state_at, text, time_from_ms, undecodable, uuid_at};
+use super::rows::{
+    failed_here_while_others_can, now_ms, plus, state_at, text, time_from_ms, undecodable, uuid_at,
+};
 use crate::JobStore;
 use crate::error::{Result, StoreError, refusal_of};
 use crate::records::{JobSummary, OutputRecord, StateCounts, TaskRecord};
@@ -154,27 +156,19 @@ impl SqliteStore {
         worker: WorkerId,
         lease: std::time::Duration,
     ) -> Result<Option<StoreError>> {
-        let row = sqlx::query(
+        let now = now_ms();
+        let row = sqlx::query(concat!(
             "SELECT state,
                     coalesce((SELECT quarantined_at IS NOT NULL FROM workers WHERE id = ?2), 0)
-                        AS quarantined,
-                    EXISTS (SELECT 1 FROM json_each(tasks.errors) e
-                            WHERE json_extract(e.value, '$.worker') = ?2)
-                    AND EXISTS (
-                        SELECT 1 FROM workers w
-                        WHERE w.id <> ?2 AND w.quarantined_at IS NULL
-                          AND w.last_seen_at > ?3 - 2 * ?4
-                          AND EXISTS (SELECT 1 FROM json_each(w.models) m
-                                      WHERE m.value = tasks.model)
-                          AND NOT EXISTS (SELECT 1 FROM json_each(tasks.errors) e
-                                          WHERE json_extract(e.value, '$.worker') = w.id))
-                        AS failed_here
-             FROM tasks WHERE id = ?1",
-        )
+                        AS quarantined, ",
+            failed_here_while_others_can!(),
+            " AS failed_here
+             FROM tasks WHERE id = ?1"
+        ))
         .bind(text(task.0))
         .bind(text(worker.0))
-        .bind(now_ms())
-        .bind(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
+        .bind(plus(now, lease))
+        .bind(now)
         .fetch_optional(&self.reader)
         .await?;
         let Some(row) = row else { return Ok(None) };

@@ -110,3 +110,23 @@ pub(super) fn queued_from_row(row: &SqliteRow) -> Result<QueuedTask> {
         seq: row.try_get("seq")?,
     })
 }
+
+/// Whether worker `?2` already failed the task while another live worker
+/// (seen since `?4 − 2·(?3 − ?4)`, i.e. within two leases of now `?4` when
+/// `?3` is now plus a lease; not quarantined; serving the task's model) has
+/// not: then the task is not handed to `?2` again. Shared by the claim and
+/// by the explanation of a refused claim.
+macro_rules! failed_here_while_others_can {
+    () => {
+        "(EXISTS (SELECT 1 FROM json_each(tasks.errors) e
+                  WHERE json_extract(e.value, '$.worker') = ?2)
+          AND EXISTS (
+              SELECT 1 FROM workers w
+              WHERE w.id <> ?2 AND w.quarantined_at IS NULL
+                AND w.last_seen_at > ?4 - 2 * (?3 - ?4)
+                AND EXISTS (SELECT 1 FROM json_each(w.models) m WHERE m.value = tasks.model)
+                AND NOT EXISTS (SELECT 1 FROM json_each(tasks.errors) e
+                                WHERE json_extract(e.value, '$.worker') = w.id)))"
+    };
+}
+pub(super) use failed_here_while_others_can;
