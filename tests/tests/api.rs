@@ -250,15 +250,6 @@ fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
             "tasks: must hold at most 1000000 tasks (got 1000001)".into(),
         ),
         (
-            "empty model",
-            submit(pb::SubmitJobRequest {
-                model: String::new(),
-                ..ok()
-            }),
-            invalid,
-            "model: must not be empty".into(),
-        ),
-        (
             "unknown model",
             submit(pb::SubmitJobRequest {
                 model: "sd-99".into(),

@@ -96,7 +96,16 @@ fn the_readme_first_command_renders_the_examples_on_a_clean_machine() {
     for png in &pngs {
         let bytes = std::fs::read(png).expect("reading an image");
         let (width, height, text) = read_png_text(&bytes).expect("a valid PNG");
-        assert!(width > 0 && height > 0);
+        // The examples name no model and no size: the default model renders
+        // them at the size it was trained at.
+        assert_eq!((width, height), (32, 32), "{}", png.display());
+        let model = text.iter().find(|(key, _)| key == "model");
+        assert_eq!(
+            model.map(|(_, value)| value.as_str()),
+            Some("fresco-shapes"),
+            "{} is rendered by the default model",
+            png.display()
+        );
         let prompt = text
             .iter()
             .find(|(key, _)| key == "prompt")

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fresco_core::params::Schedule;
 use fresco_core::{JobSpec, TaskId, TaskSpec, TaskState, WorkerId};
 use fresco_e2e::{Services, TestDatabase};
 use fresco_store::{
@@ -117,6 +118,18 @@ fn spec_for(model: &str, tasks: usize, max_attempts: u32) -> JobSpec {
                 guidance: 4.0,
                 n: 1,
                 sampler: "euler".into(),
+                // Every third task carries schedule knobs, so the specs the
+                // suite reads back check that they are stored as given.
+                schedule: if i % 3 == 1 {
+                    Schedule {
+                        eta: Some(0.25),
+                        karras_sigmas: Some(true),
+                        beta_schedule: Some("squaredcos_cap_v2".into()),
+                        ..Schedule::default()
+                    }
+                } else {
+                    Schedule::default()
+                },
             })
             .collect(),
     }

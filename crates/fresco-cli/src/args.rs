@@ -57,7 +57,7 @@ pub enum Command {
 /// refused as an invalid width rather than as an unknown flag.
 #[derive(Debug, Default, Args)]
 pub struct SubmitArgs {
-    /// Model id.
+    /// Model id (default: the farm's default model, fresco-shapes).
     #[arg(long, env = "FRESCO_MODEL")]
     pub model: Option<String>,
     /// A prompt; repeat for several tasks.
@@ -83,8 +83,12 @@ pub struct SubmitArgs {
     pub guidance: Option<f32>,
     #[arg(long)]
     pub negative_prompt: Option<String>,
+    /// Sampler: euler, heun, ddim, ddpm, euler_a, dpmpp_2m, dpmpp_2m_karras,
+    /// unipc or flow_euler (which ones a model runs depends on the model).
     #[arg(long)]
     pub sampler: Option<String>,
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
     /// A name for the job.
     #[arg(long, default_value = "")]
     pub name: String,
@@ -109,6 +113,37 @@ pub struct SubmitArgs {
     /// Seconds to keep trying while the coordinator does not answer.
     #[arg(long, default_value_t = 60)]
     pub retry_seconds: u64,
+}
+
+/// Sampler schedule knobs of every task that sets none itself; unset ones
+/// keep the model's own scheduler config.
+#[derive(Debug, Default, Clone, Args)]
+pub struct ScheduleArgs {
+    /// Training timesteps of the beta schedule.
+    #[arg(long, allow_negative_numbers = true)]
+    pub num_train_timesteps: Option<u32>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub beta_start: Option<f64>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub beta_end: Option<f64>,
+    /// linear, scaled_linear or squaredcos_cap_v2.
+    #[arg(long)]
+    pub beta_schedule: Option<String>,
+    /// epsilon, v_prediction or sample.
+    #[arg(long)]
+    pub prediction_type: Option<String>,
+    /// leading, trailing or linspace.
+    #[arg(long)]
+    pub timestep_spacing: Option<String>,
+    /// Karras sigmas (true or false).
+    #[arg(long)]
+    pub karras_sigmas: Option<bool>,
+    /// Flow-matching shift.
+    #[arg(long, allow_negative_numbers = true)]
+    pub flow_shift: Option<f64>,
+    /// DDIM's eta (0 to 1).
+    #[arg(long, allow_negative_numbers = true)]
+    pub eta: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -181,9 +216,9 @@ pub struct DevArgs {
     /// and exit, instead of serving until Ctrl-C.
     #[arg(long)]
     pub submit: Option<PathBuf>,
-    /// Model for --submit.
-    #[arg(long, env = "FRESCO_MODEL", default_value = "tiny-random-dit")]
-    pub model: String,
+    /// Model for --submit (default: the farm's default model, fresco-shapes).
+    #[arg(long, env = "FRESCO_MODEL")]
+    pub model: Option<String>,
     /// Directory for the images of --submit (default: out/<job id>).
     #[arg(long)]
     pub out: Option<PathBuf>,

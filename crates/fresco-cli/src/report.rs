@@ -1,5 +1,6 @@
 //! How jobs and tasks are printed: one-line text summaries and JSON objects.
 
+use fresco_core::params::Schedule;
 use fresco_proto::v1 as pb;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -82,6 +83,7 @@ pub fn task_json(task: &pb::Task) -> Value {
         "guidance": task.guidance,
         "n": task.n,
         "sampler": task.sampler,
+        "schedule": Schedule::from_proto(task.schedule.as_ref()),
         "attempt": task.attempt,
         "worker": task.worker,
         "outputs": task.outputs.iter().map(|o| json!({

@@ -64,6 +64,7 @@ pub fn task(t: &TaskRecord) -> pb::Task {
         guidance: t.spec.guidance,
         n: t.spec.n,
         sampler: t.spec.sampler.clone(),
+        schedule: t.spec.schedule.to_proto(),
         attempt: t.attempt,
         worker: t.worker.map(|w| w.to_string()).unwrap_or_default(),
         progress_step: t.progress_step,

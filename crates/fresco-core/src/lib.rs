@@ -15,6 +15,7 @@ pub mod ids;
 pub mod keys;
 pub mod params;
 pub mod prompts_file;
+pub mod schedule;
 pub mod state;
 pub mod validate;
 

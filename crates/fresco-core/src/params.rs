@@ -3,13 +3,60 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::TaskId;
+pub use crate::schedule::Schedule;
 
-/// Models every worker can serve without any files: tiny configurations
-/// with seeded random weights, for tests and smoke runs.
-pub const BUILTIN_MODELS: &[&str] = &["tiny-random-dit", "tiny-random-dit-b"];
+/// The model of a submission that names none: fresco's own trained model of
+/// captioned shapes, shipped inside the worker.
+pub const DEFAULT_MODEL: &str = "fresco-shapes";
 
-/// Samplers a task may ask for.
-pub const SAMPLERS: &[&str] = &["euler", "heun"];
+/// Models every worker can serve without any files: the trained
+/// [`DEFAULT_MODEL`], and tiny configurations with seeded random weights for
+/// tests and smoke runs.
+pub const BUILTIN_MODELS: &[&str] = &[DEFAULT_MODEL, "tiny-random-dit", "tiny-random-dit-b"];
+
+/// The image size, steps and guidance a task of `model` gets when neither the
+/// task nor its job sets them: the settings a model was trained and measured
+/// at where fresco knows them, else fresco's general [`defaults`].
+pub fn model_defaults(model: &str) -> ModelDefaults {
+    match model {
+        DEFAULT_MODEL => ModelDefaults {
+            width: 32,
+            height: 32,
+            steps: defaults::STEPS,
+            guidance: defaults::GUIDANCE,
+        },
+        _ => ModelDefaults {
+            width: defaults::WIDTH,
+            height: defaults::HEIGHT,
+            steps: defaults::STEPS,
+            guidance: defaults::GUIDANCE,
+        },
+    }
+}
+
+/// Per-model defaults, see [`model_defaults`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModelDefaults {
+    pub width: u32,
+    pub height: u32,
+    pub steps: u32,
+    pub guidance: f32,
+}
+
+/// Samplers a task may ask for. Which ones a model runs is the model's
+/// business: fresco's DiT models run `euler` and `heun`, Stable Diffusion
+/// folders every beta-schedule sampler, flow-matching folders `flow_euler`.
+pub const SAMPLERS: &[&str] = &[
+    "euler",
+    "heun",
+    "ddim",
+    "ddpm",
+    "euler_a",
+    "dpmpp_2m",
+    "dpmpp_2m_karras",
+    "unipc",
+    "flow_euler",
+];
 
 /// Defaults for fields a submission leaves unset.
 pub mod defaults {
@@ -66,6 +113,9 @@ pub struct TaskSpec {
     pub guidance: f32,
     pub n: u32,
     pub sampler: String,
+    /// Sampler schedule overrides (none set: the model's own schedule).
+    #[serde(default)]
+    pub schedule: Schedule,
 }
 
 /// A checked submission: ready to be stored as it is.

@@ -3,7 +3,9 @@
 //! - `.txt`: one prompt a line; blank lines and lines starting with `#` are skipped.
 //! - `.jsonl`: one JSON object a line with `prompt` and, optionally, any of
 //!   `negative_prompt`, `seed`, `steps`, `width`, `height`, `guidance`, `n`,
-//!   `sampler`; blank lines are skipped.
+//!   `sampler` and the schedule knobs `num_train_timesteps`, `beta_start`,
+//!   `beta_end`, `beta_schedule`, `prediction_type`, `timestep_spacing`,
+//!   `karras_sigmas`, `flow_shift`, `eta`; blank lines are skipped.
 //! - `.csv`: a header naming a `prompt` column and, optionally, the same
 //!   parameter columns; an empty cell leaves the parameter unset.
 //!
@@ -13,6 +15,8 @@ use std::path::Path;
 
 use fresco_proto::v1::TaskParams;
 use serde::Deserialize;
+
+use crate::schedule::Schedule;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PromptsFileError {
@@ -70,6 +74,15 @@ struct Line {
     guidance: Option<f32>,
     n: Option<u32>,
     sampler: Option<String>,
+    num_train_timesteps: Option<u32>,
+    beta_start: Option<f64>,
+    beta_end: Option<f64>,
+    beta_schedule: Option<String>,
+    prediction_type: Option<String>,
+    timestep_spacing: Option<String>,
+    karras_sigmas: Option<bool>,
+    flow_shift: Option<f64>,
+    eta: Option<f64>,
 }
 
 impl Line {
@@ -88,6 +101,18 @@ impl Line {
             guidance: self.guidance,
             n: self.n,
             sampler: self.sampler,
+            schedule: Schedule {
+                num_train_timesteps: self.num_train_timesteps,
+                beta_start: self.beta_start,
+                beta_end: self.beta_end,
+                beta_schedule: self.beta_schedule,
+                prediction_type: self.prediction_type,
+                timestep_spacing: self.timestep_spacing,
+                karras_sigmas: self.karras_sigmas,
+                flow_shift: self.flow_shift,
+                eta: self.eta,
+            }
+            .to_proto(),
         })
     }
 }
@@ -193,10 +218,19 @@ fn csv_value(
     value: &str,
 ) -> Result<serde_json::Value, PromptsFileError> {
     match column {
-        "prompt" | "negative_prompt" | "sampler" => {
+        "prompt" | "negative_prompt" | "sampler" | "beta_schedule" | "prediction_type"
+        | "timestep_spacing" => {
             check_controls(line, value)?;
             Ok(serde_json::Value::String(value.to_owned()))
         }
+        "karras_sigmas" => match value {
+            "true" => Ok(serde_json::Value::Bool(true)),
+            "false" => Ok(serde_json::Value::Bool(false)),
+            _ => Err(at(
+                line,
+                format!("column {column:?}: {value:?} is not true or false"),
+            )),
+        },
         _ => serde_json::from_str::<serde_json::Number>(value)
             .map(serde_json::Value::Number)
             .map_err(|_| {
@@ -251,6 +285,28 @@ mod tests {
         assert_eq!(tasks[0].negative_prompt.as_deref(), Some("b"));
         assert_eq!(tasks[0].n, Some(2));
         assert_eq!(tasks[1].seed, None);
+    }
+
+    #[test]
+    fn schedule_knobs_come_from_jsonl_keys_and_csv_columns() {
+        let src = br#"{"prompt": "a", "sampler": "ddim", "eta": 0.5, "karras_sigmas": true, "beta_schedule": "linear"}
+{"prompt": "b"}"#;
+        let tasks = parse(src, Format::JsonLines).unwrap();
+        let knobs = tasks[0].schedule.clone().unwrap();
+        assert_eq!(knobs.eta, Some(0.5));
+        assert_eq!(knobs.karras_sigmas, Some(true));
+        assert_eq!(knobs.beta_schedule.as_deref(), Some("linear"));
+        assert_eq!(tasks[1].schedule, None);
+
+        let csv = b"prompt,flow_shift,karras_sigmas,timestep_spacing\na,3.0,false,trailing\nb,,,\n";
+        let tasks = parse(csv, Format::Csv).unwrap();
+        let knobs = tasks[0].schedule.clone().unwrap();
+        assert_eq!(knobs.flow_shift, Some(3.0));
+        assert_eq!(knobs.karras_sigmas, Some(false));
+        assert_eq!(knobs.timestep_spacing.as_deref(), Some("trailing"));
+        assert_eq!(tasks[1].schedule, None);
+        let bad = parse(b"prompt,karras_sigmas\na,yes\n", Format::Csv).unwrap_err();
+        assert_eq!(line_of(bad), 2);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Checks a `SubmitJobRequest` field by field and resolves every task's
-//! parameters (task value, else job default, else fresco's default).
+//! parameters (task value, else job default, else the model's default, else
+//! fresco's default). A request that names no model gets [`DEFAULT_MODEL`].
 //!
 //! Every rule reports the field's path and the rule; nothing is stored
 //! unless the whole request passes.
@@ -7,7 +8,9 @@
 use fresco_proto::v1::{SubmitJobRequest, TaskParams};
 
 use crate::error::FieldError;
-use crate::params::{JobSpec, Limits, SAMPLERS, TaskSpec, defaults};
+use crate::params::{
+    DEFAULT_MODEL, Schedule, JobSpec, Limits, ModelDefaults, SAMPLERS, TaskSpec, defaults, model_defaults,
+};
 
 /// Validates a submission. `is_known_model` says whether a model id can be
 /// served; `next_seed` draws a seed for tasks that name none, so every stored
@@ -18,7 +21,11 @@ pub fn job_spec(
     is_known_model: &dyn Fn(&str) -> bool,
     next_seed: &mut dyn FnMut() -> u64,
 ) -> Result<JobSpec, FieldError> {
-    let model = model_id(&request.model)?;
+    let model = if request.model.is_empty() {
+        DEFAULT_MODEL.to_owned()
+    } else {
+        model_id(&request.model)?
+    };
     if !is_known_model(&model) {
         return Err(FieldError::new(
             "model",
@@ -63,12 +70,13 @@ pub fn job_spec(
     }
     let job_defaults = request.defaults.clone().unwrap_or_default();
     check_params(&job_defaults, limits).map_err(|e| e.under("defaults"))?;
+    let fallback = model_defaults(&model);
     let tasks = request
         .tasks
         .iter()
         .enumerate()
         .map(|(i, task)| {
-            resolve(task, &job_defaults, limits, next_seed)
+            resolve(task, &job_defaults, &fallback, limits, next_seed)
                 .map_err(|e| e.under(&format!("tasks[{i}]")))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -223,6 +231,7 @@ fn check_params(p: &TaskParams, limits: &Limits) -> Result<(), FieldError> {
             ));
         }
     }
+    Schedule::from_proto(p.schedule.as_ref()).check()?;
     if let Some(sampler) = &p.sampler
         && !SAMPLERS.contains(&sampler.as_str())
     {
@@ -240,6 +249,7 @@ fn check_params(p: &TaskParams, limits: &Limits) -> Result<(), FieldError> {
 fn resolve(
     task: &TaskParams,
     job: &TaskParams,
+    fallback: &ModelDefaults,
     limits: &Limits,
     next_seed: &mut dyn FnMut() -> u64,
 ) -> Result<TaskSpec, FieldError> {
@@ -249,16 +259,21 @@ fn resolve(
     if prompt.trim().is_empty() {
         return Err(FieldError::new("prompt", "must not be empty"));
     }
+    let schedule = Schedule::from_proto(task.schedule.as_ref())
+        .or(&Schedule::from_proto(job.schedule.as_ref()));
+    // Each set is valid alone; together, the betas must still be ordered.
+    schedule.check()?;
     Ok(TaskSpec {
         prompt,
         negative_prompt: pick(&task.negative_prompt, &job.negative_prompt).unwrap_or_default(),
         seed: task.seed.or(job.seed).unwrap_or_else(next_seed),
-        steps: task.steps.or(job.steps).unwrap_or(defaults::STEPS),
-        width: task.width.or(job.width).unwrap_or(defaults::WIDTH),
-        height: task.height.or(job.height).unwrap_or(defaults::HEIGHT),
-        guidance: task.guidance.or(job.guidance).unwrap_or(defaults::GUIDANCE),
+        steps: task.steps.or(job.steps).unwrap_or(fallback.steps),
+        width: task.width.or(job.width).unwrap_or(fallback.width),
+        height: task.height.or(job.height).unwrap_or(fallback.height),
+        guidance: task.guidance.or(job.guidance).unwrap_or(fallback.guidance),
         n: task.n.or(job.n).unwrap_or(defaults::N),
         sampler: pick(&task.sampler, &job.sampler).unwrap_or_else(|| defaults::SAMPLER.to_owned()),
+        schedule,
     })
 }
 
@@ -434,12 +449,69 @@ mod tests {
     }
 
     #[test]
+    fn a_request_without_a_model_gets_the_default_model_and_its_sizes() {
+        let mut req = request(vec![
+            prompt("a"),
+            TaskParams {
+                width: Some(64),
+                ..prompt("b")
+            },
+        ]);
+        req.model = String::new();
+        let spec = job_spec(&req, &Limits::default(), &|m| m == DEFAULT_MODEL, &mut || 1).unwrap();
+        assert_eq!(spec.model, "fresco-shapes");
+        let sizes: Vec<_> = spec.tasks.iter().map(|t| (t.width, t.height)).collect();
+        assert_eq!(sizes, [(32, 32), (64, 32)]);
+        assert_eq!(spec.tasks[0].steps, defaults::STEPS);
+    }
+
+    #[test]
+    fn schedule_knobs_merge_task_over_job_and_are_checked_together() {
+        let knobs = |f: fn(&mut fresco_proto::v1::Schedule)| {
+            let mut s = fresco_proto::v1::Schedule::default();
+            f(&mut s);
+            Some(s)
+        };
+        let mut req = request(vec![
+            TaskParams {
+                schedule: knobs(|s| s.eta = Some(1.0)),
+                ..prompt("a")
+            },
+            prompt("b"),
+        ]);
+        req.defaults = Some(TaskParams {
+            schedule: knobs(|s| {
+                s.eta = Some(0.5);
+                s.beta_end = Some(0.012);
+            }),
+            ..Default::default()
+        });
+        let spec = check(&req).unwrap();
+        let etas: Vec<_> = spec.tasks.iter().map(|t| t.schedule.eta).collect();
+        assert_eq!(etas, [Some(1.0), Some(0.5)]);
+        assert_eq!(spec.tasks[0].schedule.beta_end, Some(0.012));
+
+        // Each part is valid alone; merged, beta_start ends above beta_end.
+        req.tasks[1].schedule = knobs(|s| s.beta_start = Some(0.5));
+        let err = check(&req).unwrap_err();
+        assert_eq!(err.field, "tasks[1].schedule.beta_end", "{err}");
+
+        req.tasks[1].schedule = knobs(|s| s.timestep_spacing = Some("sideways".into()));
+        let err = check(&req).unwrap_err();
+        assert_eq!(err.field, "tasks[1].schedule.timestep_spacing", "{err}");
+    }
+
+    #[test]
     fn job_level_rules() {
         let mut req = request(vec![prompt("a")]);
         req.model = "sd-99".into();
         assert_eq!(check(&req).unwrap_err().field, "model");
-        req.model = String::new();
-        assert_eq!(check(&req).unwrap_err().rule, "must not be empty");
+        req.model = "".into();
+        assert_eq!(
+            check(&req).unwrap_err().rule,
+            "unknown model \"fresco-shapes\": no worker serves it and it is not built in",
+            "an empty model means the default model"
+        );
         req.model = "../etc/passwd".into();
         assert_eq!(check(&req).unwrap_err().field, "model");
 

@@ -107,7 +107,8 @@ impl DevFarm {
         let storage = Storage::from_url(&storage_url).context("opening output storage")?;
         let dispatch: Arc<dyn Dispatch> = Arc::new(MemoryDispatch::new());
 
-        let registry = ModelRegistry::new(options.models_dir.clone());
+        let registry = ModelRegistry::new(options.models_dir.clone())
+            .with_kind(fresco_sd::serve::folder_kind(candle_core::DType::F32));
         let models = served_models(&registry, &[])?;
         let app = Coordinator {
             store: Arc::new(store),
@@ -138,6 +139,7 @@ impl DevFarm {
                     models: models.clone(),
                     registry: registry.clone(),
                     cache_budget_bytes: options.cache_budget_bytes,
+                    device: candle_core::Device::Cpu,
                     shutdown_grace: Duration::from_secs(10),
                     pop_timeout: Duration::from_secs(2),
                     report_patience: Duration::from_secs(300),

@@ -64,6 +64,16 @@ pub enum Error {
     #[error("internal error: {0}")]
     Internal(String),
 
+    /// A model of another pipeline crate (e.g. a Stable Diffusion folder)
+    /// failed to load or run.
+    #[error("model {model}: {source}")]
+    Model {
+        /// The model id.
+        model: String,
+        /// What went wrong.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// PNG decoding failed.
     #[error("png decode: {0}")]
     PngDecode(#[from] png::DecodingError),

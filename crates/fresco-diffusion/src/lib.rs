@@ -36,4 +36,4 @@ pub use error::{Error, Result};
 pub use pipeline::DitPipeline;
 pub use registry::ModelRegistry;
 pub use seed::{derive_image_seed, splitmix64};
-pub use types::{GenerateParams, GeneratedImage, Pipeline, Progress};
+pub use types::{GenerateParams, GeneratedImage, Pipeline, Progress, Schedule};

@@ -22,7 +22,7 @@ use crate::sampler::{SAMPLERS, Sampler, sample, timesteps};
 use crate::seed::{derive_image_seed, gaussian_noise};
 use crate::text_encoder::{EncodedText, TextEncoder};
 use crate::tokenizer::Tokenizer;
-use crate::types::{GenerateParams, GeneratedImage, Pipeline, Progress};
+use crate::types::{GenerateParams, GeneratedImage, Pipeline, Progress, Schedule};
 
 /// File name of the configuration inside a model directory.
 pub const CONFIG_FILE: &str = "config.json";
@@ -93,6 +93,19 @@ impl DitPipeline {
             weights,
             device: device.clone(),
         })
+    }
+
+    /// Builds a model from a `config.json` text and `model.safetensors` bytes
+    /// held in memory (the built-in trained model is embedded this way).
+    pub fn from_bytes(
+        model_id: &str,
+        config_json: &str,
+        safetensors: &[u8],
+        device: &Device,
+    ) -> Result<Self> {
+        let config: DitConfig = serde_json::from_str(config_json)?;
+        let weights = candle_core::safetensors::load_buffer(safetensors, device)?;
+        Self::from_weights(model_id, config, weights, device)
     }
 
     /// Loads `dir/config.json` and `dir/model.safetensors`; the model id is the
@@ -203,7 +216,10 @@ impl DitPipeline {
             let v_cond = v.narrow(0, n, n)?;
             Ok((&v_uncond + ((&v_cond - &v_uncond)? * g)?)?)
         };
-        let ts = timesteps(params.steps, self.config.shift);
+        let ts = timesteps(
+            params.steps,
+            params.schedule.flow_shift.unwrap_or(self.config.shift),
+        );
         let x0 = sample(sampler, x, &ts, &mut velocity, on_step)?;
         let images = to_images(&x0, seeds, params.width, params.height)?;
         info!(
@@ -244,6 +260,18 @@ impl DitPipeline {
         }
         if !p.guidance.is_finite() {
             return invalid(format!("guidance must be finite, got {}", p.guidance));
+        }
+        let flow_only = Schedule {
+            flow_shift: p.schedule.flow_shift,
+            ..Schedule::default()
+        };
+        if p.schedule != flow_only {
+            return invalid(format!(
+                "model {} is a flow-matching model: of the schedule knobs it reads only \
+                 flow_shift (got {})",
+                self.model_id,
+                p.schedule.to_json()
+            ));
         }
         Ok(sampler)
     }

@@ -1,9 +1,11 @@
 //! Model registry: maps model ids to pipeline constructors.
 //!
-//! Built-in models need no files: `tiny-random-dit` (the tiny DiT with seeded
-//! random weights, [`DitConfig::tiny`]) and `tiny-random-dit-b` (same architecture,
-//! different weight seed — handy for exercising model switching and cache
-//! eviction). [`ModelRegistry`] adds a models directory: every folder in it
+//! Built-in models need no files: `fresco-shapes` (fresco's DiT trained on
+//! captioned shapes; its `models/fresco-shapes` folder is compiled into the
+//! binary, so it loads with no network and no files), `tiny-random-dit` (the
+//! tiny DiT with seeded random weights, [`DitConfig::tiny`]) and
+//! `tiny-random-dit-b` (same architecture, different weight seed — handy for
+//! exercising model switching and cache eviction). [`ModelRegistry`] adds a models directory: every folder in it
 //! holding `config.json` and `model.safetensors` is a model served under the
 //! folder's name, loaded with [`DitPipeline::from_dir_with_id`].
 
@@ -18,12 +20,20 @@ use crate::error::{Error, Result};
 use crate::pipeline::{CONFIG_FILE, DitPipeline, WEIGHTS_FILE};
 use crate::types::Pipeline;
 
-/// Id of the default built-in model.
+/// Id of the trained built-in model (the farm's default model).
+pub const FRESCO_SHAPES: &str = "fresco-shapes";
+/// Id of the tiny built-in model with random weights.
 pub const TINY_RANDOM_DIT: &str = "tiny-random-dit";
 /// Id of the second built-in model (same architecture, other weights).
 pub const TINY_RANDOM_DIT_B: &str = "tiny-random-dit-b";
 
-const BUILTIN: &[&str] = &[TINY_RANDOM_DIT, TINY_RANDOM_DIT_B];
+const BUILTIN: &[&str] = &[FRESCO_SHAPES, TINY_RANDOM_DIT, TINY_RANDOM_DIT_B];
+
+/// `config.json` of the trained built-in model.
+const FRESCO_SHAPES_CONFIG: &str = include_str!("../../../models/fresco-shapes/config.json");
+/// `model.safetensors` of the trained built-in model.
+const FRESCO_SHAPES_WEIGHTS: &[u8] =
+    include_bytes!("../../../models/fresco-shapes/model.safetensors");
 
 /// Ids of the models [`load`] can construct without any files.
 pub fn builtin_models() -> &'static [&'static str] {
@@ -42,6 +52,15 @@ fn builtin_seed(model_id: &str) -> Option<u64> {
 /// Loads the pipeline for `model_id` on `device`; [`Error::UnknownModel`] for ids
 /// that are not built in.
 pub fn load(model_id: &str, device: &Device) -> Result<Arc<dyn Pipeline>> {
+    if model_id == FRESCO_SHAPES {
+        debug!(model = model_id, "loading the embedded trained model");
+        return Ok(Arc::new(DitPipeline::from_bytes(
+            model_id,
+            FRESCO_SHAPES_CONFIG,
+            FRESCO_SHAPES_WEIGHTS,
+            device,
+        )?));
+    }
     let seed = builtin_seed(model_id).ok_or_else(|| Error::UnknownModel(model_id.to_owned()))?;
     debug!(model = model_id, "constructing built-in model");
     Ok(Arc::new(DitPipeline::random(
@@ -52,72 +71,194 @@ pub fn load(model_id: &str, device: &Device) -> Result<Arc<dyn Pipeline>> {
     )?))
 }
 
-/// The models a worker can serve: the built-in ones, plus the model folders
-/// of an optional models directory.
+/// Loads the model folder at a path under a model id.
+pub type FolderLoader =
+    Arc<dyn Fn(&Path, &str, &Device) -> Result<Arc<dyn Pipeline>> + Send + Sync>;
+
+/// A kind of model folder a registry serves besides fresco's own DiT folders
+/// (`config.json` + `model.safetensors`), e.g. diffusers-layout Stable
+/// Diffusion folders: how to recognise one and how to load it.
+#[derive(Clone)]
+pub struct FolderKind {
+    name: &'static str,
+    detect: fn(&Path) -> bool,
+    load: FolderLoader,
+}
+
+impl FolderKind {
+    /// A kind called `name` (for logs) that holds the folders `detect` accepts.
+    pub fn new(
+        name: &'static str,
+        detect: fn(&Path) -> bool,
+        load: impl Fn(&Path, &str, &Device) -> Result<Arc<dyn Pipeline>> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            name,
+            detect,
+            load: Arc::new(load),
+        }
+    }
+
+    /// The kind's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+impl std::fmt::Debug for FolderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FolderKind").field("name", &self.name).finish()
+    }
+}
+
+/// Whether `dir` is a fresco DiT folder.
+fn is_dit_folder(dir: &Path) -> bool {
+    dir.join(CONFIG_FILE).is_file() && dir.join(WEIGHTS_FILE).is_file()
+}
+
+/// One model found on disk.
+struct FoundModel {
+    id: String,
+    dir: PathBuf,
+}
+
+/// The models a worker can serve: the built-in ones, the model folders of an
+/// optional models directory (served under the folder's name), and the
+/// models of an optional Hugging Face hub cache (served offline under their
+/// hub id, e.g. `stabilityai/sdxl-turbo`, from the snapshot `refs/main`
+/// names). Folders are fresco DiT folders or of a registered [`FolderKind`].
 #[derive(Debug, Clone, Default)]
 pub struct ModelRegistry {
     models_dir: Option<PathBuf>,
+    hf_cache: Option<PathBuf>,
+    kinds: Vec<FolderKind>,
 }
 
 impl ModelRegistry {
     pub fn new(models_dir: Option<PathBuf>) -> Self {
-        Self { models_dir }
+        Self {
+            models_dir,
+            ..Self::default()
+        }
     }
 
-    /// The folder names under the models directory that hold a model.
-    fn folder_models(&self) -> Result<Vec<String>> {
-        let Some(dir) = &self.models_dir else {
-            return Ok(Vec::new());
-        };
-        let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
-            path: dir.clone(),
-            source,
-        })?;
-        let mut models = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|source| Error::Io {
-                path: dir.clone(),
-                source,
-            })?;
-            let path = entry.path();
-            let is_model = path.join(CONFIG_FILE).is_file() && path.join(WEIGHTS_FILE).is_file();
-            if let (true, Some(name)) = (is_model, entry.file_name().to_str()) {
-                models.push(name.to_owned());
+    /// Also serves the models of the Hugging Face hub cache `dir` (the
+    /// folder holding `models--<org>--<name>` folders).
+    pub fn with_hf_cache(mut self, dir: Option<PathBuf>) -> Self {
+        self.hf_cache = dir;
+        self
+    }
+
+    /// Also serves folders of `kind`.
+    pub fn with_kind(mut self, kind: FolderKind) -> Self {
+        self.kinds.push(kind);
+        self
+    }
+
+    /// Whether this registry can load the folder `dir`.
+    fn loadable(&self, dir: &Path) -> bool {
+        is_dit_folder(dir) || self.kinds.iter().any(|k| (k.detect)(dir))
+    }
+
+    /// The models of the models directory and the hub cache, sorted by id.
+    fn found_models(&self) -> Result<Vec<FoundModel>> {
+        let mut found = Vec::new();
+        if let Some(dir) = &self.models_dir {
+            for (name, path) in subdirectories(dir)? {
+                if self.loadable(&path) {
+                    found.push(FoundModel { id: name, dir: path });
+                }
             }
         }
-        models.sort();
-        Ok(models)
+        if let Some(hub) = &self.hf_cache {
+            for (name, path) in subdirectories(hub)? {
+                let Some(id) = hub_model_id(&name) else {
+                    continue;
+                };
+                if let Some(snapshot) = hub_snapshot(&path)
+                    && self.loadable(&snapshot)
+                {
+                    found.push(FoundModel { id, dir: snapshot });
+                }
+            }
+        }
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(found)
     }
 
     /// Every model id this registry can load: built-in ones first.
     pub fn available(&self) -> Result<Vec<String>> {
         let mut models: Vec<String> = BUILTIN.iter().map(|m| (*m).to_owned()).collect();
-        for model in self.folder_models()? {
-            if !models.contains(&model) {
-                models.push(model);
+        for model in self.found_models()? {
+            if !models.contains(&model.id) {
+                models.push(model.id);
             }
         }
         Ok(models)
     }
 
-    /// Loads `model_id`: a built-in model, or a folder of the models
-    /// directory. Any other id is [`Error::UnknownModel`], never a path.
+    /// Loads `model_id`: a built-in model, or a folder the registry found.
+    /// Any other id is [`Error::UnknownModel`], never a path.
     pub fn load(&self, model_id: &str, device: &Device) -> Result<Arc<dyn Pipeline>> {
-        if builtin_seed(model_id).is_some() {
+        if BUILTIN.contains(&model_id) {
             return load(model_id, device);
         }
-        match &self.models_dir {
-            Some(dir) if self.folder_models()?.iter().any(|m| m == model_id) => {
-                let folder: &Path = dir.as_ref();
-                Ok(Arc::new(DitPipeline::from_dir_with_id(
-                    folder.join(model_id),
-                    model_id,
-                    device,
-                )?))
+        let found = self.found_models()?;
+        let Some(model) = found.iter().find(|m| m.id == model_id) else {
+            return Err(Error::UnknownModel(model_id.to_owned()));
+        };
+        if is_dit_folder(&model.dir) {
+            return Ok(Arc::new(DitPipeline::from_dir_with_id(
+                &model.dir, model_id, device,
+            )?));
+        }
+        match self.kinds.iter().find(|k| (k.detect)(&model.dir)) {
+            Some(kind) => {
+                debug!(model = model_id, kind = kind.name, dir = %model.dir.display(), "loading model folder");
+                (kind.load)(&model.dir, model_id, device)
             }
-            _ => Err(Error::UnknownModel(model_id.to_owned())),
+            None => Err(Error::UnknownModel(model_id.to_owned())),
         }
     }
+}
+
+/// The (name, path) of every directory directly under `dir`, names that are
+/// not UTF-8 skipped.
+fn subdirectories(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let io = |source| Error::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let path = entry.path();
+        if let (true, Some(name)) = (path.is_dir(), entry.file_name().to_str()) {
+            out.push((name.to_owned(), path));
+        }
+    }
+    Ok(out)
+}
+
+/// `models--org--name` → `org/name` (the hub's cache folder naming).
+fn hub_model_id(folder: &str) -> Option<String> {
+    let rest = folder.strip_prefix("models--")?;
+    let id = rest.replace("--", "/");
+    (!id.is_empty()).then_some(id)
+}
+
+/// The snapshot of a hub cache model folder: the one `refs/main` names, else
+/// the only one there is.
+fn hub_snapshot(model_dir: &Path) -> Option<PathBuf> {
+    let snapshots = model_dir.join("snapshots");
+    if let Ok(commit) = std::fs::read_to_string(model_dir.join("refs/main")) {
+        let dir = snapshots.join(commit.trim());
+        if dir.is_dir() {
+            return Some(dir);
+        }
+    }
+    let mut all = subdirectories(&snapshots).ok()?;
+    (all.len() == 1).then(|| all.remove(0).1)
 }
 
 #[cfg(test)]
@@ -133,7 +274,7 @@ mod tests {
         let registry = ModelRegistry::new(Some(dir.path().to_path_buf()));
         assert_eq!(
             registry.available().unwrap(),
-            ["tiny-random-dit", "tiny-random-dit-b", "mine"]
+            ["fresco-shapes", "tiny-random-dit", "tiny-random-dit-b", "mine"]
         );
         let loaded = registry.load("mine", &Device::Cpu).unwrap();
         assert_eq!(loaded.model_id(), "mine");
@@ -146,7 +287,63 @@ mod tests {
             Err(Error::UnknownModel(_))
         ));
         assert!(registry.load("tiny-random-dit", &Device::Cpu).is_ok());
-        assert!(ModelRegistry::default().available().unwrap().len() == 2);
+        assert_eq!(ModelRegistry::default().available().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_hub_cache_serves_its_snapshots_under_their_hub_ids() {
+        let hub = tempfile::tempdir().unwrap();
+        let model = DitPipeline::random("x", DitConfig::tiny(), 3, &Device::Cpu).unwrap();
+        // The snapshot refs/main names, beside an older one.
+        let repo = hub.path().join("models--acme--tiny-dit");
+        model.save(repo.join("snapshots/abc123")).unwrap();
+        std::fs::create_dir_all(repo.join("snapshots/old")).unwrap();
+        std::fs::create_dir_all(repo.join("refs")).unwrap();
+        std::fs::write(repo.join("refs/main"), "abc123\n").unwrap();
+        // A dataset repo and a model without weights are not models.
+        std::fs::create_dir_all(hub.path().join("datasets--acme--pics/snapshots/1")).unwrap();
+        std::fs::create_dir_all(hub.path().join("models--acme--empty/snapshots/1")).unwrap();
+        // A kind of folder the registry learns about: any folder with `MARK`.
+        let other = hub.path().join("models--acme--other/snapshots/9");
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join("MARK"), "").unwrap();
+        let registry = ModelRegistry::default()
+            .with_hf_cache(Some(hub.path().to_path_buf()))
+            .with_kind(FolderKind::new(
+                "marked",
+                |dir| dir.join("MARK").is_file(),
+                |_dir, id, device| load_as(id, TINY_RANDOM_DIT, device),
+            ));
+        assert_eq!(
+            registry.available().unwrap(),
+            [
+                "fresco-shapes",
+                "tiny-random-dit",
+                "tiny-random-dit-b",
+                "acme/other",
+                "acme/tiny-dit"
+            ]
+        );
+        assert_eq!(
+            registry.load("acme/tiny-dit", &Device::Cpu).unwrap().model_id(),
+            "acme/tiny-dit"
+        );
+        assert!(registry.load("acme/other", &Device::Cpu).is_ok());
+        assert!(matches!(
+            registry.load("acme/empty", &Device::Cpu),
+            Err(Error::UnknownModel(_))
+        ));
+    }
+
+    /// The built-in `builtin` under another id.
+    fn load_as(id: &str, builtin: &str, device: &Device) -> Result<Arc<dyn Pipeline>> {
+        let seed = builtin_seed(builtin).unwrap_or_default();
+        Ok(Arc::new(DitPipeline::random(
+            id,
+            DitConfig::tiny(),
+            seed,
+            device,
+        )?))
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::ops::ControlFlow;
 
+pub use fresco_core::params::Schedule;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
@@ -30,6 +31,9 @@ pub struct GenerateParams {
     pub n: u32,
     /// Sampler name, one of [`Pipeline::samplers`].
     pub sampler: String,
+    /// Schedule knobs overriding the model's own (none set: the model's).
+    #[serde(default)]
+    pub schedule: Schedule,
 }
 
 impl Default for GenerateParams {
@@ -44,6 +48,7 @@ impl Default for GenerateParams {
             guidance: 4.0,
             n: 1,
             sampler: "euler".into(),
+            schedule: Schedule::default(),
         }
     }
 }

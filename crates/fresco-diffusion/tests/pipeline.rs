@@ -40,6 +40,7 @@ fn params() -> GenerateParams {
         guidance: 4.0,
         n: 1,
         sampler: "euler".into(),
+        schedule: Default::default(),
     }
 }
 

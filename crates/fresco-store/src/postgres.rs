@@ -98,7 +98,8 @@ macro_rules! due {
 macro_rules! task_columns {
     () => {
         "id, job_id, idx, model, prompt, negative_prompt, seed, steps, width, height, \
-         guidance, n, sampler, state, attempt, worker_id, progress_step, lease_expires_at, errors"
+         guidance, n, sampler, schedule, state, attempt, worker_id, progress_step, \
+         lease_expires_at, errors"
     };
 }
 
@@ -126,6 +127,8 @@ fn task_from_row(row: &PgRow) -> Result<TaskRecord> {
             guidance: row.try_get("guidance")?,
             n: row.try_get::<i32, _>("n")? as u32,
             sampler: row.try_get("sampler")?,
+            schedule: serde_json::from_value(row.try_get("schedule")?)
+                .map_err(|e| StoreError::Internal(sqlx::Error::Decode(Box::new(e))))?,
         },
         state,
         attempt: row.try_get::<i32, _>("attempt")? as u32,
@@ -352,13 +355,15 @@ impl JobStore for PgStore {
                 |f: fn(&TaskSpec) -> u32| chunk.iter().map(|t| f(t) as i32).collect::<Vec<_>>();
             let rows = sqlx::query(
                 "INSERT INTO tasks (id, job_id, idx, model, priority, max_attempts, prompt,
-                     negative_prompt, seed, steps, width, height, guidance, n, sampler)
+                     negative_prompt, seed, steps, width, height, guidance, n, sampler,
+                     schedule)
                  SELECT t.id, $2, t.idx, $3, $4, $5, t.prompt, t.negative_prompt, t.seed,
-                     t.steps, t.width, t.height, t.guidance, t.n, t.sampler
+                     t.steps, t.width, t.height, t.guidance, t.n, t.sampler, t.schedule::JSONB
                  FROM UNNEST($1::UUID[], $6::INT[], $7::TEXT[], $8::TEXT[], $9::BIGINT[],
-                     $10::INT[], $11::INT[], $12::INT[], $13::REAL[], $14::INT[], $15::TEXT[])
+                     $10::INT[], $11::INT[], $12::INT[], $13::REAL[], $14::INT[], $15::TEXT[],
+                     $16::TEXT[])
                      AS t(id, idx, prompt, negative_prompt, seed, steps, width, height,
-                          guidance, n, sampler)
+                          guidance, n, sampler, schedule)
                  ORDER BY t.idx
                  RETURNING id, model, priority, seq",
             )
@@ -377,6 +382,7 @@ impl JobStore for PgStore {
             .bind(chunk.iter().map(|t| t.guidance).collect::<Vec<_>>())
             .bind(int(|t| t.n))
             .bind(col(|t| t.sampler.clone()))
+            .bind(col(|t| t.schedule.to_json()))
             .fetch_all(&mut *tx)
             .await?;
             for row in &rows {

@@ -18,6 +18,9 @@ pub struct CleanBatch {
     pub x0: Vec<f32>,
     /// One caption per image.
     pub captions: Vec<String>,
+    /// Planar `[B, 3, S, S]` foreground mask: 1 where the pixel differs from its
+    /// image's background colour, 0 on the background.
+    pub foreground: Vec<f32>,
     /// Image side.
     pub size: usize,
 }
@@ -28,14 +31,17 @@ impl CleanBatch {
         let size = dataset.image_size();
         let mut x0 = Vec::with_capacity(indices.len() * 3 * (size * size) as usize);
         let mut captions = Vec::with_capacity(indices.len());
+        let mut foreground = Vec::with_capacity(x0.capacity());
         for &i in indices {
             let s = dataset.sample(i)?;
             x0.extend(rgb_to_chw(&s.rgb, size, size)?);
+            foreground.extend(foreground_mask(&s.rgb, s.scene.background.rgb()));
             captions.push(s.caption);
         }
         Ok(Self {
             x0,
             captions,
+            foreground,
             size: size as usize,
         })
     }
@@ -51,6 +57,27 @@ impl CleanBatch {
     }
 }
 
+/// Smallest summed RGB difference from the background colour that counts a
+/// pixel as foreground (anti-aliased edges included, compression-free renders).
+const FOREGROUND_MIN_DIFF: u32 = 24;
+
+/// Planar `[3, S, S]` mask of the pixels of row-major RGB8 `rgb` that differ from
+/// `background`, repeated for each channel.
+fn foreground_mask(rgb: &[u8], background: [u8; 3]) -> Vec<f32> {
+    let plane: Vec<f32> = rgb
+        .chunks_exact(3)
+        .map(|p| {
+            let diff: u32 = p
+                .iter()
+                .zip(background)
+                .map(|(&a, b)| u32::from(a.abs_diff(b)))
+                .sum();
+            if diff >= FOREGROUND_MIN_DIFF { 1.0 } else { 0.0 }
+        })
+        .collect();
+    plane.repeat(3)
+}
+
 /// Model inputs and regression target of one step.
 pub struct NoisyBatch {
     /// `x_t: [B, 3, S, S]`.
@@ -61,6 +88,9 @@ pub struct NoisyBatch {
     pub captions: Vec<Vec<u32>>,
     /// `v = ε − x0: [B, 3, S, S]`.
     pub target: Tensor,
+    /// Per-pixel loss weights `[B, 3, S, S]` (see [`Noising::foreground_weight`]);
+    /// `None`: every pixel weighs the same.
+    pub weights: Option<Tensor>,
 }
 
 /// How a [`CleanBatch`] is noised.
@@ -70,6 +100,8 @@ pub struct Noising {
     pub time_sampling: TimeSampling,
     /// Probability of replacing a caption by the null caption.
     pub caption_dropout: f64,
+    /// Loss weight of foreground pixels relative to background ones (1: none).
+    pub foreground_weight: f64,
 }
 
 /// Draws `t`, `ε` and caption dropout from `rng` and builds the step's tensors.
@@ -108,11 +140,19 @@ pub fn noisy_batch<R: Rng + ?Sized>(
         }
     }
     let shape = (b, 3, clean.size, clean.size);
+    let weights = if noising.foreground_weight == 1.0 {
+        None
+    } else {
+        let extra = (noising.foreground_weight - 1.0) as f32;
+        let w: Vec<f32> = clean.foreground.iter().map(|&m| 1.0 + extra * m).collect();
+        Some(Tensor::from_vec(w, shape, device)?)
+    };
     Ok(NoisyBatch {
         x_t: Tensor::from_vec(x_t, shape, device)?,
         t,
         captions,
         target: Tensor::from_vec(target, shape, device)?,
+        weights,
     })
 }
 
@@ -167,6 +207,7 @@ mod tests {
         let noising = Noising {
             time_sampling: TimeSampling::Uniform,
             caption_dropout: 0.0,
+            foreground_weight: 1.0,
         };
         let nb = noisy_batch(&clean, &tokenizer(), noising, &mut step_rng(1, 0), &dev).unwrap();
         let t = nb.t[0];
@@ -229,6 +270,7 @@ mod tests {
         let noising = |caption_dropout| Noising {
             time_sampling: TimeSampling::LogitNormal,
             caption_dropout,
+            foreground_weight: 1.0,
         };
         let dropped = noisy_batch(
             &clean,

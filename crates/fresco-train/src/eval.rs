@@ -5,7 +5,7 @@
 use std::ops::ControlFlow;
 use std::path::Path;
 
-use fresco_diffusion::{DitPipeline, GenerateParams, Pipeline, derive_image_seed};
+use fresco_diffusion::{GenerateParams, Pipeline, derive_image_seed};
 use fresco_shapes::image_io::{upscale, write_png};
 use fresco_shapes::{Colour, EvalReport, Evaluator, Shape, is_held_out_combination};
 use tracing::info;
@@ -107,7 +107,7 @@ pub struct EvalOutput {
 
 /// Generates `opts.k` images for every prompt and scores them.
 pub fn evaluate(
-    pipeline: &DitPipeline,
+    pipeline: &dyn Pipeline,
     prompts: &[EvalPrompt],
     opts: &EvalOptions,
 ) -> Result<EvalOutput> {
@@ -124,6 +124,7 @@ pub fn evaluate(
             guidance: opts.guidance,
             n: opts.k,
             sampler: opts.sampler.clone(),
+            schedule: Default::default(),
         };
         let images = pipeline.generate(&params, &mut |_| ControlFlow::Continue(()))?;
         let mut rgbs = Vec::with_capacity(images.len());

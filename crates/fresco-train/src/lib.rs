@@ -20,7 +20,7 @@ pub mod schedule;
 pub mod trainer;
 
 pub use error::{Error, Result};
-pub use eval::{EvalOptions, EvalOutput, eval_prompts, evaluate};
+pub use eval::{EvalOptions, EvalOutput, EvalPrompt, eval_prompts, evaluate};
 pub use optim::{AdamW, AdamWConfig};
 pub use presets::Preset;
 pub use schedule::TimeSampling;

@@ -75,6 +75,7 @@ fn a_model_trained_on_one_image_samples_that_image() {
         guidance,
         n: 2,
         sampler: "euler".into(),
+        schedule: Default::default(),
     };
     let generate = |t: &Trainer, guidance| {
         t.pipeline()
@@ -136,6 +137,7 @@ fn trained_model_saves_loads_and_generates() {
         guidance: 3.0,
         n: 2,
         sampler: "euler".into(),
+        schedule: Default::default(),
     };
     let images = p
         .generate(&params, &mut |_| ControlFlow::Continue(()))

@@ -43,12 +43,12 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     let registry = settings.registry.clone();
     let cache = Arc::new(ModelCache::with_loader(
         settings.cache_budget_bytes,
-        candle_core::Device::Cpu,
+        settings.device.clone(),
         Box::new(move |model, device| registry.load(model, device)),
     ));
     let register = pb::RegisterWorkerRequest {
         name: settings.name.clone(),
-        device: "cpu".into(),
+        device: crate::device::device_label(&settings.device),
         models: settings.models.clone(),
         loaded_models: Vec::new(),
         worker_id: String::new(),

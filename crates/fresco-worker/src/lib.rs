@@ -11,6 +11,7 @@
 
 pub mod coordinator;
 pub mod daemon;
+pub mod device;
 pub mod models;
 pub mod render;
 pub mod settings;

@@ -8,6 +8,7 @@ use clap::Parser;
 use fresco_diffusion::ModelRegistry;
 use fresco_telemetry::LogFormat;
 use fresco_worker::Settings;
+use fresco_worker::device::{default_cache_budget, parse_device, parse_dtype};
 use fresco_worker::models::served_models;
 use fresco_worker::settings::DispatchSource;
 
@@ -40,16 +41,28 @@ struct Args {
     /// model folder in --models-dir).
     #[arg(long, env = "FRESCO_MODELS", value_delimiter = ',')]
     models: Vec<String>,
-    /// A directory of model folders (each with config.json and
-    /// model.safetensors), served under the folder's name.
+    /// A directory of model folders, served under the folder's name: fresco
+    /// DiT folders (config.json and model.safetensors) and diffusers-layout
+    /// Stable Diffusion 1.x/2.x and SDXL folders (unet/, vae/, text_encoder/, ...).
     #[arg(long, env = "FRESCO_MODELS_DIR")]
     models_dir: Option<PathBuf>,
-    /// Device to sample on.
+    /// A Hugging Face hub cache (the folder of `models--org--name` folders,
+    /// e.g. ~/.cache/huggingface/hub), served offline under hub ids such as
+    /// `stabilityai/sdxl-turbo`.
+    #[arg(long, env = "FRESCO_HF_CACHE")]
+    hf_cache: Option<PathBuf>,
+    /// Device to sample on: cpu, cuda or cuda:N (cuda needs a build with
+    /// `--features cuda`).
     #[arg(long, env = "FRESCO_DEVICE", default_value = "cpu")]
     device: String,
-    /// MiB of model weights kept loaded between tasks.
-    #[arg(long, env = "FRESCO_CACHE_BUDGET_MB", default_value_t = 4096)]
-    cache_budget_mb: u64,
+    /// Float type of Stable Diffusion weights: f32 (the CPU's), f16 or bf16
+    /// (GPU only).
+    #[arg(long, env = "FRESCO_DTYPE", default_value = "f32")]
+    dtype: String,
+    /// MiB of model weights kept loaded between tasks (default: half the
+    /// device's memory).
+    #[arg(long, env = "FRESCO_CACHE_BUDGET_MB")]
+    cache_budget_mb: Option<u64>,
     /// Seconds a shutdown waits for the running task before giving it back.
     #[arg(long, env = "FRESCO_SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
     shutdown_grace_seconds: u64,
@@ -71,18 +84,18 @@ fn default_name() -> String {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     fresco_telemetry::init_tracing(args.log_format);
-    if args.device != "cpu" {
-        bail!(
-            "--device {}: this build samples on the CPU only (device \"cpu\")",
-            args.device
-        );
+    let device = parse_device(&args.device)?;
+    let dtype = parse_dtype(&args.dtype, &device)?;
+    for (flag, dir) in [("--models-dir", &args.models_dir), ("--hf-cache", &args.hf_cache)] {
+        if let Some(dir) = dir
+            && !dir.is_dir()
+        {
+            bail!("{flag} {}: not a directory", dir.display());
+        }
     }
-    if let Some(dir) = &args.models_dir
-        && !dir.is_dir()
-    {
-        bail!("--models-dir {}: not a directory", dir.display());
-    }
-    let registry = ModelRegistry::new(args.models_dir.clone());
+    let registry = ModelRegistry::new(args.models_dir.clone())
+        .with_hf_cache(args.hf_cache.clone())
+        .with_kind(fresco_sd::serve::folder_kind(dtype));
     let models = served_models(&registry, &args.models)?;
     let settings = Settings {
         coordinator: args.coordinator,
@@ -93,7 +106,10 @@ async fn main() -> anyhow::Result<()> {
         name: args.name.unwrap_or_else(default_name),
         models,
         registry,
-        cache_budget_bytes: args.cache_budget_mb << 20,
+        cache_budget_bytes: args
+            .cache_budget_mb
+            .map_or_else(|| default_cache_budget(&device), |mb| mb << 20),
+        device,
         shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
         pop_timeout: Duration::from_secs(2),
         report_patience: Duration::from_secs(args.report_patience_seconds),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use fresco_diffusion::png_encode::encode_png;
-use fresco_diffusion::{GenerateParams, ModelCache};
+use fresco_diffusion::{GenerateParams, ModelCache, Schedule};
 use fresco_proto::v1 as pb;
 
 /// One encoded image.
@@ -37,6 +37,7 @@ pub fn params_of(task: &pb::Task) -> GenerateParams {
         guidance: task.guidance,
         n: task.n,
         sampler: task.sampler.clone(),
+        schedule: Schedule::from_proto(task.schedule.as_ref()),
     }
 }
 
@@ -66,6 +67,7 @@ pub fn png_text(task: &pb::Task, image_seed: u64) -> Vec<(&'static str, String)>
         ("model", task.model.clone()),
         ("width", task.width.to_string()),
         ("height", task.height.to_string()),
+        ("schedule", Schedule::from_proto(task.schedule.as_ref()).to_json()),
         ("fresco_job", task.job_id.clone()),
         ("fresco_task", task.id.clone()),
     ]
@@ -113,11 +115,19 @@ mod tests {
         assert_eq!(BUILTIN_MODELS, fresco_diffusion::registry::builtin_models());
     }
 
+    /// The coordinator accepts exactly the samplers some model kind runs.
     #[test]
     fn coordinator_and_worker_agree_on_samplers() {
-        assert_eq!(
-            fresco_core::params::SAMPLERS,
-            fresco_diffusion::sampler::SAMPLERS
-        );
+        let mut served: Vec<&str> = fresco_diffusion::sampler::SAMPLERS
+            .iter()
+            .chain(fresco_sd::serve::SAMPLERS)
+            .chain(&["flow_euler"])
+            .copied()
+            .collect();
+        served.sort_unstable();
+        served.dedup();
+        let mut accepted = fresco_core::params::SAMPLERS.to_vec();
+        accepted.sort_unstable();
+        assert_eq!(accepted, served);
     }
 }

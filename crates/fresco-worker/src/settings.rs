@@ -38,6 +38,8 @@ pub struct Settings {
     pub registry: fresco_diffusion::ModelRegistry,
     /// Bytes of model weights kept loaded between tasks.
     pub cache_budget_bytes: u64,
+    /// The device models sample on.
+    pub device: candle_core::Device,
     /// How long a shutdown waits for the running task before giving it back.
     pub shutdown_grace: Duration,
     /// How long one pop waits for work.

@@ -29,7 +29,7 @@ async fn render(farm: &DevFarm, file: PathBuf, args: &DevArgs) -> Result<(), Fai
     let endpoint = farm.endpoint();
     let mut client = client::connect(&endpoint).await?;
     let submit_args = SubmitArgs {
-        model: Some(args.model.clone()),
+        model: args.model.clone(),
         prompts_file: Some(file),
         name: "fresco dev".into(),
         ..SubmitArgs::default()

@@ -6,13 +6,14 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use fresco_core::params::Schedule;
 use fresco_core::prompts_file::{self, PromptsFileError};
 use fresco_proto::v1 as pb;
 use fresco_proto::v1::job_service_client::JobServiceClient;
 use tonic::Code;
 use tonic::transport::Channel;
 
-use crate::args::SubmitArgs;
+use crate::args::{ScheduleArgs, SubmitArgs};
 use crate::commands::watch;
 use crate::{Failure, client, report};
 
@@ -42,6 +43,22 @@ fn tasks_of(args: &SubmitArgs) -> Result<Vec<pb::TaskParams>, Failure> {
     Ok(tasks)
 }
 
+/// The schedule knobs the flags set; `None` when they set none.
+fn schedule_of(s: &ScheduleArgs) -> Option<pb::Schedule> {
+    Schedule {
+        num_train_timesteps: s.num_train_timesteps,
+        beta_start: s.beta_start,
+        beta_end: s.beta_end,
+        beta_schedule: s.beta_schedule.clone(),
+        prediction_type: s.prediction_type.clone(),
+        timestep_spacing: s.timestep_spacing.clone(),
+        karras_sigmas: s.karras_sigmas,
+        flow_shift: s.flow_shift,
+        eta: s.eta,
+    }
+    .to_proto()
+}
+
 /// The request the flags describe, under `request_id`.
 fn request_of(args: &SubmitArgs, request_id: &str) -> Result<pb::SubmitJobRequest, Failure> {
     let tasks = tasks_of(args)?;
@@ -57,6 +74,7 @@ fn request_of(args: &SubmitArgs, request_id: &str) -> Result<pb::SubmitJobReques
             guidance: args.guidance,
             n: args.n,
             sampler: args.sampler.clone(),
+            schedule: schedule_of(&args.schedule),
         }),
         tasks,
         owner: args.owner.clone(),

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use fresco_core::params::Schedule;
 use fresco_core::{JobId, TaskId, TaskSpec, TaskState, WorkerId};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -19,7 +20,8 @@ use crate::records::{AttemptError, QueuedTask, TaskRecord};
 macro_rules! task_columns {
     () => {
         "id, job_id, idx, model, prompt, negative_prompt, seed, steps, width, height, \
-         guidance, n, sampler, state, attempt, worker_id, progress_step, lease_expires_at, errors"
+         guidance, n, sampler, schedule, state, attempt, worker_id, progress_step, \
+         lease_expires_at, errors"
     };
 }
 pub(super) use task_columns;
@@ -90,6 +92,7 @@ pub(super) fn task_from_row(row: &SqliteRow) -> Result<TaskRecord> {
             guidance: row.try_get("guidance")?,
             n: u32_at(row, "n")?,
             sampler: row.try_get("sampler")?,
+            schedule: Schedule::from_json(row.try_get("schedule")?).map_err(undecodable)?,
         },
         state: state_at(row, "state")?,
         attempt: u32_at(row, "attempt")?,

@@ -11,9 +11,9 @@ use crate::error::Result;
 use crate::records::QueuedTask;
 
 /// Parameters of one task row.
-const PER_ROW: usize = 16;
-/// Rows per INSERT: 2,000 × 16 = 32,000 parameters.
-const INSERT_CHUNK: usize = 2_000;
+const PER_ROW: usize = 17;
+/// Rows per INSERT: 1,900 × 17 = 32,300 parameters.
+const INSERT_CHUNK: usize = 1_900;
 const _: () = assert!(INSERT_CHUNK * PER_ROW <= 32_766);
 
 /// `INSERT INTO tasks ... VALUES (...), (...) RETURNING ...` for `rows`
@@ -24,7 +24,7 @@ fn insert_sql(rows: usize) -> String {
     let mut sql = String::with_capacity(200 + rows * (row.len() + 2));
     sql.push_str(
         "INSERT INTO tasks (id, job_id, idx, model, priority, max_attempts, created_at, prompt,
-             negative_prompt, seed, steps, width, height, guidance, n, sampler) VALUES ",
+             negative_prompt, seed, steps, width, height, guidance, n, sampler, schedule) VALUES ",
     );
     for n in 0..rows {
         if n > 0 {
@@ -86,7 +86,8 @@ impl SqliteStore {
                     .bind(i64::from(task.height))
                     .bind(task.guidance)
                     .bind(i64::from(task.n))
-                    .bind(&task.sampler);
+                    .bind(&task.sampler)
+                    .bind(task.schedule.to_json());
             }
             for row in query.fetch_all(&mut *tx).await? {
                 queued.push(queued_from_row(&row)?);

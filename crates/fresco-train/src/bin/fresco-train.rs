@@ -68,6 +68,24 @@ struct Args {
     /// Override the preset's patch size (ignored with --resume).
     #[arg(long)]
     patch_size: Option<usize>,
+    /// Override the preset's transformer depth (ignored with --resume).
+    #[arg(long)]
+    depth: Option<usize>,
+    /// Override the preset's hidden width (ignored with --resume).
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// Override the preset's MLP width as a multiple of the hidden width
+    /// (ignored with --resume).
+    #[arg(long)]
+    mlp_ratio: Option<f64>,
+    /// Weight of foreground pixels in the loss relative to background pixels
+    /// (1: plain MSE).
+    #[arg(long, default_value_t = 1.0)]
+    foreground_weight: f64,
+    /// Split each batch into N parts trained in parallel threads (run with
+    /// CANDLE_NUM_THREADS=1 so each part keeps to one core).
+    #[arg(long, default_value_t = 1)]
+    shards: usize,
     /// Output head: velocity, or the clean image x0 converted to a velocity
     /// (trained on the same velocity loss). Ignored with --resume.
     #[arg(long, value_enum, default_value = "velocity")]
@@ -124,6 +142,8 @@ fn main() -> Result<()> {
             ..AdamWConfig::default()
         },
         ema_decay: args.ema_decay,
+        foreground_weight: args.foreground_weight,
+        shards: args.shards,
     };
     let device = Device::Cpu;
     let mut trainer = match &args.resume {
@@ -133,6 +153,15 @@ fn main() -> Result<()> {
             let mut config = args.config.config();
             if let Some(p) = args.patch_size {
                 config.patch_size = p;
+            }
+            if let Some(d) = args.depth {
+                config.depth = d;
+            }
+            if let Some(h) = args.hidden {
+                config.hidden_size = h;
+            }
+            if let Some(r) = args.mlp_ratio {
+                config.mlp_ratio = r;
             }
             config.prediction = match args.prediction {
                 PredictionArg::Velocity => Prediction::Velocity,

@@ -1,0 +1,90 @@
+//! What one call to the SD3 or FLUX pipeline renders ([`FlowParams`]), and the checks
+//! both pipelines apply to it.
+
+use crate::error::{Result, invalid};
+use crate::pipeline::{MAX_BATCH, Prompt};
+
+/// Parameters of an SD3 ([`crate::sd3::Sd3Pipeline`]) or FLUX
+/// ([`crate::flux::FluxPipeline`]) run.
+#[derive(Debug, Clone)]
+pub struct FlowParams {
+    /// What to draw: text for every tokenizer, or token ids for the CLIP encoders.
+    pub prompt: Prompt,
+    /// What the T5 encoder sees; `None` means `prompt` (text, or ids valid for T5).
+    pub t5_prompt: Option<Prompt>,
+    /// SD3 only: what to steer away from, for every encoder (T5 included, as diffusers'
+    /// `negative_prompt_3` defaults to it); `None` means the empty prompt.
+    pub negative: Option<Prompt>,
+    /// SD3: classifier-free guidance scale (on above 1). FLUX-dev: the distilled guidance
+    /// value fed to the guidance embedding (no second pass); ignored by FLUX-schnell.
+    pub guidance_scale: f64,
+    /// Sampler steps.
+    pub steps: usize,
+    /// T5 sequence length; `None` means the pipeline's default (SD3 256, FLUX 512, as in
+    /// diffusers).
+    pub max_sequence_length: Option<usize>,
+    /// The run's seed.
+    pub seed: u64,
+    /// Image width in pixels; `None` means the model's native size.
+    pub width: Option<usize>,
+    /// Image height in pixels; `None` means the model's native size.
+    pub height: Option<usize>,
+    /// How many images.
+    pub n: usize,
+    /// Index of the first image: image `first_index + k` draws its noise from stream
+    /// `(seed, first_index + k)`, so any image of a run can be rendered again alone.
+    pub first_index: u64,
+}
+
+impl FlowParams {
+    /// Defaults for `prompt`: guidance 7.0 (SD3's default; set 3.5 for FLUX-dev), 28 steps,
+    /// seed 0, one image at the model's native size.
+    pub fn new(prompt: Prompt) -> Self {
+        Self {
+            prompt,
+            t5_prompt: None,
+            negative: None,
+            guidance_scale: 7.0,
+            steps: 28,
+            max_sequence_length: None,
+            seed: 0,
+            width: None,
+            height: None,
+            n: 1,
+            first_index: 0,
+        }
+    }
+
+    /// The T5 prompt.
+    pub(crate) fn t5(&self) -> &Prompt {
+        self.t5_prompt.as_ref().unwrap_or(&self.prompt)
+    }
+
+    /// Checks `n`, `steps` and the guidance value, and returns `(width, height)`, which
+    /// must be positive multiples of `multiple`.
+    pub(crate) fn check(&self, native: (usize, usize), multiple: usize) -> Result<(usize, usize)> {
+        if self.n == 0 || self.n > MAX_BATCH {
+            return Err(invalid("n", format!("must be between 1 and {MAX_BATCH}")));
+        }
+        if self.steps == 0 {
+            return Err(invalid("steps", "must be at least 1"));
+        }
+        if !self.guidance_scale.is_finite() {
+            return Err(invalid("guidance_scale", "must be a finite number"));
+        }
+        if self.max_sequence_length == Some(0) {
+            return Err(invalid("max_sequence_length", "must be at least 1"));
+        }
+        let width = self.width.unwrap_or(native.0);
+        let height = self.height.unwrap_or(native.1);
+        for (field, v) in [("width", width), ("height", height)] {
+            if v == 0 || !v.is_multiple_of(multiple) {
+                return Err(invalid(
+                    field,
+                    format!("{v} is not a positive multiple of {multiple}"),
+                ));
+            }
+        }
+        Ok((width, height))
+    }
+}

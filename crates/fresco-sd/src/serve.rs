@@ -1,0 +1,191 @@
+//! Serving diffusers-layout Stable Diffusion folders on a fresco worker: an
+//! [`SdPipeline`] behind fresco's [`Pipeline`] interface (task parameters in,
+//! RGB8 images and step progress out), and the [`FolderKind`] that lets a
+//! worker's model registry recognise and load such folders.
+
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::sync::Arc;
+
+use candle_core::{DType, Device};
+use fresco_diffusion::registry::FolderKind;
+use fresco_diffusion::{GeneratedImage, Pipeline, Progress};
+use fresco_schedulers::SchedulerKind;
+
+use crate::error::Error;
+use crate::pipeline::{GenerateParams, Prompt, SdPipeline};
+
+/// Sampler names a Stable Diffusion folder runs (every beta-schedule sampler).
+pub const SAMPLERS: &[&str] = &[
+    "ddim",
+    "ddpm",
+    "euler",
+    "euler_a",
+    "heun",
+    "dpmpp_2m",
+    "dpmpp_2m_karras",
+    "unipc",
+];
+
+/// Whether `dir` is a diffusers-layout Stable Diffusion folder.
+pub fn is_sd_folder(dir: &Path) -> bool {
+    [
+        "unet/config.json",
+        "vae/config.json",
+        "text_encoder/config.json",
+    ]
+    .iter()
+    .all(|f| dir.join(f).is_file())
+}
+
+/// The registry entry for Stable Diffusion folders, loaded in `dtype`.
+pub fn folder_kind(dtype: DType) -> FolderKind {
+    FolderKind::new(
+        "stable-diffusion",
+        is_sd_folder,
+        move |dir: &Path, model_id: &str, device: &Device| {
+            let model = SdModel::load(dir, model_id, device, dtype)?;
+            Ok(Arc::new(model) as Arc<dyn Pipeline>)
+        },
+    )
+}
+
+/// A loaded Stable Diffusion folder serving tasks.
+#[derive(Debug)]
+pub struct SdModel {
+    model_id: String,
+    pipeline: SdPipeline,
+    bytes: u64,
+}
+
+impl SdModel {
+    /// Loads the folder `dir` under `model_id`.
+    pub fn load(
+        dir: &Path,
+        model_id: &str,
+        device: &Device,
+        dtype: DType,
+    ) -> fresco_diffusion::Result<Self> {
+        let pipeline =
+            SdPipeline::load(dir, device, dtype).map_err(|e| to_farm_error(model_id, e))?;
+        Ok(Self {
+            model_id: model_id.to_owned(),
+            pipeline,
+            bytes: weight_bytes(dir),
+        })
+    }
+
+    /// The loaded pipeline.
+    pub fn pipeline(&self) -> &SdPipeline {
+        &self.pipeline
+    }
+}
+
+impl Pipeline for SdModel {
+    fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    fn samplers(&self) -> &'static [&'static str] {
+        SAMPLERS
+    }
+
+    fn memory_bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    fn generate(
+        &self,
+        params: &fresco_diffusion::GenerateParams,
+        on_step: &mut dyn FnMut(Progress) -> ControlFlow<()>,
+    ) -> fresco_diffusion::Result<Vec<GeneratedImage>> {
+        let sampler = sampler_kind(&params.sampler)?;
+        let run = GenerateParams {
+            negative: (!params.negative_prompt.is_empty())
+                .then(|| Prompt::Text(params.negative_prompt.clone())),
+            guidance_scale: f64::from(params.guidance),
+            steps: params.steps as usize,
+            sampler: Some(sampler),
+            schedule: params.schedule.clone(),
+            seed: params.seed,
+            width: Some(params.width as usize),
+            height: Some(params.height as usize),
+            n: params.n as usize,
+            ..GenerateParams::new(Prompt::Text(params.prompt.clone()))
+        };
+        let mut report = |done: usize, total: usize| {
+            on_step(Progress {
+                step: u32::try_from(done).unwrap_or(u32::MAX),
+                total: u32::try_from(total).unwrap_or(u32::MAX),
+            })
+        };
+        let images = self
+            .pipeline
+            .generate_with(&run, &mut report)
+            .map_err(|e| to_farm_error(&self.model_id, e))?;
+        images
+            .into_iter()
+            .map(|img| {
+                let dim = |v: usize| {
+                    u32::try_from(v).map_err(|_| {
+                        fresco_diffusion::Error::Internal(format!("image side {v} too large"))
+                    })
+                };
+                Ok(GeneratedImage {
+                    index: u32::try_from(img.index).map_err(|_| {
+                        fresco_diffusion::Error::Internal("image index too large".into())
+                    })?,
+                    // Image k draws from noise stream k of the task seed.
+                    seed: params.seed,
+                    width: dim(img.width)?,
+                    height: dim(img.height)?,
+                    rgb: img.pixels,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The sampler a task names, if a Stable Diffusion folder runs it.
+fn sampler_kind(name: &str) -> fresco_diffusion::Result<SchedulerKind> {
+    match fresco_schedulers::by_name(name) {
+        Some(kind) if SAMPLERS.contains(&name) => Ok(kind),
+        _ => Err(fresco_diffusion::Error::UnknownSampler {
+            sampler: name.to_owned(),
+            supported: SAMPLERS.join(", "),
+        }),
+    }
+}
+
+/// fresco-sd's error as the farm's: cancellation and bad parameters keep
+/// their meaning, everything else names the model.
+fn to_farm_error(model_id: &str, e: Error) -> fresco_diffusion::Error {
+    match e {
+        Error::Cancelled => fresco_diffusion::Error::Cancelled,
+        Error::InvalidParams { field, rule } => {
+            fresco_diffusion::Error::InvalidParams(format!("{field}: {rule}"))
+        }
+        other => fresco_diffusion::Error::Model {
+            model: model_id.to_owned(),
+            source: Box::new(other),
+        },
+    }
+}
+
+/// Bytes of the folder's weight files (what the model holds in memory, near enough).
+fn weight_bytes(dir: &Path) -> u64 {
+    ["text_encoder", "text_encoder_2", "unet", "vae"]
+        .iter()
+        .filter_map(|part| std::fs::read_dir(dir.join(part)).ok())
+        .flatten()
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| {
+            entry
+                .path()
+                .extension()
+                .is_some_and(|ext| ext == "safetensors")
+        })
+        .filter_map(|entry| entry.metadata().ok())
+        .map(|meta| meta.len())
+        .sum()
+}

@@ -1,0 +1,282 @@
+//! fresco's own `UNet2DConditionModel`, assembled from the `unet_layers` module by the
+//! resolved config: per-level heads and transformer depths, linear or convolutional
+//! projections, and SDXL's `text_time` added embedding (pooled text vector plus
+//! sinusoidal features of the six size/crop ids, added to the timestep embedding).
+
+use candle_core::{D, Tensor};
+use candle_nn::{Conv2d, GroupNorm, Module, VarBuilder};
+
+use crate::unet_config::ResolvedUnet;
+use crate::unet_layers::{
+    Downsample, Resnet, TimestepEmbedding, Timesteps, Transformer2D, TransformerSpec, Upsample,
+};
+
+type R<T> = candle_core::Result<T>;
+
+#[derive(Debug)]
+struct Level {
+    resnets: Vec<Resnet>,
+    attentions: Vec<Transformer2D>,
+}
+
+impl Level {
+    fn forward(&self, i: usize, xs: &Tensor, temb: &Tensor, ctx: &Tensor) -> R<Tensor> {
+        let xs = self.resnets[i].forward(xs, temb)?;
+        match self.attentions.get(i) {
+            Some(a) => a.forward(&xs, ctx),
+            None => Ok(xs),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct AddedEmbedding {
+    time_proj: Timesteps,
+    embedding: TimestepEmbedding,
+}
+
+/// A UNet built by fresco (used where candle-transformers' cannot express the config).
+#[derive(Debug)]
+pub struct NativeUnet {
+    time_proj: Timesteps,
+    time_embedding: TimestepEmbedding,
+    added: Option<AddedEmbedding>,
+    conv_in: Conv2d,
+    down: Vec<(Level, Option<Downsample>)>,
+    mid_resnets: Vec<Resnet>,
+    mid_attentions: Vec<Transformer2D>,
+    up: Vec<(Level, Option<Upsample>)>,
+    conv_norm_out: GroupNorm,
+    conv_out: Conv2d,
+}
+
+impl NativeUnet {
+    pub(crate) fn new(vb: VarBuilder, c: &ResolvedUnet) -> R<Self> {
+        let raw = &c.raw;
+        let n = c.levels.len();
+        let ch0 = c.levels[0].channels;
+        let temb = ch0 * 4;
+        let (groups, eps) = (raw.norm_num_groups, raw.norm_eps);
+        let spec = |channels: usize, heads: usize, depth: usize| TransformerSpec {
+            channels,
+            heads,
+            depth,
+            context_dim: c.cross_attention_dim,
+            groups,
+            norm_eps: 1e-5,
+            linear_projection: raw.use_linear_projection,
+        };
+        let time_proj = Timesteps {
+            channels: ch0,
+            flip_sin_to_cos: raw.flip_sin_to_cos,
+            freq_shift: raw.freq_shift,
+        };
+        let time_embedding = TimestepEmbedding::new(vb.pp("time_embedding"), ch0, temb)?;
+        let added = match (
+            c.text_time,
+            raw.addition_time_embed_dim,
+            raw.projection_class_embeddings_input_dim,
+        ) {
+            (true, Some(dim), Some(input)) => Some(AddedEmbedding {
+                time_proj: Timesteps {
+                    channels: dim,
+                    flip_sin_to_cos: raw.flip_sin_to_cos,
+                    freq_shift: raw.freq_shift,
+                },
+                embedding: TimestepEmbedding::new(vb.pp("add_embedding"), input, temb)?,
+            }),
+            _ => None,
+        };
+        let conv_cfg = candle_nn::Conv2dConfig {
+            padding: 1,
+            ..Default::default()
+        };
+        let conv_in = candle_nn::conv2d(raw.in_channels, ch0, 3, conv_cfg, vb.pp("conv_in"))?;
+
+        let mut down = Vec::with_capacity(n);
+        let mut cin = ch0;
+        for (i, level) in c.levels.iter().enumerate() {
+            let vb = vb.pp(format!("down_blocks.{i}"));
+            let mut resnets = Vec::new();
+            let mut attentions = Vec::new();
+            for j in 0..c.layers_per_block {
+                let rin = if j == 0 { cin } else { level.channels };
+                resnets.push(Resnet::new(
+                    vb.pp(format!("resnets.{j}")),
+                    rin,
+                    level.channels,
+                    temb,
+                    groups,
+                    eps,
+                )?);
+                if level.cross_attention {
+                    attentions.push(Transformer2D::new(
+                        vb.pp(format!("attentions.{j}")),
+                        spec(level.channels, level.heads, level.transformer_layers),
+                    )?);
+                }
+            }
+            let sampler = if i + 1 < n {
+                Some(Downsample::new(
+                    vb.pp("downsamplers.0"),
+                    level.channels,
+                    raw.downsample_padding,
+                )?)
+            } else {
+                None
+            };
+            down.push((
+                Level {
+                    resnets,
+                    attentions,
+                },
+                sampler,
+            ));
+            cin = level.channels;
+        }
+
+        let last = c.levels[n - 1];
+        let vb_mid = vb.pp("mid_block");
+        let mut mid_resnets = vec![Resnet::new(
+            vb_mid.pp("resnets.0"),
+            last.channels,
+            last.channels,
+            temb,
+            groups,
+            eps,
+        )?];
+        let mid_attentions = vec![Transformer2D::new(
+            vb_mid.pp("attentions.0"),
+            spec(last.channels, last.heads, last.transformer_layers),
+        )?];
+        mid_resnets.push(Resnet::new(
+            vb_mid.pp("resnets.1"),
+            last.channels,
+            last.channels,
+            temb,
+            groups,
+            eps,
+        )?);
+
+        let mut up = Vec::with_capacity(n);
+        let mut prev = last.channels;
+        for i in 0..n {
+            let level = c.levels[n - 1 - i];
+            let skip_in = c.levels[(n - 1 - i).saturating_sub(1)].channels;
+            let vb = vb.pp(format!("up_blocks.{i}"));
+            let layers = c.layers_per_block + 1;
+            let mut resnets = Vec::new();
+            let mut attentions = Vec::new();
+            for j in 0..layers {
+                let skip = if j == layers - 1 {
+                    skip_in
+                } else {
+                    level.channels
+                };
+                let rin = if j == 0 { prev } else { level.channels };
+                resnets.push(Resnet::new(
+                    vb.pp(format!("resnets.{j}")),
+                    rin + skip,
+                    level.channels,
+                    temb,
+                    groups,
+                    eps,
+                )?);
+                if level.cross_attention {
+                    attentions.push(Transformer2D::new(
+                        vb.pp(format!("attentions.{j}")),
+                        spec(level.channels, level.heads, level.transformer_layers),
+                    )?);
+                }
+            }
+            let sampler = if i + 1 < n {
+                Some(Upsample::new(vb.pp("upsamplers.0"), level.channels)?)
+            } else {
+                None
+            };
+            up.push((
+                Level {
+                    resnets,
+                    attentions,
+                },
+                sampler,
+            ));
+            prev = level.channels;
+        }
+        let conv_norm_out = candle_nn::group_norm(groups, ch0, eps, vb.pp("conv_norm_out"))?;
+        let conv_out = candle_nn::conv2d(ch0, raw.out_channels, 3, conv_cfg, vb.pp("conv_out"))?;
+        Ok(Self {
+            time_proj,
+            time_embedding,
+            added,
+            conv_in,
+            down,
+            mid_resnets,
+            mid_attentions,
+            up,
+            conv_norm_out,
+            conv_out,
+        })
+    }
+
+    /// Whether the model takes SDXL's added text/time embedding.
+    pub fn takes_text_time(&self) -> bool {
+        self.added.is_some()
+    }
+
+    /// One noise prediction. `text_time` is `(text_embeds [b, d], time_ids [b, k])`.
+    pub(crate) fn forward(
+        &self,
+        xs: &Tensor,
+        timestep: f64,
+        context: &Tensor,
+        text_time: Option<(&Tensor, &Tensor)>,
+    ) -> R<Tensor> {
+        let (b, _, _, _) = xs.dims4()?;
+        let dtype = xs.dtype();
+        let t = (Tensor::ones(b, dtype, xs.device())? * timestep)?;
+        let mut emb = self.time_embedding.forward(&self.time_proj.forward(&t)?)?;
+        if let (Some(added), Some((text_embeds, time_ids))) = (&self.added, text_time) {
+            let ids = time_ids.to_dtype(dtype)?.flatten_all()?;
+            let time_embeds = added.time_proj.forward(&ids)?.reshape((b, ()))?;
+            let add = Tensor::cat(&[text_embeds.to_dtype(dtype)?, time_embeds], D::Minus1)?;
+            emb = (emb + added.embedding.forward(&add)?)?;
+        }
+
+        let mut xs = self.conv_in.forward(xs)?;
+        let mut skips = vec![xs.clone()];
+        for (level, sampler) in &self.down {
+            for i in 0..level.resnets.len() {
+                xs = level.forward(i, &xs, &emb, context)?;
+                skips.push(xs.clone());
+            }
+            if let Some(s) = sampler {
+                xs = s.forward(&xs)?;
+                skips.push(xs.clone());
+            }
+        }
+
+        xs = self.mid_resnets[0].forward(&xs, &emb)?;
+        for (attn, resnet) in self.mid_attentions.iter().zip(&self.mid_resnets[1..]) {
+            xs = resnet.forward(&attn.forward(&xs, context)?, &emb)?;
+        }
+
+        for (level, sampler) in &self.up {
+            for i in 0..level.resnets.len() {
+                let Some(skip) = skips.pop() else {
+                    return Err(candle_core::Error::Msg(
+                        "unet skip connections ran out".into(),
+                    ));
+                };
+                xs = Tensor::cat(&[&xs, &skip], 1)?;
+                xs = level.forward(i, &xs, &emb, context)?;
+            }
+            if let Some(s) = sampler {
+                let size = skips.last().map(|t| t.dims4()).transpose()?;
+                xs = s.forward(&xs, size.map(|(_, _, h, w)| (h, w)))?;
+            }
+        }
+        let xs = candle_nn::ops::silu(&self.conv_norm_out.forward(&xs)?)?;
+        self.conv_out.forward(&xs)
+    }
+}

@@ -1,0 +1,74 @@
+//! Shared helpers for the tiny-sd and tiny-sdxl reference tests: the data folder, `expected.json`, and
+//! nested JSON arrays as candle tensors.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use candle_core::{Device, Tensor};
+use serde_json::Value;
+
+pub fn tiny_sd() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-sd")
+}
+
+pub fn tiny_sdxl() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-sdxl")
+}
+
+pub fn expected() -> Value {
+    expected_in(&tiny_sd())
+}
+
+pub fn expected_in(dir: &std::path::Path) -> Value {
+    let text = std::fs::read_to_string(dir.join("expected.json")).expect("expected.json");
+    serde_json::from_str(&text).expect("expected.json parses")
+}
+
+/// A nested JSON array of numbers as an f32 tensor of the same shape.
+pub fn tensor(v: &Value) -> Tensor {
+    let mut shape = Vec::new();
+    let mut cur = v;
+    while let Value::Array(items) = cur {
+        shape.push(items.len());
+        cur = &items[0];
+    }
+    let mut flat = Vec::new();
+    flatten(v, &mut flat);
+    Tensor::from_vec(flat, shape, &Device::Cpu).expect("tensor")
+}
+
+fn flatten(v: &Value, out: &mut Vec<f32>) {
+    match v {
+        Value::Array(items) => items.iter().for_each(|i| flatten(i, out)),
+        Value::Number(n) => out.push(n.as_f64().expect("number") as f32),
+        other => panic!("not a number: {other}"),
+    }
+}
+
+/// A JSON array of token ids (`[[...]]` or `[...]`).
+pub fn ids(v: &Value) -> Vec<u32> {
+    let row = match v {
+        Value::Array(items) if matches!(items.first(), Some(Value::Array(_))) => &items[0],
+        other => other,
+    };
+    row.as_array()
+        .expect("ids array")
+        .iter()
+        .map(|x| x.as_u64().expect("id") as u32)
+        .collect()
+}
+
+/// Largest |a - b| over all elements (shapes must agree).
+pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    assert_eq!(a.dims(), b.dims(), "shapes differ");
+    (a - b)
+        .expect("sub")
+        .abs()
+        .expect("abs")
+        .flatten_all()
+        .expect("flatten")
+        .max(0)
+        .expect("max")
+        .to_scalar::<f32>()
+        .expect("scalar")
+}

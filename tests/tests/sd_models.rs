@@ -1,0 +1,157 @@
+//! A Stable Diffusion folder on a real farm: the diffusers-layout tiny-sd
+//! folder (random weights, the one fresco-sd matches against diffusers) in a
+//! worker's `--models-dir`, rendered through coordinator, queue, worker and
+//! storage. Every task picks its sampler and schedule knobs, and the pixels
+//! show that each reached the sampler: equal parameters give equal images,
+//! a changed knob a changed image, and a sampler the model cannot run fails
+//! the task with an error that says so.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fresco_e2e::{Farm, FarmOptions, describe, stdout_json};
+
+fn tiny_sd() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/fresco-sd/tests/data/tiny-sd")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("reading the model folder") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+/// A models directory holding `tiny-sd` plus a CLIP tokenizer for it (the
+/// reference folder has none): a few lowercase words within its 1000 ids.
+fn models_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let model = dir.path().join("tiny-sd");
+    copy_dir(&tiny_sd(), &model);
+    std::fs::create_dir(model.join("tokenizer")).expect("mkdir");
+    let mut vocab = serde_json::Map::new();
+    vocab.insert("<|startoftext|>".into(), 998.into());
+    vocab.insert("<|endoftext|>".into(), 999.into());
+    for (id, word) in ["a", "red", "blue", "cat", "dog"].iter().enumerate() {
+        vocab.insert(format!("{word}</w>"), (id + 10).into());
+    }
+    for (id, c) in ('a'..='z').enumerate() {
+        vocab.insert(c.to_string(), (id + 100).into());
+        vocab.insert(format!("{c}</w>"), (id + 200).into());
+    }
+    std::fs::write(
+        model.join("tokenizer/vocab.json"),
+        serde_json::Value::Object(vocab).to_string(),
+    )
+    .expect("vocab");
+    let merges = "#version: 0.2\nr e\nre d</w>\nb l\nbl u\nblu e</w>\nc a\nca t</w>\nd o\ndo g</w>\n";
+    std::fs::write(model.join("tokenizer/merges.txt"), merges).expect("merges");
+    dir
+}
+
+/// RGB8 pixels of a PNG file.
+fn pixels(path: &Path) -> Vec<u8> {
+    let file = std::fs::File::open(path).expect("opening a PNG");
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .expect("a PNG");
+    let mut buf = vec![0; reader.output_buffer_size().expect("a size")];
+    let info = reader.next_frame(&mut buf).expect("a frame");
+    buf.truncate(info.buffer_size());
+    buf
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stable_diffusion_folder_renders_with_each_tasks_sampler_and_schedule() {
+    let models = models_dir();
+    let mut farm = Farm::start(FarmOptions {
+        workers: 0,
+        ..FarmOptions::default()
+    })
+    .await;
+    farm.start_worker_with(&["--models-dir".into(), models.path().display().to_string()])
+        .await;
+    let workers = stdout_json(&farm.cli(&["workers", "--json"]));
+    assert!(
+        workers[0]["models"]
+            .as_array()
+            .is_some_and(|m| m.contains(&serde_json::json!("tiny-sd"))),
+        "{workers}"
+    );
+
+    let lines = [
+        // 0 and 1: the same parameters.
+        r#"{"prompt": "a red cat", "sampler": "ddim"}"#,
+        r#"{"prompt": "a red cat", "sampler": "ddim"}"#,
+        // 2: DDIM with eta 1 draws fresh noise every step.
+        r#"{"prompt": "a red cat", "sampler": "ddim", "eta": 1.0}"#,
+        // 3: trailing timestep spacing visits other timesteps.
+        r#"{"prompt": "a red cat", "sampler": "ddim", "timestep_spacing": "trailing"}"#,
+        // 4: another beta schedule.
+        r#"{"prompt": "a red cat", "sampler": "ddim", "beta_schedule": "linear", "beta_start": 0.0001, "beta_end": 0.02}"#,
+        // 5 and 6: other samplers.
+        r#"{"prompt": "a red cat", "sampler": "dpmpp_2m_karras"}"#,
+        r#"{"prompt": "a blue dog", "sampler": "euler_a", "n": 2}"#,
+        // 7: a sampler for flow-matching models only.
+        r#"{"prompt": "a red cat", "sampler": "flow_euler"}"#,
+    ];
+    let prompts = tempfile::Builder::new()
+        .suffix(".jsonl")
+        .tempfile()
+        .expect("temp file");
+    std::fs::write(prompts.path(), lines.join("\n")).expect("writing prompts");
+    let job = farm.submit(&[
+        "--model",
+        "tiny-sd",
+        "--prompts-file",
+        &prompts.path().display().to_string(),
+        "--steps",
+        "4",
+        "--width",
+        "16",
+        "--height",
+        "16",
+        "--seed",
+        "7",
+        "--guidance",
+        "5",
+        "--max-attempts",
+        "1",
+    ]);
+    let status = farm.wait_finished(&job, Duration::from_secs(180)).await;
+    assert_eq!(status["counts"]["succeeded"], 7, "{status}");
+    assert_eq!(status["counts"]["failed"], 1, "{status}");
+
+    let failed = &status["tasks"][7];
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert_eq!(failed["schedule"], serde_json::json!({}), "{failed}");
+    assert_eq!(status["tasks"][2]["schedule"]["eta"], 1.0, "{status}");
+    let message = failed["errors"].to_string();
+    assert!(
+        message.contains("unknown sampler `flow_euler`") && message.contains("ddim"),
+        "the failure names the sampler and what the model runs: {message}"
+    );
+
+    let out = tempfile::tempdir().expect("temp dir");
+    let download = farm.cli(&["download", &job, "--out", &out.path().display().to_string()]);
+    assert!(download.status.success(), "{}", describe(&download));
+    let image = |task: usize, k: usize| pixels(&out.path().join(format!("task-{task:05}-{k}.png")));
+    let first = image(0, 0);
+    assert_eq!(first.len(), 16 * 16 * 3);
+    assert_eq!(image(1, 0), first, "the same parameters give the same pixels");
+    for (task, knob) in [
+        (2, "eta"),
+        (3, "timestep_spacing"),
+        (4, "beta schedule"),
+        (5, "sampler"),
+    ] {
+        assert_ne!(image(task, 0), first, "task {task}: the {knob} reaches the sampler");
+    }
+    assert_ne!(image(6, 0), image(6, 1), "the images of a batch differ");
+}
