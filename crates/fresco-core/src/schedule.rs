@@ -54,7 +54,9 @@ impl Schedule {
             num_train_timesteps: self.num_train_timesteps.or(fallback.num_train_timesteps),
             beta_start: self.beta_start.or(fallback.beta_start),
             beta_end: self.beta_end.or(fallback.beta_end),
-            beta_schedule: self.beta_schedule.or_else(|| fallback.beta_schedule.clone()),
+            beta_schedule: self
+                .beta_schedule
+                .or_else(|| fallback.beta_schedule.clone()),
             prediction_type: self
                 .prediction_type
                 .or_else(|| fallback.prediction_type.clone()),
@@ -86,7 +88,10 @@ impl Schedule {
             if let Some(v) = value
                 && !(v > 0.0 && v < 1.0)
             {
-                return Err((field, format!("must be between 0 and 1, exclusive (got {v})")));
+                return Err((
+                    field,
+                    format!("must be between 0 and 1, exclusive (got {v})"),
+                ));
             }
         }
         if let (Some(start), Some(end)) = (self.beta_start, self.beta_end)
@@ -100,12 +105,19 @@ impl Schedule {
         for (field, value, known) in [
             ("beta_schedule", &self.beta_schedule, BETA_SCHEDULES),
             ("prediction_type", &self.prediction_type, PREDICTION_TYPES),
-            ("timestep_spacing", &self.timestep_spacing, TIMESTEP_SPACINGS),
+            (
+                "timestep_spacing",
+                &self.timestep_spacing,
+                TIMESTEP_SPACINGS,
+            ),
         ] {
             if let Some(v) = value
                 && !known.contains(&v.as_str())
             {
-                return Err((field, format!("unknown value {v:?}; known: {}", known.join(", "))));
+                return Err((
+                    field,
+                    format!("unknown value {v:?}; known: {}", known.join(", ")),
+                ));
             }
         }
         if let Some(shift) = self.flow_shift

@@ -9,7 +9,8 @@ use fresco_proto::v1::{SubmitJobRequest, TaskParams};
 
 use crate::error::FieldError;
 use crate::params::{
-    DEFAULT_MODEL, Schedule, JobSpec, Limits, ModelDefaults, SAMPLERS, TaskSpec, defaults, model_defaults,
+    DEFAULT_MODEL, JobSpec, Limits, ModelDefaults, SAMPLERS, Schedule, TaskSpec, defaults,
+    model_defaults,
 };
 
 /// Validates a submission. `is_known_model` says whether a model id can be

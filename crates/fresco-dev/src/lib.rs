@@ -108,7 +108,8 @@ impl DevFarm {
         let dispatch: Arc<dyn Dispatch> = Arc::new(MemoryDispatch::new());
 
         let registry = ModelRegistry::new(options.models_dir.clone())
-            .with_kind(fresco_sd::serve::folder_kind(candle_core::DType::F32));
+            .with_kind(fresco_sd::serve::folder_kind(candle_core::DType::F32))
+            .with_kind(fresco_sd::serve::flow_folder_kind(candle_core::DType::F32));
         let models = served_models(&registry, &[])?;
         let app = Coordinator {
             store: Arc::new(store),

@@ -107,7 +107,9 @@ impl FolderKind {
 
 impl std::fmt::Debug for FolderKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FolderKind").field("name", &self.name).finish()
+        f.debug_struct("FolderKind")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -166,7 +168,10 @@ impl ModelRegistry {
         if let Some(dir) = &self.models_dir {
             for (name, path) in subdirectories(dir)? {
                 if self.loadable(&path) {
-                    found.push(FoundModel { id: name, dir: path });
+                    found.push(FoundModel {
+                        id: name,
+                        dir: path,
+                    });
                 }
             }
         }
@@ -274,7 +279,12 @@ mod tests {
         let registry = ModelRegistry::new(Some(dir.path().to_path_buf()));
         assert_eq!(
             registry.available().unwrap(),
-            ["fresco-shapes", "tiny-random-dit", "tiny-random-dit-b", "mine"]
+            [
+                "fresco-shapes",
+                "tiny-random-dit",
+                "tiny-random-dit-b",
+                "mine"
+            ]
         );
         let loaded = registry.load("mine", &Device::Cpu).unwrap();
         assert_eq!(loaded.model_id(), "mine");
@@ -325,7 +335,10 @@ mod tests {
             ]
         );
         assert_eq!(
-            registry.load("acme/tiny-dit", &Device::Cpu).unwrap().model_id(),
+            registry
+                .load("acme/tiny-dit", &Device::Cpu)
+                .unwrap()
+                .model_id(),
             "acme/tiny-dit"
         );
         assert!(registry.load("acme/other", &Device::Cpu).is_ok());

@@ -1,7 +1,8 @@
-//! Serving diffusers-layout Stable Diffusion folders on a fresco worker: an
-//! [`SdPipeline`] behind fresco's [`Pipeline`] interface (task parameters in,
-//! RGB8 images and step progress out), and the [`FolderKind`] that lets a
-//! worker's model registry recognise and load such folders.
+//! Serving diffusers-layout folders on a fresco worker: an [`SdPipeline`]
+//! (SD 1.x/2.x, SDXL) or a flow-matching [`Sd3Pipeline`] / [`FluxPipeline`]
+//! behind fresco's [`Pipeline`] interface (task parameters in, RGB8 images
+//! and progress out), and the [`FolderKind`]s that let a worker's model
+//! registry recognise and load such folders.
 
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -13,7 +14,11 @@ use fresco_diffusion::{GeneratedImage, Pipeline, Progress};
 use fresco_schedulers::SchedulerKind;
 
 use crate::error::Error;
+use crate::flow_params::FlowParams;
+use crate::flux::FluxPipeline;
+use crate::image::RgbImage;
 use crate::pipeline::{GenerateParams, Prompt, SdPipeline};
+use crate::sd3::Sd3Pipeline;
 
 /// Sampler names a Stable Diffusion folder runs (every beta-schedule sampler).
 pub const SAMPLERS: &[&str] = &[
@@ -123,27 +128,160 @@ impl Pipeline for SdModel {
             .pipeline
             .generate_with(&run, &mut report)
             .map_err(|e| to_farm_error(&self.model_id, e))?;
-        images
-            .into_iter()
-            .map(|img| {
-                let dim = |v: usize| {
-                    u32::try_from(v).map_err(|_| {
-                        fresco_diffusion::Error::Internal(format!("image side {v} too large"))
-                    })
-                };
-                Ok(GeneratedImage {
-                    index: u32::try_from(img.index).map_err(|_| {
-                        fresco_diffusion::Error::Internal("image index too large".into())
-                    })?,
-                    // Image k draws from noise stream k of the task seed.
-                    seed: params.seed,
-                    width: dim(img.width)?,
-                    height: dim(img.height)?,
-                    rgb: img.pixels,
-                })
-            })
-            .collect()
+        // Image k draws from noise stream k of the task seed.
+        farm_images(images, params.seed)
     }
+}
+
+/// Sampler names the flow-matching folders (SD3, FLUX) run.
+pub const FLOW_SAMPLERS: &[&str] = &["flow_euler"];
+
+/// The diffusers class of a folder's `transformer/config.json`, if any.
+fn transformer_class(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("transformer/config.json")).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    value["_class_name"].as_str().map(str::to_owned)
+}
+
+/// Whether `dir` is a diffusers-layout SD3 or FLUX.1 folder.
+pub fn is_flow_folder(dir: &Path) -> bool {
+    matches!(
+        transformer_class(dir).as_deref(),
+        Some("SD3Transformer2DModel" | "FluxTransformer2DModel")
+    )
+}
+
+/// The registry entry for SD3 and FLUX.1 folders, loaded in `dtype`.
+pub fn flow_folder_kind(dtype: DType) -> FolderKind {
+    FolderKind::new(
+        "flow-matching",
+        is_flow_folder,
+        move |dir: &Path, model_id: &str, device: &Device| {
+            let model = FlowModel::load(dir, model_id, device, dtype)?;
+            Ok(Arc::new(model) as Arc<dyn Pipeline>)
+        },
+    )
+}
+
+/// A loaded SD3 or FLUX.1 folder serving tasks. Its pipelines report
+/// progress once, when the images are done, and read no schedule knobs.
+#[derive(Debug)]
+pub struct FlowModel {
+    model_id: String,
+    pipeline: FlowPipeline,
+    bytes: u64,
+}
+
+#[derive(Debug)]
+enum FlowPipeline {
+    Sd3(Box<Sd3Pipeline>),
+    Flux(Box<FluxPipeline>),
+}
+
+impl FlowModel {
+    /// Loads the SD3 or FLUX.1 folder `dir` under `model_id`.
+    pub fn load(
+        dir: &Path,
+        model_id: &str,
+        device: &Device,
+        dtype: DType,
+    ) -> fresco_diffusion::Result<Self> {
+        let farm = |e| to_farm_error(model_id, e);
+        let pipeline = match transformer_class(dir).as_deref() {
+            Some("FluxTransformer2DModel") => FlowPipeline::Flux(Box::new(
+                FluxPipeline::load(dir, device, dtype).map_err(farm)?,
+            )),
+            _ => FlowPipeline::Sd3(Box::new(
+                Sd3Pipeline::load(dir, device, dtype).map_err(farm)?,
+            )),
+        };
+        Ok(Self {
+            model_id: model_id.to_owned(),
+            pipeline,
+            bytes: weight_bytes(dir),
+        })
+    }
+}
+
+impl Pipeline for FlowModel {
+    fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    fn samplers(&self) -> &'static [&'static str] {
+        FLOW_SAMPLERS
+    }
+
+    fn memory_bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    fn generate(
+        &self,
+        params: &fresco_diffusion::GenerateParams,
+        on_step: &mut dyn FnMut(Progress) -> ControlFlow<()>,
+    ) -> fresco_diffusion::Result<Vec<GeneratedImage>> {
+        if !FLOW_SAMPLERS.contains(&params.sampler.as_str()) {
+            return Err(fresco_diffusion::Error::UnknownSampler {
+                sampler: params.sampler.clone(),
+                supported: FLOW_SAMPLERS.join(", "),
+            });
+        }
+        if !params.schedule.is_empty() {
+            return Err(fresco_diffusion::Error::InvalidParams(format!(
+                "model {} reads no schedule knobs yet (got {})",
+                self.model_id,
+                params.schedule.to_json()
+            )));
+        }
+        let run = FlowParams {
+            negative: (!params.negative_prompt.is_empty())
+                .then(|| Prompt::Text(params.negative_prompt.clone())),
+            guidance_scale: f64::from(params.guidance),
+            steps: params.steps as usize,
+            seed: params.seed,
+            width: Some(params.width as usize),
+            height: Some(params.height as usize),
+            n: params.n as usize,
+            ..FlowParams::new(Prompt::Text(params.prompt.clone()))
+        };
+        let images = match &self.pipeline {
+            FlowPipeline::Sd3(p) => p.generate(&run),
+            FlowPipeline::Flux(p) => p.generate(&run),
+        }
+        .map_err(|e| to_farm_error(&self.model_id, e))?;
+        if on_step(Progress {
+            step: params.steps,
+            total: params.steps,
+        })
+        .is_break()
+        {
+            return Err(fresco_diffusion::Error::Cancelled);
+        }
+        farm_images(images, params.seed)
+    }
+}
+
+/// fresco-sd's images as the farm's; image k drew from noise stream k of `seed`.
+fn farm_images(images: Vec<RgbImage>, seed: u64) -> fresco_diffusion::Result<Vec<GeneratedImage>> {
+    let dim = |v: usize| {
+        u32::try_from(v)
+            .map_err(|_| fresco_diffusion::Error::Internal(format!("image side {v} too large")))
+    };
+    images
+        .into_iter()
+        .map(|img| {
+            Ok(GeneratedImage {
+                index: u32::try_from(img.index).map_err(|_| {
+                    fresco_diffusion::Error::Internal("image index too large".into())
+                })?,
+                seed,
+                width: dim(img.width)?,
+                height: dim(img.height)?,
+                rgb: img.pixels,
+            })
+        })
+        .collect()
 }
 
 /// The sampler a task names, if a Stable Diffusion folder runs it.
@@ -174,18 +312,25 @@ fn to_farm_error(model_id: &str, e: Error) -> fresco_diffusion::Error {
 
 /// Bytes of the folder's weight files (what the model holds in memory, near enough).
 fn weight_bytes(dir: &Path) -> u64 {
-    ["text_encoder", "text_encoder_2", "unet", "vae"]
-        .iter()
-        .filter_map(|part| std::fs::read_dir(dir.join(part)).ok())
-        .flatten()
-        .filter_map(|entry| entry.ok())
-        .filter(|entry| {
-            entry
-                .path()
-                .extension()
-                .is_some_and(|ext| ext == "safetensors")
-        })
-        .filter_map(|entry| entry.metadata().ok())
-        .map(|meta| meta.len())
-        .sum()
+    [
+        "text_encoder",
+        "text_encoder_2",
+        "text_encoder_3",
+        "unet",
+        "transformer",
+        "vae",
+    ]
+    .iter()
+    .filter_map(|part| std::fs::read_dir(dir.join(part)).ok())
+    .flatten()
+    .filter_map(|entry| entry.ok())
+    .filter(|entry| {
+        entry
+            .path()
+            .extension()
+            .is_some_and(|ext| ext == "safetensors")
+    })
+    .filter_map(|entry| entry.metadata().ok())
+    .map(|meta| meta.len())
+    .sum()
 }

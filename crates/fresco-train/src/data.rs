@@ -72,7 +72,11 @@ fn foreground_mask(rgb: &[u8], background: [u8; 3]) -> Vec<f32> {
                 .zip(background)
                 .map(|(&a, b)| u32::from(a.abs_diff(b)))
                 .sum();
-            if diff >= FOREGROUND_MIN_DIFF { 1.0 } else { 0.0 }
+            if diff >= FOREGROUND_MIN_DIFF {
+                1.0
+            } else {
+                0.0
+            }
         })
         .collect();
     plane.repeat(3)

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use crate::checkpoint::{self, OPTIMIZER_FILE, TrainState};
-use crate::data::{CleanBatch, NoisyBatch, Noising, noisy_batch};
+use crate::data::{CleanBatch, Noising, NoisyBatch, noisy_batch};
 use crate::ema::{EMA_FILE, Ema};
 use crate::error::{Error, Result, io_err};
 use crate::optim::{AdamW, AdamWConfig};
@@ -346,7 +346,9 @@ impl Trainer {
         let per = nb.t.len() / shards;
         let results: Vec<Result<(f32, GradStore)>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..shards)
-                .map(|k| scope.spawn(move || shard_loss_and_grads(&self.pipeline, nb, k * per, per)))
+                .map(|k| {
+                    scope.spawn(move || shard_loss_and_grads(&self.pipeline, nb, k * per, per))
+                })
                 .collect();
             handles
                 .into_iter()

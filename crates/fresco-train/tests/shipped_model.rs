@@ -6,7 +6,7 @@
 
 use candle_core::Device;
 use fresco_diffusion::registry;
-use fresco_train::{EvalOptions, EvalPrompt, evaluate, eval_prompts};
+use fresco_train::{EvalOptions, EvalPrompt, eval_prompts, evaluate};
 
 /// Floors on the seen prompts, well below what the shipped model measures
 /// (colour 86 %, background 100 %; see `models/fresco-shapes/README.md`) so
@@ -34,8 +34,8 @@ fn options() -> EvalOptions {
 /// (colour, shape, background) accuracy of `model` on the seen prompts.
 fn seen_scores(model: &str) -> (f64, f64, f64) {
     // (colour, shape, background)
-    let pipeline = registry::load(model, &Device::Cpu).unwrap();
-    let out = evaluate(pipeline.as_ref(), &seen_prompts(), &options()).unwrap();
+    let pipeline = registry::load(model, &Device::Cpu).expect("loading the built-in model");
+    let out = evaluate(pipeline.as_ref(), &seen_prompts(), &options()).expect("sampling");
     let seen = out.report.seen;
     assert_eq!(seen.images, 28);
     let rate = |r: fresco_shapes::Ratio| r.accuracy().unwrap_or(0.0);
@@ -45,8 +45,13 @@ fn seen_scores(model: &str) -> (f64, f64, f64) {
 #[test]
 fn the_shipped_model_draws_the_prompted_colour_shape_and_background() {
     let (colour, shape, background) = seen_scores(registry::FRESCO_SHAPES);
-    eprintln!("fresco-shapes, seen prompts: colour {colour:.3}, shape {shape:.3}, background {background:.3}");
-    assert!(colour >= COLOUR_FLOOR, "colour accuracy {colour:.3} < {COLOUR_FLOOR}");
+    eprintln!(
+        "fresco-shapes, seen prompts: colour {colour:.3}, shape {shape:.3}, background {background:.3}"
+    );
+    assert!(
+        colour >= COLOUR_FLOOR,
+        "colour accuracy {colour:.3} < {COLOUR_FLOOR}"
+    );
     assert!(
         background >= BACKGROUND_FLOOR,
         "background accuracy {background:.3} < {BACKGROUND_FLOOR}"
@@ -56,7 +61,9 @@ fn the_shipped_model_draws_the_prompted_colour_shape_and_background() {
 #[test]
 fn random_weights_score_below_the_floor() {
     let (colour, shape, background) = seen_scores(registry::TINY_RANDOM_DIT);
-    eprintln!("tiny-random-dit, seen prompts: colour {colour:.3}, shape {shape:.3}, background {background:.3}");
+    eprintln!(
+        "tiny-random-dit, seen prompts: colour {colour:.3}, shape {shape:.3}, background {background:.3}"
+    );
     assert!(
         colour < COLOUR_FLOOR || background < BACKGROUND_FLOOR,
         "the floor does not tell a trained model from random weights"

@@ -86,7 +86,10 @@ async fn main() -> anyhow::Result<()> {
     fresco_telemetry::init_tracing(args.log_format);
     let device = parse_device(&args.device)?;
     let dtype = parse_dtype(&args.dtype, &device)?;
-    for (flag, dir) in [("--models-dir", &args.models_dir), ("--hf-cache", &args.hf_cache)] {
+    for (flag, dir) in [
+        ("--models-dir", &args.models_dir),
+        ("--hf-cache", &args.hf_cache),
+    ] {
         if let Some(dir) = dir
             && !dir.is_dir()
         {
@@ -95,7 +98,8 @@ async fn main() -> anyhow::Result<()> {
     }
     let registry = ModelRegistry::new(args.models_dir.clone())
         .with_hf_cache(args.hf_cache.clone())
-        .with_kind(fresco_sd::serve::folder_kind(dtype));
+        .with_kind(fresco_sd::serve::folder_kind(dtype))
+        .with_kind(fresco_sd::serve::flow_folder_kind(dtype));
     let models = served_models(&registry, &args.models)?;
     let settings = Settings {
         coordinator: args.coordinator,

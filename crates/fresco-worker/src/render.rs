@@ -67,7 +67,10 @@ pub fn png_text(task: &pb::Task, image_seed: u64) -> Vec<(&'static str, String)>
         ("model", task.model.clone()),
         ("width", task.width.to_string()),
         ("height", task.height.to_string()),
-        ("schedule", Schedule::from_proto(task.schedule.as_ref()).to_json()),
+        (
+            "schedule",
+            Schedule::from_proto(task.schedule.as_ref()).to_json(),
+        ),
         ("fresco_job", task.job_id.clone()),
         ("fresco_task", task.id.clone()),
     ]
@@ -121,7 +124,7 @@ mod tests {
         let mut served: Vec<&str> = fresco_diffusion::sampler::SAMPLERS
             .iter()
             .chain(fresco_sd::serve::SAMPLERS)
-            .chain(&["flow_euler"])
+            .chain(fresco_sd::serve::FLOW_SAMPLERS)
             .copied()
             .collect();
         served.sort_unstable();
