@@ -118,10 +118,19 @@ fn is_dit_folder(dir: &Path) -> bool {
     dir.join(CONFIG_FILE).is_file() && dir.join(WEIGHTS_FILE).is_file()
 }
 
-/// One model found on disk.
+/// fresco's own DiT folders (`config.json` + `model.safetensors`), the kind
+/// every registry serves.
+fn dit_kind() -> FolderKind {
+    FolderKind::new("fresco-dit", is_dit_folder, |dir, model_id, device| {
+        Ok(Arc::new(DitPipeline::from_dir_with_id(dir, model_id, device)?) as Arc<dyn Pipeline>)
+    })
+}
+
+/// One model found on disk, and the kind that recognised it.
 struct FoundModel {
     id: String,
     dir: PathBuf,
+    kind: FolderKind,
 }
 
 /// The models a worker can serve: the built-in ones, the model folders of an
@@ -129,18 +138,26 @@ struct FoundModel {
 /// models of an optional Hugging Face hub cache (served offline under their
 /// hub id, e.g. `stabilityai/sdxl-turbo`, from the snapshot `refs/main`
 /// names). Folders are fresco DiT folders or of a registered [`FolderKind`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ModelRegistry {
     models_dir: Option<PathBuf>,
     hf_cache: Option<PathBuf>,
+    /// Tried in order; fresco's DiT folders first.
     kinds: Vec<FolderKind>,
+}
+
+impl Default for ModelRegistry {
+    fn default() -> Self {
+        Self::new(None)
+    }
 }
 
 impl ModelRegistry {
     pub fn new(models_dir: Option<PathBuf>) -> Self {
         Self {
             models_dir,
-            ..Self::default()
+            hf_cache: None,
+            kinds: vec![dit_kind()],
         }
     }
 
@@ -157,9 +174,9 @@ impl ModelRegistry {
         self
     }
 
-    /// Whether this registry can load the folder `dir`.
-    fn loadable(&self, dir: &Path) -> bool {
-        is_dit_folder(dir) || self.kinds.iter().any(|k| (k.detect)(dir))
+    /// The kind of the folder `dir`, if this registry can load it.
+    fn kind_of(&self, dir: &Path) -> Option<&FolderKind> {
+        self.kinds.iter().find(|k| (k.detect)(dir))
     }
 
     /// The models of the models directory and the hub cache, sorted by id.
@@ -167,9 +184,10 @@ impl ModelRegistry {
         let mut found = Vec::new();
         if let Some(dir) = &self.models_dir {
             for (name, path) in subdirectories(dir)? {
-                if self.loadable(&path) {
+                if let Some(kind) = self.kind_of(&path) {
                     found.push(FoundModel {
                         id: name,
+                        kind: kind.clone(),
                         dir: path,
                     });
                 }
@@ -181,9 +199,13 @@ impl ModelRegistry {
                     continue;
                 };
                 if let Some(snapshot) = hub_snapshot(&path)
-                    && self.loadable(&snapshot)
+                    && let Some(kind) = self.kind_of(&snapshot)
                 {
-                    found.push(FoundModel { id, dir: snapshot });
+                    found.push(FoundModel {
+                        id,
+                        kind: kind.clone(),
+                        dir: snapshot,
+                    });
                 }
             }
         }
@@ -212,18 +234,8 @@ impl ModelRegistry {
         let Some(model) = found.iter().find(|m| m.id == model_id) else {
             return Err(Error::UnknownModel(model_id.to_owned()));
         };
-        if is_dit_folder(&model.dir) {
-            return Ok(Arc::new(DitPipeline::from_dir_with_id(
-                &model.dir, model_id, device,
-            )?));
-        }
-        match self.kinds.iter().find(|k| (k.detect)(&model.dir)) {
-            Some(kind) => {
-                debug!(model = model_id, kind = kind.name, dir = %model.dir.display(), "loading model folder");
-                (kind.load)(&model.dir, model_id, device)
-            }
-            None => Err(Error::UnknownModel(model_id.to_owned())),
-        }
+        debug!(model = model_id, kind = model.kind.name, dir = %model.dir.display(), "loading model folder");
+        (model.kind.load)(&model.dir, model_id, device)
     }
 }
 
