@@ -47,6 +47,14 @@ pub struct DitConfig {
     /// `config.json` when it is the default, [`Prediction::Velocity`].
     #[serde(default, skip_serializing_if = "Prediction::is_velocity")]
     pub prediction: Prediction,
+    /// Width of the pixel refiner, 0 for none (omitted from `config.json` then).
+    /// With a refiner the final projection emits `refiner_channels` features per
+    /// pixel instead of the output itself; two 3×3 convolutions over those
+    /// features and the noisy input image then produce the output, so neighbouring
+    /// pixels of different patches see each other and edges need not follow the
+    /// patch grid (U-ViT's closing convolution, widened).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refiner_channels: usize,
 }
 
 /// Parameterisation of the DiT's output head.
@@ -98,6 +106,9 @@ pub struct TextConfig {
 fn is_false(b: &bool) -> bool {
     !*b
 }
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
 fn default_in_channels() -> usize {
     3
 }
@@ -137,6 +148,7 @@ impl DitConfig {
             },
             adaln_zero: false,
             prediction: Prediction::Velocity,
+            refiner_channels: 0,
         }
     }
 

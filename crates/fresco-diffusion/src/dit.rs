@@ -20,7 +20,7 @@ use candle_nn::{Linear, VarBuilder, linear};
 use crate::config::{DitConfig, Prediction};
 use crate::error::{Error, Result};
 use crate::layers::{
-    Attention, Mlp, Norm, affine_norm, linear_with_init, modulate, plain_norm, sincos_2d,
+    Attention, Conv3x3, Mlp, Norm, affine_norm, linear_with_init, modulate, plain_norm, sincos_2d,
     timestep_features,
 };
 
@@ -100,6 +100,55 @@ impl Block {
     }
 }
 
+/// The optional pixel refiner ([`DitConfig::refiner_channels`]): two 3×3
+/// convolutions over the final projection's per-pixel features concatenated
+/// with the noisy input, `[features ‖ x_t] → conv → SiLU → conv → output`.
+struct Refiner {
+    channels: usize,
+    conv1: Conv3x3,
+    conv2: Conv3x3,
+}
+
+impl Refiner {
+    fn new(cfg: &DitConfig, vb: VarBuilder) -> Result<Self> {
+        let r = cfg.refiner_channels;
+        let c = cfg.in_channels;
+        let out_init = if cfg.adaln_zero {
+            Init::Const(0.0)
+        } else {
+            FINAL_INIT
+        };
+        Ok(Self {
+            channels: r,
+            conv1: Conv3x3::new(
+                r + c,
+                r,
+                candle_nn::init::DEFAULT_KAIMING_NORMAL,
+                vb.pp("conv1"),
+            )?,
+            conv2: Conv3x3::new(r, c, out_init, vb.pp("conv2"))?,
+        })
+    }
+
+    /// `features: [B, N, p·p·R]` (tokens in grid order), `x: [B, C, H, W]` → `[B, C, H, W]`.
+    fn forward(&self, features: &Tensor, x: &Tensor, p: usize) -> Result<Tensor> {
+        let (b, _, h, w) = x.dims4()?;
+        let (gh, gw) = (h / p, w / p);
+        let pixels = features
+            .reshape((b, gh, gw, p, p, self.channels))?
+            .permute((0, 1, 3, 2, 4, 5))?
+            .reshape((b, h, w, self.channels))?;
+        let noisy = x.to_dtype(pixels.dtype())?.permute((0, 2, 3, 1))?;
+        let input = Tensor::cat(&[&pixels, &noisy], 3)?;
+        let hidden = self.conv1.forward(&input)?.silu()?;
+        Ok(self
+            .conv2
+            .forward(&hidden)?
+            .permute((0, 3, 1, 2))?
+            .contiguous()?)
+    }
+}
+
 /// The DiT velocity model.
 pub(crate) struct Dit {
     patch: usize,
@@ -113,6 +162,7 @@ pub(crate) struct Dit {
     final_norm: Norm,
     final_ada: Linear,
     final_linear: Linear,
+    refiner: Option<Refiner>,
     prediction: Prediction,
 }
 
@@ -123,6 +173,15 @@ impl Dit {
         let blocks = (0..cfg.depth)
             .map(|i| Block::new(cfg, device, vb.pp(format!("blocks.{i}"))))
             .collect::<Result<Vec<_>>>()?;
+        let refiner = (cfg.refiner_channels > 0)
+            .then(|| Refiner::new(cfg, vb.pp("refine")))
+            .transpose()?;
+        // With a refiner the projection feeds it features, so only the refiner's
+        // last convolution starts at zero.
+        let final_out = match &refiner {
+            Some(r) => cfg.patch_size * cfg.patch_size * r.channels,
+            None => patch_dim,
+        };
         Ok(Self {
             patch: cfg.patch_size,
             hidden: d,
@@ -137,12 +196,13 @@ impl Dit {
                 Ok(linear(d, 2 * d, vb)?)
             })?,
             final_linear: maybe_zero_linear(
-                cfg.adaln_zero,
+                cfg.adaln_zero && refiner.is_none(),
                 d,
-                patch_dim,
+                final_out,
                 vb.pp("final.linear"),
-                |vb| linear_with_init(d, patch_dim, FINAL_INIT, vb),
+                |vb| linear_with_init(d, final_out, FINAL_INIT, vb),
             )?,
+            refiner,
             prediction: cfg.prediction,
         })
     }
@@ -200,7 +260,11 @@ impl Dit {
         let out = modulate(&self.final_norm.forward(&tokens)?, &m[0], &m[1])?;
         let out = self.final_linear.forward(&out)?;
 
-        let out = unpatchify(&out, p, c, h, w)?.to_dtype(DType::F32)?;
+        let out = match &self.refiner {
+            Some(refiner) => refiner.forward(&out, x, p)?,
+            None => unpatchify(&out, p, c, h, w)?,
+        }
+        .to_dtype(DType::F32)?;
         match self.prediction {
             Prediction::Velocity => Ok(out),
             Prediction::X0 => {

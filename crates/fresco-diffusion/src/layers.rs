@@ -163,6 +163,70 @@ impl Attention {
     }
 }
 
+/// A 3×3 convolution (stride 1, zero padding 1) over channels-last images
+/// `[B, H, W, C_in] → [B, H, W, C_out]`, computed as nine matrix products over
+/// row-shifted views of the padded image, so that training needs only matmul,
+/// contiguous narrowing and padding (whose backward passes candle runs fast on
+/// CPU, unlike strided copies and its direct convolution kernels).
+///
+/// The weight is stored as `[C_out, 9·C_in]`, column `(3·dy + dx)·C_in + c`
+/// multiplying input channel `c` at offset `(dy − 1, dx − 1)`: the layout of a
+/// `[C_out, 3, 3, C_in]` kernel flattened.
+pub(crate) struct Conv3x3 {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Conv3x3 {
+    /// A convolution whose weight uses `init` when randomly initialised.
+    pub(crate) fn new(c_in: usize, c_out: usize, init: Init, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get_with_hints((c_out, 9 * c_in), "weight", init)?;
+        let bias = vb.get_with_hints(c_out, "bias", Init::Const(0.0))?;
+        Ok(Self { weight, bias })
+    }
+
+    /// `x: [B, H, W, C_in]` (channels last) → `[B, H, W, C_out]`.
+    ///
+    /// The padded image is flattened to rows `[B·(H+2)·(W+2), C_in]`; the tap at
+    /// `(dy, dx)` of output pixel `(y, x)` is row `(y + dy)·(W+2) + (x + dx)` of its
+    /// image, so each tap is one contiguous row range shifted by
+    /// `dy·(W+2) + dx`. Output rows whose window would wrap (the padding columns
+    /// and rows) are computed and then dropped.
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, h, w, c_in) = x.dims4()?;
+        let (hp, wp) = (h + 2, w + 2);
+        let rows = x
+            .pad_with_zeros(1, 1, 1)?
+            .pad_with_zeros(2, 1, 1)?
+            .reshape((b * hp * wp, c_in))?;
+        let max_shift = 2 * wp + 2;
+        let len = b * hp * wp - max_shift;
+        let mut acc: Option<Tensor> = None;
+        for dy in 0..3 {
+            for dx in 0..3 {
+                let tap = rows.narrow(0, dy * wp + dx, len)?;
+                let k = (3 * dy + dx) * c_in;
+                let w_k = self.weight.narrow(1, k, c_in)?.t()?;
+                let term = tap.matmul(&w_k)?;
+                acc = Some(match acc {
+                    Some(a) => (a + term)?,
+                    None => term,
+                });
+            }
+        }
+        let Some(acc) = acc else {
+            unreachable!("a 3×3 kernel has nine taps")
+        };
+        let c_out = acc.dim(1)?;
+        Ok(acc
+            .broadcast_add(&self.bias)?
+            .pad_with_zeros(0, 0, max_shift)?
+            .reshape((b, hp, wp, c_out))?
+            .narrow(1, 0, h)?
+            .narrow(2, 0, w)?)
+    }
+}
+
 /// Two-layer GELU MLP.
 pub(crate) struct Mlp {
     fc1: Linear,
@@ -287,6 +351,49 @@ mod tests {
         // Without the mask, the padding token does change the result.
         let unmasked = attn.forward(&x, &ctx, None).unwrap();
         assert!(max_abs_diff(&masked, &unmasked) > 1e-4);
+    }
+
+    /// The neighbourhood form must be the ordinary convolution (cross-correlation,
+    /// zero padding 1) with the kernel `[C_out, 3, 3, C_in]` it stores.
+    #[test]
+    fn conv3x3_matches_candle_conv2d() {
+        let dev = Device::Cpu;
+        let (b, h, w, c_in, c_out) = (2, 5, 7, 3, 4);
+        let weight = Tensor::from_vec(
+            crate::seed::gaussian_noise(7, c_out * 9 * c_in),
+            (c_out, 9 * c_in),
+            &dev,
+        )
+        .unwrap();
+        let bias = Tensor::from_vec(crate::seed::gaussian_noise(8, c_out), c_out, &dev).unwrap();
+        let conv = Conv3x3 {
+            weight: weight.clone(),
+            bias: bias.clone(),
+        };
+        let x = Tensor::from_vec(
+            crate::seed::gaussian_noise(9, b * h * w * c_in),
+            (b, h, w, c_in),
+            &dev,
+        )
+        .unwrap();
+        let ours = conv.forward(&x).unwrap();
+        let kernel = weight
+            .reshape((c_out, 3, 3, c_in))
+            .unwrap()
+            .permute((0, 3, 1, 2))
+            .unwrap()
+            .contiguous()
+            .unwrap();
+        let nchw = x.permute((0, 3, 1, 2)).unwrap().contiguous().unwrap();
+        let reference = nchw
+            .conv2d(&kernel, 1, 1, 1, 1)
+            .unwrap()
+            .broadcast_add(&bias.reshape((1, c_out, 1, 1)).unwrap())
+            .unwrap()
+            .permute((0, 2, 3, 1))
+            .unwrap();
+        assert_eq!(ours.dims(), &[b, h, w, c_out]);
+        assert!(max_abs_diff(&ours, &reference) < 1e-4);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::sampler::{SAMPLERS, Sampler, sample, timesteps};
 use crate::seed::{derive_image_seed, gaussian_noise};
 use crate::text_encoder::{EncodedText, TextEncoder};
 use crate::tokenizer::Tokenizer;
-use crate::types::{GenerateParams, GeneratedImage, Pipeline, Progress, Schedule};
+use crate::types::{GenerateParams, GeneratedImage, Pipeline, Progress};
 
 /// File name of the configuration inside a model directory.
 pub const CONFIG_FILE: &str = "config.json";
@@ -261,18 +261,7 @@ impl DitPipeline {
         if !p.guidance.is_finite() {
             return invalid(format!("guidance must be finite, got {}", p.guidance));
         }
-        let flow_only = Schedule {
-            flow_shift: p.schedule.flow_shift,
-            ..Schedule::default()
-        };
-        if p.schedule != flow_only {
-            return invalid(format!(
-                "model {} is a flow-matching model: of the schedule knobs it reads only \
-                 flow_shift (got {})",
-                self.model_id,
-                p.schedule.to_json()
-            ));
-        }
+        p.flow_shift_only(&self.model_id)?;
         Ok(sampler)
     }
 

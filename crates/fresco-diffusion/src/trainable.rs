@@ -146,11 +146,24 @@ mod tests {
         }
     }
 
+    /// [`small`] with a pixel refiner of `channels` (0: none).
+    fn small_with_refiner(channels: usize) -> DitConfig {
+        let mut c = small();
+        c.refiner_channels = channels;
+        c
+    }
+
     #[test]
     fn velocity_has_gradients_and_matches_inference_path() {
+        for refiner in [0, 4] {
+            velocity_has_gradients(small_with_refiner(refiner));
+        }
+    }
+
+    fn velocity_has_gradients(cfg: DitConfig) {
         let dev = Device::Cpu;
-        let vm = DitPipeline::seeded_varmap(&small(), 3, &dev).unwrap();
-        let p = DitPipeline::from_varmap("t", small(), &vm, &dev).unwrap();
+        let vm = DitPipeline::seeded_varmap(&cfg, 3, &dev).unwrap();
+        let p = DitPipeline::from_varmap("t", cfg, &vm, &dev).unwrap();
         let x = Tensor::from_vec(
             crate::seed::gaussian_noise(1, 2 * 3 * 16 * 16),
             (2, 3, 16, 16),
@@ -193,9 +206,14 @@ mod tests {
     /// unpatchify, same positions, same caption encoding and padding mask.
     #[test]
     fn training_forward_equals_sampling_forward_on_the_same_weights() {
+        for refiner in [0, 4] {
+            training_forward_equals_sampling_forward(small_with_refiner(refiner));
+        }
+    }
+
+    fn training_forward_equals_sampling_forward(cfg: DitConfig) {
         let dev = Device::Cpu;
         // Random (not adaLN-Zero) weights, so every path contributes to the output.
-        let cfg = small();
         let vm = DitPipeline::seeded_varmap(&cfg, 5, &dev).unwrap();
         let train = DitPipeline::from_varmap("t", cfg.clone(), &vm, &dev).unwrap();
         let plain: std::collections::HashMap<String, Tensor> = train
@@ -243,9 +261,15 @@ mod tests {
 
     #[test]
     fn adaln_zero_starts_at_zero_velocity() {
+        for refiner in [0, 4] {
+            let mut c = small_with_refiner(refiner);
+            c.adaln_zero = true;
+            starts_at_zero_velocity(c);
+        }
+    }
+
+    fn starts_at_zero_velocity(c: DitConfig) {
         let dev = Device::Cpu;
-        let mut c = small();
-        c.adaln_zero = true;
         let vm = DitPipeline::seeded_varmap(&c, 3, &dev).unwrap();
         let p = DitPipeline::from_varmap("t", c, &vm, &dev).unwrap();
         let x = Tensor::ones((1, 3, 16, 16), DType::F32, &dev).unwrap();

@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 pub use fresco_core::params::Schedule;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// What to render. Validation of ranges happens upstream; pipelines still reject
 /// what they cannot do with an error.
@@ -50,6 +50,26 @@ impl Default for GenerateParams {
             sampler: "euler".into(),
             schedule: Schedule::default(),
         }
+    }
+}
+
+impl GenerateParams {
+    /// The task's `flow_shift` knob, for a flow-matching model (`model_id`): the
+    /// other schedule knobs describe beta-schedule samplers, so any of them set
+    /// is an [`Error::InvalidParams`] naming what was given.
+    pub fn flow_shift_only(&self, model_id: &str) -> Result<Option<f64>> {
+        let flow_only = Schedule {
+            flow_shift: self.schedule.flow_shift,
+            ..Schedule::default()
+        };
+        if self.schedule != flow_only {
+            return Err(Error::InvalidParams(format!(
+                "model {model_id} is a flow-matching model: of the schedule knobs it reads \
+                 only flow_shift (got {})",
+                self.schedule.to_json()
+            )));
+        }
+        Ok(self.schedule.flow_shift)
     }
 }
 

@@ -255,6 +255,37 @@ fn bad_params_are_errors_not_panics() {
     assert!(matches!(r, Err(Error::UnknownSampler { .. })), "{r:?}");
 }
 
+/// The DiT is a flow-matching model: `flow_shift` moves its time grid (so the
+/// pixels change), and the beta-schedule knobs are refused by name.
+#[test]
+fn flow_shift_is_read_and_beta_knobs_are_refused() {
+    let with = |schedule: fresco_diffusion::Schedule| GenerateParams {
+        schedule,
+        ..params()
+    };
+    let shifted = run(&with(fresco_diffusion::Schedule {
+        flow_shift: Some(3.0),
+        ..Default::default()
+    }));
+    assert_ne!(shifted[0].rgb, run(&params())[0].rgb);
+    let r = tiny().generate(
+        &with(fresco_diffusion::Schedule {
+            beta_schedule: Some("linear".into()),
+            ..Default::default()
+        }),
+        &mut |_| ControlFlow::Continue(()),
+    );
+    match r {
+        Err(Error::InvalidParams(msg)) => {
+            assert!(
+                msg.contains("flow_shift") && msg.contains("beta_schedule"),
+                "{msg}"
+            );
+        }
+        other => panic!("beta_schedule must be refused, got {other:?}"),
+    }
+}
+
 #[derive(Clone, Default)]
 struct SharedBuf(Arc<Mutex<Vec<u8>>>);
 

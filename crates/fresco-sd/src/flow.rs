@@ -74,6 +74,16 @@ impl FlowSampler {
         Self { config }
     }
 
+    /// This sampler with the fixed time shift `shift` in place of the config's
+    /// `shift` and dynamic shifting: what a run's `flow_shift` knob asks for.
+    pub fn with_shift(&self, shift: f64) -> Self {
+        Self::new(SchedulerConfig {
+            shift,
+            use_dynamic_shifting: false,
+            ..self.config.clone()
+        })
+    }
+
     /// The parsed config.
     pub fn config(&self) -> &SchedulerConfig {
         &self.config
@@ -176,6 +186,41 @@ mod tests {
         // A one-step run is a single jump from pure noise.
         let one = s.build(1, 64, FlowSigmas::Pipeline)?;
         close(one.scheduler.sigmas().unwrap_or_default(), &[1.0, 0.0]);
+        Ok(())
+    }
+
+    /// A run's `flow_shift` replaces both the config's shift and its dynamic
+    /// shifting, for either kind of sigmas.
+    #[test]
+    fn with_shift_overrides_dynamic_and_fixed_shift() -> Result<()> {
+        let dynamic = FlowSampler::new(SchedulerConfig {
+            use_dynamic_shifting: true,
+            shift: 3.0,
+            ..SchedulerConfig::default()
+        });
+        let fixed = FlowSampler::new(SchedulerConfig {
+            shift: 3.0,
+            ..SchedulerConfig::default()
+        });
+        let mut want: Vec<f64> = linspace(1.0, 0.25, 4)
+            .into_iter()
+            .map(|x| static_shift(1.5, x))
+            .collect();
+        want.push(0.0);
+        for base in [&dynamic, &fixed] {
+            let run = base.with_shift(1.5).build(4, 1024, FlowSigmas::Pipeline)?;
+            assert_eq!(run.mu, None);
+            close(run.scheduler.sigmas().unwrap_or_default(), &want);
+        }
+        let own = dynamic
+            .with_shift(1.5)
+            .build(4, 1024, FlowSigmas::Scheduler)?;
+        let unshifted = fixed.build(4, 1024, FlowSigmas::Scheduler)?;
+        assert_eq!(own.mu, None);
+        assert_ne!(
+            own.timesteps, unshifted.timesteps,
+            "shift 1.5 vs 3 must differ"
+        );
         Ok(())
     }
 }

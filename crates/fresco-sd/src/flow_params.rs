@@ -34,6 +34,9 @@ pub struct FlowParams {
     /// Index of the first image: image `first_index + k` draws its noise from stream
     /// `(seed, first_index + k)`, so any image of a run can be rendered again alone.
     pub first_index: u64,
+    /// A fixed time shift replacing the folder scheduler's `shift` and its
+    /// dynamic (resolution-dependent) shifting; `None` keeps the folder's.
+    pub flow_shift: Option<f64>,
 }
 
 impl FlowParams {
@@ -52,6 +55,7 @@ impl FlowParams {
             height: None,
             n: 1,
             first_index: 0,
+            flow_shift: None,
         }
     }
 
@@ -71,6 +75,9 @@ impl FlowParams {
         }
         if !self.guidance_scale.is_finite() {
             return Err(invalid("guidance_scale", "must be a finite number"));
+        }
+        if self.flow_shift.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
+            return Err(invalid("flow_shift", "must be a positive finite number"));
         }
         if self.max_sequence_length == Some(0) {
             return Err(invalid("max_sequence_length", "must be at least 1"));

@@ -13,6 +13,7 @@
 //! - sigmas are `linspace(1, 1/steps, steps)`, shifted by `mu` of the token count when the
 //!   scheduler shifts dynamically (dev), else by its fixed `shift` (see [`crate::flow`]).
 
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use candle_core::{DType, Device, IndexOp, Tensor};
@@ -191,9 +192,20 @@ impl FluxPipeline {
         (width / f) * (height / f)
     }
 
-    /// The sampler of a `steps`-step run at `width x height`.
-    pub fn schedule(&self, steps: usize, width: usize, height: usize) -> Result<FlowSchedule> {
-        self.sampler.build(
+    /// The sampler of a `steps`-step run at `width x height`, with a fixed
+    /// `flow_shift` in place of the folder's shifting when given.
+    pub fn schedule(
+        &self,
+        steps: usize,
+        width: usize,
+        height: usize,
+        flow_shift: Option<f64>,
+    ) -> Result<FlowSchedule> {
+        let sampler = match flow_shift {
+            Some(shift) => self.sampler.with_shift(shift),
+            None => self.sampler.clone(),
+        };
+        sampler.build(
             steps,
             self.image_seq_len(width, height),
             FlowSigmas::Pipeline,
@@ -215,6 +227,16 @@ impl FluxPipeline {
 
     /// Renders images as a `[n, 3, height, width]` tensor with values in `[0, 1]`.
     pub fn generate_tensor(&self, params: &FlowParams) -> Result<Tensor> {
+        self.generate_tensor_with(params, &mut |_, _| ControlFlow::Continue(()))
+    }
+
+    /// [`Self::generate_tensor`], calling `on_step(done, total)` after every
+    /// sampler step; `ControlFlow::Break` stops with [`Error::Cancelled`].
+    pub fn generate_tensor_with(
+        &self,
+        params: &FlowParams,
+        on_step: &mut dyn FnMut(usize, usize) -> ControlFlow<()>,
+    ) -> Result<Tensor> {
         let f = self.vae_scale_factor();
         let (width, height) = params.check(self.default_size(), 2 * f)?;
         let n = params.n;
@@ -234,7 +256,7 @@ impl FluxPipeline {
         for k in 0..n {
             let mut rng = image_rng(params.seed, params.first_index + k as u64);
             let noise = gaussian(&mut rng, (channels, lh, lw), self.dtype, &self.device)?;
-            let schedule = self.schedule(params.steps, width, height)?;
+            let schedule = self.schedule(params.steps, width, height, params.flow_shift)?;
             timesteps = schedule.timesteps;
             images.push(ImageState {
                 rng,
@@ -258,6 +280,9 @@ impl FluxPipeline {
                     .scheduler
                     .step(&pred.i(k..k + 1)?, i, &s.latents, Some(rng))?;
             }
+            if on_step(i + 1, timesteps.len()).is_break() {
+                return Err(Error::Cancelled);
+            }
         }
 
         let latents: Vec<Tensor> = images.into_iter().map(|s| s.latents).collect();
@@ -268,7 +293,16 @@ impl FluxPipeline {
 
     /// Renders images as 8-bit RGB.
     pub fn generate(&self, params: &FlowParams) -> Result<Vec<RgbImage>> {
-        let images = self.generate_tensor(params)?;
+        self.generate_with(params, &mut |_, _| ControlFlow::Continue(()))
+    }
+
+    /// [`Self::generate`] with a progress callback (see [`Self::generate_tensor_with`]).
+    pub fn generate_with(
+        &self,
+        params: &FlowParams,
+        on_step: &mut dyn FnMut(usize, usize) -> ControlFlow<()>,
+    ) -> Result<Vec<RgbImage>> {
+        let images = self.generate_tensor_with(params, on_step)?;
         (0..params.n)
             .map(|k| to_rgb8(&images.i(k)?, params.first_index + k as u64))
             .collect()

@@ -7,9 +7,10 @@
 //! which breaks f32 runs. This module reads `transformer/config.json`
 //! ([`Sd3TransformerConfig`]) and computes in the weights' dtype throughout.
 //!
-//! Supported: `qk_norm` absent or `rms_norm` (SD3.5 large); not supported (typed error
-//! naming the field): `dual_attention_layers` (SD3.5 medium's MMDiT-X) and a missing
-//! `pos_embed_max_size`.
+//! Supported: `qk_norm` absent or `rms_norm` (SD3.5 large), and `dual_attention_layers`
+//! (SD3.5 medium's MMDiT-X: those blocks add a second, image-only self-attention with its
+//! own modulation). Not supported (typed error naming the field): a missing
+//! `pos_embed_max_size`, or a dual-attention layer index beyond the model's depth.
 
 use std::path::{Path, PathBuf};
 
@@ -60,7 +61,8 @@ pub struct Sd3TransformerConfig {
     /// Side of the stored position-embedding grid, in patches.
     #[serde(default)]
     pub pos_embed_max_size: Option<usize>,
-    /// MMDiT-X layers with a second attention (not supported: must be empty).
+    /// MMDiT-X (SD3.5 medium): the blocks whose image stream has a second,
+    /// image-only self-attention.
     #[serde(default)]
     pub dual_attention_layers: Vec<usize>,
     /// `rms_norm` on queries and keys, or none.
@@ -132,10 +134,14 @@ impl Sd3TransformerConfig {
                 "must be set (fresco reads the stored position embedding)".into(),
             ));
         }
-        if !self.dual_attention_layers.is_empty() {
+        if let Some(&bad) = self
+            .dual_attention_layers
+            .iter()
+            .find(|&&i| i >= self.num_layers)
+        {
             return Err(err(
                 "dual_attention_layers",
-                "MMDiT-X (SD3.5 medium) is not supported".into(),
+                format!("layer {bad} is beyond num_layers {}", self.num_layers),
             ));
         }
         match self.qk_norm.as_deref() {
@@ -226,6 +232,35 @@ enum ContextSide {
     },
 }
 
+/// MMDiT-X's second attention of a dual-attention block (`attn2`): self-attention over
+/// the image stream alone, modulated and gated by the last three of the block's nine
+/// `norm1` vectors (diffusers' `SD35AdaLayerNormZeroX`).
+#[derive(Debug, Clone)]
+struct ImageSelfAttention {
+    qkv: StreamQkv,
+    to_out: Linear,
+}
+
+impl ImageSelfAttention {
+    fn new(dim: usize, head_dim: usize, rms: bool, vb: VarBuilder) -> candle_core::Result<Self> {
+        Ok(Self {
+            qkv: StreamQkv::new(
+                dim,
+                head_dim,
+                rms,
+                ["to_q", "to_k", "to_v", "norm_q", "norm_k"],
+                &vb,
+            )?,
+            to_out: candle_nn::linear(dim, dim, vb.pp("to_out.0"))?,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
+        let [q, k, v] = self.qkv.forward(xs, heads)?;
+        self.to_out.forward(&attention(&q, &k, &v)?)
+    }
+}
+
 /// diffusers' `JointTransformerBlock`.
 #[derive(Debug, Clone)]
 struct JointBlock {
@@ -233,15 +268,31 @@ struct JointBlock {
     x_qkv: StreamQkv,
     c_qkv: StreamQkv,
     to_out: Linear,
+    attn2: Option<ImageSelfAttention>,
     ff: FeedForward,
     context: ContextSide,
     heads: usize,
 }
 
 impl JointBlock {
-    fn new(c: &Sd3TransformerConfig, pre_only: bool, vb: VarBuilder) -> candle_core::Result<Self> {
+    fn new(
+        c: &Sd3TransformerConfig,
+        pre_only: bool,
+        dual: bool,
+        vb: VarBuilder,
+    ) -> candle_core::Result<Self> {
         let dim = c.inner_dim();
         let rms = c.qk_norm.is_some();
+        let attn2 = if dual {
+            Some(ImageSelfAttention::new(
+                dim,
+                c.attention_head_dim,
+                rms,
+                vb.pp("attn2"),
+            )?)
+        } else {
+            None
+        };
         let attn = vb.pp("attn");
         let x_qkv = StreamQkv::new(
             dim,
@@ -274,11 +325,13 @@ impl JointBlock {
                 ff: FeedForward::new(dim, vb.pp("ff_context"))?,
             }
         };
+        let norm1_chunks = if attn2.is_some() { 9 } else { 6 };
         Ok(Self {
-            norm1: Modulation::new(dim, dim, 6, vb.pp("norm1"))?,
+            norm1: Modulation::new(dim, dim, norm1_chunks, vb.pp("norm1"))?,
             x_qkv,
             c_qkv,
             to_out: candle_nn::linear(dim, dim, attn.pp("to_out.0"))?,
+            attn2,
             ff: FeedForward::new(dim, vb.pp("ff"))?,
             context,
             heads: c.num_attention_heads,
@@ -293,6 +346,7 @@ impl JointBlock {
         temb: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Tensor)> {
         let m = self.norm1.forward(temb)?;
+        let x_in_source = hidden;
         let x_in = modulate(hidden, &m[0], &m[1])?;
         let (c_in, c_mod) = match &self.context {
             ContextSide::Full { norm1, .. } => {
@@ -313,7 +367,13 @@ impl JointBlock {
         let v = Tensor::cat(&[xv, cv], 2)?;
         let joint = attention(&q, &k, &v)?;
         let x_attn = self.to_out.forward(&joint.narrow(1, 0, n_x)?)?;
-        let hidden = (hidden + x_attn.broadcast_mul(&m[2])?)?;
+        let mut hidden = (hidden + x_attn.broadcast_mul(&m[2])?)?;
+        if let Some(attn2) = &self.attn2 {
+            // The second attention reads the block's input, normed with its own
+            // shift and scale, and adds after the joint attention.
+            let x_in2 = modulate(&x_in_source, &m[6], &m[7])?;
+            hidden = (&hidden + attn2.forward(&x_in2, self.heads)?.broadcast_mul(&m[8])?)?;
+        }
         let ff_in = modulate(&hidden, &m[3], &m[4])?;
         let hidden = (&hidden + self.ff.forward(&ff_in)?.broadcast_mul(&m[5])?)?;
         let context = match (&self.context, c_mod) {
@@ -378,6 +438,7 @@ impl Sd3Transformer {
                 JointBlock::new(
                     &c,
                     i + 1 == c.num_layers,
+                    c.dual_attention_layers.contains(&i),
                     vb.pp(format!("transformer_blocks.{i}")),
                 )
             })

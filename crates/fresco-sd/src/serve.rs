@@ -118,12 +118,7 @@ impl Pipeline for SdModel {
             n: params.n as usize,
             ..GenerateParams::new(Prompt::Text(params.prompt.clone()))
         };
-        let mut report = |done: usize, total: usize| {
-            on_step(Progress {
-                step: u32::try_from(done).unwrap_or(u32::MAX),
-                total: u32::try_from(total).unwrap_or(u32::MAX),
-            })
-        };
+        let mut report = progress_reporter(on_step);
         let images = self
             .pipeline
             .generate_with(&run, &mut report)
@@ -163,8 +158,9 @@ pub fn flow_folder_kind(dtype: DType) -> FolderKind {
     )
 }
 
-/// A loaded SD3 or FLUX.1 folder serving tasks. Its pipelines report
-/// progress once, when the images are done, and read no schedule knobs.
+/// A loaded SD3 or FLUX.1 folder serving tasks. Its pipelines report progress
+/// after every step (so a cancelled task stops between steps) and read the
+/// schedule knob `flow_shift`.
 #[derive(Debug)]
 pub struct FlowModel {
     model_id: String,
@@ -227,13 +223,7 @@ impl Pipeline for FlowModel {
                 supported: FLOW_SAMPLERS.join(", "),
             });
         }
-        if !params.schedule.is_empty() {
-            return Err(fresco_diffusion::Error::InvalidParams(format!(
-                "model {} reads no schedule knobs yet (got {})",
-                self.model_id,
-                params.schedule.to_json()
-            )));
-        }
+        let flow_shift = params.flow_shift_only(&self.model_id)?;
         let run = FlowParams {
             negative: (!params.negative_prompt.is_empty())
                 .then(|| Prompt::Text(params.negative_prompt.clone())),
@@ -243,22 +233,28 @@ impl Pipeline for FlowModel {
             width: Some(params.width as usize),
             height: Some(params.height as usize),
             n: params.n as usize,
+            flow_shift,
             ..FlowParams::new(Prompt::Text(params.prompt.clone()))
         };
+        let mut report = progress_reporter(on_step);
         let images = match &self.pipeline {
-            FlowPipeline::Sd3(p) => p.generate(&run),
-            FlowPipeline::Flux(p) => p.generate(&run),
+            FlowPipeline::Sd3(p) => p.generate_with(&run, &mut report),
+            FlowPipeline::Flux(p) => p.generate_with(&run, &mut report),
         }
         .map_err(|e| to_farm_error(&self.model_id, e))?;
-        if on_step(Progress {
-            step: params.steps,
-            total: params.steps,
-        })
-        .is_break()
-        {
-            return Err(fresco_diffusion::Error::Cancelled);
-        }
         farm_images(images, params.seed)
+    }
+}
+
+/// fresco-sd's `(done, total)` step callback over the farm's [`Progress`] one.
+fn progress_reporter(
+    on_step: &mut dyn FnMut(Progress) -> ControlFlow<()>,
+) -> impl FnMut(usize, usize) -> ControlFlow<()> + '_ {
+    |done: usize, total: usize| {
+        on_step(Progress {
+            step: u32::try_from(done).unwrap_or(u32::MAX),
+            total: u32::try_from(total).unwrap_or(u32::MAX),
+        })
     }
 }
 

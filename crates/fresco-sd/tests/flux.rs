@@ -158,7 +158,9 @@ fn dev_schedule_uses_mu_of_the_token_count() {
     }
 
     // The pipeline passes FluxPipeline's sigmas, linspace(1, 1/steps), shifted by mu.
-    let run = pipe.schedule(steps, 256, 256).expect("pipeline schedule");
+    let run = pipe
+        .schedule(steps, 256, 256, None)
+        .expect("pipeline schedule");
     assert_eq!(run.mu, Some(mu));
     let mut want: Vec<f64> = linspace(1.0, 1.0 / steps as f64, steps)
         .into_iter()
@@ -179,7 +181,7 @@ fn dev_schedule_uses_mu_of_the_token_count() {
 fn schnell_schedule_is_unshifted() {
     let tmp = folder(false);
     let pipe = load(tmp.path()).expect("load");
-    let run = pipe.schedule(4, 16, 16).expect("schedule");
+    let run = pipe.schedule(4, 16, 16, None).expect("schedule");
     assert_eq!(run.mu, None);
     let sigmas = run.scheduler.sigmas().expect("sigmas");
     for (g, w) in sigmas.iter().zip([1.0, 0.75, 0.5, 0.25, 0.0]) {
@@ -283,4 +285,14 @@ fn sizes_must_be_multiples_of_the_packed_patch() {
             ..
         })
     ));
+}
+
+#[test]
+fn progress_cancellation_and_flow_shift() {
+    let tmp = folder(true);
+    let pipe = load(tmp.path()).expect("load");
+    flow_common::check_progress_cancel_and_flow_shift(
+        &|p, on_step| pipe.generate_tensor_with(p, on_step),
+        params(),
+    );
 }

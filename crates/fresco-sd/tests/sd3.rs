@@ -164,7 +164,7 @@ fn sampler_schedule_is_the_reference_matched_one() {
     write_json(&tmp.path().join("scheduler/scheduler_config.json"), &config);
     let pipe = load(tmp.path()).expect("load");
     let steps = reference["num_inference_steps"].as_u64().expect("steps") as usize;
-    let run = pipe.schedule(steps, 16, 16).expect("schedule");
+    let run = pipe.schedule(steps, 16, 16, None).expect("schedule");
     assert_eq!(run.mu, None);
 
     let parsed: SchedulerConfig = serde_json::from_value(reference["config"].clone()).expect("cfg");
@@ -269,8 +269,9 @@ fn mismatched_tensor_names_tensor_and_shapes() {
 fn unsupported_config_names_the_field() {
     let tmp = folder(false);
     let file = tmp.path().join("transformer/config.json");
+    // MMDiT-X's second attention in a block the model does not have.
     edit_json(&file, |c| {
-        c.insert("dual_attention_layers".into(), serde_json::json!([0]));
+        c.insert("dual_attention_layers".into(), serde_json::json!([0, 5]));
     });
     let err = load(tmp.path()).expect_err("must fail");
     println!("{err}");
@@ -322,4 +323,88 @@ fn missing_text_projection_names_file_and_tensor() {
         }
         other => panic!("expected a missing tensor error, got {other:?}"),
     }
+}
+
+#[test]
+fn progress_cancellation_and_flow_shift() {
+    let tmp = folder(true);
+    let pipe = load(tmp.path()).expect("load");
+    flow_common::check_progress_cancel_and_flow_shift(
+        &|p, on_step| pipe.generate_tensor_with(p, on_step),
+        params(),
+    );
+}
+
+/// SD3.5 medium's MMDiT-X: a dual-attention block whose second attention outputs
+/// zero is exactly the plain block built from the first six of its nine `norm1`
+/// vectors (diffusers' chunk order), and a live second attention changes the output.
+#[test]
+fn dual_attention_block_reduces_to_the_plain_block() {
+    use candle_core::Tensor;
+    use fresco_sd::mmdit::{Sd3Transformer, Sd3TransformerConfig};
+
+    let config = |dual: &[usize]| -> Sd3TransformerConfig {
+        serde_json::from_value(flow_common::sd3_transformer_config(Some("rms_norm"), dual))
+            .expect("config")
+    };
+    let dual_cfg = config(&[0]);
+    let dual_tensors = flow_common::random_tensors(31, |vb| {
+        Sd3Transformer::new(dual_cfg.clone(), vb).map(|_| ())
+    });
+    assert!(dual_tensors.contains_key("transformer_blocks.0.attn2.to_q.weight"));
+    assert!(!dual_tensors.contains_key("transformer_blocks.1.attn2.to_q.weight"));
+    let dim = dual_cfg.inner_dim();
+    let build = |cfg: Sd3TransformerConfig, tensors: std::collections::HashMap<String, Tensor>| {
+        let vb = candle_nn::VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+        Sd3Transformer::new(cfg, vb).expect("build")
+    };
+    // The plain model: block 0 without attn2 and with norm1's first six vectors.
+    let mut plain_tensors = dual_tensors.clone();
+    plain_tensors.retain(|name, _| !name.contains(".attn2."));
+    for part in ["weight", "bias"] {
+        let name = format!("transformer_blocks.0.norm1.linear.{part}");
+        let sliced = dual_tensors[&name].narrow(0, 0, 6 * dim).expect("slice");
+        plain_tensors.insert(name, sliced);
+    }
+    let mut silent = dual_tensors.clone();
+    for part in ["weight", "bias"] {
+        let name = format!("transformer_blocks.0.attn2.to_out.0.{part}");
+        let zeros = silent[&name].zeros_like().expect("zeros");
+        silent.insert(name, zeros);
+    }
+
+    let noise = |seed: u64, dims: &[usize]| {
+        let n: usize = dims.iter().product();
+        let values: Vec<f32> = (0..n)
+            .map(|i| (i as f32 * 0.37 + seed as f32).sin())
+            .collect();
+        Tensor::from_vec(values, dims, &Device::Cpu).expect("tensor")
+    };
+    let x = noise(1, &[1, 16, 8, 8]);
+    let context = noise(2, &[1, 5, flow_common::T5_WIDTH]);
+    let pooled = noise(
+        3,
+        &[
+            1,
+            flow_common::CLIP_L.projection + flow_common::CLIP_G.projection,
+        ],
+    );
+    let run = |model: &Sd3Transformer| {
+        model
+            .forward(&x, 700.0, &context, &pooled)
+            .expect("forward")
+    };
+
+    let plain = run(&build(config(&[]), plain_tensors));
+    let silent = run(&build(dual_cfg.clone(), silent));
+    let live = run(&build(dual_cfg, dual_tensors));
+    assert!(
+        max_abs_diff(&plain, &silent) < 1e-5,
+        "{}",
+        max_abs_diff(&plain, &silent)
+    );
+    assert!(
+        max_abs_diff(&plain, &live) > 1e-4,
+        "the second attention must matter"
+    );
 }

@@ -52,6 +52,7 @@ impl Preset {
             },
             adaln_zero: true,
             prediction: Prediction::Velocity,
+            refiner_channels: 0,
         }
     }
 }

@@ -332,14 +332,11 @@ pub fn write_sd3(root: &Path, with_t5: bool, seed: u64) {
     write_sd3_with(root, with_t5, Some("rms_norm"), seed);
 }
 
-/// As [`write_sd3`] with the transformer's `qk_norm` given (`None`: SD3 medium's layout).
-pub fn write_sd3_with(root: &Path, with_t5: bool, qk_norm: Option<&str>, seed: u64) {
-    write_clip(&root.join("text_encoder"), CLIP_L, seed);
-    write_clip(&root.join("text_encoder_2"), CLIP_G, seed + 1);
-    if with_t5 {
-        write_t5(&root.join("text_encoder_3"), seed + 2);
-    }
-    let config = json!({
+/// The tiny SD3 transformer's `config.json`: 2 joint blocks of 2 heads of 16, with
+/// `qk_norm` given (`None`: SD3 medium's layout) and MMDiT-X's second attention in
+/// the `dual` blocks.
+pub fn sd3_transformer_config(qk_norm: Option<&str>, dual: &[usize]) -> Value {
+    json!({
         "_class_name": "SD3Transformer2DModel",
         "sample_size": 8,
         "patch_size": 2,
@@ -352,9 +349,19 @@ pub fn write_sd3_with(root: &Path, with_t5: bool, qk_norm: Option<&str>, seed: u
         "caption_projection_dim": 32,
         "pooled_projection_dim": CLIP_L.projection + CLIP_G.projection,
         "pos_embed_max_size": 8,
-        "dual_attention_layers": [],
+        "dual_attention_layers": dual,
         "qk_norm": qk_norm
-    });
+    })
+}
+
+/// As [`write_sd3`] with the transformer's `qk_norm` given (`None`: SD3 medium's layout).
+pub fn write_sd3_with(root: &Path, with_t5: bool, qk_norm: Option<&str>, seed: u64) {
+    write_clip(&root.join("text_encoder"), CLIP_L, seed);
+    write_clip(&root.join("text_encoder_2"), CLIP_G, seed + 1);
+    if with_t5 {
+        write_t5(&root.join("text_encoder_3"), seed + 2);
+    }
+    let config = sd3_transformer_config(qk_norm, &[]);
     let dir = root.join("transformer");
     write_json(&dir.join("config.json"), &config);
     let parsed: fresco_sd::mmdit::Sd3TransformerConfig =
@@ -406,4 +413,72 @@ pub fn write_flux(root: &Path, dev: bool, seed: u64) {
         json!({ "shift": 1.0, "use_dynamic_shifting": false })
     };
     write_scheduler(&root.join("scheduler"), scheduler);
+}
+
+/// A pipeline's `generate_tensor_with`, as a closure.
+pub type GenerateWith<'a> = dyn Fn(
+        &fresco_sd::FlowParams,
+        &mut dyn FnMut(usize, usize) -> std::ops::ControlFlow<()>,
+    ) -> Result<Tensor, fresco_sd::Error>
+    + 'a;
+
+/// What every flow pipeline owes a worker, checked on `params` (3 steps or more):
+/// one progress report per step, counting up to the step count; a `Break` stops
+/// the run with `Cancelled` right there; a `flow_shift` changes the pixels, the
+/// same shift twice gives the same pixels, and a non-positive one is refused.
+pub fn check_progress_cancel_and_flow_shift(
+    generate: &GenerateWith,
+    params: fresco_sd::FlowParams,
+) {
+    use std::ops::ControlFlow;
+    let steps = params.steps;
+    assert!(steps >= 3, "the check needs at least 3 steps");
+    let mut seen = Vec::new();
+    let base = generate(&params, &mut |done, total| {
+        seen.push((done, total));
+        ControlFlow::Continue(())
+    })
+    .expect("generate");
+    let want: Vec<(usize, usize)> = (1..=steps).map(|k| (k, steps)).collect();
+    assert_eq!(seen, want, "one report per step");
+
+    let mut calls = 0;
+    let cancelled = generate(&params, &mut |done, _| {
+        calls += 1;
+        if done == 2 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    assert!(
+        matches!(cancelled, Err(fresco_sd::Error::Cancelled)),
+        "{cancelled:?}"
+    );
+    assert_eq!(calls, 2, "sampling stops at the step that asked");
+
+    let shifted = |shift: f64| {
+        let mut p = params.clone();
+        p.flow_shift = Some(shift);
+        generate(&p, &mut |_, _| ControlFlow::Continue(()))
+    };
+    let a = shifted(0.5).expect("shift 0.5");
+    let b = shifted(0.5).expect("shift 0.5 again");
+    assert_eq!(max_abs_diff(&a, &b), 0.0, "same shift, same pixels");
+    assert!(
+        max_abs_diff(&a, &base) > 1e-4,
+        "a shift of 0.5 must change the pixels"
+    );
+    for bad in [0.0, -1.0, f64::NAN] {
+        assert!(
+            matches!(
+                shifted(bad),
+                Err(fresco_sd::Error::InvalidParams {
+                    field: "flow_shift",
+                    ..
+                })
+            ),
+            "flow_shift {bad} must be refused"
+        );
+    }
 }

@@ -78,6 +78,10 @@ struct Args {
     /// (ignored with --resume).
     #[arg(long)]
     mlp_ratio: Option<f64>,
+    /// Width of the pixel refiner (two 3×3 convolutions after the final
+    /// projection; 0: none). Ignored with --resume.
+    #[arg(long, default_value_t = 0)]
+    refiner_channels: usize,
     /// Weight of foreground pixels in the loss relative to background pixels
     /// (1: plain MSE).
     #[arg(long, default_value_t = 1.0)]
@@ -163,6 +167,7 @@ fn main() -> Result<()> {
             if let Some(r) = args.mlp_ratio {
                 config.mlp_ratio = r;
             }
+            config.refiner_channels = args.refiner_channels;
             config.prediction = match args.prediction {
                 PredictionArg::Velocity => Prediction::Velocity,
                 PredictionArg::X0 => Prediction::X0,
