@@ -201,23 +201,16 @@ impl Conv3x3 {
             .reshape((b * hp * wp, c_in))?;
         let max_shift = 2 * wp + 2;
         let len = b * hp * wp - max_shift;
-        let mut acc: Option<Tensor> = None;
+        let c_out = self.weight.dim(0)?;
+        let mut acc = Tensor::zeros((len, c_out), x.dtype(), x.device())?;
         for dy in 0..3 {
             for dx in 0..3 {
                 let tap = rows.narrow(0, dy * wp + dx, len)?;
                 let k = (3 * dy + dx) * c_in;
                 let w_k = self.weight.narrow(1, k, c_in)?.t()?;
-                let term = tap.matmul(&w_k)?;
-                acc = Some(match acc {
-                    Some(a) => (a + term)?,
-                    None => term,
-                });
+                acc = (acc + tap.matmul(&w_k)?)?;
             }
         }
-        let Some(acc) = acc else {
-            unreachable!("a 3×3 kernel has nine taps")
-        };
-        let c_out = acc.dim(1)?;
         Ok(acc
             .broadcast_add(&self.bias)?
             .pad_with_zeros(0, 0, max_shift)?
