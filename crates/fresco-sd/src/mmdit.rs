@@ -346,7 +346,7 @@ impl JointBlock {
         temb: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Tensor)> {
         let m = self.norm1.forward(temb)?;
-        let x_in_source = hidden;
+        let block_input = hidden;
         let x_in = modulate(hidden, &m[0], &m[1])?;
         let (c_in, c_mod) = match &self.context {
             ContextSide::Full { norm1, .. } => {
@@ -371,7 +371,7 @@ impl JointBlock {
         if let Some(attn2) = &self.attn2 {
             // The second attention reads the block's input, normed with its own
             // shift and scale, and adds after the joint attention.
-            let x_in2 = modulate(&x_in_source, &m[6], &m[7])?;
+            let x_in2 = modulate(block_input, &m[6], &m[7])?;
             hidden = (&hidden + attn2.forward(&x_in2, self.heads)?.broadcast_mul(&m[8])?)?;
         }
         let ff_in = modulate(&hidden, &m[3], &m[4])?;
