@@ -84,6 +84,21 @@ impl FlowSampler {
         })
     }
 
+    /// [`Self::build`], with a run's fixed `flow_shift` in place of the config's
+    /// shifting when given (see [`Self::with_shift`]).
+    pub fn build_shifted(
+        &self,
+        steps: usize,
+        image_seq_len: usize,
+        sigmas: FlowSigmas,
+        flow_shift: Option<f64>,
+    ) -> Result<FlowSchedule> {
+        match flow_shift {
+            Some(shift) => self.with_shift(shift).build(steps, image_seq_len, sigmas),
+            None => self.build(steps, image_seq_len, sigmas),
+        }
+    }
+
     /// The parsed config.
     pub fn config(&self) -> &SchedulerConfig {
         &self.config

@@ -201,14 +201,11 @@ impl FluxPipeline {
         height: usize,
         flow_shift: Option<f64>,
     ) -> Result<FlowSchedule> {
-        let sampler = match flow_shift {
-            Some(shift) => self.sampler.with_shift(shift),
-            None => self.sampler.clone(),
-        };
-        sampler.build(
+        self.sampler.build_shifted(
             steps,
             self.image_seq_len(width, height),
             FlowSigmas::Pipeline,
+            flow_shift,
         )
     }
 
