@@ -6,7 +6,9 @@
 //! conditioning vector `c = t_emb + proj(pooled caption)`. Between the two, a
 //! pre-LN cross-attention to the caption tokens (PixArt-α style) lets every patch
 //! read the prompt; cross-attention rather than token concatenation keeps the
-//! self-attention cost independent of caption length.
+//! self-attention cost independent of caption length. With
+//! [`DitConfig::refiner_channels`] set, a pixel refiner (two 3×3 convolutions
+//! over per-pixel features and the noisy input) replaces the plain unpatchify.
 //!
 //! Weight names (safetensors keys) are under `dit.`. With
 //! [`DitConfig::adaln_zero`] (training) fresh weights zero-init the adaLN

@@ -11,7 +11,8 @@
 //! - latents `[16, h / 8, w / 8]` are packed 2x2 into tokens of 64 channels with position
 //!   ids `(0, row, column)`, and unpacked before decoding;
 //! - sigmas are `linspace(1, 1/steps, steps)`, shifted by `mu` of the token count when the
-//!   scheduler shifts dynamically (dev), else by its fixed `shift` (see [`crate::flow`]).
+//!   scheduler shifts dynamically (dev), else by its fixed `shift` (see [`crate::flow`]);
+//!   a run's `flow_shift`, when given, replaces both.
 
 use std::ops::ControlFlow;
 use std::path::Path;

@@ -12,7 +12,8 @@
 //! - pooled: both CLIPs' projected pooled vectors side by side;
 //! - the negative prompt defaults to the empty prompt (not to zeros);
 //! - the transformer sees `sigma * 1000`; the scheduler's own sigmas are used, shifted by
-//!   `mu` of the image's patch count when the config shifts dynamically.
+//!   `mu` of the image's patch count when the config shifts dynamically, or by a run's
+//!   fixed `flow_shift` when it gives one.
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
