@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::flow::{FlowSampler, FlowSchedule, FlowSigmas};
 use crate::flow_params::FlowParams;
 use crate::flux_model::{FluxConditioning, FluxTransformer};
-use crate::image::{RgbImage, to_rgb8, to_unit_range};
+use crate::image::{RgbImage, batch_to_rgb8, to_unit_range};
 use crate::noise::{gaussian, image_rng};
 use crate::pipeline::Prompt;
 use crate::t5::T5TextEncoder;
@@ -300,10 +300,10 @@ impl FluxPipeline {
         params: &FlowParams,
         on_step: &mut dyn FnMut(usize, usize) -> ControlFlow<()>,
     ) -> Result<Vec<RgbImage>> {
-        let images = self.generate_tensor_with(params, on_step)?;
-        (0..params.n)
-            .map(|k| to_rgb8(&images.i(k)?, params.first_index + k as u64))
-            .collect()
+        batch_to_rgb8(
+            &self.generate_tensor_with(params, on_step)?,
+            params.first_index,
+        )
     }
 }
 

@@ -1,7 +1,7 @@
 //! Turning decoded VAE output into pictures: `[-1, 1]` → `[0, 1]` (clamped, as diffusers'
 //! image processor does) → 8-bit RGB rows (`round(x * 255)`).
 
-use candle_core::{DType, Tensor};
+use candle_core::{DType, IndexOp, Tensor};
 
 use crate::error::{Result, invalid};
 
@@ -44,4 +44,12 @@ pub fn to_rgb8(image: &Tensor, index: u64) -> Result<RgbImage> {
         height,
         pixels,
     })
+}
+
+/// Converts a `[n, 3, h, w]` batch in `[0, 1]` to 8-bit RGB; image `k` is numbered
+/// `first_index + k` (its noise stream).
+pub fn batch_to_rgb8(images: &Tensor, first_index: u64) -> Result<Vec<RgbImage>> {
+    (0..images.dim(0)?)
+        .map(|k| to_rgb8(&images.i(k)?, first_index + k as u64))
+        .collect()
 }

@@ -20,7 +20,7 @@ use rand::RngCore;
 
 use crate::clip::ClipTextModel;
 use crate::error::{Error, Result, invalid};
-use crate::image::{RgbImage, to_rgb8, to_unit_range};
+use crate::image::{RgbImage, batch_to_rgb8, to_unit_range};
 use crate::noise::{gaussian, image_rng};
 use crate::scheduler::SchedulerSetup;
 use crate::tokenizer::PromptTokenizer;
@@ -467,10 +467,10 @@ impl SdPipeline {
         params: &GenerateParams,
         on_step: &mut dyn FnMut(usize, usize) -> ControlFlow<()>,
     ) -> Result<Vec<RgbImage>> {
-        let images = self.generate_tensor_with(params, on_step)?;
-        (0..params.n)
-            .map(|k| to_rgb8(&images.i(k)?, params.first_index + k as u64))
-            .collect()
+        batch_to_rgb8(
+            &self.generate_tensor_with(params, on_step)?,
+            params.first_index,
+        )
     }
 
     fn check_size(&self, params: &GenerateParams) -> Result<(usize, usize)> {

@@ -26,7 +26,7 @@ use crate::clip_prompt::ClipPromptEncoder;
 use crate::error::{Error, Result};
 use crate::flow::{FlowSampler, FlowSchedule, FlowSigmas};
 use crate::flow_params::FlowParams;
-use crate::image::{RgbImage, to_rgb8, to_unit_range};
+use crate::image::{RgbImage, batch_to_rgb8, to_unit_range};
 use crate::mmdit::Sd3Transformer;
 use crate::noise::{gaussian, image_rng};
 use crate::pipeline::Prompt;
@@ -408,10 +408,10 @@ impl Sd3Pipeline {
         params: &FlowParams,
         on_step: &mut dyn FnMut(usize, usize) -> ControlFlow<()>,
     ) -> Result<Vec<RgbImage>> {
-        let images = self.generate_tensor_with(params, on_step)?;
-        (0..params.n)
-            .map(|k| to_rgb8(&images.i(k)?, params.first_index + k as u64))
-            .collect()
+        batch_to_rgb8(
+            &self.generate_tensor_with(params, on_step)?,
+            params.first_index,
+        )
     }
 }
 
