@@ -6,28 +6,8 @@ mod common;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
-use common::tiny_sd;
+use common::{tiny_sd, tiny_sd_copy};
 use fresco_sd::{Error, GenerateParams, Prompt, SdPipeline};
-
-/// A writable copy of the tiny-sd folder.
-fn copy_folder() -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    copy_dir(&tiny_sd(), tmp.path());
-    tmp
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let entry = entry.expect("entry");
-        let dest = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), &dest).expect("copy");
-        }
-    }
-}
 
 fn load(dir: &Path) -> Result<SdPipeline, Error> {
     SdPipeline::load(dir, &Device::Cpu, DType::F32)
@@ -35,7 +15,7 @@ fn load(dir: &Path) -> Result<SdPipeline, Error> {
 
 #[test]
 fn missing_config_names_the_file() {
-    let tmp = copy_folder();
+    let tmp = tiny_sd_copy();
     let gone = tmp.path().join("unet/config.json");
     std::fs::remove_file(&gone).expect("remove");
     let err = load(tmp.path()).expect_err("must fail");
@@ -49,7 +29,7 @@ fn missing_config_names_the_file() {
 
 #[test]
 fn missing_weights_name_the_file() {
-    let tmp = copy_folder();
+    let tmp = tiny_sd_copy();
     let gone = tmp.path().join("vae/diffusion_pytorch_model.safetensors");
     std::fs::remove_file(&gone).expect("remove");
     let err = load(tmp.path()).expect_err("must fail");
@@ -62,7 +42,7 @@ fn missing_weights_name_the_file() {
 
 #[test]
 fn missing_scheduler_config_names_the_file() {
-    let tmp = copy_folder();
+    let tmp = tiny_sd_copy();
     let gone = tmp.path().join("scheduler/scheduler_config.json");
     std::fs::remove_file(&gone).expect("remove");
     let err = load(tmp.path()).expect_err("must fail");
@@ -74,7 +54,7 @@ fn missing_scheduler_config_names_the_file() {
 
 #[test]
 fn truncated_weights_file_names_the_file() {
-    let tmp = copy_folder();
+    let tmp = tiny_sd_copy();
     let file = tmp.path().join("unet/diffusion_pytorch_model.safetensors");
     let bytes = std::fs::read(&file).expect("read");
     std::fs::write(&file, &bytes[..bytes.len() / 2]).expect("truncate");
@@ -88,7 +68,7 @@ fn truncated_weights_file_names_the_file() {
 
 #[test]
 fn mismatched_tensor_names_tensor_and_shapes() {
-    let tmp = copy_folder();
+    let tmp = tiny_sd_copy();
     let file = tmp.path().join("unet/diffusion_pytorch_model.safetensors");
     let mut tensors = candle_core::safetensors::load(&file, &Device::Cpu).expect("load");
     tensors.insert(
@@ -117,7 +97,7 @@ fn mismatched_tensor_names_tensor_and_shapes() {
 
 #[test]
 fn missing_tensor_names_tensor_and_shape() {
-    let tmp = copy_folder();
+    let tmp = tiny_sd_copy();
     let file = tmp.path().join("text_encoder/model.safetensors");
     let mut tensors = candle_core::safetensors::load(&file, &Device::Cpu).expect("load");
     tensors
@@ -142,7 +122,7 @@ fn missing_tensor_names_tensor_and_shape() {
 
 #[test]
 fn unsupported_config_value_names_the_field() {
-    let tmp = copy_folder();
+    let tmp = tiny_sd_copy();
     let file = tmp.path().join("text_encoder/config.json");
     let text = std::fs::read_to_string(&file).expect("read");
     std::fs::write(&file, text.replace("quick_gelu", "relu6")).expect("write");

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
-use common::{expected, ids, max_abs_diff, tiny_sd};
+use common::{expected, ids, max_abs_diff, tiny_sd, tiny_sd_copy};
 use fresco_diffusion::Schedule;
 use fresco_sd::{GenerateParams, Prompt, SchedulerKind, SdPipeline};
 
@@ -16,8 +16,7 @@ use fresco_sd::{GenerateParams, Prompt, SchedulerKind, SdPipeline};
 fn variant(
     edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
 ) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    copy_dir(&tiny_sd(), tmp.path());
+    let tmp = tiny_sd_copy();
     let path = tmp.path().join("scheduler/scheduler_config.json");
     let text = std::fs::read_to_string(&path).expect("scheduler config");
     let mut config: serde_json::Map<String, serde_json::Value> =
@@ -25,19 +24,6 @@ fn variant(
     edit(&mut config);
     std::fs::write(&path, serde_json::Value::Object(config).to_string()).expect("write");
     tmp
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
 }
 
 fn load(dir: &Path) -> SdPipeline {

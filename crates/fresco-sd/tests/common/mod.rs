@@ -1,14 +1,34 @@
-//! Shared helpers for the tiny-sd and tiny-sdxl reference tests: the data folder, `expected.json`, and
-//! nested JSON arrays as candle tensors.
+//! Shared helpers for the tiny-sd and tiny-sdxl reference tests: the data folder (and
+//! writable copies of it), `expected.json`, and nested JSON arrays as candle tensors.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use serde_json::Value;
 
 pub fn tiny_sd() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-sd")
+}
+
+/// A writable copy of the tiny-sd folder in a temporary directory.
+pub fn tiny_sd_copy() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    copy_dir(&tiny_sd(), tmp.path());
+    tmp
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let dest = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), &dest).expect("copy");
+        }
+    }
 }
 
 pub fn tiny_sdxl() -> PathBuf {
