@@ -4,7 +4,8 @@
 //!
 //! Determinism: step `s` reads dataset samples `s·B .. s·B + B` and draws flow
 //! times, noise and caption dropout from [`step_rng`]`(seed, s)`; model weights
-//! start from `DitPipeline::seeded_varmap(config, init_seed(seed))`. Given the
+//! start from `DitPipeline::seeded_varmap(config, init_seed(seed))` (or from a
+//! saved model folder, [`Trainer::from_model`]). Given the
 //! seed, the thread count (candle's CPU kernels split work per thread) and the
 //! number of shards ([`TrainOptions::shards`]), a run is
 //! reproducible, and a run resumed from a checkpoint equals an uninterrupted one.
@@ -213,6 +214,29 @@ impl Trainer {
     pub fn new(opts: TrainOptions, config: DitConfig, device: &Device) -> Result<Self> {
         opts.check()?;
         let varmap = DitPipeline::seeded_varmap(&config, init_seed(opts.seed), device)?;
+        Self::assemble(opts, config, varmap, 0, None, None, device)
+    }
+
+    /// A new run that starts from the weights of a saved model folder
+    /// (`config.json` + `model.safetensors`, as [`Trainer::save_model`] writes
+    /// them, e.g. `models/fresco-shapes`) instead of seeded random weights: a
+    /// fresh optimizer and schedule, step 0, the folder's architecture. The
+    /// moving average (with `opts.ema_decay`) starts from those weights.
+    pub fn from_model(opts: TrainOptions, model_dir: &Path, device: &Device) -> Result<Self> {
+        opts.check()?;
+        let config_path = model_dir.join("config.json");
+        let json = std::fs::read_to_string(&config_path).map_err(io_err(&config_path))?;
+        let config: DitConfig = serde_json::from_str(&json)?;
+        let weights = model_dir.join("model.safetensors");
+        if !weights.is_file() {
+            return Err(Error::Options(format!(
+                "--init-from {}: no model.safetensors there",
+                model_dir.display()
+            )));
+        }
+        let mut varmap = DitPipeline::seeded_varmap(&config, init_seed(opts.seed), device)?;
+        varmap.load(&weights)?;
+        info!(model = %model_dir.display(), "starting from saved weights");
         Self::assemble(opts, config, varmap, 0, None, None, device)
     }
 

@@ -195,6 +195,41 @@ fn resume_continues_at_the_saved_step_and_matches_an_uninterrupted_run() {
     assert_eq!(weights(&whole), weights(&split));
 }
 
+/// `Trainer::from_model` starts a new run from a saved model folder: its
+/// architecture and weights, step 0; and a folder without weights is an error.
+#[test]
+fn a_run_can_start_from_a_saved_model_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Preset::Tiny.config();
+    config.refiner_channels = 4;
+    let saved = dir.path().join("saved");
+    Trainer::new(opts(&saved, 3), config.clone(), &Device::Cpu)
+        .unwrap()
+        .run()
+        .unwrap();
+
+    let next = dir.path().join("next");
+    let mut o = opts(&next, 2);
+    o.seed = 99;
+    let mut warm = Trainer::from_model(o.clone(), &saved, &Device::Cpu).unwrap();
+    assert_eq!(warm.step(), 0);
+    assert_eq!(warm.pipeline().config(), &config);
+    let start = dir.path().join("start");
+    warm.pipeline().save(&start).unwrap();
+    assert_eq!(weights(&start), weights(&saved), "the folder's weights");
+    warm.run().unwrap();
+    assert_ne!(weights(&next), weights(&saved), "and training moves them");
+
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::copy(saved.join("config.json"), empty.join("config.json")).unwrap();
+    let err = Trainer::from_model(o, &empty, &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("model.safetensors"), "{err}");
+}
+
 /// With weight EMA (and the x0 head) the saved model is the average, not the raw
 /// weights, and a resumed run continues the average exactly.
 #[test]

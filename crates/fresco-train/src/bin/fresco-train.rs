@@ -62,24 +62,25 @@ struct Args {
     /// Distribution of training flow times.
     #[arg(long, value_enum, default_value = "logit-normal")]
     t_sampling: TimeSampling,
-    /// Architecture (ignored with --resume: the checkpoint's config is used).
+    /// Architecture (ignored with --resume and --init-from, which use their
+    /// folder's config.json).
     #[arg(long, value_enum, default_value = "small")]
     config: Preset,
-    /// Override the preset's patch size (ignored with --resume).
+    /// Override the preset's patch size (ignored with --resume and --init-from).
     #[arg(long)]
     patch_size: Option<usize>,
-    /// Override the preset's transformer depth (ignored with --resume).
+    /// Override the preset's transformer depth (ignored with --resume and --init-from).
     #[arg(long)]
     depth: Option<usize>,
-    /// Override the preset's hidden width (ignored with --resume).
+    /// Override the preset's hidden width (ignored with --resume and --init-from).
     #[arg(long)]
     hidden: Option<usize>,
     /// Override the preset's MLP width as a multiple of the hidden width
-    /// (ignored with --resume).
+    /// (ignored with --resume and --init-from).
     #[arg(long)]
     mlp_ratio: Option<f64>,
     /// Width of the pixel refiner (two 3×3 convolutions after the final
-    /// projection; 0: none). Ignored with --resume.
+    /// projection; 0: none). Ignored with --resume and --init-from.
     #[arg(long, default_value_t = 0)]
     refiner_channels: usize,
     /// Weight of foreground pixels in the loss relative to background pixels
@@ -91,7 +92,7 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     shards: usize,
     /// Output head: velocity, or the clean image x0 converted to a velocity
-    /// (trained on the same velocity loss). Ignored with --resume.
+    /// (trained on the same velocity loss). Ignored with --resume and --init-from.
     #[arg(long, value_enum, default_value = "velocity")]
     prediction: PredictionArg,
     /// Log every N steps.
@@ -103,6 +104,11 @@ struct Args {
     /// Continue from a checkpoint directory (e.g. OUT/checkpoint).
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Start a new run from the weights of a saved model folder (config.json +
+    /// model.safetensors, e.g. models/fresco-shapes) with a fresh optimizer and
+    /// schedule; the folder's architecture is used.
+    #[arg(long, conflicts_with = "resume")]
+    init_from: Option<PathBuf>,
     /// Train on dataset samples 0..N only (overfitting / smoke tests).
     #[arg(long)]
     dataset_size: Option<u64>,
@@ -150,10 +156,12 @@ fn main() -> Result<()> {
         shards: args.shards,
     };
     let device = Device::Cpu;
-    let mut trainer = match &args.resume {
-        Some(ckpt) => Trainer::resume(opts, ckpt, &device)
+    let mut trainer = match (&args.resume, &args.init_from) {
+        (Some(ckpt), _) => Trainer::resume(opts, ckpt, &device)
             .with_context(|| format!("resuming from {}", ckpt.display()))?,
-        None => {
+        (None, Some(dir)) => Trainer::from_model(opts, dir, &device)
+            .with_context(|| format!("starting from {}", dir.display()))?,
+        (None, None) => {
             let mut config = args.config.config();
             if let Some(p) = args.patch_size {
                 config.patch_size = p;
