@@ -162,6 +162,13 @@ fn shard_loss_and_grads(
     Ok((value, loss.backward()?))
 }
 
+/// The architecture saved in `dir/config.json` (a model folder or a checkpoint).
+fn read_config(dir: &Path) -> Result<DitConfig> {
+    let path = dir.join("config.json");
+    let json = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+    Ok(serde_json::from_str(&json)?)
+}
+
 /// Seed of the initial weights for run seed `seed`.
 pub fn init_seed(seed: u64) -> u64 {
     splitmix64(seed ^ 0x696e_6974)
@@ -224,9 +231,7 @@ impl Trainer {
     /// moving average (with `opts.ema_decay`) starts from those weights.
     pub fn from_model(opts: TrainOptions, model_dir: &Path, device: &Device) -> Result<Self> {
         opts.check()?;
-        let config_path = model_dir.join("config.json");
-        let json = std::fs::read_to_string(&config_path).map_err(io_err(&config_path))?;
-        let config: DitConfig = serde_json::from_str(&json)?;
+        let config = read_config(model_dir)?;
         let weights = model_dir.join("model.safetensors");
         if !weights.is_file() {
             return Err(Error::Options(format!(
@@ -264,9 +269,7 @@ impl Trainer {
         if state.dataset_size != opts.dataset_size {
             return mismatch("dataset-size");
         }
-        let config_path = checkpoint.join("config.json");
-        let json = std::fs::read_to_string(&config_path).map_err(io_err(&config_path))?;
-        let config: DitConfig = serde_json::from_str(&json)?;
+        let config = read_config(checkpoint)?;
         let mut varmap = DitPipeline::seeded_varmap(&config, init_seed(opts.seed), device)?;
         varmap.load(checkpoint.join("model.safetensors"))?;
         let optimizer_file = checkpoint.join(OPTIMIZER_FILE);
