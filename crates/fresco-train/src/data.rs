@@ -9,7 +9,7 @@ use fresco_shapes::image_io::rgb_to_chw;
 use rand::Rng;
 
 use crate::error::Result;
-use crate::schedule::{TimeSampling, normal_vec, sample_t};
+use crate::schedule::{LogitNormalParams, TimeSampling, normal_vec, sample_t};
 
 /// Clean images and captions of one batch.
 #[derive(Debug, Clone)]
@@ -102,6 +102,8 @@ pub struct NoisyBatch {
 pub struct Noising {
     /// Distribution of flow times.
     pub time_sampling: TimeSampling,
+    /// Location and scale of the logit-normal time distribution.
+    pub logit_normal: LogitNormalParams,
     /// Probability of replacing a caption by the null caption.
     pub caption_dropout: f64,
     /// Loss weight of foreground pixels relative to background ones (1: none).
@@ -119,7 +121,7 @@ pub fn noisy_batch<R: Rng + ?Sized>(
     let b = clean.len();
     let per = 3 * clean.size * clean.size;
     let t: Vec<f64> = (0..b)
-        .map(|_| sample_t(rng, noising.time_sampling))
+        .map(|_| sample_t(rng, noising.time_sampling, noising.logit_normal))
         .collect();
     let captions = clean
         .captions
@@ -210,6 +212,7 @@ mod tests {
         let x0 = Tensor::from_vec(clean.x0.clone(), shape, &dev).unwrap();
         let noising = Noising {
             time_sampling: TimeSampling::Uniform,
+            logit_normal: LogitNormalParams::default(),
             caption_dropout: 0.0,
             foreground_weight: 1.0,
         };
@@ -273,6 +276,7 @@ mod tests {
         let clean = clean(&[0, 1, 2, 3]);
         let noising = |caption_dropout| Noising {
             time_sampling: TimeSampling::LogitNormal,
+            logit_normal: LogitNormalParams::default(),
             caption_dropout,
             foreground_weight: 1.0,
         };

@@ -77,6 +77,35 @@ pub fn eval_prompts() -> Vec<EvalPrompt> {
         .collect()
 }
 
+/// A prompt set read from text: one prompt per line; blank lines and lines
+/// starting with `#` are skipped. Whether a prompt is held out follows from the
+/// attributes it names ([`fresco_shapes::parse_prompt`]). Every prompt must
+/// name a colour and a shape, or it could not be scored.
+pub fn parse_prompt_list(text: &str) -> Result<Vec<EvalPrompt>> {
+    let mut prompts = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let prompt = line.trim();
+        if prompt.is_empty() || prompt.starts_with('#') {
+            continue;
+        }
+        let attrs = fresco_shapes::parse_prompt(prompt);
+        if attrs.colour.is_none() || attrs.shape.is_none() {
+            return Err(Error::Options(format!(
+                "prompt on line {}, {prompt:?}: must name a colour and a shape",
+                n + 1
+            )));
+        }
+        prompts.push(EvalPrompt {
+            prompt: prompt.to_owned(),
+            held_out: attrs.is_held_out(),
+        });
+    }
+    if prompts.is_empty() {
+        return Err(Error::Options("the prompt list holds no prompts".into()));
+    }
+    Ok(prompts)
+}
+
 /// Sampling settings of an evaluation.
 #[derive(Debug, Clone)]
 pub struct EvalOptions {
@@ -197,6 +226,28 @@ pub fn write_grid(out: &EvalOutput, path: &Path, scale: u32) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prompt_list_reads_one_prompt_per_line_and_marks_held_out_ones() {
+        let text = "# layout named\na large red circle on a white background in the centre\n\n  a purple triangle in the top left  \n";
+        let prompts = parse_prompt_list(text).unwrap();
+        assert_eq!(
+            prompts,
+            vec![
+                EvalPrompt {
+                    prompt: "a large red circle on a white background in the centre".into(),
+                    held_out: false,
+                },
+                EvalPrompt {
+                    prompt: "a purple triangle in the top left".into(),
+                    held_out: true,
+                },
+            ]
+        );
+        let err = parse_prompt_list("a red circle\na cat on a mat\n").unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+        assert!(parse_prompt_list("# nothing\n\n").is_err());
+    }
 
     #[test]
     fn prompt_set_splits_seen_and_held_out_as_the_dataset_does() {

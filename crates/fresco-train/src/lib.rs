@@ -23,5 +23,5 @@ pub use error::{Error, Result};
 pub use eval::{EvalOptions, EvalOutput, EvalPrompt, eval_prompts, evaluate};
 pub use optim::{AdamW, AdamWConfig};
 pub use presets::Preset;
-pub use schedule::TimeSampling;
+pub use schedule::{LogitNormalParams, TimeSampling};
 pub use trainer::{MODEL_ID, StepStats, TrainOptions, TrainSummary, Trainer};

@@ -18,10 +18,34 @@ pub enum TimeSampling {
     Uniform,
 }
 
-/// Draws one flow time.
-pub fn sample_t<R: Rng + ?Sized>(rng: &mut R, mode: TimeSampling) -> f64 {
+/// Location and scale of [`TimeSampling::LogitNormal`]: `t = sigmoid(location +
+/// scale·n)`, `n ~ N(0, 1)`. A positive location moves the mass towards high
+/// noise (`t → 1`), where the layout of a picture is decided.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LogitNormalParams {
+    /// Mean of the logit of `t`.
+    pub location: f64,
+    /// Standard deviation of the logit of `t` (> 0).
+    pub scale: f64,
+}
+
+impl Default for LogitNormalParams {
+    /// SD3's `N(0, 1)` on the logit: median `t` of one half.
+    fn default() -> Self {
+        Self {
+            location: 0.0,
+            scale: 1.0,
+        }
+    }
+}
+
+/// Draws one flow time (`logit` is read by [`TimeSampling::LogitNormal`] only).
+pub fn sample_t<R: Rng + ?Sized>(rng: &mut R, mode: TimeSampling, logit: LogitNormalParams) -> f64 {
     match mode {
-        TimeSampling::LogitNormal => 1.0 / (1.0 + (-standard_normal(rng)).exp()),
+        TimeSampling::LogitNormal => {
+            let n = logit.location + logit.scale * standard_normal(rng);
+            1.0 / (1.0 + (-n).exp())
+        }
         TimeSampling::Uniform => rng.random::<f64>(),
     }
 }
@@ -84,12 +108,49 @@ mod tests {
         let mut rng = step_rng(1, 5);
         for mode in [TimeSampling::LogitNormal, TimeSampling::Uniform] {
             for _ in 0..1000 {
-                let t = sample_t(&mut rng, mode);
+                let t = sample_t(&mut rng, mode, LogitNormalParams::default());
                 assert!((0.0..=1.0).contains(&t));
             }
         }
         let a: Vec<f32> = normal_vec(&mut step_rng(1, 5), 7);
         assert_eq!(a, normal_vec(&mut step_rng(1, 5), 7));
         assert_ne!(a, normal_vec(&mut step_rng(1, 6), 7));
+    }
+
+    /// The logit of a logit-normal draw has the configured mean and spread, so
+    /// a positive location moves training towards high noise levels.
+    #[test]
+    fn logit_normal_location_and_scale_shape_the_times() {
+        let logits = |params: LogitNormalParams| -> (f64, f64, f64) {
+            let mut rng = step_rng(3, 0);
+            let n = 20_000;
+            let ts: Vec<f64> = (0..n)
+                .map(|_| sample_t(&mut rng, TimeSampling::LogitNormal, params))
+                .collect();
+            let ls: Vec<f64> = ts.iter().map(|t| (t / (1.0 - t)).ln()).collect();
+            let mean = ls.iter().sum::<f64>() / n as f64;
+            let var = ls.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / n as f64;
+            let high = ts.iter().filter(|&&t| t > 0.85).count() as f64 / n as f64;
+            (mean, var.sqrt(), high)
+        };
+        let (mean, std, high_default) = logits(LogitNormalParams::default());
+        assert!(
+            mean.abs() < 0.03 && (std - 1.0).abs() < 0.03,
+            "{mean} {std}"
+        );
+        let shifted = LogitNormalParams {
+            location: 0.8,
+            scale: 0.8,
+        };
+        let (mean, std, high_shifted) = logits(shifted);
+        assert!(
+            (mean - 0.8).abs() < 0.03 && (std - 0.8).abs() < 0.03,
+            "{mean} {std}"
+        );
+        // P(t > 0.85) = P(n > 1.73): 4 % unshifted, 12 % shifted.
+        assert!(
+            high_default < 0.06 && high_shifted > 0.1,
+            "{high_default} {high_shifted}"
+        );
     }
 }

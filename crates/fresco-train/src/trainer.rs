@@ -26,7 +26,7 @@ use crate::data::{CleanBatch, Noising, NoisyBatch, noisy_batch};
 use crate::ema::{EMA_FILE, Ema};
 use crate::error::{Error, Result, io_err};
 use crate::optim::{AdamW, AdamWConfig};
-use crate::schedule::{TimeSampling, learning_rate, step_rng};
+use crate::schedule::{LogitNormalParams, TimeSampling, learning_rate, step_rng};
 
 /// Model id written by [`Trainer::save_model`] users (the shipped model's name).
 pub const MODEL_ID: &str = "fresco-shapes";
@@ -56,6 +56,8 @@ pub struct TrainOptions {
     pub caption_dropout: f64,
     /// Distribution of flow times.
     pub time_sampling: TimeSampling,
+    /// Location and scale of the logit-normal time distribution.
+    pub logit_normal: LogitNormalParams,
     /// Log every this many steps (0: never).
     pub log_every: u64,
     /// Checkpoint every this many steps (0: only at the end).
@@ -91,6 +93,7 @@ impl TrainOptions {
             image_size: 32,
             caption_dropout: 0.1,
             time_sampling: TimeSampling::LogitNormal,
+            logit_normal: LogitNormalParams::default(),
             log_every: 50,
             checkpoint_every: 500,
             dataset_size: None,
@@ -121,6 +124,10 @@ impl TrainOptions {
         if !(self.foreground_weight > 0.0 && self.foreground_weight.is_finite()) {
             return bad("foreground weight must be > 0");
         }
+        let logit = self.logit_normal;
+        if !(logit.location.is_finite() && logit.scale > 0.0 && logit.scale.is_finite()) {
+            return bad("the logit-normal location must be finite and its scale > 0");
+        }
         if self.ema_decay.is_some_and(|d| !(0.0..1.0).contains(&d)) {
             return bad("EMA decay must be in [0, 1)");
         }
@@ -130,6 +137,7 @@ impl TrainOptions {
     fn noising(&self) -> Noising {
         Noising {
             time_sampling: self.time_sampling,
+            logit_normal: self.logit_normal,
             caption_dropout: self.caption_dropout,
             foreground_weight: self.foreground_weight,
         }
@@ -450,6 +458,7 @@ impl Trainer {
     pub fn loss_on(&self, clean: &CleanBatch, seed: u64) -> Result<f32> {
         let noising = Noising {
             time_sampling: TimeSampling::Uniform,
+            logit_normal: LogitNormalParams::default(),
             caption_dropout: 0.0,
             foreground_weight: 1.0,
         };

@@ -46,6 +46,22 @@ fn a_few_steps_overfit_a_fixed_batch() {
     assert!(after < 0.5 * before, "loss {before} -> {after}");
 }
 
+#[test]
+fn a_bad_logit_normal_scale_is_refused_with_its_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    for scale in [0.0, -1.0, f64::NAN] {
+        let mut o = opts(dir.path(), 1);
+        o.logit_normal = fresco_train::LogitNormalParams {
+            location: 0.8,
+            scale,
+        };
+        let err = Trainer::new(o, Preset::Tiny.config(), &Device::Cpu)
+            .err()
+            .unwrap_or_else(|| panic!("a scale of {scale} must be refused"));
+        assert!(err.to_string().contains("scale > 0"), "{err}");
+    }
+}
+
 /// End to end through the real training step and the real pipeline: a model
 /// trained on a single image must, when sampled with that image's caption, draw
 /// (roughly) that image. Catches a disagreement between the training path/target

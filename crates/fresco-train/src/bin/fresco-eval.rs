@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use candle_core::Device;
 use clap::Parser;
 use fresco_diffusion::DitPipeline;
-use fresco_train::eval::write_grid;
+use fresco_train::eval::{parse_prompt_list, write_grid};
 use fresco_train::{EvalOptions, eval_prompts, evaluate};
 use tracing_subscriber::EnvFilter;
 
@@ -48,6 +48,11 @@ struct Args {
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Evaluate these prompts instead of the built-in set: a text file with one
+    /// prompt per line (`#` starts a comment line); each must name a colour and
+    /// a shape, and size and position are scored when a prompt names them.
+    #[arg(long)]
+    prompts: Option<PathBuf>,
 }
 
 fn main() -> Result<()> {
@@ -64,7 +69,14 @@ fn main() -> Result<()> {
         size: args.size,
         sampler: args.sampler.clone(),
     };
-    let prompts = eval_prompts();
+    let prompts = match &args.prompts {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            parse_prompt_list(&text).with_context(|| format!("in {}", path.display()))?
+        }
+        None => eval_prompts(),
+    };
     let out = evaluate(&pipeline, &prompts, &opts).context("sampling")?;
     println!(
         "model {} | {} prompts × {} images, {} steps, guidance {}, seed {}\n",

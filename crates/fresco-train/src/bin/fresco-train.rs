@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use candle_core::Device;
 use clap::{Parser, ValueEnum};
 use fresco_diffusion::Prediction;
-use fresco_train::{AdamWConfig, Preset, TimeSampling, TrainOptions, Trainer};
+use fresco_train::{AdamWConfig, LogitNormalParams, Preset, TimeSampling, TrainOptions, Trainer};
 use tracing_subscriber::EnvFilter;
 
 /// `--prediction` values (see [`Prediction`]).
@@ -62,6 +62,12 @@ struct Args {
     /// Distribution of training flow times.
     #[arg(long, value_enum, default_value = "logit-normal")]
     t_sampling: TimeSampling,
+    /// Logit-normal sampling: mean of logit(t); above 0 favours high noise.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    t_location: f64,
+    /// Logit-normal sampling: standard deviation of logit(t).
+    #[arg(long, default_value_t = 1.0)]
+    t_scale: f64,
     /// Architecture (ignored with --resume and --init-from, which use their
     /// folder's config.json).
     #[arg(long, value_enum, default_value = "small")]
@@ -143,6 +149,10 @@ fn main() -> Result<()> {
         image_size: args.image_size,
         caption_dropout: args.caption_dropout,
         time_sampling: args.t_sampling,
+        logit_normal: LogitNormalParams {
+            location: args.t_location,
+            scale: args.t_scale,
+        },
         log_every: args.log_every,
         checkpoint_every: args.checkpoint_every,
         dataset_size: args.dataset_size,
