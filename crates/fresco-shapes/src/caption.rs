@@ -88,6 +88,21 @@ pub fn full_caption(scene: &Scene) -> String {
 /// background and position are each mentioned with some probability, in varying
 /// order and phrasing. All words come from [`crate::vocabulary`].
 pub fn caption<R: RngCore + ?Sized>(scene: &Scene, rng: &mut R) -> String {
+    caption_naming(scene, rng).text
+}
+
+/// A caption and which optional attributes it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caption {
+    /// The English caption.
+    pub text: String,
+    /// Whether it names the position.
+    pub names_position: bool,
+}
+
+/// [`caption`], telling also whether the caption names the position (same
+/// random draws, so the same text).
+pub fn caption_naming<R: RngCore + ?Sized>(scene: &Scene, rng: &mut R) -> Caption {
     let with_size = chance(rng, 50);
     let background = if chance(rng, 60) {
         Some(if chance(rng, 25) { "with" } else { "on" })
@@ -97,14 +112,18 @@ pub fn caption<R: RngCore + ?Sized>(scene: &Scene, rng: &mut R) -> String {
     let position = chance(rng, 50);
     let position_first = chance(rng, 30);
     let picture_of = chance(rng, 15);
-    compose(
+    let text = compose(
         scene,
         with_size,
         background,
         position,
         position_first,
         picture_of,
-    )
+    );
+    Caption {
+        text,
+        names_position: position,
+    }
 }
 
 /// What a prompt asks for. Attributes the prompt does not mention are `None`.

@@ -9,10 +9,11 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::caption::{below, caption};
+use crate::caption::{below, caption_naming};
 use crate::error::Result;
 use crate::render::{check_image_size, render};
 use crate::scene::{Jitter, Scene};
+use crate::vocab::Position;
 
 /// Which attribute combinations a dataset draws from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -45,6 +46,20 @@ impl Split {
     }
 }
 
+/// Where a sample's shape goes when its caption names no position.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Framing {
+    /// In any of the nine cells, drawn uniformly: a caption without a position
+    /// word says nothing about where the shape is.
+    #[default]
+    Anywhere,
+    /// In the centre cell (with the usual jitter): a caption without a position
+    /// word means a centred shape, as a photographer frames an unqualified
+    /// subject. Captions that name a position keep their drawn cell.
+    CentreUnlessNamed,
+}
+
 /// One generated example.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sample {
@@ -64,6 +79,7 @@ pub struct Dataset {
     seed: u64,
     image_size: u32,
     split: Split,
+    framing: Framing,
     combinations: Vec<Scene>,
 }
 
@@ -98,8 +114,23 @@ impl Dataset {
             seed,
             image_size,
             split,
+            framing: Framing::Anywhere,
             combinations: split.combinations(),
         })
+    }
+
+    /// The same dataset with another [`Framing`] (the default is
+    /// [`Framing::Anywhere`]). Scenes, captions and jitter come from the same
+    /// random draws under every framing; only the position of samples whose
+    /// caption names none differs.
+    pub fn with_framing(mut self, framing: Framing) -> Dataset {
+        self.framing = framing;
+        self
+    }
+
+    /// The framing of samples whose caption names no position.
+    pub fn framing(&self) -> Framing {
+        self.framing
     }
 
     /// Generates samples `0..count` of [`Dataset::new`]`(seed, image_size, split)`.
@@ -125,23 +156,29 @@ impl Dataset {
 
     /// The scene of sample `index` (cheap: no rendering).
     pub fn scene(&self, index: u64) -> Scene {
-        self.scene_and_rng(index).0
+        self.scene_and_caption(index).0
     }
 
-    fn scene_and_rng(&self, index: u64) -> (Scene, ChaCha8Rng) {
+    /// Scene and caption of sample `index`: the combination, its jitter and the
+    /// caption's wording are drawn in that order from the sample's own stream,
+    /// then the framing places a shape whose caption names no position.
+    fn scene_and_caption(&self, index: u64) -> (Scene, String) {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         rng.set_stream(index);
         let n = u32::try_from(self.combinations.len()).unwrap_or(u32::MAX);
         let pick = below(&mut rng, n) as usize;
         let mut scene = self.combinations[pick];
         scene.jitter = random_jitter(&mut rng);
-        (scene, rng)
+        let caption = caption_naming(&scene, &mut rng);
+        if self.framing == Framing::CentreUnlessNamed && !caption.names_position {
+            scene.position = Position::CENTRE;
+        }
+        (scene, caption.text)
     }
 
     /// Sample number `index`: scene, caption and pixels.
     pub fn sample(&self, index: u64) -> Result<Sample> {
-        let (scene, mut rng) = self.scene_and_rng(index);
-        let caption = caption(&scene, &mut rng);
+        let (scene, caption) = self.scene_and_caption(index);
         let rgb = render(&scene, self.image_size)?;
         Ok(Sample {
             scene,

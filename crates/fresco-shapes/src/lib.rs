@@ -32,8 +32,8 @@ pub mod scene;
 pub mod vocab;
 
 pub use analyze::{Analysis, analyze, classify_colour};
-pub use caption::{PromptAttributes, caption, full_caption, parse_prompt};
-pub use dataset::{Dataset, Sample, Split, add_noise};
+pub use caption::{Caption, PromptAttributes, caption, caption_naming, full_caption, parse_prompt};
+pub use dataset::{Dataset, Framing, Sample, Split, add_noise};
 pub use error::{Error, Result};
 pub use eval::{EvalReport, Evaluator, Ratio, Tally, mean_abs_distance};
 pub use render::render;

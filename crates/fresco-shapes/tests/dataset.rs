@@ -1,8 +1,8 @@
 //! Determinism, split and caption tests for the generator.
 
 use fresco_shapes::{
-    Dataset, Position, PromptAttributes, Scene, Split, caption, full_caption, parse_prompt,
-    vocabulary,
+    Dataset, Framing, Position, PromptAttributes, Scene, Split, caption, full_caption,
+    parse_prompt, vocabulary,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -128,4 +128,44 @@ fn captions_vary() {
         seen.insert(t);
     }
     assert!(seen.len() >= 10, "only {} phrasings", seen.len());
+}
+
+/// Under `CentreUnlessNamed`, a caption without a position word shows a centred
+/// shape, a caption with one keeps its drawn cell, and everything but that
+/// position equals the default framing's sample.
+#[test]
+fn centre_framing_centres_only_the_shapes_whose_caption_names_no_position() {
+    let anywhere = Dataset::new(8, 32, Split::Train).unwrap();
+    let centred = anywhere.clone().with_framing(Framing::CentreUnlessNamed);
+    assert_eq!(anywhere.framing(), Framing::Anywhere);
+    let (mut named, mut moved) = (0, 0);
+    for i in 0..400 {
+        let a = anywhere.sample(i).unwrap();
+        let c = centred.sample(i).unwrap();
+        assert_eq!(a.caption, c.caption, "sample {i}");
+        assert_eq!(centred.scene(i), c.scene, "sample {i}");
+        match parse_prompt(&c.caption).position {
+            Some(p) => {
+                named += 1;
+                assert_eq!(c.scene, a.scene, "{}", c.caption);
+                assert_eq!(p, c.scene.position, "{}", c.caption);
+            }
+            None => {
+                assert_eq!(c.scene.position, Position::CENTRE, "{}", c.caption);
+                let mut expected = a.scene;
+                expected.position = Position::CENTRE;
+                assert_eq!(c.scene, expected);
+                if a.scene.position != Position::CENTRE {
+                    moved += 1;
+                    assert_ne!(a.rgb, c.rgb, "sample {i} was not redrawn");
+                }
+            }
+        }
+    }
+    // About half the captions name a position; most of the others were moved.
+    assert!(
+        (150..250).contains(&named),
+        "{named} captions name a position"
+    );
+    assert!(moved > 120, "only {moved} shapes were moved to the centre");
 }

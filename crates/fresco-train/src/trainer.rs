@@ -17,7 +17,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use fresco_diffusion::{DitConfig, DitPipeline, splitmix64};
-use fresco_shapes::{Dataset, Split};
+use fresco_shapes::{Dataset, Framing, Split};
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
@@ -52,6 +52,8 @@ pub struct TrainOptions {
     pub seed: u64,
     /// Training image side (multiple of the patch size, 16..).
     pub image_size: u32,
+    /// Where a training shape goes when its caption names no position.
+    pub framing: Framing,
     /// Probability of training a sample with the null caption.
     pub caption_dropout: f64,
     /// Distribution of flow times.
@@ -91,6 +93,7 @@ impl TrainOptions {
             warmup: 200,
             seed: 0,
             image_size: 32,
+            framing: Framing::Anywhere,
             caption_dropout: 0.1,
             time_sampling: TimeSampling::LogitNormal,
             logit_normal: LogitNormalParams::default(),
@@ -324,7 +327,8 @@ impl Trainer {
         if let Some(path) = optimizer_state {
             optimizer.load(path, step)?;
         }
-        let dataset = Dataset::new(opts.seed, opts.image_size, Split::Train)?;
+        let dataset =
+            Dataset::new(opts.seed, opts.image_size, Split::Train)?.with_framing(opts.framing);
         let ema = opts.ema_decay.map(|d| Ema::new(&varmap, d)).transpose()?;
         Ok(Self {
             opts,

@@ -7,8 +7,18 @@ use anyhow::{Context, Result};
 use candle_core::Device;
 use clap::{Parser, ValueEnum};
 use fresco_diffusion::Prediction;
+use fresco_shapes::Framing;
 use fresco_train::{AdamWConfig, LogitNormalParams, Preset, TimeSampling, TrainOptions, Trainer};
 use tracing_subscriber::EnvFilter;
+
+/// `--unnamed-position` values (see [`Framing`]).
+#[derive(Clone, Copy, ValueEnum)]
+enum UnnamedPosition {
+    /// In any of the nine cells, as drawn.
+    Anywhere,
+    /// In the centre: a caption without a position word means a centred shape.
+    Centre,
+}
 
 /// `--prediction` values (see [`Prediction`]).
 #[derive(Clone, Copy, ValueEnum)]
@@ -56,6 +66,11 @@ struct Args {
     /// Training image side in pixels (multiple of the patch size 4).
     #[arg(long, default_value_t = 32)]
     image_size: u32,
+    /// Where a training shape goes when its caption names no position:
+    /// anywhere (as drawn) or centre (a caption without a position word
+    /// means a centred shape).
+    #[arg(long, value_enum, default_value = "anywhere")]
+    unnamed_position: UnnamedPosition,
     /// Probability of training on the empty (null) caption, for guidance.
     #[arg(long, default_value_t = 0.1)]
     caption_dropout: f64,
@@ -147,6 +162,10 @@ fn main() -> Result<()> {
         warmup: args.warmup,
         seed: args.seed,
         image_size: args.image_size,
+        framing: match args.unnamed_position {
+            UnnamedPosition::Anywhere => Framing::Anywhere,
+            UnnamedPosition::Centre => Framing::CentreUnlessNamed,
+        },
         caption_dropout: args.caption_dropout,
         time_sampling: args.t_sampling,
         logit_normal: LogitNormalParams {
