@@ -278,6 +278,18 @@ impl Dit {
                 let inv = Tensor::from_vec(inv, (ts.len(), 1, 1, 1), device)?;
                 Ok((x.to_dtype(DType::F32)? - out)?.broadcast_mul(&inv)?)
             }
+            Prediction::Preconditioned => {
+                let (skip, scale): (Vec<f32>, Vec<f32>) = ts
+                    .iter()
+                    .map(|&t| {
+                        let (a, b) = Prediction::preconditioning(t);
+                        (a as f32, b as f32)
+                    })
+                    .unzip();
+                let skip = Tensor::from_vec(skip, (ts.len(), 1, 1, 1), device)?;
+                let scale = Tensor::from_vec(scale, (ts.len(), 1, 1, 1), device)?;
+                Ok((x.to_dtype(DType::F32)?.broadcast_mul(&skip)? + out.broadcast_mul(&scale)?)?)
+            }
         }
     }
 }

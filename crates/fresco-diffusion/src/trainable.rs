@@ -329,6 +329,58 @@ mod tests {
         assert!(diff.unwrap().to_scalar::<f32>().unwrap() < 1e-4);
     }
 
+    /// The preconditioned head: a zero head returns `skip(t)·x_t`, row by row;
+    /// at `t = 1` the skip copies the noise exactly; training and sampling
+    /// forwards agree.
+    #[test]
+    fn preconditioned_head_adds_the_linear_estimate_of_the_velocity() {
+        use crate::config::Prediction;
+        let dev = Device::Cpu;
+        let (skip_one, scale_one) = Prediction::preconditioning(1.0);
+        assert!((skip_one - 1.0).abs() < 1e-12);
+        assert!((scale_one - Prediction::SIGMA_DATA).abs() < 1e-12);
+        let (skip_zero, scale_zero) = Prediction::preconditioning(0.0);
+        assert!((skip_zero + 1.0).abs() < 1e-12);
+        assert!((scale_zero - 1.0).abs() < 1e-12);
+
+        let mut c = small();
+        c.adaln_zero = true;
+        c.prediction = Prediction::Preconditioned;
+        let vm = DitPipeline::seeded_varmap(&c, 3, &dev).unwrap();
+        let p = DitPipeline::from_varmap("t", c, &vm, &dev).unwrap();
+        let x = Tensor::ones((2, 3, 16, 16), DType::F32, &dev).unwrap();
+        let caps = vec![vec![NULL_TOKEN], vec![NULL_TOKEN]];
+        let v = p.velocity(&x, &[1.0, 0.3], &caps).unwrap();
+        let rows = v.flatten_from(1).unwrap().to_vec2::<f32>().unwrap();
+        let skip = Prediction::preconditioning(0.3).0 as f32;
+        assert!(rows[0].iter().all(|&a| (a - 1.0).abs() < 1e-6));
+        assert!(rows[1].iter().all(|&a| (a - skip).abs() < 1e-6));
+
+        let mut r = small();
+        r.prediction = Prediction::Preconditioned;
+        let vm = DitPipeline::seeded_varmap(&r, 5, &dev).unwrap();
+        let train = DitPipeline::from_varmap("t", r.clone(), &vm, &dev).unwrap();
+        let plain = train
+            .weights
+            .iter()
+            .map(|(n, w)| (n.clone(), w.detach()))
+            .collect();
+        let infer = DitPipeline::from_weights("i", r, plain, &dev).unwrap();
+        let x = Tensor::from_vec(
+            crate::seed::gaussian_noise(2, 3 * 16 * 16),
+            (1, 3, 16, 16),
+            &dev,
+        )
+        .unwrap();
+        let ids = train.tokenizer().tokenize("a red cat").ids;
+        let enc = infer.text.encode(&ids, &dev).unwrap();
+        let ctx = batch_context(&[(&enc, 1)], &dev).unwrap();
+        let sampled = infer.dit.forward(&x, 0.6, &ctx).unwrap();
+        let trained = train.velocity(&x, &[0.6], &[ids]).unwrap();
+        let diff = (sampled - trained).unwrap().abs().unwrap().max_all();
+        assert!(diff.unwrap().to_scalar::<f32>().unwrap() < 1e-4);
+    }
+
     #[test]
     fn incomplete_varmap_is_rejected() {
         let dev = Device::Cpu;

@@ -17,6 +17,7 @@ mod font;
 pub mod optim;
 pub mod presets;
 pub mod schedule;
+pub mod sensitivity;
 pub mod trainer;
 
 pub use error::{Error, Result};
@@ -24,4 +25,5 @@ pub use eval::{EvalOptions, EvalOutput, EvalPrompt, eval_prompts, evaluate};
 pub use optim::{AdamW, AdamWConfig};
 pub use presets::Preset;
 pub use schedule::{LogitNormalParams, TimeSampling};
+pub use sensitivity::{SensitivityOptions, caption_sensitivity, sensitivity_table};
 pub use trainer::{MODEL_ID, StepStats, TrainOptions, TrainSummary, Trainer};

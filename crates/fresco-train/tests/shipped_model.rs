@@ -4,9 +4,14 @@
 //! accuracy floor. A broken loader, sampler or guidance drops the scores to
 //! chance and fails this test; the random-weight model shows that it can fail.
 
+use std::path::Path;
+
 use candle_core::Device;
-use fresco_diffusion::registry;
-use fresco_train::{EvalOptions, EvalPrompt, eval_prompts, evaluate};
+use fresco_diffusion::{DitPipeline, registry};
+use fresco_train::sensitivity::{Attribute, AttributeSensitivity};
+use fresco_train::{
+    EvalOptions, EvalPrompt, SensitivityOptions, caption_sensitivity, eval_prompts, evaluate,
+};
 
 /// Floors on the seen prompts, well below what the shipped model measures
 /// (colour 93 %, background 100 %; see `models/fresco-shapes/README.md`) so
@@ -68,4 +73,45 @@ fn random_weights_score_below_the_floor() {
         colour < COLOUR_FLOOR || background < BACKGROUND_FLOOR,
         "the floor does not tell a trained model from random weights"
     );
+}
+
+/// The shipped weights, loaded from the model folder.
+fn shipped_pipeline() -> DitPipeline {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/fresco-shapes");
+    DitPipeline::from_dir(&dir, &Device::Cpu).expect("loading models/fresco-shapes")
+}
+
+/// Top-1 rate of `attribute` in `rows`.
+fn top1(rows: &[AttributeSensitivity], attribute: Attribute) -> f64 {
+    rows.iter()
+        .find(|r| r.attribute == attribute)
+        .map(|r| r.top1)
+        .unwrap_or(0.0)
+}
+
+/// The sensitivity measure tells the words a model reads from the ones it
+/// does not: the shipped model reads colour and background words (its
+/// samples follow them), random weights of the same architecture read none.
+#[test]
+fn caption_sensitivity_finds_the_words_the_shipped_model_reads() {
+    let opts = SensitivityOptions {
+        images: 8,
+        times: vec![0.7],
+        seed: 1,
+        size: 32,
+    };
+    let shipped = shipped_pipeline();
+    let rows = caption_sensitivity(&shipped, &opts).expect("measuring");
+    assert_eq!(rows.len(), Attribute::ALL.len());
+    for attribute in [Attribute::Colour, Attribute::Background] {
+        let row = rows.iter().find(|r| r.attribute == attribute).unwrap();
+        assert!(row.top1 >= 0.6, "{attribute}: {:.3}", row.top1);
+        assert!(row.chance < 0.5, "{attribute}: chance {:.3}", row.chance);
+        assert!(row.error_true < row.error_swapped, "{row:?}");
+    }
+
+    let random = DitPipeline::random("random", shipped.config().clone(), 3, &Device::Cpu)
+        .expect("random weights");
+    let rows = caption_sensitivity(&random, &opts).expect("measuring");
+    assert!(top1(&rows, Attribute::Colour) < 0.5, "{rows:?}");
 }

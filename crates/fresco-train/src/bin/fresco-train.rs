@@ -27,6 +27,9 @@ enum PredictionArg {
     Velocity,
     /// Predict the clean image `x0`.
     X0,
+    /// Predict the unit-variance residual of the best linear estimate of the
+    /// velocity from `x_t` (EDM-style preconditioning).
+    Preconditioned,
 }
 
 #[derive(Parser)]
@@ -112,8 +115,9 @@ struct Args {
     /// CANDLE_NUM_THREADS=1 so each part keeps to one core).
     #[arg(long, default_value_t = 1)]
     shards: usize,
-    /// Output head: velocity, or the clean image x0 converted to a velocity
-    /// (trained on the same velocity loss). Ignored with --resume and --init-from.
+    /// Output head: the velocity, the clean image x0 converted to a velocity,
+    /// or the preconditioned residual (all trained on the same velocity loss).
+    /// Ignored with --resume and --init-from.
     #[arg(long, value_enum, default_value = "velocity")]
     prediction: PredictionArg,
     /// Log every N steps.
@@ -208,6 +212,7 @@ fn main() -> Result<()> {
             config.prediction = match args.prediction {
                 PredictionArg::Velocity => Prediction::Velocity,
                 PredictionArg::X0 => Prediction::X0,
+                PredictionArg::Preconditioned => Prediction::Preconditioned,
             };
             Trainer::new(opts, config, &device).context("building the model")?
         }
