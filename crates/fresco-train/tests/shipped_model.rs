@@ -14,7 +14,7 @@ use fresco_train::{
 };
 
 /// Floors on the seen prompts, well below what the shipped model measures
-/// (colour 93 %, background 100 %; see `models/fresco-shapes/README.md`) so
+/// (colour 98 %, background 100 %; see `models/fresco-shapes/README.md`) so
 /// sampling noise cannot fail them, and far above chance (colour 1/11,
 /// background 1/3). The shipped model's shapes are still blobs (shape
 /// accuracy near chance), so shape has no floor yet.
