@@ -304,8 +304,15 @@ mod tests {
         assert!(rows[0].iter().all(|&a| (a - 2.0).abs() < 1e-5));
         assert!(rows[1].iter().all(|&a| (a - 20.0).abs() < 1e-3));
 
+        training_and_sampling_forwards_agree(Prediction::X0, 0.3);
+    }
+
+    /// With random (not zero) weights and `prediction`, the training forward and
+    /// the sampling forward give the same velocity at flow time `t`.
+    fn training_and_sampling_forwards_agree(prediction: crate::config::Prediction, t: f64) {
+        let dev = Device::Cpu;
         let mut r = small();
-        r.prediction = Prediction::X0;
+        r.prediction = prediction;
         let vm = DitPipeline::seeded_varmap(&r, 5, &dev).unwrap();
         let train = DitPipeline::from_varmap("t", r.clone(), &vm, &dev).unwrap();
         let plain = train
@@ -323,8 +330,8 @@ mod tests {
         let ids = train.tokenizer().tokenize("a red cat").ids;
         let enc = infer.text.encode(&ids, &dev).unwrap();
         let ctx = batch_context(&[(&enc, 1)], &dev).unwrap();
-        let sampled = infer.dit.forward(&x, 0.3, &ctx).unwrap();
-        let trained = train.velocity(&x, &[0.3], &[ids]).unwrap();
+        let sampled = infer.dit.forward(&x, t, &ctx).unwrap();
+        let trained = train.velocity(&x, &[t], &[ids]).unwrap();
         let diff = (sampled - trained).unwrap().abs().unwrap().max_all();
         assert!(diff.unwrap().to_scalar::<f32>().unwrap() < 1e-4);
     }
@@ -356,29 +363,7 @@ mod tests {
         assert!(rows[0].iter().all(|&a| (a - 1.0).abs() < 1e-6));
         assert!(rows[1].iter().all(|&a| (a - skip).abs() < 1e-6));
 
-        let mut r = small();
-        r.prediction = Prediction::Preconditioned;
-        let vm = DitPipeline::seeded_varmap(&r, 5, &dev).unwrap();
-        let train = DitPipeline::from_varmap("t", r.clone(), &vm, &dev).unwrap();
-        let plain = train
-            .weights
-            .iter()
-            .map(|(n, w)| (n.clone(), w.detach()))
-            .collect();
-        let infer = DitPipeline::from_weights("i", r, plain, &dev).unwrap();
-        let x = Tensor::from_vec(
-            crate::seed::gaussian_noise(2, 3 * 16 * 16),
-            (1, 3, 16, 16),
-            &dev,
-        )
-        .unwrap();
-        let ids = train.tokenizer().tokenize("a red cat").ids;
-        let enc = infer.text.encode(&ids, &dev).unwrap();
-        let ctx = batch_context(&[(&enc, 1)], &dev).unwrap();
-        let sampled = infer.dit.forward(&x, 0.6, &ctx).unwrap();
-        let trained = train.velocity(&x, &[0.6], &[ids]).unwrap();
-        let diff = (sampled - trained).unwrap().abs().unwrap().max_all();
-        assert!(diff.unwrap().to_scalar::<f32>().unwrap() < 1e-4);
+        training_and_sampling_forwards_agree(Prediction::Preconditioned, 0.6);
     }
 
     #[test]
