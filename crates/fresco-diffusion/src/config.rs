@@ -79,9 +79,8 @@ pub enum Prediction {
     /// [`Prediction::SIGMA_DATA`], independent of the noise) and `scale(t)` the
     /// standard deviation of what it leaves, so the head `F` regresses a
     /// unit-variance residual at every `t`. At `t = 1` the noise is copied
-    /// exactly (`v̂ = x_t + σ·F`) and the head only has to draw `−x0`; the plain
-    /// velocity head must learn to reproduce its noisy input, and its errors
-    /// there swamp the gradient of small details such as a shape's outline.
+    /// exactly (`v̂ = x_t + σ·F`) and the head only has to draw `−x0`, where the
+    /// plain velocity head must learn to reproduce its noisy input.
     Preconditioned,
 }
 
