@@ -148,16 +148,22 @@ pub fn caption_sensitivity(
     let side = opts.size as usize;
     let per = 3 * side * side;
     let device = pipeline.device().clone();
+    // Each image and its noise, rendered and drawn once for every row.
+    let probes = (0..opts.images as u64)
+        .map(|i| {
+            let sample = dataset.sample(i)?;
+            let x0 = rgb_to_chw(&sample.rgb, opts.size, opts.size)?;
+            let noise = normal_vec(&mut step_rng(opts.seed, i), per);
+            Ok((sample.scene, x0, noise))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mut rows = Vec::new();
     for &t in &opts.times {
         for attribute in Attribute::ALL {
             let mut tally = Tally::default();
-            for i in 0..opts.images as u64 {
-                let sample = dataset.sample(i)?;
-                let x0 = rgb_to_chw(&sample.rgb, opts.size, opts.size)?;
-                let noise = normal_vec(&mut step_rng(opts.seed, i), per);
-                let variants = attribute.variants(&sample.scene);
-                let errors = estimate_errors(pipeline, &x0, &noise, t, &variants, side, &device)?;
+            for (scene, x0, noise) in &probes {
+                let variants = attribute.variants(scene);
+                let errors = estimate_errors(pipeline, x0, noise, t, &variants, side, &device)?;
                 tally.add(&errors);
             }
             rows.push(tally.finish(attribute, t));
