@@ -98,10 +98,12 @@ pub struct Caption {
     pub text: String,
     /// Whether it names the position.
     pub names_position: bool,
+    /// Whether it names the size.
+    pub names_size: bool,
 }
 
-/// [`caption`], telling also whether the caption names the position (same
-/// random draws, so the same text).
+/// [`caption`], telling also whether the caption names the position and the
+/// size (same random draws, so the same text).
 pub fn caption_naming<R: RngCore + ?Sized>(scene: &Scene, rng: &mut R) -> Caption {
     let with_size = chance(rng, 50);
     let background = if chance(rng, 60) {
@@ -123,6 +125,7 @@ pub fn caption_naming<R: RngCore + ?Sized>(scene: &Scene, rng: &mut R) -> Captio
     Caption {
         text,
         names_position: position,
+        names_size: with_size,
     }
 }
 

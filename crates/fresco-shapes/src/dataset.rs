@@ -13,7 +13,7 @@ use crate::caption::{below, caption_naming};
 use crate::error::Result;
 use crate::render::{check_image_size, render};
 use crate::scene::{Jitter, Scene};
-use crate::vocab::Position;
+use crate::vocab::{Position, Size};
 
 /// Which attribute combinations a dataset draws from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -60,6 +60,20 @@ pub enum Framing {
     CentreUnlessNamed,
 }
 
+/// How large a sample's shape is when its caption names no size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sizing {
+    /// Any of the three size classes, drawn uniformly: a caption without a size
+    /// word says nothing about how large the shape is.
+    #[default]
+    Any,
+    /// Large (with the usual jitter): a caption without a size word means a
+    /// shape that fills its frame, the size at which outlines read best.
+    /// Captions that name a size keep their drawn size.
+    LargeUnlessNamed,
+}
+
 /// One generated example.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sample {
@@ -80,6 +94,7 @@ pub struct Dataset {
     image_size: u32,
     split: Split,
     framing: Framing,
+    sizing: Sizing,
     combinations: Vec<Scene>,
 }
 
@@ -115,6 +130,7 @@ impl Dataset {
             image_size,
             split,
             framing: Framing::Anywhere,
+            sizing: Sizing::Any,
             combinations: split.combinations(),
         })
     }
@@ -131,6 +147,19 @@ impl Dataset {
     /// The framing of samples whose caption names no position.
     pub fn framing(&self) -> Framing {
         self.framing
+    }
+
+    /// The same dataset with another [`Sizing`] (the default is [`Sizing::Any`]).
+    /// As with [`Dataset::with_framing`], only the size of samples whose caption
+    /// names none differs.
+    pub fn with_sizing(mut self, sizing: Sizing) -> Dataset {
+        self.sizing = sizing;
+        self
+    }
+
+    /// The size of samples whose caption names no size.
+    pub fn sizing(&self) -> Sizing {
+        self.sizing
     }
 
     /// Generates samples `0..count` of [`Dataset::new`]`(seed, image_size, split)`.
@@ -161,7 +190,8 @@ impl Dataset {
 
     /// Scene and caption of sample `index`: the combination, its jitter and the
     /// caption's wording are drawn in that order from the sample's own stream,
-    /// then the framing places a shape whose caption names no position.
+    /// then the framing places a shape whose caption names no position and the
+    /// sizing sizes one whose caption names no size.
     fn scene_and_caption(&self, index: u64) -> (Scene, String) {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         rng.set_stream(index);
@@ -172,6 +202,9 @@ impl Dataset {
         let caption = caption_naming(&scene, &mut rng);
         if self.framing == Framing::CentreUnlessNamed && !caption.names_position {
             scene.position = Position::CENTRE;
+        }
+        if self.sizing == Sizing::LargeUnlessNamed && !caption.names_size {
+            scene.size = Size::Large;
         }
         (scene, caption.text)
     }

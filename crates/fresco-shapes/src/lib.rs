@@ -33,7 +33,7 @@ pub mod vocab;
 
 pub use analyze::{Analysis, analyze, classify_colour};
 pub use caption::{Caption, PromptAttributes, caption, caption_naming, full_caption, parse_prompt};
-pub use dataset::{Dataset, Framing, Sample, Split, add_noise};
+pub use dataset::{Dataset, Framing, Sample, Sizing, Split, add_noise};
 pub use error::{Error, Result};
 pub use eval::{EvalReport, Evaluator, Ratio, Tally, mean_abs_distance};
 pub use render::render;

@@ -1,7 +1,7 @@
 //! Determinism, split and caption tests for the generator.
 
 use fresco_shapes::{
-    Dataset, Framing, Position, PromptAttributes, Scene, Split, caption, full_caption,
+    Dataset, Framing, Position, PromptAttributes, Scene, Size, Sizing, Split, caption, full_caption,
     parse_prompt, vocabulary,
 };
 use rand::SeedableRng;
@@ -168,4 +168,54 @@ fn centre_framing_centres_only_the_shapes_whose_caption_names_no_position() {
         "{named} captions name a position"
     );
     assert!(moved > 120, "only {moved} shapes were moved to the centre");
+}
+
+/// Under `LargeUnlessNamed`, a caption without a size word shows a large shape,
+/// a caption with one keeps its drawn size, and the sizing composes with the
+/// framing: everything but the size equals the centred dataset's sample.
+#[test]
+fn large_sizing_enlarges_only_the_shapes_whose_caption_names_no_size() {
+    let centred = Dataset::new(8, 32, Split::Train)
+        .unwrap()
+        .with_framing(Framing::CentreUnlessNamed);
+    let canonical = centred.clone().with_sizing(Sizing::LargeUnlessNamed);
+    assert_eq!(centred.sizing(), Sizing::Any);
+    assert_eq!(canonical.framing(), Framing::CentreUnlessNamed);
+    let (mut named, mut grown, mut canonical_count) = (0, 0, 0);
+    for i in 0..400 {
+        let a = centred.sample(i).unwrap();
+        let c = canonical.sample(i).unwrap();
+        assert_eq!(a.caption, c.caption, "sample {i}");
+        assert_eq!(canonical.scene(i), c.scene, "sample {i}");
+        let asked = parse_prompt(&c.caption);
+        match asked.size {
+            Some(size) => {
+                named += 1;
+                assert_eq!(c.scene, a.scene, "{}", c.caption);
+                assert_eq!(size, c.scene.size, "{}", c.caption);
+            }
+            None => {
+                assert_eq!(c.scene.size, Size::Large, "{}", c.caption);
+                let mut expected = a.scene;
+                expected.size = Size::Large;
+                assert_eq!(c.scene, expected);
+                if a.scene.size != Size::Large {
+                    grown += 1;
+                    assert_ne!(a.rgb, c.rgb, "sample {i} was not redrawn");
+                }
+                if asked.position.is_none() {
+                    canonical_count += 1;
+                    assert_eq!(c.scene.position, Position::CENTRE, "{}", c.caption);
+                }
+            }
+        }
+    }
+    // About half the captions name a size; two thirds of the others were
+    // grown, and about half of those name no position either.
+    assert!((150..250).contains(&named), "{named} captions name a size");
+    assert!(grown > 100, "only {grown} shapes were enlarged");
+    assert!(
+        (60..140).contains(&canonical_count),
+        "{canonical_count} captions name neither size nor position"
+    );
 }

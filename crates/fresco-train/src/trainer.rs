@@ -17,7 +17,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use fresco_diffusion::{DitConfig, DitPipeline, splitmix64};
-use fresco_shapes::{Dataset, Framing, Split};
+use fresco_shapes::{Dataset, Framing, Sizing, Split};
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
@@ -54,6 +54,8 @@ pub struct TrainOptions {
     pub image_size: u32,
     /// Where a training shape goes when its caption names no position.
     pub framing: Framing,
+    /// How large a training shape is when its caption names no size.
+    pub sizing: Sizing,
     /// Probability of training a sample with the null caption.
     pub caption_dropout: f64,
     /// Distribution of flow times.
@@ -94,6 +96,7 @@ impl TrainOptions {
             seed: 0,
             image_size: 32,
             framing: Framing::Anywhere,
+            sizing: Sizing::Any,
             caption_dropout: 0.1,
             time_sampling: TimeSampling::LogitNormal,
             logit_normal: LogitNormalParams::default(),
@@ -328,7 +331,8 @@ impl Trainer {
             optimizer.load(path, step)?;
         }
         let dataset =
-            Dataset::new(opts.seed, opts.image_size, Split::Train)?.with_framing(opts.framing);
+            Dataset::new(opts.seed, opts.image_size, Split::Train)?.with_framing(opts.framing)
+                .with_sizing(opts.sizing);
         let ema = opts.ema_decay.map(|d| Ema::new(&varmap, d)).transpose()?;
         Ok(Self {
             opts,

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use candle_core::Device;
 use clap::{Parser, ValueEnum};
 use fresco_diffusion::Prediction;
-use fresco_shapes::Framing;
+use fresco_shapes::{Framing, Sizing};
 use fresco_train::{AdamWConfig, LogitNormalParams, Preset, TimeSampling, TrainOptions, Trainer};
 use tracing_subscriber::EnvFilter;
 
@@ -18,6 +18,15 @@ enum UnnamedPosition {
     Anywhere,
     /// In the centre: a caption without a position word means a centred shape.
     Centre,
+}
+
+/// `--unnamed-size` values (see [`Sizing`]).
+#[derive(Clone, Copy, ValueEnum)]
+enum UnnamedSize {
+    /// Any of the three sizes, as drawn.
+    Any,
+    /// Large: a caption without a size word means a shape that fills its frame.
+    Large,
 }
 
 /// `--prediction` values (see [`Prediction`]).
@@ -74,6 +83,10 @@ struct Args {
     /// means a centred shape).
     #[arg(long, value_enum, default_value = "anywhere")]
     unnamed_position: UnnamedPosition,
+    /// How large a training shape is when its caption names no size: any (as
+    /// drawn) or large (a caption without a size word means a large shape).
+    #[arg(long, value_enum, default_value = "any")]
+    unnamed_size: UnnamedSize,
     /// Probability of training on the empty (null) caption, for guidance.
     #[arg(long, default_value_t = 0.1)]
     caption_dropout: f64,
@@ -169,6 +182,10 @@ fn main() -> Result<()> {
         framing: match args.unnamed_position {
             UnnamedPosition::Anywhere => Framing::Anywhere,
             UnnamedPosition::Centre => Framing::CentreUnlessNamed,
+        },
+        sizing: match args.unnamed_size {
+            UnnamedSize::Any => Sizing::Any,
+            UnnamedSize::Large => Sizing::LargeUnlessNamed,
         },
         caption_dropout: args.caption_dropout,
         time_sampling: args.t_sampling,
