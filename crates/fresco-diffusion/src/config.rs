@@ -55,6 +55,14 @@ pub struct DitConfig {
     /// patch grid (U-ViT's closing convolution, widened).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub refiner_channels: usize,
+    /// Width of the caption layout MLP, 0 for none (omitted from `config.json`
+    /// then). With it, every patch token starts with a learned function of its
+    /// grid position and the pooled caption, `MLP(pos) + MLP(caption)` through
+    /// one GELU, so a word like "square" can mark which patches a square
+    /// covers directly, without first passing through the blocks' global
+    /// modulation.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub layout_hidden: usize,
 }
 
 /// Parameterisation of the DiT's output head.
@@ -176,6 +184,7 @@ impl DitConfig {
             adaln_zero: false,
             prediction: Prediction::Velocity,
             refiner_channels: 0,
+            layout_hidden: 0,
         }
     }
 

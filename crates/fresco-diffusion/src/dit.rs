@@ -9,6 +9,8 @@
 //! self-attention cost independent of caption length. With
 //! [`DitConfig::refiner_channels`] set, a pixel refiner (two 3×3 convolutions
 //! over per-pixel features and the noisy input) replaces the plain unpatchify.
+//! With [`DitConfig::layout_hidden`] set, a caption layout MLP adds a learned
+//! function of (grid position, pooled caption) to every patch token.
 //!
 //! Weight names (safetensors keys) are under `dit.`. With
 //! [`DitConfig::adaln_zero`] (training) fresh weights zero-init the adaLN
@@ -17,7 +19,7 @@
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::init::Init;
-use candle_nn::{Linear, VarBuilder, linear};
+use candle_nn::{Linear, VarBuilder, linear, linear_no_bias};
 
 use crate::config::{DitConfig, Prediction};
 use crate::error::{Error, Result};
@@ -151,6 +153,39 @@ impl Refiner {
     }
 }
 
+/// The optional caption layout MLP ([`DitConfig::layout_hidden`]):
+/// `out(GELU(pos_in(pos) + caption_in(pooled)))`, one vector per patch token,
+/// added to the patch embeddings. The sum before the GELU lets the hidden
+/// units respond to a position and a word together, which is what an outline
+/// ("which patches does a square cover?") needs. Under adaLN-Zero the output
+/// layer starts at zero, so a fresh model starts without it.
+struct CaptionLayout {
+    pos_in: Linear,
+    caption_in: Linear,
+    out: Linear,
+}
+
+impl CaptionLayout {
+    fn new(cfg: &DitConfig, vb: VarBuilder) -> Result<Self> {
+        let (d, h) = (cfg.hidden_size, cfg.layout_hidden);
+        Ok(Self {
+            pos_in: linear(d, h, vb.pp("pos_in"))?,
+            caption_in: linear_no_bias(cfg.text.hidden_size, h, vb.pp("caption_in"))?,
+            out: maybe_zero_linear(cfg.adaln_zero, h, d, vb.pp("out"), |vb| {
+                Ok(linear(h, d, vb)?)
+            })?,
+        })
+    }
+
+    /// `pos: [1, N, D]` (the 2-D sin-cos positions), `pooled: [B, Dt]` → `[B, N, D]`.
+    fn forward(&self, pos: &Tensor, pooled: &Tensor) -> Result<Tensor> {
+        let by_position = self.pos_in.forward(pos)?;
+        let by_caption = self.caption_in.forward(pooled)?.unsqueeze(1)?;
+        let hidden = by_position.broadcast_add(&by_caption)?.gelu()?;
+        Ok(self.out.forward(&hidden)?)
+    }
+}
+
 /// The DiT velocity model.
 pub(crate) struct Dit {
     patch: usize,
@@ -165,6 +200,7 @@ pub(crate) struct Dit {
     final_ada: Linear,
     final_linear: Linear,
     refiner: Option<Refiner>,
+    layout: Option<CaptionLayout>,
     prediction: Prediction,
 }
 
@@ -205,6 +241,9 @@ impl Dit {
                 |vb| linear_with_init(d, final_out, FINAL_INIT, vb),
             )?,
             refiner,
+            layout: (cfg.layout_hidden > 0)
+                .then(|| CaptionLayout::new(cfg, vb.pp("layout")))
+                .transpose()?,
             prediction: cfg.prediction,
         })
     }
@@ -242,6 +281,9 @@ impl Dit {
             device,
         )?;
         let mut tokens = self.x_embed.forward(&patches)?.broadcast_add(&pos)?;
+        if let Some(layout) = &self.layout {
+            tokens = (tokens + layout.forward(&pos, &ctx.pooled)?)?;
+        }
 
         // Conditioning vector c = MLP(sinusoid(1000 t)) + proj(pooled caption).
         let tf = Tensor::from_vec(
@@ -318,6 +360,43 @@ fn unpatchify(x: &Tensor, p: usize, c: usize, h: usize, w: usize) -> Result<Tens
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The layout MLP must let position and caption act together: the change
+    /// from one patch to another has to depend on the caption (an outline is
+    /// "this patch, for this word"), which a plain sum of a position term and a
+    /// caption term could not do.
+    #[test]
+    fn caption_layout_lets_position_and_caption_interact() {
+        let dev = Device::Cpu;
+        let mut cfg = DitConfig::tiny();
+        cfg.layout_hidden = 16;
+        let varmap = candle_nn::VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+        let layout = CaptionLayout::new(&cfg, vb).unwrap();
+        let d = cfg.hidden_size;
+        let pos = Tensor::from_vec(sincos_2d(1, 2, d), (1, 2, d), &dev).unwrap();
+        let pooled = Tensor::randn(0f32, 1.0, (2, cfg.text.hidden_size), &dev).unwrap();
+        let out = layout.forward(&pos, &pooled).unwrap();
+        assert_eq!(out.dims(), &[2, 2, d]);
+        let rows = out.to_vec3::<f32>().unwrap();
+        let step = |caption: usize| -> Vec<f32> {
+            (0..d)
+                .map(|k| rows[caption][1][k] - rows[caption][0][k])
+                .collect()
+        };
+        let (a, b) = (step(0), step(1));
+        let gap = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            gap > 1e-3,
+            "the position step is the same for both captions"
+        );
+        let moved = a.iter().map(|x| x.abs()).fold(0f32, f32::max);
+        assert!(moved > 1e-3, "the output does not depend on the position");
+    }
 
     /// Token `k` of the patchified image must be the pixels of grid cell
     /// `(k / gw, k % gw)`, and unpatchify must put every value back where it was:

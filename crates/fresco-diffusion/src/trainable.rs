@@ -153,11 +153,19 @@ mod tests {
         c
     }
 
+    /// [`small`] with a caption layout MLP of width `hidden`.
+    fn small_with_layout(hidden: usize) -> DitConfig {
+        let mut c = small();
+        c.layout_hidden = hidden;
+        c
+    }
+
     #[test]
     fn velocity_has_gradients_and_matches_inference_path() {
         for refiner in [0, 4] {
             velocity_has_gradients(small_with_refiner(refiner));
         }
+        velocity_has_gradients(small_with_layout(8));
     }
 
     fn velocity_has_gradients(cfg: DitConfig) {
@@ -209,6 +217,7 @@ mod tests {
         for refiner in [0, 4] {
             training_forward_equals_sampling_forward(small_with_refiner(refiner));
         }
+        training_forward_equals_sampling_forward(small_with_layout(8));
     }
 
     fn training_forward_equals_sampling_forward(cfg: DitConfig) {

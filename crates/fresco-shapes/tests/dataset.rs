@@ -1,8 +1,8 @@
 //! Determinism, split and caption tests for the generator.
 
 use fresco_shapes::{
-    Dataset, Framing, Position, PromptAttributes, Scene, Size, Sizing, Split, caption, full_caption,
-    parse_prompt, vocabulary,
+    Dataset, Framing, Position, PromptAttributes, Scene, Size, Sizing, Split, caption,
+    full_caption, parse_prompt, vocabulary,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

@@ -53,6 +53,7 @@ impl Preset {
             adaln_zero: true,
             prediction: Prediction::Velocity,
             refiner_channels: 0,
+            layout_hidden: 0,
         }
     }
 }

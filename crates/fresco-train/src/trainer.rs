@@ -330,9 +330,9 @@ impl Trainer {
         if let Some(path) = optimizer_state {
             optimizer.load(path, step)?;
         }
-        let dataset =
-            Dataset::new(opts.seed, opts.image_size, Split::Train)?.with_framing(opts.framing)
-                .with_sizing(opts.sizing);
+        let dataset = Dataset::new(opts.seed, opts.image_size, Split::Train)?
+            .with_framing(opts.framing)
+            .with_sizing(opts.sizing);
         let ema = opts.ema_decay.map(|d| Ema::new(&varmap, d)).transpose()?;
         Ok(Self {
             opts,

@@ -120,6 +120,11 @@ struct Args {
     /// projection; 0: none). Ignored with --resume and --init-from.
     #[arg(long, default_value_t = 0)]
     refiner_channels: usize,
+    /// Width of the caption layout MLP (a learned function of each patch's
+    /// position and the caption, added to the patch tokens; 0: none).
+    /// Ignored with --resume and --init-from.
+    #[arg(long, default_value_t = 0)]
+    layout_hidden: usize,
     /// Weight of foreground pixels in the loss relative to background pixels
     /// (1: plain MSE).
     #[arg(long, default_value_t = 1.0)]
@@ -226,6 +231,7 @@ fn main() -> Result<()> {
                 config.mlp_ratio = r;
             }
             config.refiner_channels = args.refiner_channels;
+            config.layout_hidden = args.layout_hidden;
             config.prediction = match args.prediction {
                 PredictionArg::Velocity => Prediction::Velocity,
                 PredictionArg::X0 => Prediction::X0,
