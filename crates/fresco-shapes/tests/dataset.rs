@@ -130,6 +130,54 @@ fn captions_vary() {
     assert!(seen.len() >= 10, "only {} phrasings", seen.len());
 }
 
+/// How a dataset option fills in one attribute that a caption leaves unnamed.
+struct UnnamedDefault<T> {
+    /// The attribute as the caption names it.
+    named: fn(&PromptAttributes) -> Option<T>,
+    /// The attribute as the scene draws it.
+    drawn: fn(&Scene) -> T,
+    /// Sets the attribute of a scene.
+    set: fn(&mut Scene, T),
+    /// The value an unnamed attribute takes.
+    default: T,
+}
+
+/// Compares samples `0..400` of `base` and `changed`, which differ by one
+/// option filling in an unnamed attribute: captions and the rest of each scene
+/// are equal, a named attribute is kept, an unnamed one takes the default (and
+/// the image is redrawn when that changed it). Returns how many captions named
+/// the attribute and how many samples the option changed.
+fn check_unnamed_default<T: Copy + PartialEq + std::fmt::Debug>(
+    base: &Dataset,
+    changed: &Dataset,
+    rule: &UnnamedDefault<T>,
+) -> (usize, usize) {
+    let (mut named, mut moved) = (0, 0);
+    for i in 0..400 {
+        let a = base.sample(i).expect("the base sample renders");
+        let c = changed.sample(i).expect("the changed sample renders");
+        assert_eq!(a.caption, c.caption, "sample {i}");
+        assert_eq!(changed.scene(i), c.scene, "sample {i}");
+        match (rule.named)(&parse_prompt(&c.caption)) {
+            Some(value) => {
+                named += 1;
+                assert_eq!(c.scene, a.scene, "{}", c.caption);
+                assert_eq!(value, (rule.drawn)(&c.scene), "{}", c.caption);
+            }
+            None => {
+                let mut expected = a.scene;
+                (rule.set)(&mut expected, rule.default);
+                assert_eq!(c.scene, expected, "{}", c.caption);
+                if (rule.drawn)(&a.scene) != rule.default {
+                    moved += 1;
+                    assert_ne!(a.rgb, c.rgb, "sample {i} was not redrawn");
+                }
+            }
+        }
+    }
+    (named, moved)
+}
+
 /// Under `CentreUnlessNamed`, a caption without a position word shows a centred
 /// shape, a caption with one keeps its drawn cell, and everything but that
 /// position equals the default framing's sample.
@@ -138,30 +186,16 @@ fn centre_framing_centres_only_the_shapes_whose_caption_names_no_position() {
     let anywhere = Dataset::new(8, 32, Split::Train).unwrap();
     let centred = anywhere.clone().with_framing(Framing::CentreUnlessNamed);
     assert_eq!(anywhere.framing(), Framing::Anywhere);
-    let (mut named, mut moved) = (0, 0);
-    for i in 0..400 {
-        let a = anywhere.sample(i).unwrap();
-        let c = centred.sample(i).unwrap();
-        assert_eq!(a.caption, c.caption, "sample {i}");
-        assert_eq!(centred.scene(i), c.scene, "sample {i}");
-        match parse_prompt(&c.caption).position {
-            Some(p) => {
-                named += 1;
-                assert_eq!(c.scene, a.scene, "{}", c.caption);
-                assert_eq!(p, c.scene.position, "{}", c.caption);
-            }
-            None => {
-                assert_eq!(c.scene.position, Position::CENTRE, "{}", c.caption);
-                let mut expected = a.scene;
-                expected.position = Position::CENTRE;
-                assert_eq!(c.scene, expected);
-                if a.scene.position != Position::CENTRE {
-                    moved += 1;
-                    assert_ne!(a.rgb, c.rgb, "sample {i} was not redrawn");
-                }
-            }
-        }
-    }
+    let (named, moved) = check_unnamed_default(
+        &anywhere,
+        &centred,
+        &UnnamedDefault {
+            named: |asked| asked.position,
+            drawn: |scene| scene.position,
+            set: |scene, position| scene.position = position,
+            default: Position::CENTRE,
+        },
+    );
     // About half the captions name a position; most of the others were moved.
     assert!(
         (150..250).contains(&named),
@@ -172,7 +206,8 @@ fn centre_framing_centres_only_the_shapes_whose_caption_names_no_position() {
 
 /// Under `LargeUnlessNamed`, a caption without a size word shows a large shape,
 /// a caption with one keeps its drawn size, and the sizing composes with the
-/// framing: everything but the size equals the centred dataset's sample.
+/// framing: everything but the size equals the centred dataset's sample, so a
+/// caption that names neither shows a large centred shape.
 #[test]
 fn large_sizing_enlarges_only_the_shapes_whose_caption_names_no_size() {
     let centred = Dataset::new(8, 32, Split::Train)
@@ -181,39 +216,30 @@ fn large_sizing_enlarges_only_the_shapes_whose_caption_names_no_size() {
     let canonical = centred.clone().with_sizing(Sizing::LargeUnlessNamed);
     assert_eq!(centred.sizing(), Sizing::Any);
     assert_eq!(canonical.framing(), Framing::CentreUnlessNamed);
-    let (mut named, mut grown, mut canonical_count) = (0, 0, 0);
-    for i in 0..400 {
-        let a = centred.sample(i).unwrap();
-        let c = canonical.sample(i).unwrap();
-        assert_eq!(a.caption, c.caption, "sample {i}");
-        assert_eq!(canonical.scene(i), c.scene, "sample {i}");
-        let asked = parse_prompt(&c.caption);
-        match asked.size {
-            Some(size) => {
-                named += 1;
-                assert_eq!(c.scene, a.scene, "{}", c.caption);
-                assert_eq!(size, c.scene.size, "{}", c.caption);
-            }
-            None => {
-                assert_eq!(c.scene.size, Size::Large, "{}", c.caption);
-                let mut expected = a.scene;
-                expected.size = Size::Large;
-                assert_eq!(c.scene, expected);
-                if a.scene.size != Size::Large {
-                    grown += 1;
-                    assert_ne!(a.rgb, c.rgb, "sample {i} was not redrawn");
-                }
-                if asked.position.is_none() {
-                    canonical_count += 1;
-                    assert_eq!(c.scene.position, Position::CENTRE, "{}", c.caption);
-                }
-            }
-        }
-    }
-    // About half the captions name a size; two thirds of the others were
-    // grown, and about half of those name no position either.
+    let (named, grown) = check_unnamed_default(
+        &centred,
+        &canonical,
+        &UnnamedDefault {
+            named: |asked| asked.size,
+            drawn: |scene| scene.size,
+            set: |scene, size| scene.size = size,
+            default: Size::Large,
+        },
+    );
+    // About half the captions name a size; two thirds of the others were grown.
     assert!((150..250).contains(&named), "{named} captions name a size");
     assert!(grown > 100, "only {grown} shapes were enlarged");
+    let mut canonical_count = 0;
+    for i in 0..400 {
+        let c = canonical.sample(i).unwrap();
+        let asked = parse_prompt(&c.caption);
+        if asked.size.is_none() && asked.position.is_none() {
+            canonical_count += 1;
+            assert_eq!(c.scene.size, Size::Large, "{}", c.caption);
+            assert_eq!(c.scene.position, Position::CENTRE, "{}", c.caption);
+        }
+    }
+    // About a quarter of the captions name neither.
     assert!(
         (60..140).contains(&canonical_count),
         "{canonical_count} captions name neither size nor position"
