@@ -220,18 +220,25 @@ mod tests {
         training_forward_equals_sampling_forward(small_with_layout(8));
     }
 
-    fn training_forward_equals_sampling_forward(cfg: DitConfig) {
-        let dev = Device::Cpu;
-        // Random (not adaLN-Zero) weights, so every path contributes to the output.
-        let vm = DitPipeline::seeded_varmap(&cfg, 5, &dev).unwrap();
-        let train = DitPipeline::from_varmap("t", cfg.clone(), &vm, &dev).unwrap();
+    /// A trainable pipeline with seeded random (not adaLN-Zero) weights, so every
+    /// path contributes to the output, and a sampling pipeline built from
+    /// detached copies of the same weights.
+    fn training_and_sampling_pipelines(cfg: DitConfig, dev: &Device) -> (DitPipeline, DitPipeline) {
+        let vm = DitPipeline::seeded_varmap(&cfg, 5, dev).unwrap();
+        let train = DitPipeline::from_varmap("t", cfg.clone(), &vm, dev).unwrap();
         let plain: std::collections::HashMap<String, Tensor> = train
             .weights
             .iter()
             .map(|(n, w)| (n.clone(), w.detach()))
             .collect();
         assert!(plain.values().all(|w| !w.track_op()));
-        let infer = DitPipeline::from_weights("i", cfg, plain, &dev).unwrap();
+        let infer = DitPipeline::from_weights("i", cfg, plain, dev).unwrap();
+        (train, infer)
+    }
+
+    fn training_forward_equals_sampling_forward(cfg: DitConfig) {
+        let dev = Device::Cpu;
+        let (train, infer) = training_and_sampling_pipelines(cfg, &dev);
 
         // 32x32 at patch 8: a 4x4 grid, so patch order and positions matter.
         let (n, side) = (2, 32);
@@ -322,14 +329,7 @@ mod tests {
         let dev = Device::Cpu;
         let mut r = small();
         r.prediction = prediction;
-        let vm = DitPipeline::seeded_varmap(&r, 5, &dev).unwrap();
-        let train = DitPipeline::from_varmap("t", r.clone(), &vm, &dev).unwrap();
-        let plain = train
-            .weights
-            .iter()
-            .map(|(n, w)| (n.clone(), w.detach()))
-            .collect();
-        let infer = DitPipeline::from_weights("i", r, plain, &dev).unwrap();
+        let (train, infer) = training_and_sampling_pipelines(r, &dev);
         let x = Tensor::from_vec(
             crate::seed::gaussian_noise(2, 3 * 16 * 16),
             (1, 3, 16, 16),
