@@ -102,16 +102,32 @@ pub struct Caption {
     pub names_size: bool,
 }
 
+/// How often, in percent, a varied caption names the size, and separately
+/// the position: the mix of [`caption`] and [`caption_naming`].
+pub const DEFAULT_LAYOUT_PERCENT: u32 = 50;
+
 /// [`caption`], telling also whether the caption names the position and the
 /// size (same random draws, so the same text).
 pub fn caption_naming<R: RngCore + ?Sized>(scene: &Scene, rng: &mut R) -> Caption {
-    let with_size = chance(rng, 50);
+    caption_naming_with(scene, rng, DEFAULT_LAYOUT_PERCENT)
+}
+
+/// [`caption_naming`] naming the size with probability `layout_percent`/100,
+/// and the position with the same probability, independently (100 and above:
+/// always). It makes the same random draws whatever the percentage, so
+/// everything else about the caption is the same as under the default mix.
+pub fn caption_naming_with<R: RngCore + ?Sized>(
+    scene: &Scene,
+    rng: &mut R,
+    layout_percent: u32,
+) -> Caption {
+    let with_size = chance(rng, layout_percent);
     let background = if chance(rng, 60) {
         Some(if chance(rng, 25) { "with" } else { "on" })
     } else {
         None
     };
-    let position = chance(rng, 50);
+    let position = chance(rng, layout_percent);
     let position_first = chance(rng, 30);
     let picture_of = chance(rng, 15);
     let text = compose(

@@ -9,8 +9,8 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::caption::{below, caption_naming};
-use crate::error::Result;
+use crate::caption::{DEFAULT_LAYOUT_PERCENT, below, caption_naming_with};
+use crate::error::{Error, Result};
 use crate::render::{check_image_size, render};
 use crate::scene::{Jitter, Scene};
 use crate::vocab::{Position, Size};
@@ -95,6 +95,7 @@ pub struct Dataset {
     split: Split,
     framing: Framing,
     sizing: Sizing,
+    layout_percent: u32,
     combinations: Vec<Scene>,
 }
 
@@ -131,6 +132,7 @@ impl Dataset {
             split,
             framing: Framing::Anywhere,
             sizing: Sizing::Any,
+            layout_percent: DEFAULT_LAYOUT_PERCENT,
             combinations: split.combinations(),
         })
     }
@@ -160,6 +162,26 @@ impl Dataset {
     /// The size of samples whose caption names no size.
     pub fn sizing(&self) -> Sizing {
         self.sizing
+    }
+
+    /// The same dataset with captions that name the size with probability
+    /// `percent`/100, and the position with the same probability
+    /// ([`crate::caption_naming_with`]; the default is
+    /// [`DEFAULT_LAYOUT_PERCENT`]). Scenes, jitter and the rest of each caption
+    /// come from the same random draws at every percentage; with
+    /// [`Framing::CentreUnlessNamed`] and [`Sizing::LargeUnlessNamed`], 0 makes
+    /// every sample a large centred shape whose caption names neither.
+    pub fn with_layout_percent(mut self, percent: u32) -> Result<Dataset> {
+        if percent > 100 {
+            return Err(Error::InvalidLayoutPercent(percent));
+        }
+        self.layout_percent = percent;
+        Ok(self)
+    }
+
+    /// How often, in percent, a caption names the size (and the position).
+    pub fn layout_percent(&self) -> u32 {
+        self.layout_percent
     }
 
     /// Generates samples `0..count` of [`Dataset::new`]`(seed, image_size, split)`.
@@ -199,7 +221,7 @@ impl Dataset {
         let pick = below(&mut rng, n) as usize;
         let mut scene = self.combinations[pick];
         scene.jitter = random_jitter(&mut rng);
-        let caption = caption_naming(&scene, &mut rng);
+        let caption = caption_naming_with(&scene, &mut rng, self.layout_percent);
         if self.framing == Framing::CentreUnlessNamed && !caption.names_position {
             scene.position = Position::CENTRE;
         }

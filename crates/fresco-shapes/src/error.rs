@@ -27,6 +27,9 @@ pub enum Error {
         /// Bytes supplied.
         actual: usize,
     },
+    /// A caption mix asked for more than every caption.
+    #[error("layout percent {0} is not a percentage (expected 0..=100)")]
+    InvalidLayoutPercent(u32),
     /// Images are too small to analyse.
     #[error("image {width}x{height} is too small to analyse (min 8x8)")]
     TooSmall {

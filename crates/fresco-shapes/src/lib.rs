@@ -32,7 +32,10 @@ pub mod scene;
 pub mod vocab;
 
 pub use analyze::{Analysis, analyze, classify_colour};
-pub use caption::{Caption, PromptAttributes, caption, caption_naming, full_caption, parse_prompt};
+pub use caption::{
+    Caption, DEFAULT_LAYOUT_PERCENT, PromptAttributes, caption, caption_naming,
+    caption_naming_with, full_caption, parse_prompt,
+};
 pub use dataset::{Dataset, Framing, Sample, Sizing, Split, add_noise};
 pub use error::{Error, Result};
 pub use eval::{EvalReport, Evaluator, Ratio, Tally, mean_abs_distance};

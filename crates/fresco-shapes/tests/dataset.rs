@@ -245,3 +245,57 @@ fn large_sizing_enlarges_only_the_shapes_whose_caption_names_no_size() {
         "{canonical_count} captions name neither size nor position"
     );
 }
+
+/// The layout mix changes only whether a caption names the size and the
+/// position: the scene is the same sample for sample, 0 names neither, 100
+/// names both, and a caption that already named neither (or both) is left as
+/// it was. With the centred, large defaults, 0 gives only large centred shapes.
+#[test]
+fn layout_percent_changes_only_how_often_captions_name_size_and_position() {
+    let base = Dataset::new(8, 32, Split::Train).unwrap();
+    assert_eq!(base.layout_percent(), 50);
+    let none = base.clone().with_layout_percent(0).unwrap();
+    let both = base.clone().with_layout_percent(100).unwrap();
+    let (mut kept_plain, mut kept_full) = (0, 0);
+    for i in 0..400 {
+        let a = base.sample(i).unwrap();
+        let (n, b) = (none.sample(i).unwrap(), both.sample(i).unwrap());
+        assert_eq!((n.scene, b.scene), (a.scene, a.scene), "sample {i}");
+        assert_eq!((&n.rgb, &b.rgb), (&a.rgb, &a.rgb), "sample {i}");
+        let asked = parse_prompt(&a.caption);
+        let plain = parse_prompt(&n.caption);
+        assert_eq!((plain.size, plain.position), (None, None), "{}", n.caption);
+        assert_eq!((plain.shape, plain.colour), (asked.shape, asked.colour));
+        let full = parse_prompt(&b.caption);
+        assert_eq!(full.size, Some(a.scene.size), "{}", b.caption);
+        assert_eq!(full.position, Some(a.scene.position), "{}", b.caption);
+        assert_eq!(full.background, asked.background, "{}", b.caption);
+        if asked.size.is_none() && asked.position.is_none() {
+            kept_plain += 1;
+            assert_eq!(n.caption, a.caption);
+        }
+        if asked.size.is_some() && asked.position.is_some() {
+            kept_full += 1;
+            assert_eq!(b.caption, a.caption);
+        }
+    }
+    assert!(
+        kept_plain > 60 && kept_full > 60,
+        "{kept_plain} / {kept_full}"
+    );
+
+    let canonical = base
+        .with_framing(Framing::CentreUnlessNamed)
+        .with_sizing(Sizing::LargeUnlessNamed)
+        .with_layout_percent(0)
+        .unwrap();
+    for i in 0..100 {
+        let s = canonical.scene(i);
+        assert_eq!((s.size, s.position), (Size::Large, Position::CENTRE));
+    }
+    let err = Dataset::new(8, 32, Split::Train)
+        .unwrap()
+        .with_layout_percent(101)
+        .unwrap_err();
+    assert!(err.to_string().contains("0..=100"), "{err}");
+}

@@ -17,7 +17,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use fresco_diffusion::{DitConfig, DitPipeline, splitmix64};
-use fresco_shapes::{Dataset, Framing, Sizing, Split};
+use fresco_shapes::{DEFAULT_LAYOUT_PERCENT, Dataset, Framing, Sizing, Split};
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
@@ -56,6 +56,9 @@ pub struct TrainOptions {
     pub framing: Framing,
     /// How large a training shape is when its caption names no size.
     pub sizing: Sizing,
+    /// How often, in percent, a training caption names the size, and
+    /// separately the position (see [`Dataset::with_layout_percent`]).
+    pub layout_percent: u32,
     /// Probability of training a sample with the null caption.
     pub caption_dropout: f64,
     /// Distribution of flow times.
@@ -97,6 +100,7 @@ impl TrainOptions {
             image_size: 32,
             framing: Framing::Anywhere,
             sizing: Sizing::Any,
+            layout_percent: DEFAULT_LAYOUT_PERCENT,
             caption_dropout: 0.1,
             time_sampling: TimeSampling::LogitNormal,
             logit_normal: LogitNormalParams::default(),
@@ -120,6 +124,9 @@ impl TrainOptions {
         }
         if !(0.0..=1.0).contains(&self.caption_dropout) {
             return bad("caption dropout must be in [0, 1]");
+        }
+        if self.layout_percent > 100 {
+            return bad("the layout words percent must be in 0..=100");
         }
         if self.dataset_size == Some(0) {
             return bad("dataset size must be > 0");
@@ -332,7 +339,8 @@ impl Trainer {
         }
         let dataset = Dataset::new(opts.seed, opts.image_size, Split::Train)?
             .with_framing(opts.framing)
-            .with_sizing(opts.sizing);
+            .with_sizing(opts.sizing)
+            .with_layout_percent(opts.layout_percent)?;
         let ema = opts.ema_decay.map(|d| Ema::new(&varmap, d)).transpose()?;
         Ok(Self {
             opts,

@@ -62,6 +62,17 @@ fn a_bad_logit_normal_scale_is_refused_with_its_rule() {
     }
 }
 
+#[test]
+fn a_layout_words_percent_above_100_is_refused_with_its_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts(dir.path(), 1);
+    o.layout_percent = 101;
+    let err = Trainer::new(o, Preset::Tiny.config(), &Device::Cpu)
+        .err()
+        .expect("101 % must be refused");
+    assert!(err.to_string().contains("0..=100"), "{err}");
+}
+
 /// End to end through the real training step and the real pipeline: a model
 /// trained on a single image must, when sampled with that image's caption, draw
 /// (roughly) that image. Catches a disagreement between the training path/target

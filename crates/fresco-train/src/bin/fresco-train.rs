@@ -87,6 +87,12 @@ struct Args {
     /// drawn) or large (a caption without a size word means a large shape).
     #[arg(long, value_enum, default_value = "any")]
     unnamed_size: UnnamedSize,
+    /// How often, in percent, a training caption names the size, and
+    /// separately the position (0 with centre and large: every sample is a
+    /// large centred shape whose caption names neither).
+    #[arg(long, default_value_t = fresco_shapes::DEFAULT_LAYOUT_PERCENT,
+          value_parser = clap::value_parser!(u32).range(0..=100))]
+    layout_words_percent: u32,
     /// Probability of training on the empty (null) caption, for guidance.
     #[arg(long, default_value_t = 0.1)]
     caption_dropout: f64,
@@ -192,6 +198,7 @@ fn main() -> Result<()> {
             UnnamedSize::Any => Sizing::Any,
             UnnamedSize::Large => Sizing::LargeUnlessNamed,
         },
+        layout_percent: args.layout_words_percent,
         caption_dropout: args.caption_dropout,
         time_sampling: args.t_sampling,
         logit_normal: LogitNormalParams {
