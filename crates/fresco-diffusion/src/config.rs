@@ -63,6 +63,17 @@ pub struct DitConfig {
     /// modulation.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub layout_hidden: usize,
+    /// A learned embedding for every cell of the largest patch grid
+    /// (`max_side / patch_size` cells a side, ViT style), added to the sin-cos
+    /// positions; omitted from `config.json` when off. The sin-cos features
+    /// change slowly from one cell to the next, so a network that must draw a
+    /// sharp outline from the caption alone (at high noise nothing else tells
+    /// it where the edges go) learns it slowly; a free vector per cell can
+    /// mark "this cell is on the edge" at once. A grid smaller than the largest
+    /// uses the table's top-left cells. Under adaLN-Zero the table starts at
+    /// zero.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub learned_positions: bool,
 }
 
 /// Parameterisation of the DiT's output head.
@@ -185,6 +196,7 @@ impl DitConfig {
             prediction: Prediction::Velocity,
             refiner_channels: 0,
             layout_hidden: 0,
+            learned_positions: false,
         }
     }
 

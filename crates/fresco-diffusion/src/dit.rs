@@ -10,7 +10,9 @@
 //! [`DitConfig::refiner_channels`] set, a pixel refiner (two 3×3 convolutions
 //! over per-pixel features and the noisy input) replaces the plain unpatchify.
 //! With [`DitConfig::layout_hidden`] set, a caption layout MLP adds a learned
-//! function of (grid position, pooled caption) to every patch token.
+//! function of (grid position, pooled caption) to every patch token. With
+//! [`DitConfig::learned_positions`], a learned vector per grid cell joins the
+//! sin-cos positions.
 //!
 //! Weight names (safetensors keys) are under `dit.`. With
 //! [`DitConfig::adaln_zero`] (training) fresh weights zero-init the adaLN
@@ -186,6 +188,45 @@ impl CaptionLayout {
     }
 }
 
+/// The learned position table ([`DitConfig::learned_positions`]): one vector
+/// per cell of the largest patch grid, stored row-major as
+/// `[side·side, hidden]` under `dit.pos_table.weight`.
+struct PositionTable {
+    side: usize,
+    weight: Tensor,
+}
+
+impl PositionTable {
+    fn new(cfg: &DitConfig, vb: VarBuilder) -> Result<Self> {
+        let side = cfg.max_side as usize / cfg.patch_size;
+        let init = if cfg.adaln_zero {
+            Init::Const(0.0)
+        } else {
+            FINAL_INIT
+        };
+        let weight = vb.get_with_hints((side * side, cfg.hidden_size), "weight", init)?;
+        Ok(Self { side, weight })
+    }
+
+    /// The vectors of the top-left `gh × gw` cells, row-major: `[1, gh·gw, hidden]`.
+    fn grid(&self, gh: usize, gw: usize) -> Result<Tensor> {
+        if gh > self.side || gw > self.side {
+            return Err(Error::InvalidParams(format!(
+                "a {gw}x{gh} patch grid exceeds the learned {0}x{0} position table",
+                self.side
+            )));
+        }
+        let hidden = self.weight.dim(1)?;
+        Ok(self
+            .weight
+            .reshape((self.side, self.side, hidden))?
+            .narrow(0, 0, gh)?
+            .narrow(1, 0, gw)?
+            .contiguous()?
+            .reshape((1, gh * gw, hidden))?)
+    }
+}
+
 /// The DiT velocity model.
 pub(crate) struct Dit {
     patch: usize,
@@ -201,6 +242,7 @@ pub(crate) struct Dit {
     final_linear: Linear,
     refiner: Option<Refiner>,
     layout: Option<CaptionLayout>,
+    positions: Option<PositionTable>,
     prediction: Prediction,
 }
 
@@ -244,6 +286,10 @@ impl Dit {
             layout: (cfg.layout_hidden > 0)
                 .then(|| CaptionLayout::new(cfg, vb.pp("layout")))
                 .transpose()?,
+            positions: cfg
+                .learned_positions
+                .then(|| PositionTable::new(cfg, vb.pp("pos_table")))
+                .transpose()?,
             prediction: cfg.prediction,
         })
     }
@@ -275,11 +321,14 @@ impl Dit {
         let device = x.device();
 
         let patches = patchify(x, p)?;
-        let pos = Tensor::from_vec(
+        let mut pos = Tensor::from_vec(
             sincos_2d(gh, gw, self.hidden),
             (1, gh * gw, self.hidden),
             device,
         )?;
+        if let Some(table) = &self.positions {
+            pos = (pos + table.grid(gh, gw)?)?;
+        }
         let mut tokens = self.x_embed.forward(&patches)?.broadcast_add(&pos)?;
         if let Some(layout) = &self.layout {
             tokens = (tokens + layout.forward(&pos, &ctx.pooled)?)?;
@@ -396,6 +445,30 @@ mod tests {
         );
         let moved = a.iter().map(|x| x.abs()).fold(0f32, f32::max);
         assert!(moved > 1e-3, "the output does not depend on the position");
+    }
+
+    /// A grid smaller than the table takes its top-left cells in row-major
+    /// order (so a cell keeps its vector whatever the image size), and a grid
+    /// larger than the table is refused.
+    #[test]
+    fn position_table_gives_each_cell_its_own_vector() {
+        let dev = Device::Cpu;
+        let mut cfg = DitConfig::tiny();
+        cfg.learned_positions = true;
+        cfg.max_side = 4 * cfg.patch_size as u32;
+        let varmap = candle_nn::VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+        let table = PositionTable::new(&cfg, vb).unwrap();
+        assert_eq!(table.side, 4);
+        let rows = table.weight.to_vec2::<f32>().unwrap();
+        let grid = table.grid(2, 3).unwrap();
+        assert_eq!(grid.dims(), &[1, 6, cfg.hidden_size]);
+        let got = grid.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+        for (k, cell) in [0, 1, 2, 4, 5, 6].into_iter().enumerate() {
+            assert_eq!(got[k], rows[cell], "token {k}");
+        }
+        assert_ne!(rows[0], rows[1], "cells share a vector");
+        assert!(table.grid(5, 1).is_err());
     }
 
     /// Token `k` of the patchified image must be the pixels of grid cell

@@ -146,26 +146,34 @@ mod tests {
         }
     }
 
-    /// [`small`] with a pixel refiner of `channels` (0: none).
-    fn small_with_refiner(channels: usize) -> DitConfig {
-        let mut c = small();
-        c.refiner_channels = channels;
-        c
-    }
-
-    /// [`small`] with a caption layout MLP of width `hidden`.
-    fn small_with_layout(hidden: usize) -> DitConfig {
-        let mut c = small();
-        c.layout_hidden = hidden;
-        c
+    /// The architecture variants every forward test runs on: [`small`] plain,
+    /// with a pixel refiner, with a caption layout MLP and with a learned
+    /// position table.
+    fn variants() -> Vec<DitConfig> {
+        let edits: [fn(&mut DitConfig); 4] = [
+            |_| {},
+            |c| c.refiner_channels = 4,
+            |c| c.layout_hidden = 8,
+            |c| {
+                c.learned_positions = true;
+                c.max_side = 64;
+            },
+        ];
+        edits
+            .iter()
+            .map(|edit| {
+                let mut c = small();
+                edit(&mut c);
+                c
+            })
+            .collect()
     }
 
     #[test]
     fn velocity_has_gradients_and_matches_inference_path() {
-        for refiner in [0, 4] {
-            velocity_has_gradients(small_with_refiner(refiner));
+        for cfg in variants() {
+            velocity_has_gradients(cfg);
         }
-        velocity_has_gradients(small_with_layout(8));
     }
 
     fn velocity_has_gradients(cfg: DitConfig) {
@@ -214,10 +222,9 @@ mod tests {
     /// unpatchify, same positions, same caption encoding and padding mask.
     #[test]
     fn training_forward_equals_sampling_forward_on_the_same_weights() {
-        for refiner in [0, 4] {
-            training_forward_equals_sampling_forward(small_with_refiner(refiner));
+        for cfg in variants() {
+            training_forward_equals_sampling_forward(cfg);
         }
-        training_forward_equals_sampling_forward(small_with_layout(8));
     }
 
     /// A trainable pipeline with seeded random (not adaLN-Zero) weights, so every
@@ -277,8 +284,7 @@ mod tests {
 
     #[test]
     fn adaln_zero_starts_at_zero_velocity() {
-        for refiner in [0, 4] {
-            let mut c = small_with_refiner(refiner);
+        for mut c in variants() {
             c.adaln_zero = true;
             starts_at_zero_velocity(c);
         }

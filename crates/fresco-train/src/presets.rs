@@ -54,6 +54,7 @@ impl Preset {
             prediction: Prediction::Velocity,
             refiner_channels: 0,
             layout_hidden: 0,
+            learned_positions: false,
         }
     }
 }

@@ -131,6 +131,10 @@ struct Args {
     /// Ignored with --resume and --init-from.
     #[arg(long, default_value_t = 0)]
     layout_hidden: usize,
+    /// Add a learned embedding per patch-grid cell to the sin-cos positions.
+    /// Ignored with --resume and --init-from.
+    #[arg(long)]
+    learned_positions: bool,
     /// Weight of foreground pixels in the loss relative to background pixels
     /// (1: plain MSE).
     #[arg(long, default_value_t = 1.0)]
@@ -239,6 +243,7 @@ fn main() -> Result<()> {
             }
             config.refiner_channels = args.refiner_channels;
             config.layout_hidden = args.layout_hidden;
+            config.learned_positions = args.learned_positions;
             config.prediction = match args.prediction {
                 PredictionArg::Velocity => Prediction::Velocity,
                 PredictionArg::X0 => Prediction::X0,
