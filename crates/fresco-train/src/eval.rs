@@ -174,26 +174,50 @@ pub fn evaluate(
 /// Writes the samples as a grid PNG: one row per prompt, labelled with the prompt
 /// (held-out prompts marked `*` in orange), images magnified `scale` times.
 pub fn write_grid(out: &EvalOutput, path: &Path, scale: u32) -> Result<()> {
+    let rows: Vec<GridRow<'_>> = out
+        .samples
+        .iter()
+        .map(|(p, images)| GridRow {
+            label: format!("{}{}", if p.held_out { "* " } else { "" }, p.prompt),
+            highlight: p.held_out,
+            images,
+        })
+        .collect();
+    write_labelled_grid(&rows, out.size, path, scale)
+}
+
+/// One labelled row of a grid PNG.
+pub(crate) struct GridRow<'a> {
+    /// Text drawn left of the images.
+    pub label: String,
+    /// Draw the label in orange instead of light gray.
+    pub highlight: bool,
+    /// Row-major RGB8 images, `size × size` each.
+    pub images: &'a [Vec<u8>],
+}
+
+/// Writes `rows` as a grid PNG, images magnified `scale` times.
+pub(crate) fn write_labelled_grid(
+    rows: &[GridRow<'_>],
+    size: u32,
+    path: &Path,
+    scale: u32,
+) -> Result<()> {
     let scale = scale.clamp(1, 16);
-    let side = (out.size * scale) as usize;
+    let side = (size * scale) as usize;
     let gap = 4usize;
-    let cols = out.samples.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
+    let cols = rows.iter().map(|r| r.images.len()).max().unwrap_or(0);
     if cols == 0 {
         return Err(Error::Options("no images to put in a grid".into()));
     }
-    let labels: Vec<String> = out
-        .samples
-        .iter()
-        .map(|(p, _)| format!("{}{}", if p.held_out { "* " } else { "" }, p.prompt))
-        .collect();
-    let label_w = labels.iter().map(|l| text_width(l)).max().unwrap_or(0) + 2 * gap;
+    let label_w = rows.iter().map(|r| text_width(&r.label)).max().unwrap_or(0) + 2 * gap;
     let row_h = side.max(GLYPH_H) + gap;
     let width = label_w + cols * (side + gap) + gap;
-    let height = out.samples.len() * row_h + gap;
+    let height = rows.len() * row_h + gap;
     let mut canvas = vec![30u8; width * height * 3];
-    for (r, ((prompt, images), label)) in out.samples.iter().zip(&labels).enumerate() {
+    for (r, row) in rows.iter().enumerate() {
         let y0 = gap + r * row_h;
-        let colour = if prompt.held_out {
+        let colour = if row.highlight {
             [255, 170, 60]
         } else {
             [230, 230, 230]
@@ -203,11 +227,11 @@ pub fn write_grid(out: &EvalOutput, path: &Path, scale: u32) -> Result<()> {
             width,
             gap,
             y0 + (side.saturating_sub(GLYPH_H)) / 2,
-            label,
+            &row.label,
             colour,
         );
-        for (c, rgb) in images.iter().enumerate() {
-            let big = upscale(rgb, out.size, out.size, scale)?;
+        for (c, rgb) in row.images.iter().enumerate() {
+            let big = upscale(rgb, size, size, scale)?;
             let x0 = label_w + c * (side + gap);
             for y in 0..side {
                 let dst = ((y0 + y) * width + x0) * 3;

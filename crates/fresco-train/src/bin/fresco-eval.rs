@@ -9,7 +9,8 @@ use clap::Parser;
 use fresco_diffusion::DitPipeline;
 use fresco_train::eval::{parse_prompt_list, write_grid};
 use fresco_train::{
-    EvalOptions, SensitivityOptions, caption_sensitivity, eval_prompts, evaluate, sensitivity_table,
+    EvalOptions, ProbeOptions, SensitivityOptions, caption_sensitivity, clean_image_probe,
+    contrast_table, eval_prompts, evaluate, sensitivity_table, write_probe_grid,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -67,6 +68,14 @@ struct Args {
     /// Flow times for --sensitivity, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "0.5,0.7,0.9")]
     sensitivity_times: Vec<f64>,
+    /// Instead of sampling, probe the clean-image estimate: draw, for one
+    /// large centred scene per shape, the model's x̂0 at each of --probe-times
+    /// into this PNG, and print how much the shapes' estimates differ.
+    #[arg(long)]
+    probe: Option<PathBuf>,
+    /// Flow times for --probe, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0.95,0.85,0.7,0.5,0.3")]
+    probe_times: Vec<f64>,
 }
 
 fn main() -> Result<()> {
@@ -83,6 +92,25 @@ fn main() -> Result<()> {
         size: args.size,
         sampler: args.sampler.clone(),
     };
+    if let Some(path) = &args.probe {
+        let probe_opts = ProbeOptions {
+            times: args.probe_times.clone(),
+            seed: args.seed,
+            size: args.size,
+            ..ProbeOptions::default()
+        };
+        let probe = clean_image_probe(&pipeline, &probe_opts).context("probing")?;
+        write_probe_grid(&probe, path, args.grid_scale)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "model {} | clean-image probe, seed {}: wrote {}\n",
+            args.model.display(),
+            args.seed,
+            path.display()
+        );
+        print!("{}", contrast_table(&probe.contrast()));
+        return Ok(());
+    }
     if args.sensitivity {
         let sens = SensitivityOptions {
             images: args.sensitivity_images,
