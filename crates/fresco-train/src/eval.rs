@@ -48,7 +48,8 @@ const HELD_OUT: [(Shape, Colour, Colour); 6] = [
     (Shape::Diamond, Colour::Yellow, Colour::Black),
 ];
 
-fn prompt_text(shape: Shape, colour: Colour, background: Colour) -> String {
+/// The evaluation's prompt form: "a red circle on a white background".
+pub(crate) fn prompt_text(shape: Shape, colour: Colour, background: Colour) -> String {
     let article = |w: &str| {
         if w.starts_with(['a', 'e', 'i', 'o', 'u']) {
             "an"

@@ -3,7 +3,9 @@
 //!
 //! One canonical scene per shape (large, centred, one colour on one
 //! background) is noised to each flow time with one shared noise image, and
-//! the model estimates `x̂0 = x_t − t·v̂` under the scene's caption. At high
+//! the model estimates `x̂0 = x_t − t·v̂` under the evaluation's prompt for it
+//! ("a purple circle on a white background", which names neither size nor
+//! position, as the evaluation prompts do). At high
 //! noise `x_t` says almost nothing about the outline, so the estimate can only
 //! come from the caption: a model that has not learned the shape words draws
 //! the same blob in every row there, however well it denoises at low noise.
@@ -13,14 +15,14 @@ use std::path::Path;
 
 use candle_core::Tensor;
 use fresco_diffusion::DitPipeline;
+use fresco_shapes::Scene;
 use fresco_shapes::image_io::{chw_to_rgb, rgb_to_chw};
 use fresco_shapes::render::render;
 use fresco_shapes::vocab::{Colour, Position, Shape, Size};
-use fresco_shapes::{Scene, full_caption};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::eval::{GridRow, write_labelled_grid};
+use crate::eval::{GridRow, prompt_text, write_labelled_grid};
 use crate::schedule::{normal_vec, step_rng};
 
 /// What to probe.
@@ -53,7 +55,7 @@ impl Default for ProbeOptions {
 /// One shape's row: its clean scene and the model's estimate at each time.
 #[derive(Debug, Clone)]
 pub struct ProbeRow {
-    /// The scene's caption.
+    /// The prompt the estimates were conditioned on.
     pub caption: String,
     /// The clean scene, planar `[3, S, S]` in `[-1, 1]`.
     pub clean: Vec<f32>,
@@ -110,7 +112,7 @@ pub fn clean_image_probe(pipeline: &DitPipeline, opts: &ProbeOptions) -> Result<
                 opts.background.word()
             )));
         }
-        let caption = full_caption(&scene);
+        let caption = prompt_text(shape, opts.colour, opts.background);
         let ids = pipeline.tokenizer().tokenize(&caption).ids;
         let clean = rgb_to_chw(&render(&scene, size)?, size, size)?;
         let mut estimates = Vec::with_capacity(opts.times.len());
