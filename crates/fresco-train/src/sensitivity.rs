@@ -16,10 +16,11 @@ use fresco_diffusion::DitPipeline;
 use fresco_shapes::image_io::rgb_to_chw;
 use fresco_shapes::scene::Scene;
 use fresco_shapes::vocab::{Colour, Position, Shape, Size};
-use fresco_shapes::{Dataset, Split, full_caption};
+use fresco_shapes::{Dataset, Framing, Sizing, Split, full_caption};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::eval::prompt_text;
 use crate::schedule::{normal_vec, step_rng};
 
 /// A caption attribute whose word can be swapped.
@@ -100,6 +101,12 @@ pub struct SensitivityOptions {
     pub times: Vec<f64>,
     /// Dataset and noise seed.
     pub seed: u64,
+    /// Measure on canonical pictures (large, centred) under the evaluation's
+    /// prompt form, which names neither size nor position, swapping colour,
+    /// shape and background only: the captions a model trained with
+    /// `--layout-words-percent 0` knows. Otherwise every caption names every
+    /// attribute.
+    pub canonical: bool,
     /// Image side.
     pub size: u32,
 }
@@ -111,6 +118,7 @@ impl Default for SensitivityOptions {
             times: vec![0.5, 0.7, 0.9],
             seed: 1,
             size: 32,
+            canonical: false,
         }
     }
 }
@@ -144,7 +152,18 @@ pub fn caption_sensitivity(
             "sensitivity needs at least one image and flow times in [0, 1]".into(),
         ));
     }
-    let dataset = Dataset::new(opts.seed, opts.size, Split::Train)?;
+    let mut dataset = Dataset::new(opts.seed, opts.size, Split::Train)?;
+    let (attributes, caption): (&[Attribute], fn(&Scene) -> String) = if opts.canonical {
+        dataset = dataset
+            .with_framing(Framing::CentreUnlessNamed)
+            .with_sizing(Sizing::LargeUnlessNamed)
+            .with_layout_percent(0)?;
+        (&Attribute::ALL[..3], |s| {
+            prompt_text(s.shape, s.colour, s.background)
+        })
+    } else {
+        (&Attribute::ALL, full_caption)
+    };
     let side = opts.size as usize;
     let per = 3 * side * side;
     let device = pipeline.device().clone();
@@ -159,11 +178,12 @@ pub fn caption_sensitivity(
         .collect::<Result<Vec<_>>>()?;
     let mut rows = Vec::new();
     for &t in &opts.times {
-        for attribute in Attribute::ALL {
+        for &attribute in attributes {
             let mut tally = Tally::default();
             for (scene, x0, noise) in &probes {
                 let variants = attribute.variants(scene);
-                let errors = estimate_errors(pipeline, x0, noise, t, &variants, side, &device)?;
+                let captions: Vec<String> = variants.iter().map(caption).collect();
+                let errors = estimate_errors(pipeline, x0, noise, t, &captions, side, &device)?;
                 tally.add(&errors);
             }
             rows.push(tally.finish(attribute, t));
@@ -172,14 +192,14 @@ pub fn caption_sensitivity(
     Ok(rows)
 }
 
-/// Mean squared error of `x̂0` against `x0` under the full caption of each of
-/// `scenes`, one model call for all of them.
+/// Mean squared error of `x̂0` against `x0` under each of `captions`, one
+/// model call for all of them.
 fn estimate_errors(
     pipeline: &DitPipeline,
     x0: &[f32],
     noise: &[f32],
     t: f64,
-    scenes: &[Scene],
+    captions: &[String],
     side: usize,
     device: &Device,
 ) -> Result<Vec<f64>> {
@@ -189,14 +209,14 @@ fn estimate_errors(
         .zip(noise)
         .map(|(&x, &e)| (1.0 - tf) * x + tf * e)
         .collect();
-    let n = scenes.len();
+    let n = captions.len();
     let x_t = Tensor::from_vec(x_t, (1, 3, side, side), device)?.repeat((n, 1, 1, 1))?;
     let x0 = Tensor::from_vec(x0.to_vec(), (1, 3, side, side), device)?;
-    let captions: Vec<Vec<u32>> = scenes
+    let ids: Vec<Vec<u32>> = captions
         .iter()
-        .map(|s| pipeline.tokenizer().tokenize(&full_caption(s)).ids)
+        .map(|c| pipeline.tokenizer().tokenize(c).ids)
         .collect();
-    let v = pipeline.velocity(&x_t, &[t], &captions)?;
+    let v = pipeline.velocity(&x_t, &[t], &ids)?;
     let estimate = (x_t - (v * t)?)?;
     let errors = estimate
         .broadcast_sub(&x0)?

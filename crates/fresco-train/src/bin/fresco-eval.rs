@@ -65,6 +65,11 @@ struct Args {
     /// Training images per attribute and flow time for --sensitivity.
     #[arg(long, default_value_t = 48)]
     sensitivity_images: usize,
+    /// Measure --sensitivity on large centred pictures under the evaluation's
+    /// prompt form (colour, shape and background only), the captions of a
+    /// model trained with --layout-words-percent 0.
+    #[arg(long)]
+    sensitivity_canonical: bool,
     /// Flow times for --sensitivity, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "0.5,0.7,0.9")]
     sensitivity_times: Vec<f64>,
@@ -117,6 +122,7 @@ fn main() -> Result<()> {
             times: args.sensitivity_times.clone(),
             seed: args.seed,
             size: args.size,
+            canonical: args.sensitivity_canonical,
         };
         let rows = caption_sensitivity(&pipeline, &sens).context("measuring sensitivity")?;
         println!(
