@@ -49,6 +49,11 @@ impl Attribute {
         Attribute::Position,
     ];
 
+    /// The attributes the evaluation's prompt form names (see
+    /// [`SensitivityOptions::canonical`]).
+    pub const CANONICAL: [Attribute; 3] =
+        [Attribute::Colour, Attribute::Shape, Attribute::Background];
+
     /// `scene` and every valid scene that differs from it in this attribute
     /// only; the true scene comes first.
     fn variants(self, scene: &Scene) -> Vec<Scene> {
@@ -158,7 +163,7 @@ pub fn caption_sensitivity(
             .with_framing(Framing::CentreUnlessNamed)
             .with_sizing(Sizing::LargeUnlessNamed)
             .with_layout_percent(0)?;
-        (&Attribute::ALL[..3], |s| {
+        (&Attribute::CANONICAL, |s| {
             prompt_text(s.shape, s.colour, s.background)
         })
     } else {
