@@ -82,6 +82,15 @@ fn foreground_mask(rgb: &[u8], background: [u8; 3]) -> Vec<f32> {
     plane.repeat(3)
 }
 
+/// `x_t = (1 − t)·x0 + t·noise` for one image: the flow's noisy point at `t`.
+pub(crate) fn noised(x0: &[f32], noise: &[f32], t: f64) -> Vec<f32> {
+    let tf = t as f32;
+    x0.iter()
+        .zip(noise)
+        .map(|(&x, &e)| (1.0 - tf) * x + tf * e)
+        .collect()
+}
+
 /// Model inputs and regression target of one step.
 pub struct NoisyBatch {
     /// `x_t: [B, 3, S, S]`.

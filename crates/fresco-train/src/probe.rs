@@ -21,6 +21,7 @@ use fresco_shapes::render::render;
 use fresco_shapes::vocab::{Colour, Position, Shape, Size};
 use serde::Serialize;
 
+use crate::data::noised;
 use crate::error::{Error, Result};
 use crate::eval::{GridRow, prompt_text, write_labelled_grid};
 use crate::schedule::{normal_vec, step_rng};
@@ -117,13 +118,7 @@ pub fn clean_image_probe(pipeline: &DitPipeline, opts: &ProbeOptions) -> Result<
         let clean = rgb_to_chw(&render(&scene, size)?, size, size)?;
         let mut estimates = Vec::with_capacity(opts.times.len());
         for &t in &opts.times {
-            let tf = t as f32;
-            let x_t: Vec<f32> = clean
-                .iter()
-                .zip(&noise)
-                .map(|(&x, &e)| (1.0 - tf) * x + tf * e)
-                .collect();
-            let x_t = Tensor::from_vec(x_t, (1, 3, side, side), &device)?;
+            let x_t = Tensor::from_vec(noised(&clean, &noise, t), (1, 3, side, side), &device)?;
             let v = pipeline.velocity(&x_t, &[t], std::slice::from_ref(&ids))?;
             let estimate = (x_t - (v * t)?)?.flatten_all()?.to_vec1::<f32>()?;
             estimates.push(estimate);

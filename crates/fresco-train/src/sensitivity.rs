@@ -19,6 +19,7 @@ use fresco_shapes::vocab::{Colour, Position, Shape, Size};
 use fresco_shapes::{Dataset, Framing, Sizing, Split, full_caption};
 use serde::Serialize;
 
+use crate::data::noised;
 use crate::error::{Error, Result};
 use crate::eval::prompt_text;
 use crate::schedule::{normal_vec, step_rng};
@@ -208,14 +209,9 @@ fn estimate_errors(
     side: usize,
     device: &Device,
 ) -> Result<Vec<f64>> {
-    let tf = t as f32;
-    let x_t: Vec<f32> = x0
-        .iter()
-        .zip(noise)
-        .map(|(&x, &e)| (1.0 - tf) * x + tf * e)
-        .collect();
     let n = captions.len();
-    let x_t = Tensor::from_vec(x_t, (1, 3, side, side), device)?.repeat((n, 1, 1, 1))?;
+    let x_t =
+        Tensor::from_vec(noised(x0, noise, t), (1, 3, side, side), device)?.repeat((n, 1, 1, 1))?;
     let x0 = Tensor::from_vec(x0.to_vec(), (1, 3, side, side), device)?;
     let ids: Vec<Vec<u32>> = captions
         .iter()
