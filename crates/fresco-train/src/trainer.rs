@@ -125,9 +125,6 @@ impl TrainOptions {
         if !(0.0..=1.0).contains(&self.caption_dropout) {
             return bad("caption dropout must be in [0, 1]");
         }
-        if self.layout_percent > 100 {
-            return bad("the layout words percent must be in 0..=100");
-        }
         if self.dataset_size == Some(0) {
             return bad("dataset size must be > 0");
         }
