@@ -2,8 +2,9 @@
 //!
 //! This crate owns the [`Pipeline`] abstraction the worker codes against, the
 //! built-in DiT flow-matching model ([`DitPipeline`], id `tiny-random-dit`), the
-//! model [`registry`], an LRU [`cache::ModelCache`] of loaded pipelines, and PNG
-//! encoding with text metadata ([`png_encode`]).
+//! model [`registry`], an LRU [`cache::ModelCache`] of loaded pipelines, PNG
+//! encoding with text metadata ([`png_encode`]), and the `--device` names the
+//! worker and the training tools accept ([`device`]).
 //!
 //! Reproducibility contract: image `k` of a task with seed `s` starts from noise
 //! drawn only from [`derive_image_seed`]`(s, k)`, so every image can be
@@ -15,6 +16,7 @@
 
 pub mod cache;
 pub mod config;
+pub mod device;
 mod dit;
 pub mod error;
 mod init;
@@ -32,6 +34,7 @@ mod vocab;
 
 pub use cache::{CacheStats, ModelCache};
 pub use config::{DitConfig, Prediction, TextConfig};
+pub use device::{device_label, parse_device};
 pub use error::{Error, Result};
 pub use pipeline::DitPipeline;
 pub use registry::ModelRegistry;

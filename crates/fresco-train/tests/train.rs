@@ -338,3 +338,37 @@ fn eval_runs_end_to_end_on_a_tiny_random_model() {
     assert!(stdout.contains("| overall | 40 |"), "{stdout}");
     assert!(grid2.is_file());
 }
+
+/// Runs `binary` with `args` and returns its stderr, asserting that it failed.
+fn failing_run(binary: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new(binary)
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "{binary} {args:?} succeeded");
+    stderr
+}
+
+#[test]
+fn both_binaries_refuse_a_device_they_cannot_use_and_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let out = out.to_str().unwrap();
+    let train = env!("CARGO_BIN_EXE_fresco-train");
+    let eval = env!("CARGO_BIN_EXE_fresco-eval");
+    let err = failing_run(train, &["--out", out, "--device", "gpu"]);
+    assert!(err.contains("`gpu`: expected cpu, cuda or cuda:N"), "{err}");
+    let err = failing_run(eval, &["--model", out, "--device", "cuda:one"]);
+    assert!(err.contains("`cuda:one`: expected cuda or cuda:N"), "{err}");
+    if cfg!(not(feature = "cuda")) {
+        for (binary, folder_flag) in [(train, "--out"), (eval, "--model")] {
+            let err = failing_run(binary, &[folder_flag, out, "--device", "cuda"]);
+            assert!(err.contains("--features cuda"), "{err}");
+        }
+    }
+    assert!(
+        !dir.path().join("run").exists(),
+        "a refused run must not write its output folder"
+    );
+}

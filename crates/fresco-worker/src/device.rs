@@ -2,32 +2,10 @@
 //! turned into candle's device and float type, and the default model-cache
 //! budget taken from the memory the models will live in.
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use candle_core::{DType, Device};
+pub use fresco_diffusion::{device_label, parse_device};
 use tracing::info;
-
-/// The device named by `--device`: `cpu`, `cuda` or `cuda:N`.
-pub fn parse_device(name: &str) -> anyhow::Result<Device> {
-    match name {
-        "cpu" => Ok(Device::Cpu),
-        _ => {
-            let ordinal = match name.strip_prefix("cuda") {
-                Some("") => 0,
-                Some(rest) => rest
-                    .strip_prefix(':')
-                    .and_then(|n| n.parse::<usize>().ok())
-                    .with_context(|| format!("--device {name}: expected cuda or cuda:N"))?,
-                None => bail!("--device {name}: expected cpu, cuda or cuda:N"),
-            };
-            Device::new_cuda(ordinal).with_context(|| {
-                format!(
-                    "--device {name}: no CUDA device here (a worker built with \
-                     `--features cuda` on a machine with an NVIDIA GPU is needed)"
-                )
-            })
-        }
-    }
-}
 
 /// The float type named by `--dtype` (f32, f16 or bf16) for `device`: half
 /// precision only on a GPU, where it is fast; the CPU computes in f32.
@@ -42,15 +20,6 @@ pub fn parse_dtype(name: &str, device: &Device) -> anyhow::Result<DType> {
         bail!("--dtype {name}: half precision needs a GPU device; on the CPU use f32");
     }
     Ok(dtype)
-}
-
-/// The device's name as the coordinator lists it.
-pub fn device_label(device: &Device) -> String {
-    match device.location() {
-        candle_core::DeviceLocation::Cpu => "cpu".into(),
-        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
-        candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
-    }
 }
 
 /// Bytes of model weights to keep loaded when `--cache-budget-mb` is not

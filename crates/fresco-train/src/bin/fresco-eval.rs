@@ -4,9 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use candle_core::Device;
 use clap::Parser;
-use fresco_diffusion::DitPipeline;
+use fresco_diffusion::{DitPipeline, parse_device};
 use fresco_train::eval::{parse_prompt_list, write_grid};
 use fresco_train::{
     EvalOptions, ProbeOptions, SensitivityOptions, caption_sensitivity, clean_image_probe,
@@ -24,6 +23,10 @@ struct Args {
     /// Model directory (config.json + model.safetensors).
     #[arg(long)]
     model: PathBuf,
+    /// Where to sample: cpu, cuda or cuda:N (cuda needs a build with
+    /// `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// Images per prompt.
     #[arg(long, default_value_t = 4)]
     k: u32,
@@ -87,7 +90,8 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
     tracing_subscriber::fmt().with_env_filter(filter).init();
-    let pipeline = DitPipeline::from_dir(&args.model, &Device::Cpu)
+    let device = parse_device(&args.device)?;
+    let pipeline = DitPipeline::from_dir(&args.model, &device)
         .with_context(|| format!("loading {}", args.model.display()))?;
     let opts = EvalOptions {
         k: args.k,

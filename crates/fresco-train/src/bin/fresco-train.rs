@@ -4,9 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use candle_core::Device;
 use clap::{Parser, ValueEnum};
-use fresco_diffusion::Prediction;
+use fresco_diffusion::{Prediction, parse_device};
 use fresco_shapes::{Framing, Sizing};
 use fresco_train::{AdamWConfig, LogitNormalParams, Preset, TimeSampling, TrainOptions, Trainer};
 use tracing_subscriber::EnvFilter;
@@ -169,6 +168,11 @@ struct Args {
     /// 0.995) as the model; must be given again with --resume.
     #[arg(long)]
     ema_decay: Option<f64>,
+    /// Where to train: cpu, cuda or cuda:N (cuda needs a build with
+    /// `--features cuda`; keep `--shards 1` there, the GPU parallelises the
+    /// batch itself).
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// Emit logs as JSON lines.
     #[arg(long)]
     log_json: bool,
@@ -221,7 +225,7 @@ fn main() -> Result<()> {
         foreground_weight: args.foreground_weight,
         shards: args.shards,
     };
-    let device = Device::Cpu;
+    let device = parse_device(&args.device)?;
     let mut trainer = match (&args.resume, &args.init_from) {
         (Some(ckpt), _) => Trainer::resume(opts, ckpt, &device)
             .with_context(|| format!("resuming from {}", ckpt.display()))?,
