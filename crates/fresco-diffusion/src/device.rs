@@ -33,7 +33,8 @@ pub fn parse_device(name: &str) -> Result<Device> {
     })
 }
 
-/// The device's name as `parse_device` accepts it (`metal:N` for Metal).
+/// The device's name: `cpu` or `cuda:N` (as [`parse_device`] accepts them),
+/// or `metal:N`.
 pub fn device_label(device: &Device) -> String {
     match device.location() {
         candle_core::DeviceLocation::Cpu => "cpu".into(),

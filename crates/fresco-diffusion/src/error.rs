@@ -74,6 +74,7 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+
     /// A device name (`--device`) is malformed, or names a GPU this build or
     /// machine does not have.
     #[error("device {0}")]
