@@ -13,7 +13,7 @@ use crate::caption::{DEFAULT_LAYOUT_PERCENT, below, caption_naming_with};
 use crate::error::{Error, Result};
 use crate::render::{check_image_size, render};
 use crate::scene::{Jitter, Scene};
-use crate::vocab::{Position, Size};
+use crate::vocab::{Position, Shape, Size};
 
 /// Which attribute combinations a dataset draws from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -96,6 +96,7 @@ pub struct Dataset {
     framing: Framing,
     sizing: Sizing,
     layout_percent: u32,
+    shape_weights: [u32; Shape::ALL.len()],
     combinations: Vec<Scene>,
 }
 
@@ -133,8 +134,43 @@ impl Dataset {
             framing: Framing::Anywhere,
             sizing: Sizing::Any,
             layout_percent: DEFAULT_LAYOUT_PERCENT,
+            shape_weights: [1; Shape::ALL.len()],
             combinations: split.combinations(),
         })
+    }
+
+    /// Largest weight [`Dataset::with_shape_weight`] accepts.
+    pub const MAX_SHAPE_WEIGHT: u32 = 16;
+
+    /// The same dataset with the combinations of `shape` drawn `weight` times
+    /// as often as the rest (the default weight of every shape is 1), for
+    /// training more on a shape a model finds hard. Each sample still draws one
+    /// combination from its own stream, so every weight gives a reproducible
+    /// dataset; at weight 1 it is the unweighted one, sample for sample.
+    pub fn with_shape_weight(mut self, shape: Shape, weight: u32) -> Result<Dataset> {
+        if !(1..=Self::MAX_SHAPE_WEIGHT).contains(&weight) {
+            return Err(Error::InvalidShapeWeight {
+                shape: shape.word(),
+                weight,
+                max: Self::MAX_SHAPE_WEIGHT,
+            });
+        }
+        self.shape_weights[shape.index()] = weight;
+        self.combinations = self
+            .split
+            .combinations()
+            .into_iter()
+            .flat_map(|scene| {
+                let repeats = self.shape_weights[scene.shape.index()] as usize;
+                std::iter::repeat_n(scene, repeats)
+            })
+            .collect();
+        Ok(self)
+    }
+
+    /// How many times as often as weight 1 the combinations of `shape` are drawn.
+    pub fn shape_weight(&self, shape: Shape) -> u32 {
+        self.shape_weights[shape.index()]
     }
 
     /// The same dataset with another [`Framing`] (the default is

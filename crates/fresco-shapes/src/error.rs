@@ -30,6 +30,16 @@ pub enum Error {
     /// A caption mix asked for more than every caption.
     #[error("layout percent {0} is not a percentage (expected 0..=100)")]
     InvalidLayoutPercent(u32),
+    /// A shape weight outside `1..=max`.
+    #[error("shape weight {shape}={weight} is out of range (expected 1..={max})")]
+    InvalidShapeWeight {
+        /// The shape's word.
+        shape: &'static str,
+        /// The weight asked for.
+        weight: u32,
+        /// The largest weight accepted.
+        max: u32,
+    },
     /// Images are too small to analyse.
     #[error("image {width}x{height} is too small to analyse (min 8x8)")]
     TooSmall {

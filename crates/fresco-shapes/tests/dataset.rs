@@ -1,7 +1,7 @@
 //! Determinism, split and caption tests for the generator.
 
 use fresco_shapes::{
-    Dataset, Framing, Position, PromptAttributes, Scene, Size, Sizing, Split, caption,
+    Dataset, Framing, Position, PromptAttributes, Scene, Shape, Size, Sizing, Split, caption,
     full_caption, parse_prompt, vocabulary,
 };
 use rand::SeedableRng;
@@ -298,4 +298,58 @@ fn layout_percent_changes_only_how_often_captions_name_size_and_position() {
         .with_layout_percent(101)
         .unwrap_err();
     assert!(err.to_string().contains("0..=100"), "{err}");
+}
+
+/// A shape weight changes how often that shape is drawn and nothing else: at
+/// weight 1 the dataset is the unweighted one sample for sample; at weight 3
+/// stars make about 3/9 of the samples instead of 1/7, the held-out rule still
+/// holds, and every caption still names the scene's own shape.
+#[test]
+fn shape_weight_draws_a_shape_more_often_and_keeps_the_split() {
+    let base = Dataset::new(9, 32, Split::Train).unwrap();
+    assert_eq!(base.shape_weight(Shape::Star), 1);
+    let same = base.clone().with_shape_weight(Shape::Star, 1).unwrap();
+    for i in 0..200 {
+        assert_eq!(
+            same.sample(i).unwrap(),
+            base.sample(i).unwrap(),
+            "sample {i}"
+        );
+    }
+
+    let stars = base.clone().with_shape_weight(Shape::Star, 3).unwrap();
+    assert_eq!(stars.shape_weight(Shape::Star), 3);
+    assert_eq!(stars.shape_weight(Shape::Circle), 1);
+    let n = 7_000;
+    let (mut weighted, mut plain) = (0, 0);
+    for i in 0..n {
+        let s = stars.sample(i).unwrap();
+        assert!(!s.scene.is_held_out(), "sample {i} is held out");
+        assert_eq!(
+            parse_prompt(&s.caption).shape,
+            Some(s.scene.shape),
+            "{}",
+            s.caption
+        );
+        weighted += usize::from(s.scene.shape == Shape::Star);
+        plain += usize::from(base.scene(i).shape == Shape::Star);
+    }
+    // Stars have one held-out colour, so their share is a little under 3/9 and 1/7.
+    let (weighted, plain) = (weighted as f64 / n as f64, plain as f64 / n as f64);
+    assert!(
+        (0.29..0.35).contains(&weighted),
+        "weighted star share {weighted}"
+    );
+    assert!((0.12..0.16).contains(&plain), "plain star share {plain}");
+
+    for bad in [0, Dataset::MAX_SHAPE_WEIGHT + 1] {
+        let err = base
+            .clone()
+            .with_shape_weight(Shape::Star, bad)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("star") && err.to_string().contains("1..=16"),
+            "{err}"
+        );
+    }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use fresco_diffusion::{GenerateParams, Pipeline, derive_image_seed};
 use fresco_shapes::image_io::{upscale, write_png};
-use fresco_shapes::{Colour, EvalReport, Evaluator, Shape, is_held_out_combination};
+use fresco_shapes::{Colour, EvalReport, Evaluator, Shape, Tally, is_held_out_combination};
 use tracing::info;
 
 use crate::error::{Error, Result};
@@ -124,11 +124,25 @@ pub struct EvalOptions {
     pub sampler: String,
 }
 
+/// How the images of one prompt scored, to see which prompts a model misses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromptScore {
+    /// The prompt.
+    pub prompt: EvalPrompt,
+    /// Its images' accuracy counts.
+    pub tally: Tally,
+    /// The shape the analyzer read from each image, in order (`None`: no
+    /// shape it could name).
+    pub shapes: Vec<Option<Shape>>,
+}
+
 /// Samples and scores of an evaluation.
 #[derive(Debug, Clone)]
 pub struct EvalOutput {
     /// The accuracy / diversity report.
     pub report: EvalReport,
+    /// Per prompt, in prompt order: how its images scored.
+    pub per_prompt: Vec<PromptScore>,
     /// Per prompt: the prompt and its RGB8 images.
     pub samples: Vec<(EvalPrompt, Vec<Vec<u8>>)>,
     /// Image side.
@@ -143,6 +157,7 @@ pub fn evaluate(
 ) -> Result<EvalOutput> {
     let mut evaluator = Evaluator::new();
     let mut samples = Vec::with_capacity(prompts.len());
+    let mut per_prompt = Vec::with_capacity(prompts.len());
     for (i, p) in prompts.iter().enumerate() {
         let params = GenerateParams {
             prompt: p.prompt.clone(),
@@ -158,18 +173,56 @@ pub fn evaluate(
         };
         let images = pipeline.generate(&params, &mut |_| ControlFlow::Continue(()))?;
         let mut rgbs = Vec::with_capacity(images.len());
+        let mut this_prompt = Evaluator::new();
+        let mut shapes = Vec::with_capacity(images.len());
         for img in images {
-            evaluator.add(&p.prompt, &img.rgb, img.width, img.height)?;
+            let analysis = evaluator.add(&p.prompt, &img.rgb, img.width, img.height)?;
+            this_prompt.record(&fresco_shapes::parse_prompt(&p.prompt), &analysis);
+            shapes.push(analysis.shape);
             rgbs.push(img.rgb);
         }
+        per_prompt.push(PromptScore {
+            prompt: p.clone(),
+            tally: this_prompt.report().overall(),
+            shapes,
+        });
         info!(prompt = %p.prompt, held_out = p.held_out, "sampled");
         samples.push((p.clone(), rgbs));
     }
     Ok(EvalOutput {
         report: evaluator.report(),
+        per_prompt,
         samples,
         size: opts.size,
     })
+}
+
+/// A Markdown table of `scores`: one row per prompt (held-out prompts marked
+/// `*`), with its colour, shape and background accuracy and the shape read
+/// from each image (`–`: none the analyzer could name).
+pub fn per_prompt_table(scores: &[PromptScore]) -> String {
+    let mut out = String::from(
+        "| prompt | images | colour | shape | background | shapes read |\n\
+         |---|---:|---:|---:|---:|---|\n",
+    );
+    for s in scores {
+        let shapes: Vec<&str> = s
+            .shapes
+            .iter()
+            .map(|shape| shape.map_or("–", Shape::word))
+            .collect();
+        out.push_str(&format!(
+            "| {}{} | {} | {} | {} | {} | {} |\n",
+            if s.prompt.held_out { "* " } else { "" },
+            s.prompt.prompt,
+            s.tally.images,
+            s.tally.colour,
+            s.tally.shape,
+            s.tally.background,
+            shapes.join(" ")
+        ));
+    }
+    out
 }
 
 /// Writes the samples as a grid PNG: one row per prompt, labelled with the prompt
@@ -251,6 +304,37 @@ pub(crate) fn write_labelled_grid(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fresco_diffusion::GeneratedImage;
+
+    /// A stand-in model that draws one fixed 32×32 picture for every prompt.
+    struct FixedImage(Vec<u8>);
+
+    impl Pipeline for FixedImage {
+        fn model_id(&self) -> &str {
+            "fixed-image"
+        }
+        fn samplers(&self) -> &'static [&'static str] {
+            &["euler"]
+        }
+        fn memory_bytes(&self) -> u64 {
+            0
+        }
+        fn generate(
+            &self,
+            params: &GenerateParams,
+            _: &mut dyn FnMut(fresco_diffusion::Progress) -> ControlFlow<()>,
+        ) -> fresco_diffusion::Result<Vec<GeneratedImage>> {
+            Ok((0..params.n)
+                .map(|index| GeneratedImage {
+                    index,
+                    seed: params.seed,
+                    width: 32,
+                    height: 32,
+                    rgb: self.0.clone(),
+                })
+                .collect())
+        }
+    }
 
     #[test]
     fn a_prompt_list_reads_one_prompt_per_line_and_marks_held_out_ones() {
@@ -272,6 +356,50 @@ mod tests {
         let err = parse_prompt_list("a red circle\na cat on a mat\n").unwrap_err();
         assert!(err.to_string().contains("line 2"), "{err}");
         assert!(parse_prompt_list("# nothing\n\n").is_err());
+    }
+
+    /// Each prompt's row counts only its own images, and names the shape read
+    /// from each, so the prompts a model misses can be told apart.
+    #[test]
+    fn per_prompt_scores_count_each_prompts_own_images() {
+        let ds = fresco_shapes::Dataset::new(3, 32, fresco_shapes::Split::All).unwrap();
+        let circle = ds
+            .iter_from(0)
+            .map(|s| s.unwrap())
+            .find(|s| s.scene.shape == Shape::Circle && !s.scene.is_held_out())
+            .unwrap();
+        let s = circle.scene;
+        let prompt = EvalPrompt {
+            prompt: prompt_text(s.shape, s.colour, s.background),
+            held_out: false,
+        };
+        let square = EvalPrompt {
+            prompt: prompt_text(Shape::Square, s.colour, s.background),
+            held_out: false,
+        };
+        // A "model" that draws this circle whatever it is asked.
+        let model = FixedImage(circle.rgb.clone());
+        let opts = EvalOptions {
+            k: 2,
+            steps: 1,
+            guidance: 1.0,
+            seed: 1,
+            size: 32,
+            sampler: "euler".into(),
+        };
+        let out = evaluate(&model, &[prompt.clone(), square.clone()], &opts).unwrap();
+        let [right, wrong] = &out.per_prompt[..] else {
+            panic!("{:?}", out.per_prompt);
+        };
+        assert_eq!((&right.prompt, &wrong.prompt), (&prompt, &square));
+        assert_eq!(right.tally.shape, fresco_shapes::Ratio { correct: 2, total: 2 });
+        assert_eq!(wrong.tally.shape, fresco_shapes::Ratio { correct: 0, total: 2 });
+        assert_eq!(wrong.tally.colour, fresco_shapes::Ratio { correct: 2, total: 2 });
+        assert_eq!(right.shapes, vec![Some(Shape::Circle); 2]);
+        assert_eq!(out.report.seen.shape, fresco_shapes::Ratio { correct: 2, total: 4 });
+        let table = per_prompt_table(&out.per_prompt);
+        let square_row = table.lines().find(|l| l.contains(&square.prompt)).unwrap();
+        assert!(square_row.ends_with("| 0.0% | 100.0% | circle circle |"), "{square_row}");
     }
 
     #[test]

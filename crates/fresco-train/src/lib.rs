@@ -22,7 +22,9 @@ pub mod sensitivity;
 pub mod trainer;
 
 pub use error::{Error, Result};
-pub use eval::{EvalOptions, EvalOutput, EvalPrompt, eval_prompts, evaluate};
+pub use eval::{
+    EvalOptions, EvalOutput, EvalPrompt, PromptScore, eval_prompts, evaluate, per_prompt_table,
+};
 pub use optim::{AdamW, AdamWConfig};
 pub use presets::Preset;
 pub use probe::{ProbeOptions, clean_image_probe, contrast_table, write_probe_grid};

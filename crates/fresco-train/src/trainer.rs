@@ -17,7 +17,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use fresco_diffusion::{DitConfig, DitPipeline, splitmix64};
-use fresco_shapes::{DEFAULT_LAYOUT_PERCENT, Dataset, Framing, Sizing, Split};
+use fresco_shapes::{DEFAULT_LAYOUT_PERCENT, Dataset, Framing, Shape, Sizing, Split};
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
@@ -59,6 +59,9 @@ pub struct TrainOptions {
     /// How often, in percent, a training caption names the size, and
     /// separately the position (see [`Dataset::with_layout_percent`]).
     pub layout_percent: u32,
+    /// Shapes drawn more often than the rest, with how many times as often
+    /// (see [`Dataset::with_shape_weight`]); unlisted shapes weigh 1.
+    pub shape_weights: Vec<(Shape, u32)>,
     /// Probability of training a sample with the null caption.
     pub caption_dropout: f64,
     /// Distribution of flow times.
@@ -101,6 +104,7 @@ impl TrainOptions {
             framing: Framing::Anywhere,
             sizing: Sizing::Any,
             layout_percent: DEFAULT_LAYOUT_PERCENT,
+            shape_weights: Vec::new(),
             caption_dropout: 0.1,
             time_sampling: TimeSampling::LogitNormal,
             logit_normal: LogitNormalParams::default(),
@@ -334,10 +338,13 @@ impl Trainer {
         if let Some(path) = optimizer_state {
             optimizer.load(path, step)?;
         }
-        let dataset = Dataset::new(opts.seed, opts.image_size, Split::Train)?
+        let mut dataset = Dataset::new(opts.seed, opts.image_size, Split::Train)?
             .with_framing(opts.framing)
             .with_sizing(opts.sizing)
             .with_layout_percent(opts.layout_percent)?;
+        for &(shape, weight) in &opts.shape_weights {
+            dataset = dataset.with_shape_weight(shape, weight)?;
+        }
         let ema = opts.ema_decay.map(|d| Ema::new(&varmap, d)).transpose()?;
         Ok(Self {
             opts,

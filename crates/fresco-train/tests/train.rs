@@ -372,3 +372,37 @@ fn both_binaries_refuse_a_device_they_cannot_use_and_say_why() {
         "a refused run must not write its output folder"
     );
 }
+
+#[test]
+fn fresco_train_refuses_a_malformed_shape_weight_and_names_the_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let out = out.to_str().unwrap();
+    let train = env!("CARGO_BIN_EXE_fresco-train");
+    for (weight, rule) in [
+        (
+            "blob=3",
+            "unknown shape \"blob\" (expected one of circle, square",
+        ),
+        ("star=0", "must be a whole number in 1..=16"),
+        ("star=17", "must be a whole number in 1..=16"),
+        ("star", "expected SHAPE=N"),
+    ] {
+        let err = failing_run(train, &["--out", out, "--shape-weight", weight]);
+        assert!(err.contains(rule), "--shape-weight {weight}: {err}");
+    }
+    assert!(!dir.path().join("run").exists());
+}
+
+/// Trainer options reach the dataset: a weighted run is refused at build time
+/// when a weight breaks the dataset's rule, even when set through the library.
+#[test]
+fn a_shape_weight_outside_the_datasets_range_is_refused_by_the_trainer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts(dir.path(), 1);
+    o.shape_weights = vec![(fresco_shapes::Shape::Star, 0)];
+    let err = Trainer::new(o, Preset::Tiny.config(), &Device::Cpu)
+        .err()
+        .expect("weight 0 must be refused");
+    assert!(err.to_string().contains("star=0"), "{err}");
+}

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Parser;
 use fresco_diffusion::{DitPipeline, parse_device};
-use fresco_train::eval::{parse_prompt_list, write_grid};
+use fresco_train::eval::{parse_prompt_list, per_prompt_table, write_grid};
 use fresco_train::{
     EvalOptions, ProbeOptions, SensitivityOptions, caption_sensitivity, clean_image_probe,
     contrast_table, eval_prompts, evaluate, sensitivity_table, write_probe_grid,
@@ -51,6 +51,10 @@ struct Args {
     /// Magnification of the grid images.
     #[arg(long, default_value_t = 3)]
     grid_scale: u32,
+    /// Also print a table of each prompt's accuracy and the shape read from
+    /// each of its images.
+    #[arg(long)]
+    per_prompt: bool,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -161,6 +165,9 @@ fn main() -> Result<()> {
         args.seed
     );
     print!("{}", out.report);
+    if args.per_prompt {
+        print!("\n{}", per_prompt_table(&out.per_prompt));
+    }
     if let Some(path) = &args.grid {
         write_grid(&out, path, args.grid_scale).context("writing the grid")?;
         println!("wrote grid {}", path.display());

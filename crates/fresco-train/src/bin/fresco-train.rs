@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use fresco_diffusion::{Prediction, parse_device};
-use fresco_shapes::{Framing, Sizing};
+use fresco_shapes::{Dataset, Framing, Shape, Sizing};
 use fresco_train::{AdamWConfig, LogitNormalParams, Preset, TimeSampling, TrainOptions, Trainer};
 use tracing_subscriber::EnvFilter;
 
@@ -92,6 +92,10 @@ struct Args {
     #[arg(long, default_value_t = fresco_shapes::DEFAULT_LAYOUT_PERCENT,
           value_parser = clap::value_parser!(u32).range(0..=100))]
     layout_words_percent: u32,
+    /// Draw a shape's training pictures N times as often as the others'
+    /// (`star=3`; repeat the flag for more shapes, N in 1..=16).
+    #[arg(long = "shape-weight", value_name = "SHAPE=N", value_parser = parse_shape_weight)]
+    shape_weights: Vec<(Shape, u32)>,
     /// Probability of training on the empty (null) caption, for guidance.
     #[arg(long, default_value_t = 0.1)]
     caption_dropout: f64,
@@ -178,6 +182,28 @@ struct Args {
     log_json: bool,
 }
 
+/// Parses `--shape-weight SHAPE=N`.
+fn parse_shape_weight(arg: &str) -> std::result::Result<(Shape, u32), String> {
+    let (word, weight) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("expected SHAPE=N (e.g. star=3), got {arg:?}"))?;
+    let shape = Shape::from_word(word.trim()).ok_or_else(|| {
+        let known: Vec<&str> = Shape::ALL.iter().map(|s| s.word()).collect();
+        format!(
+            "unknown shape {word:?} (expected one of {})",
+            known.join(", ")
+        )
+    })?;
+    let max = Dataset::MAX_SHAPE_WEIGHT;
+    let weight = weight
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|w| (1..=max).contains(w))
+        .ok_or_else(|| format!("weight {weight:?} must be a whole number in 1..={max}"))?;
+    Ok((shape, weight))
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -207,6 +233,7 @@ fn main() -> Result<()> {
             UnnamedSize::Large => Sizing::LargeUnlessNamed,
         },
         layout_percent: args.layout_words_percent,
+        shape_weights: args.shape_weights,
         caption_dropout: args.caption_dropout,
         time_sampling: args.t_sampling,
         logit_normal: LogitNormalParams {
