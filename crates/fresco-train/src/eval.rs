@@ -392,14 +392,41 @@ mod tests {
             panic!("{:?}", out.per_prompt);
         };
         assert_eq!((&right.prompt, &wrong.prompt), (&prompt, &square));
-        assert_eq!(right.tally.shape, fresco_shapes::Ratio { correct: 2, total: 2 });
-        assert_eq!(wrong.tally.shape, fresco_shapes::Ratio { correct: 0, total: 2 });
-        assert_eq!(wrong.tally.colour, fresco_shapes::Ratio { correct: 2, total: 2 });
+        assert_eq!(
+            right.tally.shape,
+            fresco_shapes::Ratio {
+                correct: 2,
+                total: 2
+            }
+        );
+        assert_eq!(
+            wrong.tally.shape,
+            fresco_shapes::Ratio {
+                correct: 0,
+                total: 2
+            }
+        );
+        assert_eq!(
+            wrong.tally.colour,
+            fresco_shapes::Ratio {
+                correct: 2,
+                total: 2
+            }
+        );
         assert_eq!(right.shapes, vec![Some(Shape::Circle); 2]);
-        assert_eq!(out.report.seen.shape, fresco_shapes::Ratio { correct: 2, total: 4 });
+        assert_eq!(
+            out.report.seen.shape,
+            fresco_shapes::Ratio {
+                correct: 2,
+                total: 4
+            }
+        );
         let table = per_prompt_table(&out.per_prompt);
         let square_row = table.lines().find(|l| l.contains(&square.prompt)).unwrap();
-        assert!(square_row.ends_with("| 0.0% | 100.0% | circle circle |"), "{square_row}");
+        assert!(
+            square_row.ends_with("| 0.0% | 100.0% | circle circle |"),
+            "{square_row}"
+        );
     }
 
     #[test]
