@@ -98,8 +98,8 @@ fn top1(rows: &[AttributeSensitivity], attribute: Attribute) -> f64 {
 /// samples follow them) and, most of the time, the shape word; random
 /// weights of the same architecture read none. The shipped model was
 /// trained on canonical captions only, so it is measured on those. (On
-/// these 8 images it measures shape 6 of 8; the previous weights, which drew
-/// blobs, 3 of 8; chance is 1 in 7.)
+/// these 8 images it measures shape 8 of 8; weights that drew blobs
+/// measured 3 of 8; chance is 1 in 7.)
 #[test]
 fn caption_sensitivity_finds_the_words_the_shipped_model_reads() {
     let opts = SensitivityOptions {
