@@ -174,10 +174,11 @@ pub fn evaluate(
         let images = pipeline.generate(&params, &mut |_| ControlFlow::Continue(()))?;
         let mut rgbs = Vec::with_capacity(images.len());
         let mut this_prompt = Evaluator::new();
+        let wanted = fresco_shapes::parse_prompt(&p.prompt);
         let mut shapes = Vec::with_capacity(images.len());
         for img in images {
             let analysis = evaluator.add(&p.prompt, &img.rgb, img.width, img.height)?;
-            this_prompt.record(&fresco_shapes::parse_prompt(&p.prompt), &analysis);
+            this_prompt.record(&wanted, &analysis);
             shapes.push(analysis.shape);
             rgbs.push(img.rgb);
         }
