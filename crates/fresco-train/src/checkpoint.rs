@@ -1,12 +1,15 @@
 //! Checkpoints: a directory holding the model (`config.json` + `model.safetensors`,
 //! itself loadable by `DitPipeline::from_dir`), the optimizer moments
 //! (`optimizer.safetensors`) and the run state (`state.json`: step counter, seed and
-//! the options that must not change on resume). Steps draw their randomness from
+//! the options that must not change on resume, the dataset's [`DataRecipe`] among
+//! them). Steps draw their randomness from
 //! `(seed, step)` only, so the step counter is the whole RNG position.
 //! Checkpoints are written to a temporary directory and then renamed into place.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use fresco_shapes::{Dataset, Framing, Shape, Sizing};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, io_err};
@@ -31,6 +34,103 @@ pub struct TrainState {
     pub dataset_size: Option<u64>,
     /// Smoothed loss at `step` (for continuous logs).
     pub loss_ema: Option<f64>,
+    /// The dataset options of the run (`None` in checkpoints written before
+    /// they were recorded, which resume unchecked).
+    #[serde(default)]
+    pub data: Option<DataRecipe>,
+}
+
+/// The dataset options that decide which picture and caption every step
+/// draws. A resumed run must keep them, or it would no longer be the run the
+/// checkpoint belongs to; the noise options (flow-time distribution, caption
+/// dropout, loss weights) and the schedule may change on resume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataRecipe {
+    /// Where a shape goes when its caption names no position.
+    pub framing: Framing,
+    /// How large a shape is when its caption names no size.
+    pub sizing: Sizing,
+    /// How often, in percent, a caption names the size, and the position.
+    pub layout_percent: u32,
+    /// The shapes drawn more often than the rest, with their weight (shapes
+    /// of weight 1 are left out, so the unweighted dataset has none).
+    pub shape_weights: BTreeMap<Shape, u32>,
+}
+
+impl DataRecipe {
+    /// The recipe of `dataset`.
+    pub fn of(dataset: &Dataset) -> Self {
+        Self {
+            framing: dataset.framing(),
+            sizing: dataset.sizing(),
+            layout_percent: dataset.layout_percent(),
+            shape_weights: Shape::ALL
+                .iter()
+                .map(|&shape| (shape, dataset.shape_weight(shape)))
+                .filter(|&(_, weight)| weight != 1)
+                .collect(),
+        }
+    }
+
+    /// The command-line options of `self` that `given` sets otherwise, as
+    /// `--option (checkpoint X, given Y)` phrases; empty when they agree.
+    pub fn differences(&self, given: &DataRecipe) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut note = |flag: &str, saved: String, now: String| {
+            if saved != now {
+                out.push(format!("--{flag} (checkpoint {saved}, given {now})"));
+            }
+        };
+        note(
+            "unnamed-position",
+            framing_word(self.framing).to_owned(),
+            framing_word(given.framing).to_owned(),
+        );
+        note(
+            "unnamed-size",
+            sizing_word(self.sizing).to_owned(),
+            sizing_word(given.sizing).to_owned(),
+        );
+        note(
+            "layout-words-percent",
+            self.layout_percent.to_string(),
+            given.layout_percent.to_string(),
+        );
+        note(
+            "shape-weight",
+            weights_phrase(&self.shape_weights),
+            weights_phrase(&given.shape_weights),
+        );
+        out
+    }
+}
+
+/// The `--unnamed-position` value of `framing`.
+fn framing_word(framing: Framing) -> &'static str {
+    match framing {
+        Framing::Anywhere => "anywhere",
+        Framing::CentreUnlessNamed => "centre",
+    }
+}
+
+/// The `--unnamed-size` value of `sizing`.
+fn sizing_word(sizing: Sizing) -> &'static str {
+    match sizing {
+        Sizing::Any => "any",
+        Sizing::LargeUnlessNamed => "large",
+    }
+}
+
+/// `star=3 square=2`, or `none`.
+fn weights_phrase(weights: &BTreeMap<Shape, u32>) -> String {
+    if weights.is_empty() {
+        return "none".to_owned();
+    }
+    weights
+        .iter()
+        .map(|(shape, weight)| format!("{}={weight}", shape.word()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl TrainState {

@@ -1,6 +1,7 @@
 //! Evaluation of a text-to-image model on the shapes task: a fixed prompt set
 //! (combinations seen in training and held-out ones), `k` samples per prompt,
-//! scored by [`fresco_shapes::Evaluator`]; plus a labelled grid PNG of the samples.
+//! scored by [`fresco_shapes::Evaluator`]; the report as text or JSON, with each
+//! prompt's own scores on request; plus a labelled grid PNG of the samples.
 
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -8,13 +9,14 @@ use std::path::Path;
 use fresco_diffusion::{GenerateParams, Pipeline, derive_image_seed};
 use fresco_shapes::image_io::{upscale, write_png};
 use fresco_shapes::{Colour, EvalReport, Evaluator, Shape, Tally, is_held_out_combination};
+use serde::Serialize;
 use tracing::info;
 
 use crate::error::{Error, Result};
 use crate::font::{GLYPH_H, draw_text, text_width};
 
 /// One evaluation prompt.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EvalPrompt {
     /// The prompt text, e.g. "a red circle on a white background".
     pub prompt: String,
@@ -125,9 +127,10 @@ pub struct EvalOptions {
 }
 
 /// How the images of one prompt scored, to see which prompts a model misses.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PromptScore {
     /// The prompt.
+    #[serde(flatten)]
     pub prompt: EvalPrompt,
     /// Its images' accuracy counts.
     pub tally: Tally,
@@ -224,6 +227,24 @@ pub fn per_prompt_table(scores: &[PromptScore]) -> String {
         ));
     }
     out
+}
+
+/// The report as pretty-printed JSON: the fields of [`EvalReport`], and with
+/// `per_prompt` also a `per_prompt` array holding each prompt's text, whether
+/// it is held out, its accuracy counts and the shape read from each image.
+pub fn report_json(out: &EvalOutput, per_prompt: bool) -> Result<String> {
+    #[derive(Serialize)]
+    struct Json<'a> {
+        #[serde(flatten)]
+        report: &'a EvalReport,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        per_prompt: Option<&'a [PromptScore]>,
+    }
+    let json = Json {
+        report: &out.report,
+        per_prompt: per_prompt.then_some(out.per_prompt.as_slice()),
+    };
+    Ok(serde_json::to_string_pretty(&json)?)
 }
 
 /// Writes the samples as a grid PNG: one row per prompt, labelled with the prompt
@@ -427,6 +448,22 @@ mod tests {
         assert!(
             square_row.ends_with("| 0.0% | 100.0% | circle circle |"),
             "{square_row}"
+        );
+
+        let plain: serde_json::Value =
+            serde_json::from_str(&report_json(&out, false).unwrap()).unwrap();
+        assert_eq!(plain, serde_json::to_value(&out.report).unwrap());
+        let rows: serde_json::Value =
+            serde_json::from_str(&report_json(&out, true).unwrap()).unwrap();
+        assert_eq!(rows["seen"], plain["seen"]);
+        let square_json = &rows["per_prompt"][1];
+        assert_eq!(square_json["prompt"], square.prompt.as_str());
+        assert_eq!(square_json["held_out"], false);
+        assert_eq!(square_json["tally"]["shape"]["correct"], 0);
+        assert_eq!(square_json["tally"]["colour"]["correct"], 2);
+        assert_eq!(
+            square_json["shapes"],
+            serde_json::json!(["circle", "circle"])
         );
     }
 

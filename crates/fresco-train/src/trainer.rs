@@ -19,9 +19,9 @@ use candle_nn::VarMap;
 use fresco_diffusion::{DitConfig, DitPipeline, splitmix64};
 use fresco_shapes::{DEFAULT_LAYOUT_PERCENT, Dataset, Framing, Shape, Sizing, Split};
 use serde::{Deserialize, Serialize};
-use tracing::info;
+use tracing::{info, warn};
 
-use crate::checkpoint::{self, OPTIMIZER_FILE, TrainState};
+use crate::checkpoint::{self, DataRecipe, OPTIMIZER_FILE, TrainState};
 use crate::data::{CleanBatch, Noising, NoisyBatch, noisy_batch};
 use crate::ema::{EMA_FILE, Ema};
 use crate::error::{Error, Result, io_err};
@@ -268,8 +268,10 @@ impl Trainer {
     }
 
     /// Continues the run saved in `checkpoint` (architecture from its `config.json`).
-    /// `opts` must agree with the checkpoint on seed, batch, image size and dataset size;
-    /// with `opts.ema_decay` the checkpoint must hold the average ([`EMA_FILE`]).
+    /// `opts` must agree with the checkpoint on seed, batch, image size, dataset size
+    /// and the dataset options of its [`DataRecipe`] (checkpoints written before
+    /// the recipe was recorded resume with a warning instead); with
+    /// `opts.ema_decay` the checkpoint must hold the average ([`EMA_FILE`]).
     pub fn resume(opts: TrainOptions, checkpoint: &Path, device: &Device) -> Result<Self> {
         opts.check()?;
         checkpoint::check_dir(checkpoint)?;
@@ -305,6 +307,24 @@ impl Trainer {
             Some(&optimizer_file),
             device,
         )?;
+        let given = DataRecipe::of(&trainer.dataset);
+        match &state.data {
+            Some(saved) => {
+                let differences = saved.differences(&given);
+                if !differences.is_empty() {
+                    return Err(Error::Options(format!(
+                        "the dataset options differ from the checkpoint being resumed: {}; \
+                         resume with the checkpoint's options, or start a new run from its \
+                         weights with --init-from",
+                        differences.join(", ")
+                    )));
+                }
+            }
+            None => warn!(
+                checkpoint = %checkpoint.display(),
+                "the checkpoint does not record its dataset options; they are not checked"
+            ),
+        }
         if let Some(ema) = &mut trainer.ema {
             let path = checkpoint.join(EMA_FILE);
             if !path.is_file() {
@@ -514,6 +534,7 @@ impl Trainer {
                 image_size: self.opts.image_size,
                 dataset_size: self.opts.dataset_size,
                 loss_ema: self.loss_ema,
+                data: Some(DataRecipe::of(&self.dataset)),
             }
             .save(tmp)
         })

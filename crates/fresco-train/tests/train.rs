@@ -8,7 +8,8 @@ use std::path::Path;
 
 use candle_core::Device;
 use fresco_diffusion::{DitPipeline, GenerateParams, Pipeline};
-use fresco_shapes::{Dataset, Split};
+use fresco_shapes::{Dataset, Framing, Shape, Sizing, Split};
+use fresco_train::checkpoint::TrainState;
 use fresco_train::data::CleanBatch;
 use fresco_train::eval::write_grid;
 use fresco_train::{EvalOptions, Preset, TrainOptions, Trainer, eval_prompts, evaluate};
@@ -220,6 +221,85 @@ fn resume_continues_at_the_saved_step_and_matches_an_uninterrupted_run() {
     second.run().unwrap();
     assert_eq!(second.step(), 6);
     assert_eq!(weights(&whole), weights(&split));
+}
+
+/// A checkpoint records its dataset options; resuming it with other ones is
+/// refused, naming each differing option with both values, and a checkpoint
+/// written before the options were recorded still resumes.
+#[test]
+fn resume_refuses_dataset_options_that_differ_from_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let ckpt = dir.path().join("ckpt");
+    let canonical = |out: &Path| {
+        let mut o = opts(out, 4);
+        o.framing = Framing::CentreUnlessNamed;
+        o.sizing = Sizing::LargeUnlessNamed;
+        o.layout_percent = 0;
+        o.shape_weights = vec![(Shape::Star, 3)];
+        o
+    };
+    let mut first = Trainer::new(canonical(&run), Preset::Tiny.config(), &Device::Cpu).unwrap();
+    first.train_step().unwrap();
+    first.save_checkpoint(&ckpt).unwrap();
+    drop(first);
+    let state = TrainState::load(&ckpt).unwrap();
+    let recipe = state
+        .data
+        .clone()
+        .expect("the checkpoint records its dataset");
+    assert_eq!(recipe.layout_percent, 0);
+    assert_eq!(recipe.framing, Framing::CentreUnlessNamed);
+    assert_eq!(recipe.shape_weights.get(&Shape::Star), Some(&3));
+    assert_eq!(
+        recipe.shape_weights.len(),
+        1,
+        "weight-1 shapes are left out"
+    );
+
+    let mut other = canonical(&run);
+    other.layout_percent = 25;
+    other.shape_weights = vec![(Shape::Star, 2)];
+    let err = Trainer::resume(other, &ckpt, &Device::Cpu)
+        .err()
+        .expect("other dataset options must be refused")
+        .to_string();
+    assert!(
+        err.contains("--layout-words-percent (checkpoint 0, given 25)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("--shape-weight (checkpoint star=3, given star=2)"),
+        "{err}"
+    );
+    assert!(!err.contains("--unnamed-position"), "{err}");
+    let mut anywhere = canonical(&run);
+    anywhere.framing = Framing::Anywhere;
+    let err = Trainer::resume(anywhere, &ckpt, &Device::Cpu)
+        .err()
+        .expect("another framing must be refused")
+        .to_string();
+    assert!(
+        err.contains("--unnamed-position (checkpoint centre, given anywhere)"),
+        "{err}"
+    );
+    // The noise options may change, as the schedule may.
+    let mut noise = canonical(&run);
+    noise.time_sampling = fresco_train::TimeSampling::Uniform;
+    noise.caption_dropout = 0.2;
+    let resumed = Trainer::resume(noise, &ckpt, &Device::Cpu).unwrap();
+    assert_eq!(resumed.step(), 1);
+
+    TrainState {
+        data: None,
+        ..state
+    }
+    .save(&ckpt)
+    .unwrap();
+    let mut unrecorded = canonical(&run);
+    unrecorded.layout_percent = 25;
+    let resumed = Trainer::resume(unrecorded, &ckpt, &Device::Cpu).unwrap();
+    assert_eq!(resumed.step(), 1, "an older checkpoint resumes unchecked");
 }
 
 /// `Trainer::from_model` starts a new run from a saved model folder: its

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Parser;
 use fresco_diffusion::{DitPipeline, parse_device};
-use fresco_train::eval::{parse_prompt_list, per_prompt_table, write_grid};
+use fresco_train::eval::{parse_prompt_list, per_prompt_table, report_json, write_grid};
 use fresco_train::{
     EvalOptions, ProbeOptions, SensitivityOptions, caption_sensitivity, clean_image_probe,
     contrast_table, eval_prompts, evaluate, sensitivity_table, write_probe_grid,
@@ -55,7 +55,8 @@ struct Args {
     /// each of its images.
     #[arg(long)]
     per_prompt: bool,
-    /// Also write the report as JSON to this file.
+    /// Also write the report as JSON to this file (with --per-prompt, each
+    /// prompt's scores too, under `per_prompt`).
     #[arg(long)]
     json: Option<PathBuf>,
     /// Evaluate these prompts instead of the built-in set: a text file with one
@@ -173,7 +174,7 @@ fn main() -> Result<()> {
         println!("wrote grid {}", path.display());
     }
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&out.report)?)
+        std::fs::write(path, report_json(&out, args.per_prompt)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
