@@ -21,6 +21,9 @@ pub struct CleanBatch {
     /// Planar `[B, 3, S, S]` foreground mask: 1 where the pixel differs from its
     /// image's background colour, 0 on the background.
     pub foreground: Vec<f32>,
+    /// Planar `[B, 3, S, S]` outline band: 1 where a pixel's 3×3 neighbourhood
+    /// holds both foreground and background pixels, 0 elsewhere.
+    pub outline: Vec<f32>,
     /// Image side.
     pub size: usize,
 }
@@ -32,17 +35,23 @@ impl CleanBatch {
         let mut x0 = Vec::with_capacity(indices.len() * 3 * (size * size) as usize);
         let mut captions = Vec::with_capacity(indices.len());
         let mut foreground = Vec::with_capacity(x0.capacity());
+        let mut outline = Vec::with_capacity(x0.capacity());
+        let side = size as usize;
         for &i in indices {
             let s = dataset.sample(i)?;
             x0.extend(rgb_to_chw(&s.rgb, size, size)?);
-            foreground.extend(foreground_mask(&s.rgb, s.scene.background.rgb()));
+            let mask = foreground_mask(&s.rgb, s.scene.background.rgb());
+            let band = outline_band(&mask, side);
+            foreground.extend(planar(&mask));
+            outline.extend(planar(&band));
             captions.push(s.caption);
         }
         Ok(Self {
             x0,
             captions,
             foreground,
-            size: size as usize,
+            outline,
+            size: side,
         })
     }
 
@@ -61,24 +70,41 @@ impl CleanBatch {
 /// pixel as foreground (anti-aliased edges included, compression-free renders).
 const FOREGROUND_MIN_DIFF: u32 = 24;
 
-/// Planar `[3, S, S]` mask of the pixels of row-major RGB8 `rgb` that differ from
-/// `background`, repeated for each channel.
-fn foreground_mask(rgb: &[u8], background: [u8; 3]) -> Vec<f32> {
-    let plane: Vec<f32> = rgb
-        .chunks_exact(3)
+/// Row-major `[S, S]` mask of the pixels of row-major RGB8 `rgb` that differ
+/// from `background`.
+fn foreground_mask(rgb: &[u8], background: [u8; 3]) -> Vec<bool> {
+    rgb.chunks_exact(3)
         .map(|p| {
             let diff: u32 = p
                 .iter()
                 .zip(background)
                 .map(|(&a, b)| u32::from(a.abs_diff(b)))
                 .sum();
-            if diff >= FOREGROUND_MIN_DIFF {
-                1.0
-            } else {
-                0.0
-            }
+            diff >= FOREGROUND_MIN_DIFF
         })
-        .collect();
+        .collect()
+}
+
+/// Row-major `[S, S]` band along the outline of `mask` (side `side`): the pixels
+/// whose 3×3 neighbourhood, clipped to the image, holds both values of the mask.
+/// It is about three pixels wide, straddling the edge.
+fn outline_band(mask: &[bool], side: usize) -> Vec<bool> {
+    let at = |x: usize, y: usize| mask[y * side + x];
+    (0..side * side)
+        .map(|i| {
+            let (x, y) = (i % side, i / side);
+            let own = at(x, y);
+            let ys = y.saturating_sub(1)..=(y + 1).min(side - 1);
+            ys.flat_map(|ny| (x.saturating_sub(1)..=(x + 1).min(side - 1)).map(move |nx| (nx, ny)))
+                .any(|(nx, ny)| at(nx, ny) != own)
+        })
+        .collect()
+}
+
+/// A row-major mask as planar `[3, S, S]` zeros and ones, the same for each
+/// channel.
+fn planar(mask: &[bool]) -> Vec<f32> {
+    let plane: Vec<f32> = mask.iter().map(|&m| f32::from(u8::from(m))).collect();
     plane.repeat(3)
 }
 
@@ -101,8 +127,8 @@ pub struct NoisyBatch {
     pub captions: Vec<Vec<u32>>,
     /// `v = ε − x0: [B, 3, S, S]`.
     pub target: Tensor,
-    /// Per-pixel loss weights `[B, 3, S, S]` (see [`Noising::foreground_weight`]);
-    /// `None`: every pixel weighs the same.
+    /// Per-pixel loss weights `[B, 3, S, S]` (see [`Noising::foreground_weight`]
+    /// and [`Noising::outline_weight`]); `None`: every pixel weighs the same.
     pub weights: Option<Tensor>,
 }
 
@@ -117,6 +143,30 @@ pub struct Noising {
     pub caption_dropout: f64,
     /// Loss weight of foreground pixels relative to background ones (1: none).
     pub foreground_weight: f64,
+    /// Loss weight of the pixels along the shape's outline (the band of
+    /// [`CleanBatch::outline`]) relative to the others (1: none). Multiplies
+    /// with the foreground weight where both apply.
+    pub outline_weight: f64,
+}
+
+impl Noising {
+    /// Per-pixel loss weights of `clean`, planar like its pixels; `None` when
+    /// every pixel weighs the same.
+    fn pixel_weights(&self, clean: &CleanBatch) -> Option<Vec<f32>> {
+        if self.foreground_weight == 1.0 && self.outline_weight == 1.0 {
+            return None;
+        }
+        let (fg, edge) = (self.foreground_weight as f32, self.outline_weight as f32);
+        let pick = |m: f32, w: f32| if m > 0.5 { w } else { 1.0 };
+        Some(
+            clean
+                .foreground
+                .iter()
+                .zip(&clean.outline)
+                .map(|(&f, &o)| pick(f, fg) * pick(o, edge))
+                .collect(),
+        )
+    }
 }
 
 /// Draws `t`, `ε` and caption dropout from `rng` and builds the step's tensors.
@@ -155,13 +205,10 @@ pub fn noisy_batch<R: Rng + ?Sized>(
         }
     }
     let shape = (b, 3, clean.size, clean.size);
-    let weights = if noising.foreground_weight == 1.0 {
-        None
-    } else {
-        let extra = (noising.foreground_weight - 1.0) as f32;
-        let w: Vec<f32> = clean.foreground.iter().map(|&m| 1.0 + extra * m).collect();
-        Some(Tensor::from_vec(w, shape, device)?)
-    };
+    let weights = noising
+        .pixel_weights(clean)
+        .map(|w| Tensor::from_vec(w, shape, device))
+        .transpose()?;
     Ok(NoisyBatch {
         x_t: Tensor::from_vec(x_t, shape, device)?,
         t,
@@ -224,6 +271,7 @@ mod tests {
             logit_normal: LogitNormalParams::default(),
             caption_dropout: 0.0,
             foreground_weight: 1.0,
+            outline_weight: 1.0,
         };
         let nb = noisy_batch(&clean, &tokenizer(), noising, &mut step_rng(1, 0), &dev).unwrap();
         let t = nb.t[0];
@@ -288,6 +336,7 @@ mod tests {
             logit_normal: LogitNormalParams::default(),
             caption_dropout,
             foreground_weight: 1.0,
+            outline_weight: 1.0,
         };
         let dropped = noisy_batch(
             &clean,
@@ -313,6 +362,72 @@ mod tests {
             assert!(!ids.contains(&NULL_TOKEN), "{caption}");
         }
         assert!(dropped.t.iter().all(|t| *t > 0.0 && *t < 1.0));
+    }
+
+    /// The band is every pixel within one step (8-neighbourhood) of the other
+    /// side of the edge: the square's own border ring and the ring around it.
+    #[test]
+    fn outline_band_straddles_the_edge_and_nothing_else() {
+        let side = 8;
+        let square = |x: usize, y: usize, lo: usize, hi: usize| {
+            (lo..=hi).contains(&x) && (lo..=hi).contains(&y)
+        };
+        let mask: Vec<bool> = (0..side * side)
+            .map(|i| square(i % side, i / side, 2, 5))
+            .collect();
+        let band = outline_band(&mask, side);
+        for (i, &b) in band.iter().enumerate() {
+            let (x, y) = (i % side, i / side);
+            let expected = square(x, y, 1, 6) && !square(x, y, 3, 4);
+            assert_eq!(b, expected, "pixel ({x}, {y})");
+        }
+        assert!(outline_band(&vec![true; 16], 4).iter().all(|&b| !b));
+    }
+
+    /// `--outline-weight` weighs exactly the band pixels of real samples, and
+    /// multiplies with `--foreground-weight` where both apply.
+    #[test]
+    fn outline_weight_weighs_the_band_of_each_sample() {
+        let clean = clean(&(0..8).collect::<Vec<_>>());
+        let band_share = clean.outline.iter().sum::<f32>() / clean.outline.len() as f32;
+        assert!((0.03..0.6).contains(&band_share), "{band_share}");
+        for (f, o) in clean.foreground.iter().zip(&clean.outline) {
+            assert!([0.0, 1.0].contains(f) && [0.0, 1.0].contains(o));
+        }
+        let noising = |foreground_weight, outline_weight| Noising {
+            time_sampling: TimeSampling::Uniform,
+            logit_normal: LogitNormalParams::default(),
+            caption_dropout: 0.0,
+            foreground_weight,
+            outline_weight,
+        };
+        assert!(noising(1.0, 1.0).pixel_weights(&clean).is_none());
+        let weights = |fw, ow| {
+            let nb = noisy_batch(
+                &clean,
+                &tokenizer(),
+                noising(fw, ow),
+                &mut step_rng(4, 0),
+                &Device::Cpu,
+            )
+            .unwrap();
+            nb.weights
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        };
+        for (w, o) in weights(1.0, 5.0).iter().zip(&clean.outline) {
+            assert_eq!(*w, if *o > 0.5 { 5.0 } else { 1.0 });
+        }
+        let both = weights(2.0, 5.0);
+        let seen: std::collections::BTreeSet<u32> = both.iter().map(|w| w.to_bits()).collect();
+        let seen: Vec<f32> = seen.into_iter().map(f32::from_bits).collect();
+        assert_eq!(seen, vec![1.0, 2.0, 5.0, 10.0]);
+        for ((w, f), o) in both.iter().zip(&clean.foreground).zip(&clean.outline) {
+            assert_eq!(*w, (1.0 + f) * (1.0 + 4.0 * o));
+        }
     }
 
     /// Training pixels are in [-1, 1] (the range the pipeline decodes), and use it.

@@ -142,6 +142,10 @@ struct Args {
     /// (1: plain MSE).
     #[arg(long, default_value_t = 1.0)]
     foreground_weight: f64,
+    /// Weight of the pixels along each shape's outline (a band about three
+    /// pixels wide) in the loss relative to the other pixels (1: plain MSE).
+    #[arg(long, default_value_t = 1.0)]
+    outline_weight: f64,
     /// Split each batch into N parts trained in parallel threads (run with
     /// CANDLE_NUM_THREADS=1 so each part keeps to one core).
     #[arg(long, default_value_t = 1)]
@@ -250,6 +254,7 @@ fn main() -> Result<()> {
         },
         ema_decay: args.ema_decay,
         foreground_weight: args.foreground_weight,
+        outline_weight: args.outline_weight,
         shards: args.shards,
     };
     let device = parse_device(&args.device)?;
