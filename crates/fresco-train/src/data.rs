@@ -1,6 +1,7 @@
 //! Training batches: samples of a [`fresco_shapes::Dataset`] turned into
 //! flow-matching inputs `x_t = (1 − t)·x0 + t·ε` and targets `v = ε − x0`, with
-//! caption dropout to the null caption (so classifier-free guidance works).
+//! caption dropout to the null caption (so classifier-free guidance works) and
+//! optional per-pixel loss weights on each shape and along its outline.
 
 use candle_core::{Device, Tensor};
 use fresco_diffusion::tokenizer::{NULL_TOKEN, Tokenizer};
@@ -381,7 +382,7 @@ mod tests {
             let expected = square(x, y, 1, 6) && !square(x, y, 3, 4);
             assert_eq!(b, expected, "pixel ({x}, {y})");
         }
-        assert!(outline_band(&vec![true; 16], 4).iter().all(|&b| !b));
+        assert!(outline_band(&[true; 16], 4).iter().all(|&b| !b));
     }
 
     /// `--outline-weight` weighs exactly the band pixels of real samples, and
