@@ -257,13 +257,16 @@ fn resume_refuses_dataset_options_that_differ_from_the_checkpoint() {
         "weight-1 shapes are left out"
     );
 
+    let refusal = |options| {
+        Trainer::resume(options, &ckpt, &Device::Cpu)
+            .err()
+            .expect("other dataset options must be refused")
+            .to_string()
+    };
     let mut other = canonical(&run);
     other.layout_percent = 25;
     other.shape_weights = vec![(Shape::Star, 2)];
-    let err = Trainer::resume(other, &ckpt, &Device::Cpu)
-        .err()
-        .expect("other dataset options must be refused")
-        .to_string();
+    let err = refusal(other);
     assert!(
         err.contains("--layout-words-percent (checkpoint 0, given 25)"),
         "{err}"
@@ -275,10 +278,7 @@ fn resume_refuses_dataset_options_that_differ_from_the_checkpoint() {
     assert!(!err.contains("--unnamed-position"), "{err}");
     let mut anywhere = canonical(&run);
     anywhere.framing = Framing::Anywhere;
-    let err = Trainer::resume(anywhere, &ckpt, &Device::Cpu)
-        .err()
-        .expect("another framing must be refused")
-        .to_string();
+    let err = refusal(anywhere);
     assert!(
         err.contains("--unnamed-position (checkpoint centre, given anywhere)"),
         "{err}"
@@ -287,6 +287,7 @@ fn resume_refuses_dataset_options_that_differ_from_the_checkpoint() {
     let mut noise = canonical(&run);
     noise.time_sampling = fresco_train::TimeSampling::Uniform;
     noise.caption_dropout = 0.2;
+    noise.outline_weight = 8.0;
     let resumed = Trainer::resume(noise, &ckpt, &Device::Cpu).unwrap();
     assert_eq!(resumed.step(), 1);
 
