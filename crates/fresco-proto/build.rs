@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time, not baked in with `env!`: a second checkout sharing the
+    // target directory must compile its own proto files.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")?;
+    let proto_root = PathBuf::from(manifest_dir).join("../../proto");
     let files = [
         proto_root.join("fresco/v1/jobs.proto"),
         proto_root.join("fresco/v1/workers.proto"),
