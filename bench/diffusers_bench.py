@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Times diffusers on PyTorch (CPU, float32) for one diffusers-layout model folder and
-prints one JSON line with the same keys as `fresco-sd-bench`.
+prints one JSON line with the same keys as `fresco-diffusers-bench`.
 
-What it times (the same work as fresco-sd's `SdPipeline::generate_tensor`):
+What it times (the same work as fresco-diffusers's `SdPipeline::generate_tensor`):
 - unet_ms_*: one UNet forward at batch 2 (negative and positive halves of
   classifier-free guidance) at timestep 500;
 - text_encode_ms_*: encoding the prompt and the negative prompt (the empty prompt for
@@ -16,7 +16,7 @@ What it times (the same work as fresco-sd's `SdPipeline::generate_tensor`):
   (this process includes the Python interpreter and PyTorch's libraries).
 
 Token ids: begin, eight fixed ids ((17 * i + 5) % (vocab - 2) for i in 1..=8), end, padded
-with the encoder's pad id to its sequence length -- the ids fresco-sd-bench uses.
+with the encoder's pad id to its sequence length -- the ids fresco-diffusers-bench uses.
 """
 
 import argparse
@@ -129,7 +129,7 @@ def main():
         sys.exit(f"width and height must be positive multiples of {f}")
     sdxl = text_encoder_2 is not None
     c1 = text_encoder.config
-    # fresco-sd pads the first encoder's prompt ids for each encoder with that encoder's id.
+    # fresco-diffusers pads the first encoder's prompt ids for each encoder with that encoder's id.
     ids1 = torch.tensor([pad(prompt_ids(c1), c1)])
     empty1 = torch.tensor([pad([c1.bos_token_id, c1.eos_token_id], c1)])
     if sdxl:

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Prints the comparison table from the JSON lines of fresco-sd-bench and
+"""Prints the comparison table from the JSON lines of fresco-diffusers-bench and
 diffusers_bench.py (one results file, read from the path given or standard input).
 
-Ratios are fresco / diffusers: below 1 means fresco-sd is faster (or smaller).
+Ratios are fresco / diffusers: below 1 means fresco-diffusers is faster (or smaller).
 """
 
 import json
@@ -46,7 +46,7 @@ def main():
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for model in order:
-        fr = results[model].get("fresco-sd", {})
+        fr = results[model].get("fresco-diffusers", {})
         di = results[model].get("diffusers", {})
         any_r = fr or di
         size = f"{any_r.get('width')}x{any_r.get('height')}, {any_r.get('steps')}"

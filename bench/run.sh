@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Benchmarks fresco-sd against diffusers on PyTorch, both on the CPU in float32, on the
+# Benchmarks fresco-diffusers against diffusers on PyTorch, both on the CPU in float32, on the
 # same model folders in the same run, and prints the ratios (see bench/README.md).
 #
 #   bench/run.sh [--threads N] [--steps N] [--models "tiny-sd tiny-sdxl mid"] [--dev]
 #
 # Steps: a Python venv in bench/.venv (made and filled once: torch's CPU wheel index when
 # it answers, else plain PyPI torch; diffusers, transformers, safetensors, accelerate);
-# `cargo build --release --bin fresco-sd-bench` (or the dev profile with --dev, which
-# builds dependencies at opt-level 3 but fresco-sd itself unoptimised); the mid-size
-# random-weight folder written once to bench/out/mid; then, per model, fresco-sd-bench and
+# `cargo build --release --bin fresco-diffusers-bench` (or the dev profile with --dev, which
+# builds dependencies at opt-level 3 but fresco-diffusers itself unoptimised); the mid-size
+# random-weight folder written once to bench/out/mid; then, per model, fresco-diffusers-bench and
 # diffusers_bench.py one after the other with the same thread count, size and steps.
 # Results go to bench/out/results-<UTC time>.jsonl and the table to standard output.
 #
@@ -53,18 +53,18 @@ if [ -n "${FRESCO_BENCH_BIN:-}" ]; then
 else
     target="${CARGO_TARGET_DIR:-$root/target}"
     if [ "$profile" = release ]; then
-        (cd "$root" && cargo build --release -p fresco-sd --bin fresco-sd-bench)
-        bin="$target/release/fresco-sd-bench"
+        (cd "$root" && cargo build --release -p fresco-diffusers-bench --bin fresco-diffusers-bench)
+        bin="$target/release/fresco-diffusers-bench"
     else
-        (cd "$root" && cargo build -p fresco-sd --bin fresco-sd-bench)
-        bin="$target/debug/fresco-sd-bench"
+        (cd "$root" && cargo build -p fresco-diffusers-bench --bin fresco-diffusers-bench)
+        bin="$target/debug/fresco-diffusers-bench"
     fi
 fi
 
 out="$here/out"
 mkdir -p "$out"
 results="$out/results-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
-data="$root/crates/fresco-sd/tests/data"
+data="$root/crates/fresco-diffusers/tests/data"
 
 # The same thread count for both: candle reads CANDLE_NUM_THREADS / RAYON_NUM_THREADS,
 # PyTorch gets torch.set_num_threads (and the OpenMP/MKL variables).
@@ -88,7 +88,7 @@ for model in $models; do
             reps=(--warmup 1 --reps 5 --pipeline-reps 2) ;;
         *) echo "unknown model: $model (tiny-sd, tiny-sdxl, mid)" >&2; exit 2 ;;
     esac
-    echo "run.sh: $model: fresco-sd" >&2
+    echo "run.sh: $model: fresco-diffusers" >&2
     "$bin" "$folder" --name "$model" --steps "$steps" "${reps[@]}" | tee -a "$results"
     echo "run.sh: $model: diffusers" >&2
     "$py" "$here/diffusers_bench.py" "$folder" --name "$model" "${config[@]}" \

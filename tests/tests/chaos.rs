@@ -7,10 +7,10 @@
 
 use std::time::{Duration, Instant};
 
-use fresco_diffusion::png_encode::read_png_text;
 use fresco_e2e::{Farm, FarmOptions, TcpProxy, describe};
 use fresco_proto::v1 as pb;
 use fresco_proto::v1::job_service_client::JobServiceClient;
+use fresco_worker::png::read_png_text;
 
 const TASKS: usize = 500;
 

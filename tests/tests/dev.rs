@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use fresco_diffusion::png_encode::read_png_text;
 use fresco_e2e::{Proc, binary, describe, free_port};
+use fresco_worker::png::read_png_text;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

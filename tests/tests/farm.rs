@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use fresco_diffusion::png_encode::read_png_text;
 use fresco_e2e::{Farm, FarmOptions, describe};
+use fresco_worker::png::read_png_text;
 use sqlx::Row;
 
 /// Decodes a PNG into (width, height, RGB bytes).

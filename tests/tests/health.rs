@@ -3,7 +3,7 @@
 //! the tasks it could not run are finished by a healthy worker.
 
 use candle_core::Device;
-use fresco_diffusion::{DitConfig, DitPipeline};
+use fresco_dit::{DitConfig, DitPipeline};
 use fresco_e2e::{Farm, FarmOptions, describe, stdout_json, wait_until};
 use std::time::Duration;
 

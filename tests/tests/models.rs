@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 
 use candle_core::Device;
-use fresco_diffusion::png_encode::read_png_text;
-use fresco_diffusion::{DitConfig, DitPipeline};
+use fresco_dit::{DitConfig, DitPipeline};
 use fresco_e2e::{Farm, FarmOptions, describe};
+use fresco_worker::png::read_png_text;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_serves_the_model_folders_of_its_models_dir() {

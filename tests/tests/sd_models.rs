@@ -1,5 +1,5 @@
 //! A Stable Diffusion folder on a real farm: the diffusers-layout tiny-sd
-//! folder (random weights, the one fresco-sd matches against diffusers) in a
+//! folder (random weights, the one fresco-diffusers matches against diffusers) in a
 //! worker's `--models-dir`, rendered through coordinator, queue, worker and
 //! storage. Every task picks its sampler and schedule knobs, and the pixels
 //! show that each reached the sampler: equal parameters give equal images,
@@ -12,7 +12,7 @@ use std::time::Duration;
 use fresco_e2e::{Farm, FarmOptions, describe, stdout_json};
 
 fn tiny_sd() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/fresco-sd/tests/data/tiny-sd")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/fresco-diffusers/tests/data/tiny-sd")
 }
 
 fn copy_dir(from: &Path, to: &Path) {

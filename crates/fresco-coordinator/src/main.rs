@@ -73,13 +73,8 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     fresco_telemetry::init_tracing(args.log_format);
-    if args.heartbeat_seconds * 2 > args.lease_seconds {
-        anyhow::bail!(
-            "--heartbeat-seconds ({}) must be at most half of --lease-seconds ({})",
-            args.heartbeat_seconds,
-            args.lease_seconds
-        );
-    }
+    let settings = settings(&args);
+    settings.validate()?;
     let shutdown = fresco_telemetry::shutdown_on_signals();
     let store = PgStore::connect(&args.database_url)
         .await
@@ -88,21 +83,6 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("connecting to Redis")?;
     let storage = Storage::from_url(&args.storage).context("opening output storage")?;
-    let mut settings = Settings {
-        lease: Duration::from_secs(args.lease_seconds),
-        heartbeat: Duration::from_secs(args.heartbeat_seconds),
-        reconcile_interval: Duration::from_millis(args.reconcile_ms),
-        reap_interval: Duration::from_millis(args.reap_ms),
-        queue_prefix: args.queue_prefix,
-        quarantine_after: args.quarantine_after,
-        retry_backoff: Backoff {
-            base: Duration::from_millis(args.retry_backoff_ms),
-            max: Duration::from_millis(args.retry_backoff_max_ms.max(args.retry_backoff_ms)),
-        },
-        extra_models: args.models,
-        ..Settings::default()
-    };
-    settings.limits.max_tasks = args.max_tasks_per_job;
     let app = Coordinator {
         store: Arc::new(store),
         dispatch: Arc::new(dispatch),
@@ -113,4 +93,24 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     server::serve(app, listener, shutdown).await
+}
+
+/// The settings the flags name, the others at their defaults.
+fn settings(args: &Args) -> Settings {
+    let mut settings = Settings {
+        lease: Duration::from_secs(args.lease_seconds),
+        heartbeat: Duration::from_secs(args.heartbeat_seconds),
+        reconcile_interval: Duration::from_millis(args.reconcile_ms),
+        reap_interval: Duration::from_millis(args.reap_ms),
+        queue_prefix: args.queue_prefix.clone(),
+        quarantine_after: args.quarantine_after,
+        retry_backoff: Backoff {
+            base: Duration::from_millis(args.retry_backoff_ms),
+            max: Duration::from_millis(args.retry_backoff_max_ms.max(args.retry_backoff_ms)),
+        },
+        extra_models: args.models.clone(),
+        ..Settings::default()
+    };
+    settings.limits.max_tasks = args.max_tasks_per_job;
+    settings
 }

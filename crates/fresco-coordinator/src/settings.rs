@@ -1,6 +1,10 @@
-//! The coordinator's tunables.
+//! The coordinator's tunables: the defaults ([`Settings::default`]) and the
+//! checks every caller gets ([`Settings::validate`]), for the daemon,
+//! `fresco dev` and tests.
 
 use std::time::Duration;
+
+use anyhow::ensure;
 
 use fresco_core::Limits;
 use fresco_store::Backoff;
@@ -45,5 +49,68 @@ impl Default for Settings {
             limits: Limits::default(),
             extra_models: Vec::new(),
         }
+    }
+}
+
+impl Settings {
+    /// Fails naming the first setting the coordinator cannot run with: a
+    /// heartbeat of zero or above half the lease (a worker must get two
+    /// heartbeats in before its lease runs out), or a reaper, reconciler or
+    /// `WatchJob` interval of zero.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        ensure!(
+            !self.heartbeat.is_zero(),
+            "the heartbeat interval must be above zero"
+        );
+        ensure!(
+            self.heartbeat * 2 <= self.lease,
+            "--heartbeat-seconds ({}) must be at most half of --lease-seconds ({})",
+            self.heartbeat.as_secs_f64(),
+            self.lease.as_secs_f64()
+        );
+        for (what, interval) in [
+            ("reap", self.reap_interval),
+            ("reconcile", self.reconcile_interval),
+            ("watch", self.watch_interval),
+        ] {
+            ensure!(
+                !interval.is_zero(),
+                "the {what} interval must be above zero"
+            );
+        }
+        ensure!(
+            self.quarantine_after >= 1,
+            "quarantine must follow at least one failure"
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid() {
+        Settings::default().validate().expect("defaults");
+    }
+
+    #[test]
+    fn a_heartbeat_above_half_the_lease_is_refused() {
+        let settings = Settings {
+            lease: Duration::from_secs(10),
+            heartbeat: Duration::from_secs(6),
+            ..Settings::default()
+        };
+        let err = settings.validate().expect_err("6s of 10s").to_string();
+        assert_eq!(
+            err,
+            "--heartbeat-seconds (6) must be at most half of --lease-seconds (10)"
+        );
+        let half = Settings {
+            heartbeat: Duration::from_secs(5),
+            ..settings
+        };
+        half.validate().expect("exactly half");
     }
 }

@@ -21,11 +21,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use fresco_coordinator::{Coordinator, Settings as CoordinatorSettings, server};
-use fresco_diffusion::ModelRegistry;
 use fresco_dispatch::{Dispatch, MemoryDispatch};
 use fresco_storage::Storage;
 use fresco_store::{JobStore, SqliteStore};
-use fresco_worker::models::served_models;
+use fresco_worker::models::{model_registry, served_models};
 use fresco_worker::{DispatchSource, Settings as WorkerSettings};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -56,7 +55,7 @@ impl DevOptions {
             listen: "127.0.0.1:50051".into(),
             workers: 1,
             models_dir: None,
-            cache_budget_bytes: 4 << 30,
+            cache_budget_bytes: WorkerSettings::DEFAULT_CACHE_BUDGET_BYTES,
             lease: Duration::from_secs(30),
         }
     }
@@ -107,20 +106,20 @@ impl DevFarm {
         let storage = Storage::from_url(&storage_url).context("opening output storage")?;
         let dispatch: Arc<dyn Dispatch> = Arc::new(MemoryDispatch::new());
 
-        let registry = ModelRegistry::new(options.models_dir.clone())
-            .with_kind(fresco_sd::serve::folder_kind(candle_core::DType::F32))
-            .with_kind(fresco_sd::serve::flow_folder_kind(candle_core::DType::F32));
+        let registry = model_registry(options.models_dir.clone(), None, candle_core::DType::F32)?;
         let models = served_models(&registry, &[])?;
+        let settings = CoordinatorSettings {
+            lease: options.lease,
+            heartbeat: (options.lease / 6).max(Duration::from_secs(1)),
+            extra_models: models.clone(),
+            ..CoordinatorSettings::default()
+        };
+        settings.validate()?;
         let app = Coordinator {
             store: Arc::new(store),
             dispatch: dispatch.clone(),
             storage,
-            settings: Arc::new(CoordinatorSettings {
-                lease: options.lease,
-                heartbeat: (options.lease / 6).max(Duration::from_secs(1)),
-                extra_models: models.clone(),
-                ..CoordinatorSettings::default()
-            }),
+            settings: Arc::new(settings),
         };
         let listener = tokio::net::TcpListener::bind(&options.listen)
             .await
@@ -133,17 +132,16 @@ impl DevFarm {
         let workers = (1..=options.workers)
             .map(|n| {
                 let settings = WorkerSettings {
-                    coordinator: format!("http://{addr}"),
-                    dispatch: DispatchSource::InProcess(dispatch.clone()),
-                    storage: storage_url.clone(),
                     name: format!("dev-worker-{n}"),
-                    models: models.clone(),
-                    registry: registry.clone(),
                     cache_budget_bytes: options.cache_budget_bytes,
-                    device: candle_core::Device::Cpu,
-                    shutdown_grace: Duration::from_secs(10),
-                    pop_timeout: Duration::from_secs(2),
-                    report_patience: Duration::from_secs(300),
+                    ..WorkerSettings::new(
+                        format!("http://{addr}"),
+                        DispatchSource::InProcess(dispatch.clone()),
+                        storage_url.clone(),
+                        registry.clone(),
+                        models.clone(),
+                        candle_core::Device::Cpu,
+                    )
                 };
                 tokio::spawn(fresco_worker::daemon::run(settings, workers_stop.clone()))
             })

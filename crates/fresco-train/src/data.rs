@@ -4,7 +4,7 @@
 //! optional per-pixel loss weights on each shape and along its outline.
 
 use candle_core::{Device, Tensor};
-use fresco_diffusion::tokenizer::{NULL_TOKEN, Tokenizer};
+use fresco_dit::tokenizer::{NULL_TOKEN, Tokenizer};
 use fresco_shapes::Dataset;
 use fresco_shapes::image_io::rgb_to_chw;
 use rand::Rng;
@@ -223,7 +223,7 @@ pub fn noisy_batch<R: Rng + ?Sized>(
 mod tests {
     use std::ops::ControlFlow;
 
-    use fresco_diffusion::sampler::{Sampler, sample, timesteps};
+    use fresco_dit::sampler::{Sampler, sample, timesteps};
     use fresco_shapes::Split;
 
     use super::*;
@@ -253,7 +253,7 @@ mod tests {
             .unwrap()
     }
 
-    fn no_progress() -> impl FnMut(fresco_diffusion::Progress) -> ControlFlow<()> {
+    fn no_progress() -> impl FnMut(fresco_pipeline::Progress) -> ControlFlow<()> {
         |_| ControlFlow::Continue(())
     }
 
@@ -291,7 +291,7 @@ mod tests {
         for sampler in [Sampler::Euler, Sampler::Heun] {
             // Constant oracle: the exact training target of this (x0, ε) pair.
             let mut oracle =
-                |_: &Tensor, _: f64| -> fresco_diffusion::Result<Tensor> { Ok(nb.target.clone()) };
+                |_: &Tensor, _: f64| -> fresco_pipeline::Result<Tensor> { Ok(nb.target.clone()) };
             let mid = sample(
                 sampler,
                 eps.clone(),
@@ -313,7 +313,7 @@ mod tests {
             // (x_t, t): E[ε − x0 | x_t] = (x_t − x0) / t. From any noise it must
             // reach x0.
             let mut optimal =
-                |x: &Tensor, s: f64| -> fresco_diffusion::Result<Tensor> { Ok(((x - &x0)? / s)?) };
+                |x: &Tensor, s: f64| -> fresco_pipeline::Result<Tensor> { Ok(((x - &x0)? / s)?) };
             let other_noise = Tensor::randn(0f32, 1.0, shape, &dev).unwrap();
             let end = sample(
                 sampler,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 pub enum Error {
     /// The model pipeline failed (construction, forward pass, saving).
     #[error(transparent)]
-    Diffusion(#[from] fresco_diffusion::Error),
+    Diffusion(#[from] fresco_pipeline::Error),
     /// A tensor operation failed.
     #[error("tensor error: {0}")]
     Candle(#[from] candle_core::Error),

@@ -6,7 +6,7 @@
 use std::ops::ControlFlow;
 use std::path::Path;
 
-use fresco_diffusion::{GenerateParams, Pipeline, derive_image_seed};
+use fresco_pipeline::{GenerateParams, Pipeline, derive_image_seed};
 use fresco_shapes::image_io::{upscale, write_png};
 use fresco_shapes::{Colour, EvalReport, Evaluator, Shape, Tally, is_held_out_combination};
 use serde::Serialize;
@@ -326,7 +326,7 @@ pub(crate) fn write_labelled_grid(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fresco_diffusion::GeneratedImage;
+    use fresco_pipeline::GeneratedImage;
 
     /// A stand-in model that draws one fixed 32×32 picture for every prompt.
     struct FixedImage(Vec<u8>);
@@ -344,8 +344,8 @@ mod tests {
         fn generate(
             &self,
             params: &GenerateParams,
-            _: &mut dyn FnMut(fresco_diffusion::Progress) -> ControlFlow<()>,
-        ) -> fresco_diffusion::Result<Vec<GeneratedImage>> {
+            _: &mut dyn FnMut(fresco_pipeline::Progress) -> ControlFlow<()>,
+        ) -> fresco_pipeline::Result<Vec<GeneratedImage>> {
             Ok((0..params.n)
                 .map(|index| GeneratedImage {
                     index,

@@ -1,5 +1,5 @@
 //! `fresco-train`: training and evaluation tools for fresco's built-in
-//! `fresco-shapes` model — the DiT of `fresco-diffusion` trained with flow
+//! `fresco-shapes` model — the DiT of `fresco-dit` trained with flow
 //! matching on the procedural captioned shapes of `fresco-shapes`.
 //!
 //! * [`Trainer`] — the training loop (AdamW, warmup + cosine, caption dropout,

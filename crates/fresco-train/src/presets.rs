@@ -3,7 +3,7 @@
 //! adaLN-Zero initialisation.
 
 use clap::ValueEnum;
-use fresco_diffusion::{DitConfig, Prediction, TextConfig};
+use fresco_dit::{DitConfig, Prediction, TextConfig};
 use serde::{Deserialize, Serialize};
 
 /// A named architecture.
@@ -69,7 +69,7 @@ mod tests {
             p.config().validate().unwrap();
         }
         let cfg = Preset::Small.config();
-        let tok = fresco_diffusion::tokenizer::Tokenizer::new(&cfg.text.vocab, cfg.text.max_tokens);
+        let tok = fresco_dit::tokenizer::Tokenizer::new(&cfg.text.vocab, cfg.text.max_tokens);
         for s in fresco_shapes::Dataset::generate(5, 200, 16, fresco_shapes::Split::All).unwrap() {
             let t = tok.tokenize(&s.caption);
             assert!(t.unknown.is_empty() && t.truncated == 0, "{}", s.caption);

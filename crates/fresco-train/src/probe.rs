@@ -14,7 +14,7 @@
 use std::path::Path;
 
 use candle_core::Tensor;
-use fresco_diffusion::DitPipeline;
+use fresco_dit::DitPipeline;
 use fresco_shapes::Scene;
 use fresco_shapes::image_io::{chw_to_rgb, rgb_to_chw};
 use fresco_shapes::render::render;

@@ -3,7 +3,7 @@
 //! step a pure function of `(seed, step)` (so resuming needs only the step counter).
 
 use clap::ValueEnum;
-use fresco_diffusion::splitmix64;
+use fresco_pipeline::splitmix64;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};

@@ -12,7 +12,7 @@
 use std::fmt;
 
 use candle_core::{Device, Tensor};
-use fresco_diffusion::DitPipeline;
+use fresco_dit::DitPipeline;
 use fresco_shapes::image_io::rgb_to_chw;
 use fresco_shapes::scene::Scene;
 use fresco_shapes::vocab::{Colour, Position, Shape, Size};

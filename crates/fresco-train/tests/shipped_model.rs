@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use candle_core::Device;
-use fresco_diffusion::{DitPipeline, registry};
+use fresco_dit::{DitPipeline, builtin};
 use fresco_train::sensitivity::{Attribute, AttributeSensitivity};
 use fresco_train::{
     EvalOptions, EvalPrompt, SensitivityOptions, caption_sensitivity, eval_prompts, evaluate,
@@ -39,7 +39,7 @@ fn options() -> EvalOptions {
 /// (colour, shape, background) accuracy of `model` on the seen prompts.
 fn seen_scores(model: &str) -> (f64, f64, f64) {
     // (colour, shape, background)
-    let pipeline = registry::load(model, &Device::Cpu).expect("loading the built-in model");
+    let pipeline = builtin::load(model, &Device::Cpu).expect("loading the built-in model");
     let out = evaluate(pipeline.as_ref(), &seen_prompts(), &options()).expect("sampling");
     let seen = out.report.seen;
     assert_eq!(seen.images, 28);
@@ -49,7 +49,7 @@ fn seen_scores(model: &str) -> (f64, f64, f64) {
 
 #[test]
 fn the_shipped_model_draws_the_prompted_colour_shape_and_background() {
-    let (colour, shape, background) = seen_scores(registry::FRESCO_SHAPES);
+    let (colour, shape, background) = seen_scores(builtin::FRESCO_SHAPES);
     eprintln!(
         "fresco-shapes, seen prompts: colour {colour:.3}, shape {shape:.3}, background {background:.3}"
     );
@@ -69,7 +69,7 @@ fn the_shipped_model_draws_the_prompted_colour_shape_and_background() {
 
 #[test]
 fn random_weights_score_below_the_floor() {
-    let (colour, shape, background) = seen_scores(registry::TINY_RANDOM_DIT);
+    let (colour, shape, background) = seen_scores(builtin::TINY_RANDOM_DIT);
     eprintln!(
         "tiny-random-dit, seen prompts: colour {colour:.3}, shape {shape:.3}, background {background:.3}"
     );

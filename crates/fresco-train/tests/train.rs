@@ -7,7 +7,8 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use candle_core::Device;
-use fresco_diffusion::{DitPipeline, GenerateParams, Pipeline};
+use fresco_dit::DitPipeline;
+use fresco_pipeline::{GenerateParams, Pipeline};
 use fresco_shapes::{Dataset, Framing, Shape, Sizing, Split};
 use fresco_train::checkpoint::TrainState;
 use fresco_train::data::CleanBatch;
@@ -349,7 +350,7 @@ fn ema_model_is_saved_and_resumes_exactly() {
         o
     };
     let mut config = Preset::Tiny.config();
-    config.prediction = fresco_diffusion::Prediction::X0;
+    config.prediction = fresco_dit::Prediction::X0;
     let whole = dir.path().join("whole");
     let mut t = Trainer::new(ema_opts(&whole), config.clone(), &Device::Cpu).unwrap();
     t.run().unwrap();
@@ -358,7 +359,7 @@ fn ema_model_is_saved_and_resumes_exactly() {
     assert_ne!(weights(&whole), weights(&raw), "the EMA model is saved");
     assert!(whole.join("checkpoint").join("ema.safetensors").is_file());
     let loaded = DitPipeline::from_dir(&whole, &Device::Cpu).unwrap();
-    assert_eq!(loaded.config().prediction, fresco_diffusion::Prediction::X0);
+    assert_eq!(loaded.config().prediction, fresco_dit::Prediction::X0);
 
     let split = dir.path().join("split");
     let ckpt = dir.path().join("ckpt");

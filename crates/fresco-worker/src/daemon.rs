@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use fresco_diffusion::ModelCache;
-use fresco_dispatch::{Dispatch, RedisDispatch};
+use fresco_dispatch::{Dispatch, Popped, RedisDispatch};
+use fresco_pipeline::ModelCache;
 use fresco_proto::v1 as pb;
 use fresco_storage::Storage;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 use tracing::{info, warn};
@@ -37,15 +38,60 @@ pub fn pop_order(served: &[String], loaded: &[String]) -> Vec<String> {
     order
 }
 
+/// Runs the worker until `shutdown`, in phases: check the settings, open the
+/// model cache and storage, register, connect to the dispatch queues, then
+/// pop → claim → run tasks; once `shutdown` fires, a task still running past
+/// the grace period is given back.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    settings.validate().context("invalid worker settings")?;
     let client = CoordinatorClient::new(&settings.coordinator)?;
     let storage = Storage::from_url(&settings.storage).context("opening output storage")?;
+    let cache = Arc::new(model_cache(&settings));
+    let Some(registered) = register(&client, &settings, &shutdown).await? else {
+        return Ok(());
+    };
+    let worker_id = registered.worker_id.clone();
+    info!(worker_id = %worker_id, name = %settings.name, models = ?settings.models, "worker registered");
+    let dispatch = connect_dispatch(&settings.dispatch, &registered.queue_prefix).await?;
+    let give_back = CancellationToken::new();
+    let ctx = TaskContext {
+        client: client.clone(),
+        storage,
+        cache: cache.clone(),
+        worker_id,
+        heartbeat: Duration::from_secs(u64::from(registered.heartbeat_seconds.max(1))),
+        report_patience: settings.report_patience,
+        give_back: give_back.clone(),
+    };
+    let grace_timer = spawn_grace_timer(&shutdown, settings.shutdown_grace, give_back);
+    while let Some((task, attempt)) = next_task(&settings, &ctx, dispatch.as_ref(), &shutdown).await
+    {
+        info!(task_id = %task.id, job_id = %task.job_id, attempt, model = %task.model, "running task");
+        let ended = task::run(&ctx, task, attempt).await;
+        tracing::debug!(?ended, "task ended");
+    }
+    grace_timer.abort();
+    log_stopped(&cache);
+    Ok(())
+}
+
+/// The cache of loaded pipelines, loading through the settings' registry.
+fn model_cache(settings: &Settings) -> ModelCache {
     let registry = settings.registry.clone();
-    let cache = Arc::new(ModelCache::with_loader(
+    ModelCache::with_loader(
         settings.cache_budget_bytes,
         settings.device.clone(),
         Box::new(move |model, device| registry.load(model, device)),
-    ));
+    )
+}
+
+/// Registers with the coordinator, retrying for up to two minutes; `None`
+/// when `shutdown` fires first.
+async fn register(
+    client: &CoordinatorClient,
+    settings: &Settings,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<pb::RegisterWorkerResponse>> {
     let register = pb::RegisterWorkerRequest {
         name: settings.name.clone(),
         device: crate::device::device_label(&settings.device),
@@ -53,94 +99,146 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         loaded_models: Vec::new(),
         worker_id: String::new(),
     };
-    let registered = tokio::select! {
-        _ = shutdown.cancelled() => return Ok(()),
+    tokio::select! {
+        _ = shutdown.cancelled() => Ok(None),
         r = with_retries("register", Duration::from_secs(120), || client.register(register.clone())) => {
-            r.context("registering with the coordinator")?
+            Ok(Some(r.context("registering with the coordinator")?))
         }
-    };
-    let worker_id = registered.worker_id.clone();
-    info!(worker_id = %worker_id, name = %settings.name, models = ?settings.models, "worker registered");
-    let dispatch: Arc<dyn Dispatch> = match &settings.dispatch {
+    }
+}
+
+/// The dispatch queues to pop from: Redis under the coordinator's key
+/// prefix, or the queues shared in this process.
+async fn connect_dispatch(
+    source: &DispatchSource,
+    queue_prefix: &str,
+) -> anyhow::Result<Arc<dyn Dispatch>> {
+    Ok(match source {
         DispatchSource::Redis { url } => Arc::new(
-            RedisDispatch::connect(url, &registered.queue_prefix)
+            RedisDispatch::connect(url, queue_prefix)
                 .await
                 .context("connecting to Redis")?,
         ),
         DispatchSource::InProcess(dispatch) => dispatch.clone(),
-    };
-    let give_back = CancellationToken::new();
-    let ctx = TaskContext {
-        client: client.clone(),
-        storage,
-        cache: cache.clone(),
-        worker_id: worker_id.clone(),
-        heartbeat: Duration::from_secs(u64::from(registered.heartbeat_seconds.max(1))),
-        report_patience: settings.report_patience,
-        give_back: give_back.clone(),
-    };
-    // Past the grace period after a shutdown signal, the running task is given back.
-    let grace = settings.shutdown_grace;
-    let grace_timer = {
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            shutdown.cancelled().await;
-            tokio::time::sleep(grace).await;
-            give_back.cancel();
-        })
-    };
+    })
+}
+
+/// Past the grace period after a shutdown signal, the running task is given
+/// back (`give_back` is cancelled).
+fn spawn_grace_timer(
+    shutdown: &CancellationToken,
+    grace: Duration,
+    give_back: CancellationToken,
+) -> JoinHandle<()> {
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        tokio::time::sleep(grace).await;
+        give_back.cancel();
+    })
+}
+
+/// What one pop or claim came to.
+enum Attempt<T> {
+    /// Got it.
+    Got(T),
+    /// Nothing this time; pop again.
+    Again,
+    /// Shutdown: stop popping.
+    Stop,
+}
+
+/// Pops and claims until a task is this worker's (with its attempt number),
+/// or `None` once `shutdown` fires.
+async fn next_task(
+    settings: &Settings,
+    ctx: &TaskContext,
+    dispatch: &dyn Dispatch,
+    shutdown: &CancellationToken,
+) -> Option<(pb::Task, u32)> {
     while !shutdown.is_cancelled() {
-        let order = pop_order(&settings.models, &cache.loaded_models());
-        let popped = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            p = dispatch.pop(&order, settings.pop_timeout) => p,
+        let popped = match pop(settings, &ctx.cache, dispatch, shutdown).await {
+            Attempt::Got(popped) => popped,
+            Attempt::Again => continue,
+            Attempt::Stop => return None,
         };
-        let popped = match popped {
-            Ok(Some(popped)) => popped,
-            Ok(None) => continue,
-            Err(err) => {
-                warn!(error = %err, "dispatch pop failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        let claim = pb::ClaimTaskRequest {
-            worker_id: worker_id.clone(),
-            task_id: popped.task.to_string(),
-            loaded_models: cache.loaded_models(),
-        };
-        let claimed = match client.claim(claim).await {
-            Ok(claimed) => claimed,
-            Err(status) if matches!(status.code(), Code::FailedPrecondition | Code::NotFound) => {
-                // Cancelled, already taken, or a duplicate entry: nothing to do.
-                continue;
-            }
-            Err(status) if status.code() == Code::PermissionDenied => {
-                // Quarantined, or this worker already failed the task: the
-                // reconciler queues it again for another worker; wait so
-                // that one pops it first.
-                warn!(task_id = %popped.task, reason = %status.message(), "claim refused to this worker");
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(settings.pop_timeout) => {}
-                }
-                continue;
-            }
-            Err(status) => {
-                warn!(task_id = %popped.task, code = ?status.code(), error = %status.message(), "claim failed; the reconciler will queue the task again");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        let Some(task) = claimed.task else {
-            warn!(task_id = %popped.task, "claim reply held no task");
-            continue;
-        };
-        info!(task_id = %task.id, job_id = %task.job_id, attempt = claimed.attempt, model = %task.model, "running task");
-        let ended = task::run(&ctx, task, claimed.attempt).await;
-        tracing::debug!(?ended, "task ended");
+        match claim(settings, ctx, &popped, shutdown).await {
+            Attempt::Got(claimed) => return Some(claimed),
+            Attempt::Again => continue,
+            Attempt::Stop => return None,
+        }
     }
-    grace_timer.abort();
+    None
+}
+
+/// One pop of the queues this worker serves, models already loaded first.
+async fn pop(
+    settings: &Settings,
+    cache: &ModelCache,
+    dispatch: &dyn Dispatch,
+    shutdown: &CancellationToken,
+) -> Attempt<Popped> {
+    let order = pop_order(&settings.models, &cache.loaded_models());
+    let popped = tokio::select! {
+        _ = shutdown.cancelled() => return Attempt::Stop,
+        p = dispatch.pop(&order, settings.pop_timeout) => p,
+    };
+    match popped {
+        Ok(Some(popped)) => Attempt::Got(popped),
+        Ok(None) => Attempt::Again,
+        Err(err) => {
+            warn!(error = %err, "dispatch pop failed; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Attempt::Again
+        }
+    }
+}
+
+/// Claims the popped task through the coordinator: the task and its attempt
+/// number, or `Again` when it is not this worker's to run.
+async fn claim(
+    settings: &Settings,
+    ctx: &TaskContext,
+    popped: &Popped,
+    shutdown: &CancellationToken,
+) -> Attempt<(pb::Task, u32)> {
+    let claim = pb::ClaimTaskRequest {
+        worker_id: ctx.worker_id.clone(),
+        task_id: popped.task.to_string(),
+        loaded_models: ctx.cache.loaded_models(),
+    };
+    let claimed = match ctx.client.claim(claim).await {
+        Ok(claimed) => claimed,
+        Err(status) if matches!(status.code(), Code::FailedPrecondition | Code::NotFound) => {
+            // Cancelled, already taken, or a duplicate entry: nothing to do.
+            return Attempt::Again;
+        }
+        Err(status) if status.code() == Code::PermissionDenied => {
+            // Quarantined, or this worker already failed the task: the
+            // reconciler queues it again for another worker; wait so
+            // that one pops it first.
+            warn!(task_id = %popped.task, reason = %status.message(), "claim refused to this worker");
+            tokio::select! {
+                _ = shutdown.cancelled() => return Attempt::Stop,
+                _ = tokio::time::sleep(settings.pop_timeout) => {}
+            }
+            return Attempt::Again;
+        }
+        Err(status) => {
+            warn!(task_id = %popped.task, code = ?status.code(), error = %status.message(), "claim failed; the reconciler will queue the task again");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            return Attempt::Again;
+        }
+    };
+    let Some(task) = claimed.task else {
+        warn!(task_id = %popped.task, "claim reply held no task");
+        return Attempt::Again;
+    };
+    Attempt::Got((task, claimed.attempt))
+}
+
+/// Logs the model cache's counters as the worker stops.
+fn log_stopped(cache: &ModelCache) {
     let stats = cache.stats();
     info!(
         hits = stats.hits,
@@ -149,7 +247,6 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         load_seconds = stats.load_seconds,
         "worker stopped"
     );
-    Ok(())
 }
 
 #[cfg(test)]

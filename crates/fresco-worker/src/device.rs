@@ -4,7 +4,7 @@
 
 use anyhow::bail;
 use candle_core::{DType, Device};
-pub use fresco_diffusion::{device_label, parse_device};
+pub use fresco_pipeline::{device_label, parse_device};
 use tracing::info;
 
 /// The float type named by `--dtype` (f32, f16 or bf16) for `device`: half

@@ -2,10 +2,13 @@
 //! already holds first), claims each through the coordinator, samples with
 //! a cached pipeline while heartbeating, uploads the PNGs, then reports.
 //!
-//! - [`settings`]: what the daemon is told at start.
-//! - [`models`]: which models the worker serves.
+//! - [`settings`]: what the daemon is told at start, with its defaults and checks.
+//! - [`models`]: the model registry of every family, and which models the
+//!   worker serves.
+//! - [`device`]: the `--device` and `--dtype` flags, and the cache budget.
 //! - [`coordinator`]: the gRPC client, with retries for reports.
 //! - [`render`]: one task's images, from parameters to PNG bytes.
+//! - [`png`]: PNG encoding with the images' parameters as text chunks.
 //! - [`task`]: one claimed task, end to end, with its heartbeat.
 //! - [`daemon`]: register, then pop → claim → run until shutdown.
 
@@ -13,6 +16,7 @@ pub mod coordinator;
 pub mod daemon;
 pub mod device;
 pub mod models;
+pub mod png;
 pub mod render;
 pub mod settings;
 pub mod task;

@@ -3,13 +3,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::bail;
 use clap::Parser;
-use fresco_diffusion::ModelRegistry;
 use fresco_telemetry::LogFormat;
 use fresco_worker::Settings;
 use fresco_worker::device::{default_cache_budget, parse_device, parse_dtype};
-use fresco_worker::models::served_models;
+use fresco_worker::models::{model_registry, served_models};
 use fresco_worker::settings::DispatchSource;
 
 /// Pops tasks from Redis, claims them through the coordinator, renders them
@@ -64,20 +62,13 @@ struct Args {
     #[arg(long, env = "FRESCO_CACHE_BUDGET_MB")]
     cache_budget_mb: Option<u64>,
     /// Seconds a shutdown waits for the running task before giving it back.
-    #[arg(long, env = "FRESCO_SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
+    #[arg(long, env = "FRESCO_SHUTDOWN_GRACE_SECONDS", default_value_t = Settings::DEFAULT_SHUTDOWN_GRACE.as_secs())]
     shutdown_grace_seconds: u64,
     /// Seconds a finished result is held while reporting it keeps failing.
-    #[arg(long, env = "FRESCO_REPORT_PATIENCE_SECONDS", default_value_t = 300)]
+    #[arg(long, env = "FRESCO_REPORT_PATIENCE_SECONDS", default_value_t = Settings::DEFAULT_REPORT_PATIENCE.as_secs())]
     report_patience_seconds: u64,
     #[arg(long, env = "FRESCO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-}
-
-fn default_name() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "worker".into());
-    format!("{host}-{}", std::process::id())
 }
 
 #[tokio::main]
@@ -86,38 +77,28 @@ async fn main() -> anyhow::Result<()> {
     fresco_telemetry::init_tracing(args.log_format);
     let device = parse_device(&args.device)?;
     let dtype = parse_dtype(&args.dtype, &device)?;
-    for (flag, dir) in [
-        ("--models-dir", &args.models_dir),
-        ("--hf-cache", &args.hf_cache),
-    ] {
-        if let Some(dir) = dir
-            && !dir.is_dir()
-        {
-            bail!("{flag} {}: not a directory", dir.display());
-        }
-    }
-    let registry = ModelRegistry::new(args.models_dir.clone())
-        .with_hf_cache(args.hf_cache.clone())
-        .with_kind(fresco_sd::serve::folder_kind(dtype))
-        .with_kind(fresco_sd::serve::flow_folder_kind(dtype));
+    let registry = model_registry(args.models_dir, args.hf_cache, dtype)?;
     let models = served_models(&registry, &args.models)?;
-    let settings = Settings {
-        coordinator: args.coordinator,
-        dispatch: DispatchSource::Redis {
-            url: args.redis_url,
-        },
-        storage: args.storage,
-        name: args.name.unwrap_or_else(default_name),
-        models,
-        registry,
-        cache_budget_bytes: args
-            .cache_budget_mb
-            .map_or_else(|| default_cache_budget(&device), |mb| mb << 20),
-        device,
-        shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
-        pop_timeout: Duration::from_secs(2),
-        report_patience: Duration::from_secs(args.report_patience_seconds),
+    let cache_budget_bytes = args
+        .cache_budget_mb
+        .map_or_else(|| default_cache_budget(&device), |mb| mb << 20);
+    let dispatch = DispatchSource::Redis {
+        url: args.redis_url,
     };
+    let mut settings = Settings::new(
+        args.coordinator,
+        dispatch,
+        args.storage,
+        registry,
+        models,
+        device,
+    );
+    if let Some(name) = args.name {
+        settings.name = name;
+    }
+    settings.cache_budget_bytes = cache_budget_bytes;
+    settings.shutdown_grace = Duration::from_secs(args.shutdown_grace_seconds);
+    settings.report_patience = Duration::from_secs(args.report_patience_seconds);
     let shutdown = fresco_telemetry::shutdown_on_signals();
     fresco_worker::daemon::run(settings, shutdown).await
 }

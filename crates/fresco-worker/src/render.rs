@@ -5,9 +5,10 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use fresco_diffusion::png_encode::encode_png;
-use fresco_diffusion::{GenerateParams, ModelCache, Schedule};
+use fresco_pipeline::{GenerateParams, ModelCache, Schedule};
 use fresco_proto::v1 as pb;
+
+use crate::png::encode_png;
 
 /// One encoded image.
 #[derive(Debug, Clone)]
@@ -84,7 +85,7 @@ pub fn render(
 ) -> anyhow::Result<Vec<RenderedImage>> {
     let pipeline = cache.get(&task.model)?;
     let params = params_of(task);
-    let mut on_step = |p: fresco_diffusion::Progress| {
+    let mut on_step = |p: fresco_pipeline::Progress| {
         progress.step.store(p.step, Ordering::Relaxed);
         if progress.cancel.load(Ordering::Relaxed) {
             ControlFlow::Break(())
@@ -115,16 +116,16 @@ mod tests {
 
     #[test]
     fn coordinator_and_worker_agree_on_builtin_models() {
-        assert_eq!(BUILTIN_MODELS, fresco_diffusion::registry::builtin_models());
+        assert_eq!(BUILTIN_MODELS, fresco_dit::builtin::builtin_models());
     }
 
     /// The coordinator accepts exactly the samplers some model kind runs.
     #[test]
     fn coordinator_and_worker_agree_on_samplers() {
-        let mut served: Vec<&str> = fresco_diffusion::sampler::SAMPLERS
+        let mut served: Vec<&str> = fresco_dit::sampler::SAMPLERS
             .iter()
-            .chain(fresco_sd::serve::SAMPLERS)
-            .chain(fresco_sd::serve::FLOW_SAMPLERS)
+            .chain(fresco_diffusers::serve::SAMPLERS)
+            .chain(fresco_diffusers::serve::FLOW_SAMPLERS)
             .copied()
             .collect();
         served.sort_unstable();

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fresco_core::{JobId, TaskId, keys};
-use fresco_diffusion::ModelCache;
+use fresco_pipeline::ModelCache;
 use fresco_proto::v1 as pb;
 use fresco_storage::Storage;
 use tokio_util::sync::CancellationToken;
@@ -249,7 +249,7 @@ mod tests {
     use std::ops::ControlFlow;
 
     use candle_core::Device;
-    use fresco_diffusion::{GenerateParams, GeneratedImage, Pipeline};
+    use fresco_pipeline::{GenerateParams, GeneratedImage, Pipeline};
 
     use super::*;
 
@@ -272,12 +272,12 @@ mod tests {
         fn generate(
             &self,
             _params: &GenerateParams,
-            _on_step: &mut dyn FnMut(fresco_diffusion::Progress) -> ControlFlow<()>,
-        ) -> fresco_diffusion::Result<Vec<GeneratedImage>> {
+            _on_step: &mut dyn FnMut(fresco_pipeline::Progress) -> ControlFlow<()>,
+        ) -> fresco_pipeline::Result<Vec<GeneratedImage>> {
             if self.panics {
                 panic!("index out of bounds: the len is 3 but the index is 7");
             }
-            Err(fresco_diffusion::Error::Internal(
+            Err(fresco_pipeline::Error::Internal(
                 "CUDA_ERROR_OUT_OF_MEMORY: out of memory".into(),
             ))
         }
@@ -308,7 +308,7 @@ mod tests {
             Box::new(|model: &str, device: &Device| match model {
                 "panics" => Ok(Arc::new(Faulty { panics: true }) as Arc<dyn Pipeline>),
                 "out-of-memory" => Ok(Arc::new(Faulty { panics: false }) as Arc<dyn Pipeline>),
-                other => fresco_diffusion::registry::load(other, device),
+                other => fresco_dit::builtin::load(other, device),
             }),
         ));
         let progress = Arc::new(Progress::default());

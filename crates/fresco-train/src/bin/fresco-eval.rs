@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use fresco_diffusion::{DitPipeline, parse_device};
+use fresco_dit::DitPipeline;
+use fresco_pipeline::parse_device;
 use fresco_train::eval::{parse_prompt_list, per_prompt_table, report_json, write_grid};
 use fresco_train::{
     EvalOptions, ProbeOptions, SensitivityOptions, caption_sensitivity, clean_image_probe,

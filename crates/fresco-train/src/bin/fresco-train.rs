@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
-use fresco_diffusion::{Prediction, parse_device};
+use fresco_dit::Prediction;
+use fresco_pipeline::parse_device;
 use fresco_shapes::{Dataset, Framing, Shape, Sizing};
 use fresco_train::{AdamWConfig, LogitNormalParams, Preset, TimeSampling, TrainOptions, Trainer};
 use tracing_subscriber::EnvFilter;

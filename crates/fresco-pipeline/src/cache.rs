@@ -1,0 +1,175 @@
+//! [`ModelCache`]: keeps loaded pipelines in memory under a byte budget,
+//! evicting the least recently used ones.
+//!
+//! Evicting only drops the cache's reference: a pipeline still used by a running
+//! task stays alive until that task releases its `Arc`.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use candle_core::Device;
+use tracing::info;
+
+use crate::error::{Error, Result};
+use crate::types::Pipeline;
+
+/// Function that constructs a pipeline for a model id, e.g. a
+/// [`ModelRegistry`](crate::ModelRegistry)'s `load`.
+pub type Loader = Box<dyn Fn(&str, &Device) -> Result<Arc<dyn Pipeline>> + Send + Sync>;
+
+/// Counters since the cache was created.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CacheStats {
+    /// `get` calls served from memory.
+    pub hits: u64,
+    /// `get` calls that had to load the model.
+    pub misses: u64,
+    /// Pipelines dropped to stay within the budget.
+    pub evictions: u64,
+    /// Total seconds spent loading.
+    pub load_seconds: f64,
+}
+
+struct Entry {
+    model_id: String,
+    pipeline: Arc<dyn Pipeline>,
+    bytes: u64,
+    last_used: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: Vec<Entry>,
+    clock: u64,
+    stats: CacheStats,
+}
+
+/// LRU cache of pipelines, shareable as `Arc<ModelCache>`.
+///
+/// Loads happen outside the lock, so hits for other models are not blocked by a
+/// slow load; two concurrent misses for the same model may both load it, and the
+/// first one inserted wins.
+pub struct ModelCache {
+    budget_bytes: u64,
+    device: Device,
+    loader: Loader,
+    inner: Mutex<Inner>,
+}
+
+impl ModelCache {
+    /// A cache holding at most `budget_bytes` of weights, loading through
+    /// `loader` (the most recently requested model is always kept, even if it
+    /// alone exceeds the budget).
+    pub fn with_loader(budget_bytes: u64, device: Device, loader: Loader) -> Self {
+        Self {
+            budget_bytes,
+            device,
+            loader,
+            inner: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Inner>> {
+        self.inner
+            .lock()
+            .map_err(|_| Error::Internal("model cache lock poisoned".into()))
+    }
+
+    /// The pipeline for `model_id`, loading it on a miss and then evicting least
+    /// recently used pipelines (never this one) while over budget.
+    pub fn get(&self, model_id: &str) -> Result<Arc<dyn Pipeline>> {
+        {
+            let mut inner = self.lock()?;
+            inner.clock += 1;
+            let now = inner.clock;
+            if let Some(e) = inner.entries.iter_mut().find(|e| e.model_id == model_id) {
+                e.last_used = now;
+                let p = e.pipeline.clone();
+                inner.stats.hits += 1;
+                return Ok(p);
+            }
+        }
+
+        let started = Instant::now();
+        let pipeline = (self.loader)(model_id, &self.device)?;
+        let seconds = started.elapsed().as_secs_f64();
+        let bytes = pipeline.memory_bytes();
+        info!(model = model_id, seconds, bytes, "model loaded");
+
+        let mut inner = self.lock()?;
+        inner.stats.misses += 1;
+        inner.stats.load_seconds += seconds;
+        inner.clock += 1;
+        let now = inner.clock;
+        let pipeline = match inner.entries.iter_mut().find(|e| e.model_id == model_id) {
+            Some(e) => {
+                // Loaded concurrently by another caller; keep the first copy.
+                e.last_used = now;
+                e.pipeline.clone()
+            }
+            None => {
+                inner.entries.push(Entry {
+                    model_id: model_id.to_owned(),
+                    pipeline: pipeline.clone(),
+                    bytes,
+                    last_used: now,
+                });
+                pipeline
+            }
+        };
+        self.evict_over_budget(&mut inner, model_id);
+        Ok(pipeline)
+    }
+
+    fn evict_over_budget(&self, inner: &mut Inner, keep: &str) {
+        loop {
+            let total: u64 = inner.entries.iter().map(|e| e.bytes).sum();
+            if total <= self.budget_bytes {
+                return;
+            }
+            let victim = inner
+                .entries
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.model_id != keep)
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(i, _)| i);
+            let Some(i) = victim else { return };
+            let e = inner.entries.remove(i);
+            inner.stats.evictions += 1;
+            info!(
+                model = %e.model_id,
+                bytes = e.bytes,
+                budget = self.budget_bytes,
+                "model evicted from cache"
+            );
+        }
+    }
+
+    /// Ids of the pipelines currently held, most recently used first.
+    pub fn loaded_models(&self) -> Vec<String> {
+        let Ok(inner) = self.lock() else {
+            return Vec::new();
+        };
+        let mut entries: Vec<&Entry> = inner.entries.iter().collect();
+        entries.sort_by_key(|e| std::cmp::Reverse(e.last_used));
+        entries.iter().map(|e| e.model_id.clone()).collect()
+    }
+
+    /// Hit/miss/eviction counters.
+    pub fn stats(&self) -> CacheStats {
+        self.lock().map(|i| i.stats.clone()).unwrap_or_default()
+    }
+
+    /// Bytes of weights currently held.
+    pub fn used_bytes(&self) -> u64 {
+        self.lock()
+            .map(|i| i.entries.iter().map(|e| e.bytes).sum())
+            .unwrap_or(0)
+    }
+
+    /// The configured budget.
+    pub fn budget_bytes(&self) -> u64 {
+        self.budget_bytes
+    }
+}

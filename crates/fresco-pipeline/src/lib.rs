@@ -1,0 +1,30 @@
+//! `fresco-pipeline`: the model contract every model family implements and
+//! the fresco worker codes against. It holds no model itself.
+//!
+//! - [`types`]: the [`Pipeline`] trait, what to render ([`GenerateParams`]),
+//!   what comes back ([`GeneratedImage`]) and per-step [`Progress`].
+//! - [`error`]: the [`Error`] every pipeline returns.
+//! - [`registry`]: [`ModelRegistry`], the models a worker can serve: the
+//!   built-in models and the [`FolderKind`]s the families register into it,
+//!   found in a models directory or a Hugging Face hub cache.
+//! - [`cache`]: [`ModelCache`], loaded pipelines kept under a byte budget.
+//! - [`device`]: the `--device` names (`cpu`, `cuda`, `cuda:N`).
+//! - [`seed`]: the per-image seed contract and seeded noise.
+//!
+//! The families live in their own crates: fresco's DiT in `fresco-dit`, the
+//! diffusers-format models (SD 1.x/2.x, SDXL, SD3, FLUX) in
+//! `fresco-diffusers`. The worker wires them into one registry.
+
+pub mod cache;
+pub mod device;
+pub mod error;
+pub mod registry;
+pub mod seed;
+pub mod types;
+
+pub use cache::{CacheStats, Loader, ModelCache};
+pub use device::{device_label, parse_device};
+pub use error::{Error, Result};
+pub use registry::{FolderKind, ModelRegistry};
+pub use seed::{derive_image_seed, splitmix64};
+pub use types::{GenerateParams, GeneratedImage, Pipeline, Progress, Schedule};
