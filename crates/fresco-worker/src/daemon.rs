@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use fresco_core::status::{ErrorCode, classify};
 use fresco_diffusion::ModelCache;
 use fresco_dispatch::{Dispatch, RedisDispatch};
 use fresco_proto::v1 as pb;
 use fresco_storage::Storage;
 use tokio_util::sync::CancellationToken;
-use tonic::Code;
 use tracing::{info, warn};
 
 use crate::Settings;
@@ -111,11 +111,11 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         };
         let claimed = match client.claim(claim).await {
             Ok(claimed) => claimed,
-            Err(status) if matches!(status.code(), Code::FailedPrecondition | Code::NotFound) => {
+            Err(status) if matches!(classify(&status).code, ErrorCode::Conflict | ErrorCode::NotFound) => {
                 // Cancelled, already taken, or a duplicate entry: nothing to do.
                 continue;
             }
-            Err(status) if status.code() == Code::PermissionDenied => {
+            Err(status) if classify(&status).code == ErrorCode::Refused => {
                 // Quarantined, or this worker already failed the task: the
                 // reconciler queues it again for another worker; wait so
                 // that one pops it first.

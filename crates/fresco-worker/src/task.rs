@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
+use fresco_core::status::{ErrorCode, classify};
 use fresco_core::{JobId, TaskId, keys};
 use fresco_diffusion::ModelCache;
 use fresco_proto::v1 as pb;
@@ -42,10 +43,12 @@ pub enum Ended {
     Unreported,
 }
 
+/// Whether the coordinator refused a report because this attempt no longer
+/// holds the task (a stale fencing token, a cancelled or deleted task).
 fn lease_lost(status: &tonic::Status) -> bool {
     matches!(
-        status.code(),
-        tonic::Code::FailedPrecondition | tonic::Code::NotFound
+        classify(status).code,
+        ErrorCode::Conflict | ErrorCode::NotFound
     )
 }
 
