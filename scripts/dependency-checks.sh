@@ -12,12 +12,17 @@ fail() {
 }
 
 # The store knows fresco's error codes, not gRPC: it pulls no tonic.
+# `cargo tree -i` names every path to tonic, or says tonic is not there.
 echo "fresco-store pulls no tonic"
-if inverted=$(cargo tree -p fresco-store -e normal -i tonic 2>/dev/null) && [ -n "$inverted" ]; then
+if inverted=$(cargo tree -p fresco-store -e normal -i tonic 2>&1); then
   echo "$inverted" >&2
   fail "fresco-store depends on tonic"
+elif ! grep -q "did not match any packages" <<<"$inverted"; then
+  echo "$inverted" >&2
+  fail "cargo tree -p fresco-store -i tonic did not run"
 fi
-if cargo tree -p fresco-store -e normal | grep -q tonic; then
+tree=$(cargo tree -p fresco-store -e normal)
+if grep -q tonic <<<"$tree"; then
   fail "tonic appears in fresco-store's dependency tree"
 fi
 
