@@ -106,7 +106,10 @@ impl JobApi {
         Ok(convert::job(&self.app.store.get_job(id).await?))
     }
 
-    async fn workers(&self, request: &pb::ListWorkersRequest) -> ApiResult<pb::ListWorkersResponse> {
+    async fn workers(
+        &self,
+        request: &pb::ListWorkersRequest,
+    ) -> ApiResult<pb::ListWorkersResponse> {
         let limit = list_limit(request.limit, 100)?;
         let workers = self.app.store.list_workers(limit).await?;
         Ok(pb::ListWorkersResponse {
@@ -301,6 +304,9 @@ mod tests {
         assert_eq!(list_limit(0, 50), Ok(50), "unset: the call's default");
         assert_eq!(list_limit(MAX_LIST_LIMIT, 50), Ok(MAX_LIST_LIMIT));
         let refused = list_limit(MAX_LIST_LIMIT + 1, 50).unwrap_err();
-        assert_eq!(refused.to_string(), "limit: must be at most 10000 (got 10001)");
+        assert_eq!(
+            refused.to_string(),
+            "limit: must be at most 10000 (got 10001)"
+        );
     }
 }

@@ -163,7 +163,11 @@ mod tests {
             (Interrupted, true, Fault::Server),
             (Internal, false, Fault::Server),
         ];
-        assert_eq!(table.len(), ErrorCode::ALL.len(), "every code is in the table");
+        assert_eq!(
+            table.len(),
+            ErrorCode::ALL.len(),
+            "every code is in the table"
+        );
         for (code, retryable, fault) in table {
             let class = code.class();
             assert_eq!(

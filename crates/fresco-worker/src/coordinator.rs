@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use fresco_core::status::classify;
+use fresco_core::status::{ErrorCode, classify};
 use fresco_proto::v1 as pb;
 use fresco_proto::v1::worker_service_client::WorkerServiceClient;
 use tonic::Status;
@@ -14,6 +14,16 @@ use tracing::warn;
 #[derive(Clone)]
 pub struct CoordinatorClient {
     inner: WorkerServiceClient<Channel>,
+}
+
+/// Whether the coordinator answered that the task is not this worker's to
+/// run or report (any more): it has ended or was cancelled, another attempt
+/// holds it (a stale fencing token), or it does not exist.
+pub fn task_not_ours(status: &Status) -> bool {
+    matches!(
+        classify(status).code,
+        ErrorCode::Conflict | ErrorCode::NotFound
+    )
 }
 
 impl CoordinatorClient {

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::Settings;
-use crate::coordinator::{CoordinatorClient, with_retries};
+use crate::coordinator::{CoordinatorClient, task_not_ours, with_retries};
 use crate::settings::DispatchSource;
 use crate::task::{self, TaskContext};
 
@@ -111,7 +111,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         };
         let claimed = match client.claim(claim).await {
             Ok(claimed) => claimed,
-            Err(status) if matches!(classify(&status).code, ErrorCode::Conflict | ErrorCode::NotFound) => {
+            Err(status) if task_not_ours(&status) => {
                 // Cancelled, already taken, or a duplicate entry: nothing to do.
                 continue;
             }

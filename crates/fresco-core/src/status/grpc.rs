@@ -45,9 +45,7 @@ impl ErrorCode {
             }
             // `OK` as an error, a call the server does not have (another
             // fresco version), lost data: nothing a retry fixes.
-            Code::Ok | Code::Unimplemented | Code::DataLoss | Code::Internal => {
-                ErrorCode::Internal
-            }
+            Code::Ok | Code::Unimplemented | Code::DataLoss | Code::Internal => ErrorCode::Internal,
         }
     }
 }
@@ -92,24 +90,25 @@ mod tests {
 
     /// Every gRPC code a client can receive from a server, and what fresco
     /// makes of it: (code, fresco's code, retryable, fault).
+    #[rustfmt::skip]
     const RECEIVED: [(Code, ErrorCode, bool, Fault); 17] = [
-        (Code::Ok, ErrorCode::Internal, false, Fault::Server),
-        (Code::Cancelled, ErrorCode::Interrupted, true, Fault::Server),
-        (Code::Unknown, ErrorCode::Interrupted, true, Fault::Server),
-        (Code::InvalidArgument, ErrorCode::InvalidArgument, false, Fault::Caller),
-        (Code::DeadlineExceeded, ErrorCode::Interrupted, true, Fault::Server),
-        (Code::NotFound, ErrorCode::NotFound, false, Fault::Caller),
-        (Code::AlreadyExists, ErrorCode::Conflict, false, Fault::Caller),
-        (Code::PermissionDenied, ErrorCode::Refused, false, Fault::Caller),
-        (Code::ResourceExhausted, ErrorCode::ResourceExhausted, false, Fault::Caller),
-        (Code::FailedPrecondition, ErrorCode::Conflict, false, Fault::Caller),
-        (Code::Aborted, ErrorCode::Interrupted, true, Fault::Server),
-        (Code::OutOfRange, ErrorCode::InvalidArgument, false, Fault::Caller),
-        (Code::Unimplemented, ErrorCode::Internal, false, Fault::Server),
-        (Code::Internal, ErrorCode::Internal, false, Fault::Server),
-        (Code::Unavailable, ErrorCode::Unavailable, true, Fault::Server),
-        (Code::DataLoss, ErrorCode::Internal, false, Fault::Server),
-        (Code::Unauthenticated, ErrorCode::Refused, false, Fault::Caller),
+        (Code::Ok,                 ErrorCode::Internal,          false, Fault::Server),
+        (Code::Cancelled,          ErrorCode::Interrupted,       true,  Fault::Server),
+        (Code::Unknown,            ErrorCode::Interrupted,       true,  Fault::Server),
+        (Code::InvalidArgument,    ErrorCode::InvalidArgument,   false, Fault::Caller),
+        (Code::DeadlineExceeded,   ErrorCode::Interrupted,       true,  Fault::Server),
+        (Code::NotFound,           ErrorCode::NotFound,          false, Fault::Caller),
+        (Code::AlreadyExists,      ErrorCode::Conflict,          false, Fault::Caller),
+        (Code::PermissionDenied,   ErrorCode::Refused,           false, Fault::Caller),
+        (Code::ResourceExhausted,  ErrorCode::ResourceExhausted, false, Fault::Caller),
+        (Code::FailedPrecondition, ErrorCode::Conflict,          false, Fault::Caller),
+        (Code::Aborted,            ErrorCode::Interrupted,       true,  Fault::Server),
+        (Code::OutOfRange,         ErrorCode::InvalidArgument,   false, Fault::Caller),
+        (Code::Unimplemented,      ErrorCode::Internal,          false, Fault::Server),
+        (Code::Internal,           ErrorCode::Internal,          false, Fault::Server),
+        (Code::Unavailable,        ErrorCode::Unavailable,       true,  Fault::Server),
+        (Code::DataLoss,           ErrorCode::Internal,          false, Fault::Server),
+        (Code::Unauthenticated,    ErrorCode::Refused,           false, Fault::Caller),
     ];
 
     #[test]
@@ -160,11 +159,18 @@ mod tests {
 
     #[test]
     fn statuses_carry_the_code_and_the_client_message() {
-        let field = to_status(&FieldError::new("limit", "must be at most 10000 (got 10001)"));
+        let field = to_status(&FieldError::new(
+            "limit",
+            "must be at most 10000 (got 10001)",
+        ));
         assert_eq!(field.code(), Code::InvalidArgument);
         assert_eq!(field.message(), "limit: must be at most 10000 (got 10001)");
         let internal = to_status(&Database);
         assert_eq!(internal.code(), Code::Internal);
-        assert_eq!(internal.message(), "internal error", "no SQL reaches a client");
+        assert_eq!(
+            internal.message(),
+            "internal error",
+            "no SQL reaches a client"
+        );
     }
 }
