@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # fresco's test command: installs and starts what the tests need (Postgres,
-# Redis, an S3-compatible server) when missing, builds the binaries, runs
-# the whole suite, and stops the services again.
+# Redis, an S3-compatible server) when missing, checks the dependency
+# graph, builds the binaries, runs the whole suite, and stops the services
+# again.
 #   scripts/test.sh [extra nextest/cargo test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export FRESCO_SERVICES_DIR="${FRESCO_SERVICES_DIR:-$(pwd)/.services/test}"
+
+scripts/dependency-checks.sh
 
 scripts/services.sh start
 trap 'scripts/services.sh stop' EXIT

@@ -13,6 +13,7 @@ mod report;
 use std::process::ExitCode;
 
 use clap::Parser;
+use fresco_core::status::{ErrorCode, classify};
 
 use crate::args::{Cli, Command};
 use crate::commands::control::{self, Action};
@@ -36,10 +37,11 @@ impl From<anyhow::Error> for Failure {
 
 impl From<tonic::Status> for Failure {
     fn from(status: tonic::Status) -> Self {
-        match status.code() {
-            tonic::Code::InvalidArgument => Failure::Invalid(status.message().to_owned()),
-            tonic::Code::NotFound => Failure::Invalid(status.message().to_owned()),
-            tonic::Code::Unavailable => Failure::Other(anyhow::anyhow!(
+        match classify(&status).code {
+            ErrorCode::InvalidArgument | ErrorCode::NotFound => {
+                Failure::Invalid(status.message().to_owned())
+            }
+            ErrorCode::Unavailable => Failure::Other(anyhow::anyhow!(
                 "the coordinator is unavailable: {}",
                 status.message()
             )),

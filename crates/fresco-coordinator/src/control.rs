@@ -6,12 +6,12 @@
 
 use fresco_core::{JobId, TaskId};
 use fresco_proto::v1 as pb;
-use tonic::Status;
 use tracing::{info, warn};
 
+use crate::error::ApiResult;
 use crate::{Coordinator, convert};
 
-pub async fn cancel_task(app: &Coordinator, task_id: &str) -> Result<pb::Task, Status> {
+pub async fn cancel_task(app: &Coordinator, task_id: &str) -> ApiResult<pb::Task> {
     let id = TaskId::parse_field("task_id", task_id)?;
     let cancelled = app.store.cancel_task(id).await?;
     info!(task_id = %id, "task cancelled");
@@ -21,7 +21,7 @@ pub async fn cancel_task(app: &Coordinator, task_id: &str) -> Result<pb::Task, S
     Ok(convert::task(&app.store.get_task(id).await?))
 }
 
-pub async fn retry_job(app: &Coordinator, job_id: &str) -> Result<pb::Job, Status> {
+pub async fn retry_job(app: &Coordinator, job_id: &str) -> ApiResult<pb::Job> {
     let id = JobId::parse_field("job_id", job_id)?;
     let requeued = app.store.retry_job(id).await?;
     info!(job_id = %id, tasks = requeued.len(), "failed tasks queued again");
@@ -31,7 +31,7 @@ pub async fn retry_job(app: &Coordinator, job_id: &str) -> Result<pb::Job, Statu
     Ok(convert::job(&app.store.get_job(id).await?))
 }
 
-pub async fn set_paused(app: &Coordinator, job_id: &str, paused: bool) -> Result<pb::Job, Status> {
+pub async fn set_paused(app: &Coordinator, job_id: &str, paused: bool) -> ApiResult<pb::Job> {
     let id = JobId::parse_field("job_id", job_id)?;
     let queued = app.store.set_paused(id, paused).await?;
     let moved = if paused {

@@ -7,15 +7,33 @@ use fresco_core::{FieldError, JobId, TaskId, TaskState, validate};
 use fresco_proto::v1 as pb;
 use fresco_proto::v1::job_service_server::JobService;
 use fresco_store::TaskQuery;
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
+use crate::error::{ApiError, ApiResult, respond};
 use crate::{Coordinator, control, convert};
 
 /// Bytes per `ReadOutput` chunk.
 const CHUNK: usize = 1 << 20;
+
+/// The most rows one list call (`ListJobs`, `ListTasks`, `ListWorkers`)
+/// returns; a larger `limit` is refused, never cut down silently.
+pub const MAX_LIST_LIMIT: u32 = 10_000;
+
+/// A list call's `limit`: `default` when unset (0), refused above
+/// [`MAX_LIST_LIMIT`].
+fn list_limit(limit: u32, default: u32) -> Result<u32, FieldError> {
+    match limit {
+        0 => Ok(default),
+        n if n > MAX_LIST_LIMIT => Err(FieldError::new(
+            "limit",
+            format!("must be at most {MAX_LIST_LIMIT} (got {n})"),
+        )),
+        n => Ok(n),
+    }
+}
 
 pub struct JobApi {
     pub app: Coordinator,
@@ -24,24 +42,22 @@ pub struct JobApi {
     pub shutdown: CancellationToken,
 }
 
+type Streamed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// A stream of results as a stream of gRPC answers.
+fn streamed<T>(stream: impl Stream<Item = ApiResult<T>> + Send + 'static) -> Streamed<T> {
+    Box::pin(stream.map(|item| item.map_err(Status::from)))
+}
+
 impl JobApi {
-    async fn known_models(&self) -> Result<Vec<String>, Status> {
+    async fn known_models(&self) -> ApiResult<Vec<String>> {
         let mut models = self.app.store.served_models().await?;
         models.extend(BUILTIN_MODELS.iter().map(|m| (*m).to_owned()));
         models.extend(self.app.settings.extra_models.iter().cloned());
         Ok(models)
     }
-}
 
-type Streamed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl JobService for JobApi {
-    async fn submit_job(
-        &self,
-        request: Request<pb::SubmitJobRequest>,
-    ) -> Result<Response<pb::SubmitJobResponse>, Status> {
-        let request = request.into_inner();
+    async fn submit(&self, request: pb::SubmitJobRequest) -> ApiResult<pb::SubmitJobResponse> {
         let models = self.known_models().await?;
         let spec = validate::job_spec(
             &request,
@@ -59,120 +75,60 @@ impl JobService for JobApi {
             // Postgres has the job; the reconciler pushes it once Redis is back.
             warn!(job_id = %submitted.job.id, error = %err, "dispatch push failed; the reconciler will retry");
         }
-        Ok(Response::new(pb::SubmitJobResponse {
+        Ok(pb::SubmitJobResponse {
             job: Some(convert::job(&submitted.job)),
             replayed: submitted.replayed,
-        }))
+        })
     }
 
-    async fn get_job(
-        &self,
-        request: Request<pb::GetJobRequest>,
-    ) -> Result<Response<pb::Job>, Status> {
-        let id = JobId::parse_field("job_id", &request.get_ref().job_id)?;
-        let job = self.app.store.get_job(id).await?;
-        Ok(Response::new(convert::job(&job)))
+    async fn job(&self, job_id: &str) -> ApiResult<pb::Job> {
+        let id = JobId::parse_field("job_id", job_id)?;
+        Ok(convert::job(&self.app.store.get_job(id).await?))
     }
 
-    async fn list_jobs(
-        &self,
-        request: Request<pb::ListJobsRequest>,
-    ) -> Result<Response<pb::ListJobsResponse>, Status> {
-        let request = request.into_inner();
-        let limit = match request.limit {
-            0 => 50,
-            n if n > 1000 => {
-                return Err(
-                    FieldError::new("limit", format!("must be at most 1000 (got {n})")).into(),
-                );
-            }
-            n => n,
-        };
+    async fn jobs(&self, request: pb::ListJobsRequest) -> ApiResult<pb::ListJobsResponse> {
+        let limit = list_limit(request.limit, 50)?;
         let owner = (!request.owner.is_empty()).then_some(request.owner.as_str());
         let jobs = self.app.store.list_jobs(limit, owner).await?;
-        Ok(Response::new(pb::ListJobsResponse {
+        Ok(pb::ListJobsResponse {
             jobs: jobs.iter().map(convert::job).collect(),
-        }))
+        })
     }
 
-    async fn cancel_job(
-        &self,
-        request: Request<pb::CancelJobRequest>,
-    ) -> Result<Response<pb::Job>, Status> {
-        let id = JobId::parse_field("job_id", &request.get_ref().job_id)?;
+    async fn cancel(&self, job_id: &str) -> ApiResult<pb::Job> {
+        let id = JobId::parse_field("job_id", job_id)?;
         let cancelled = self.app.store.cancel_job(id).await?;
         info!(job_id = %id, tasks = cancelled.len(), "job cancelled");
         if let Err(err) = self.app.dispatch.remove(&cancelled).await {
             // Workers that pop these ids find them cancelled and drop them.
             warn!(job_id = %id, error = %err, "could not remove cancelled tasks from dispatch");
         }
-        let job = self.app.store.get_job(id).await?;
-        Ok(Response::new(convert::job(&job)))
+        Ok(convert::job(&self.app.store.get_job(id).await?))
     }
 
-    async fn cancel_task(
+    async fn workers(
         &self,
-        request: Request<pb::CancelTaskRequest>,
-    ) -> Result<Response<pb::Task>, Status> {
-        control::cancel_task(&self.app, &request.get_ref().task_id)
-            .await
-            .map(Response::new)
-    }
-
-    async fn retry_job(
-        &self,
-        request: Request<pb::RetryJobRequest>,
-    ) -> Result<Response<pb::Job>, Status> {
-        control::retry_job(&self.app, &request.get_ref().job_id)
-            .await
-            .map(Response::new)
-    }
-
-    async fn pause_job(
-        &self,
-        request: Request<pb::PauseJobRequest>,
-    ) -> Result<Response<pb::Job>, Status> {
-        control::set_paused(&self.app, &request.get_ref().job_id, true)
-            .await
-            .map(Response::new)
-    }
-
-    async fn resume_job(
-        &self,
-        request: Request<pb::ResumeJobRequest>,
-    ) -> Result<Response<pb::Job>, Status> {
-        control::set_paused(&self.app, &request.get_ref().job_id, false)
-            .await
-            .map(Response::new)
-    }
-
-    async fn list_workers(
-        &self,
-        request: Request<pb::ListWorkersRequest>,
-    ) -> Result<Response<pb::ListWorkersResponse>, Status> {
-        let limit = match request.get_ref().limit {
-            0 => 100,
-            n => n.min(10_000),
-        };
+        request: &pb::ListWorkersRequest,
+    ) -> ApiResult<pb::ListWorkersResponse> {
+        let limit = list_limit(request.limit, 100)?;
         let workers = self.app.store.list_workers(limit).await?;
-        Ok(Response::new(pb::ListWorkersResponse {
+        Ok(pb::ListWorkersResponse {
             workers: workers.iter().map(convert::worker).collect(),
-        }))
+        })
     }
 
-    type WatchJobStream = Streamed<pb::Job>;
-
-    async fn watch_job(
+    /// The job now, then each time it changes, until it has finished.
+    async fn watch(
         &self,
-        request: Request<pb::WatchJobRequest>,
-    ) -> Result<Response<Self::WatchJobStream>, Status> {
-        let id = JobId::parse_field("job_id", &request.get_ref().job_id)?;
+        job_id: &str,
+    ) -> ApiResult<impl Stream<Item = ApiResult<pb::Job>> + Send + 'static> {
+        let id = JobId::parse_field("job_id", job_id)?;
         let store = self.app.store.clone();
         let interval = self.app.settings.watch_interval;
         let shutdown = self.shutdown.clone();
         // Fail fast on an unknown job, before the stream starts.
         let first = store.get_job(id).await?;
-        let stream = async_stream::try_stream! {
+        Ok(async_stream::try_stream! {
             let mut last = convert::job(&first);
             yield last.clone();
             while !last.finished {
@@ -181,7 +137,7 @@ impl JobService for JobApi {
                     _ = tokio::time::sleep(interval) => false,
                 };
                 if stopping {
-                    Err(Status::unavailable("the coordinator is shutting down; watch again"))?;
+                    Err(ApiError::ShuttingDown)?;
                 }
                 let now = convert::job(&store.get_job(id).await?);
                 if now != last {
@@ -189,37 +145,20 @@ impl JobService for JobApi {
                     yield last.clone();
                 }
             }
-        };
-        Ok(Response::new(Box::pin(stream)))
+        })
     }
 
-    async fn get_task(
-        &self,
-        request: Request<pb::GetTaskRequest>,
-    ) -> Result<Response<pb::Task>, Status> {
-        let id = TaskId::parse_field("task_id", &request.get_ref().task_id)?;
-        let task = self.app.store.get_task(id).await?;
-        Ok(Response::new(convert::task(&task)))
+    async fn task(&self, task_id: &str) -> ApiResult<pb::Task> {
+        let id = TaskId::parse_field("task_id", task_id)?;
+        Ok(convert::task(&self.app.store.get_task(id).await?))
     }
 
-    async fn list_tasks(
-        &self,
-        request: Request<pb::ListTasksRequest>,
-    ) -> Result<Response<pb::ListTasksResponse>, Status> {
-        let request = request.into_inner();
+    async fn tasks(&self, request: pb::ListTasksRequest) -> ApiResult<pb::ListTasksResponse> {
         let job = JobId::parse_field("job_id", &request.job_id)?;
         let state = pb::TaskState::try_from(request.state).map_err(|_| {
             FieldError::new("state", format!("unknown task state {}", request.state))
         })?;
-        let limit = match request.limit {
-            0 => 1000,
-            n if n > 10_000 => {
-                return Err(
-                    FieldError::new("limit", format!("must be at most 10000 (got {n})")).into(),
-                );
-            }
-            n => n,
-        };
+        let limit = list_limit(request.limit, 1000)?;
         // An unknown job is an error, not an empty list.
         self.app.store.get_job(job).await?;
         let tasks = self
@@ -232,9 +171,118 @@ impl JobService for JobApi {
                 limit,
             })
             .await?;
-        Ok(Response::new(pb::ListTasksResponse {
+        Ok(pb::ListTasksResponse {
             tasks: tasks.iter().map(convert::task).collect(),
-        }))
+        })
+    }
+
+    /// A recorded output's bytes, in chunks.
+    async fn output(
+        &self,
+        key: String,
+    ) -> ApiResult<impl Stream<Item = ApiResult<pb::OutputChunk>> + Send + 'static> {
+        // Only recorded outputs can be read, never arbitrary bucket keys.
+        if !self.app.store.has_output(&key).await? {
+            return Err(ApiError::OutputNotFound(key));
+        }
+        let bytes = match self.app.storage.get(&key).await {
+            Ok(bytes) => bytes,
+            Err(source) => return Err(ApiError::OutputUnreadable { key, source }),
+        };
+        Ok(async_stream::stream! {
+            for chunk in bytes.chunks(CHUNK) {
+                yield Ok(pb::OutputChunk { data: chunk.to_vec() });
+            }
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl JobService for JobApi {
+    async fn submit_job(
+        &self,
+        request: Request<pb::SubmitJobRequest>,
+    ) -> Result<Response<pb::SubmitJobResponse>, Status> {
+        respond(self.submit(request.into_inner()).await)
+    }
+
+    async fn get_job(
+        &self,
+        request: Request<pb::GetJobRequest>,
+    ) -> Result<Response<pb::Job>, Status> {
+        respond(self.job(&request.get_ref().job_id).await)
+    }
+
+    async fn list_jobs(
+        &self,
+        request: Request<pb::ListJobsRequest>,
+    ) -> Result<Response<pb::ListJobsResponse>, Status> {
+        respond(self.jobs(request.into_inner()).await)
+    }
+
+    async fn cancel_job(
+        &self,
+        request: Request<pb::CancelJobRequest>,
+    ) -> Result<Response<pb::Job>, Status> {
+        respond(self.cancel(&request.get_ref().job_id).await)
+    }
+
+    async fn cancel_task(
+        &self,
+        request: Request<pb::CancelTaskRequest>,
+    ) -> Result<Response<pb::Task>, Status> {
+        respond(control::cancel_task(&self.app, &request.get_ref().task_id).await)
+    }
+
+    async fn retry_job(
+        &self,
+        request: Request<pb::RetryJobRequest>,
+    ) -> Result<Response<pb::Job>, Status> {
+        respond(control::retry_job(&self.app, &request.get_ref().job_id).await)
+    }
+
+    async fn pause_job(
+        &self,
+        request: Request<pb::PauseJobRequest>,
+    ) -> Result<Response<pb::Job>, Status> {
+        respond(control::set_paused(&self.app, &request.get_ref().job_id, true).await)
+    }
+
+    async fn resume_job(
+        &self,
+        request: Request<pb::ResumeJobRequest>,
+    ) -> Result<Response<pb::Job>, Status> {
+        respond(control::set_paused(&self.app, &request.get_ref().job_id, false).await)
+    }
+
+    async fn list_workers(
+        &self,
+        request: Request<pb::ListWorkersRequest>,
+    ) -> Result<Response<pb::ListWorkersResponse>, Status> {
+        respond(self.workers(request.get_ref()).await)
+    }
+
+    type WatchJobStream = Streamed<pb::Job>;
+
+    async fn watch_job(
+        &self,
+        request: Request<pb::WatchJobRequest>,
+    ) -> Result<Response<Self::WatchJobStream>, Status> {
+        respond(self.watch(&request.get_ref().job_id).await.map(streamed))
+    }
+
+    async fn get_task(
+        &self,
+        request: Request<pb::GetTaskRequest>,
+    ) -> Result<Response<pb::Task>, Status> {
+        respond(self.task(&request.get_ref().task_id).await)
+    }
+
+    async fn list_tasks(
+        &self,
+        request: Request<pb::ListTasksRequest>,
+    ) -> Result<Response<pb::ListTasksResponse>, Status> {
+        respond(self.tasks(request.into_inner()).await)
     }
 
     type ReadOutputStream = Streamed<pb::OutputChunk>;
@@ -243,20 +291,22 @@ impl JobService for JobApi {
         &self,
         request: Request<pb::ReadOutputRequest>,
     ) -> Result<Response<Self::ReadOutputStream>, Status> {
-        let key = request.into_inner().key;
-        // Only recorded outputs can be read, never arbitrary bucket keys.
-        if !self.app.store.has_output(&key).await? {
-            return Err(Status::not_found(format!("output {key:?} not found")));
-        }
-        let bytes = self.app.storage.get(&key).await.map_err(|err| {
-            warn!(key = %key, error = %err, "cannot read output");
-            Status::unavailable(format!("cannot read output {key:?} from storage"))
-        })?;
-        let stream = async_stream::stream! {
-            for chunk in bytes.chunks(CHUNK) {
-                yield Ok(pb::OutputChunk { data: chunk.to_vec() });
-            }
-        };
-        Ok(Response::new(Box::pin(stream)))
+        respond(self.output(request.into_inner().key).await.map(streamed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_list_shares_one_limit() {
+        assert_eq!(list_limit(0, 50), Ok(50), "unset: the call's default");
+        assert_eq!(list_limit(MAX_LIST_LIMIT, 50), Ok(MAX_LIST_LIMIT));
+        let refused = list_limit(MAX_LIST_LIMIT + 1, 50).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "limit: must be at most 10000 (got 10001)"
+        );
     }
 }

@@ -4,6 +4,7 @@
 //!
 //! - [`settings`]: lease and loop timings, limits.
 //! - [`convert`]: store records → API messages.
+//! - [`error`]: why a call fails, answered through `fresco_core::status`.
 //! - [`jobs`]: the client API.
 //! - [`control`]: cancelling a task, retrying, pausing and resuming a job.
 //! - [`workers`]: the worker API.
@@ -15,6 +16,7 @@
 
 pub mod control;
 pub mod convert;
+pub mod error;
 pub mod jobs;
 pub mod reaper;
 pub mod reconciler;

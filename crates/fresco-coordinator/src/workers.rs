@@ -8,6 +8,7 @@ use fresco_store::{FailOutcome, Heartbeat, Lease, LeaseToken, OutputRecord, Work
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
+use crate::error::{ApiResult, respond};
 use crate::{Coordinator, convert, requeue};
 
 pub struct WorkerApi {
@@ -42,21 +43,11 @@ impl WorkerApi {
     }
 }
 
-fn lease_token(worker: &str, task: &str, attempt: u32) -> Result<LeaseToken, FieldError> {
-    Ok(LeaseToken {
-        worker: WorkerId::parse_field("worker_id", worker)?,
-        task: TaskId::parse_field("task_id", task)?,
-        attempt,
-    })
-}
-
-#[tonic::async_trait]
-impl WorkerService for WorkerApi {
-    async fn register_worker(
+impl WorkerApi {
+    async fn register(
         &self,
-        request: Request<pb::RegisterWorkerRequest>,
-    ) -> Result<Response<pb::RegisterWorkerResponse>, Status> {
-        let request = request.into_inner();
+        request: pb::RegisterWorkerRequest,
+    ) -> ApiResult<pb::RegisterWorkerResponse> {
         let id = if request.worker_id.is_empty() {
             WorkerId::new()
         } else {
@@ -76,19 +67,15 @@ impl WorkerService for WorkerApi {
         self.app.store.register_worker(&info).await?;
         info!(worker_id = %id, name = %info.name, device = %info.device, models = ?info.models, "worker registered");
         let settings = &self.app.settings;
-        Ok(Response::new(pb::RegisterWorkerResponse {
+        Ok(pb::RegisterWorkerResponse {
             worker_id: id.to_string(),
             lease_seconds: settings.lease.as_secs() as u32,
             heartbeat_seconds: settings.heartbeat.as_secs().max(1) as u32,
             queue_prefix: settings.queue_prefix.clone(),
-        }))
+        })
     }
 
-    async fn claim_task(
-        &self,
-        request: Request<pb::ClaimTaskRequest>,
-    ) -> Result<Response<pb::ClaimTaskResponse>, Status> {
-        let request = request.into_inner();
+    async fn claim(&self, request: pb::ClaimTaskRequest) -> ApiResult<pb::ClaimTaskResponse> {
         let worker = WorkerId::parse_field("worker_id", &request.worker_id)?;
         let task = TaskId::parse_field("task_id", &request.task_id)?;
         self.seen(worker, Some(&request.loaded_models)).await;
@@ -98,18 +85,14 @@ impl WorkerService for WorkerApi {
             .claim(task, worker, self.app.settings.lease)
             .await?;
         info!(task_id = %task, worker_id = %worker, attempt = claim.attempt, "task claimed");
-        Ok(Response::new(pb::ClaimTaskResponse {
+        Ok(pb::ClaimTaskResponse {
             task: Some(convert::task(&claim.task)),
             attempt: claim.attempt,
             lease_expires_at: Some(convert::timestamp(claim.lease_expires_at)),
-        }))
+        })
     }
 
-    async fn heartbeat(
-        &self,
-        request: Request<pb::HeartbeatRequest>,
-    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
-        let request = request.into_inner();
+    async fn beat(&self, request: pb::HeartbeatRequest) -> ApiResult<pb::HeartbeatResponse> {
         let lease = lease_token(&request.worker_id, &request.task_id, request.attempt)?;
         self.seen(lease.worker, None).await;
         let beat = Heartbeat {
@@ -134,14 +117,13 @@ impl WorkerService for WorkerApi {
                 }
             }
         };
-        Ok(Response::new(reply))
+        Ok(reply)
     }
 
-    async fn complete_task(
+    async fn complete(
         &self,
-        request: Request<pb::CompleteTaskRequest>,
-    ) -> Result<Response<pb::CompleteTaskResponse>, Status> {
-        let request = request.into_inner();
+        request: pb::CompleteTaskRequest,
+    ) -> ApiResult<pb::CompleteTaskResponse> {
         let lease = lease_token(&request.worker_id, &request.task_id, request.attempt)?;
         let task = self.app.store.get_task(lease.task).await?;
         if request.outputs.len() != task.spec.n as usize {
@@ -181,14 +163,10 @@ impl WorkerService for WorkerApi {
         self.app.store.complete(&lease, &outputs).await?;
         info!(task_id = %lease.task, attempt = lease.attempt, images = outputs.len(), "task succeeded");
         self.count_attempt(lease.worker, true).await;
-        Ok(Response::new(pb::CompleteTaskResponse {}))
+        Ok(pb::CompleteTaskResponse {})
     }
 
-    async fn fail_task(
-        &self,
-        request: Request<pb::FailTaskRequest>,
-    ) -> Result<Response<pb::FailTaskResponse>, Status> {
-        let request = request.into_inner();
+    async fn fail(&self, request: pb::FailTaskRequest) -> ApiResult<pb::FailTaskResponse> {
         let lease = lease_token(&request.worker_id, &request.task_id, request.attempt)?;
         let outcome = self
             .app
@@ -214,6 +192,52 @@ impl WorkerService for WorkerApi {
                 false
             }
         };
-        Ok(Response::new(pb::FailTaskResponse { requeued }))
+        Ok(pb::FailTaskResponse { requeued })
+    }
+}
+
+fn lease_token(worker: &str, task: &str, attempt: u32) -> Result<LeaseToken, FieldError> {
+    Ok(LeaseToken {
+        worker: WorkerId::parse_field("worker_id", worker)?,
+        task: TaskId::parse_field("task_id", task)?,
+        attempt,
+    })
+}
+
+#[tonic::async_trait]
+impl WorkerService for WorkerApi {
+    async fn register_worker(
+        &self,
+        request: Request<pb::RegisterWorkerRequest>,
+    ) -> Result<Response<pb::RegisterWorkerResponse>, Status> {
+        respond(self.register(request.into_inner()).await)
+    }
+
+    async fn claim_task(
+        &self,
+        request: Request<pb::ClaimTaskRequest>,
+    ) -> Result<Response<pb::ClaimTaskResponse>, Status> {
+        respond(self.claim(request.into_inner()).await)
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        respond(self.beat(request.into_inner()).await)
+    }
+
+    async fn complete_task(
+        &self,
+        request: Request<pb::CompleteTaskRequest>,
+    ) -> Result<Response<pb::CompleteTaskResponse>, Status> {
+        respond(self.complete(request.into_inner()).await)
+    }
+
+    async fn fail_task(
+        &self,
+        request: Request<pb::FailTaskRequest>,
+    ) -> Result<Response<pb::FailTaskResponse>, Status> {
+        respond(self.fail(request.into_inner()).await)
     }
 }

@@ -1,7 +1,9 @@
-//! Domain errors and their one mapping onto gRPC status codes.
+//! [`FieldError`]: a request field that breaks a rule.
 
-/// A request field that breaks a rule: becomes `INVALID_ARGUMENT`
-/// with a message naming the field and the rule.
+use crate::status::{ErrorCode, ServiceError};
+
+/// A request field that breaks a rule: [`ErrorCode::InvalidArgument`]
+/// (`INVALID_ARGUMENT`), with a message naming the field and the rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {rule}")]
 pub struct FieldError {
@@ -28,9 +30,9 @@ impl FieldError {
     }
 }
 
-impl From<FieldError> for tonic::Status {
-    fn from(err: FieldError) -> Self {
-        tonic::Status::invalid_argument(err.to_string())
+impl ServiceError for FieldError {
+    fn error_code(&self) -> ErrorCode {
+        ErrorCode::InvalidArgument
     }
 }
 

@@ -2,24 +2,35 @@
 //!
 //! - [`ids`]: job, task and worker ids, parsed with errors naming the field.
 //! - [`params`]: the parameters of a task, their defaults and limits.
-//! - [`validate`]: turns a `SubmitJobRequest` into a checked [`params::JobSpec`].
+//! - [`schedule`]: a task's sampler schedule knobs.
 //! - [`state`]: the task state machine.
-//! - [`prompts_file`]: reads `.txt`, `.jsonl` and `.csv` prompt files.
 //! - [`keys`]: where outputs live in the object store.
-//! - [`error`]: the one place where domain errors become gRPC statuses.
+//! - [`error`]: [`FieldError`], a request field that breaks a rule.
+//! - [`status`]: the error codes every fresco service error names, and
+//!   (with `grpc`) their one map onto gRPC statuses and back.
+//!
+//! With the `grpc` feature (on by default), the wire side:
+//! - [`validate`]: turns a `SubmitJobRequest` into a checked [`params::JobSpec`].
+//! - [`prompts_file`]: reads `.txt`, `.jsonl` and `.csv` prompt files.
+//! - the `fresco-proto` conversions of [`TaskState`] and [`params::Schedule`].
 //!
 //! This crate never pulls in candle, sqlx or redis: a client install uses it.
+//! Without `grpc` it pulls no tonic either, which is how `fresco-store` uses it.
 
 pub mod error;
 pub mod ids;
 pub mod keys;
 pub mod params;
+#[cfg(feature = "grpc")]
 pub mod prompts_file;
 pub mod schedule;
 pub mod state;
+pub mod status;
+#[cfg(feature = "grpc")]
 pub mod validate;
 
 pub use error::{FieldError, Result};
 pub use ids::{JobId, TaskId, WorkerId};
 pub use params::{JobSpec, Limits, QueuedTask, TaskSpec};
 pub use state::TaskState;
+pub use status::{ErrorCode, Fault, ServiceError};

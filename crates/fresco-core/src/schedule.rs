@@ -2,6 +2,7 @@
 //! scheduler configs that users set per run. Checking them, merging a task's
 //! knobs over its job's, and converting from and to the wire form.
 
+#[cfg(feature = "grpc")]
 use fresco_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 
@@ -137,6 +138,7 @@ impl Schedule {
     }
 
     /// The knobs of a request (absent message: none set).
+    #[cfg(feature = "grpc")]
     pub fn from_proto(p: Option<&pb::Schedule>) -> Schedule {
         let Some(p) = p else {
             return Schedule::default();
@@ -155,6 +157,7 @@ impl Schedule {
     }
 
     /// The wire form; `None` when no knob is set.
+    #[cfg(feature = "grpc")]
     pub fn to_proto(&self) -> Option<pb::Schedule> {
         (!self.is_empty()).then(|| pb::Schedule {
             num_train_timesteps: self.num_train_timesteps,
@@ -264,6 +267,7 @@ mod tests {
             eta: Some(0.5),
         };
         good.check().unwrap();
+        #[cfg(feature = "grpc")]
         assert_eq!(Schedule::from_proto(good.to_proto().as_ref()), good);
         assert_eq!(Schedule::from_json(&good.to_json()).unwrap(), good);
     }
@@ -282,6 +286,7 @@ mod tests {
         let merged = task.or(&job);
         assert_eq!((merged.eta, merged.flow_shift), (Some(1.0), Some(2.0)));
         assert_eq!(Schedule::default().to_json(), "{}");
+        #[cfg(feature = "grpc")]
         assert!(Schedule::default().to_proto().is_none());
     }
 }

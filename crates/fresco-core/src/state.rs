@@ -12,6 +12,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+#[cfg(feature = "grpc")]
 use fresco_proto::v1 as pb;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -64,6 +65,7 @@ impl TaskState {
         )
     }
 
+    #[cfg(feature = "grpc")]
     pub fn to_proto(self) -> pb::TaskState {
         match self {
             TaskState::Queued => pb::TaskState::Queued,
@@ -75,6 +77,7 @@ impl TaskState {
     }
 
     /// The state a proto enum value names; `None` for unspecified.
+    #[cfg(feature = "grpc")]
     pub fn from_proto(value: pb::TaskState) -> Option<Self> {
         match value {
             pb::TaskState::Unspecified => None,
@@ -135,6 +138,7 @@ mod tests {
     fn names_round_trip() {
         for state in TaskState::ALL {
             assert_eq!(state.as_str().parse::<TaskState>().unwrap(), state);
+            #[cfg(feature = "grpc")]
             assert_eq!(TaskState::from_proto(state.to_proto()), Some(state));
         }
         assert!("done".parse::<TaskState>().is_err());

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use fresco_core::status::{ErrorCode, ServiceError};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
@@ -22,6 +23,19 @@ pub enum StorageError {
     Store(#[from] object_store::Error),
     #[error("object key {0:?} is not valid")]
     BadKey(String),
+}
+
+impl ServiceError for StorageError {
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            // A farm started with a URL it cannot use: nothing a caller can fix.
+            StorageError::BadUrl { .. } => ErrorCode::Internal,
+            StorageError::BadKey(_) => ErrorCode::InvalidArgument,
+            StorageError::Store(object_store::Error::NotFound { .. }) => ErrorCode::NotFound,
+            // The object store is away or failed past its retries.
+            StorageError::Store(_) => ErrorCode::Unavailable,
+        }
+    }
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -1,7 +1,10 @@
-//! Store errors, and the gRPC status each one becomes.
+//! Store errors, and the [`ErrorCode`] each one stands for (the gRPC map
+//! itself lives in `fresco_core::status`).
 //!
 //! Database internals stay inside: a client sees "internal error", the log
 //! sees the detail.
+
+use fresco_core::status::{ErrorCode, ServiceError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -79,24 +82,22 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-impl From<StoreError> for tonic::Status {
-    fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::NotFound(what) => tonic::Status::not_found(format!("{what} not found")),
-            StoreError::Conflict(why) => tonic::Status::failed_precondition(why),
-            StoreError::Refused(why) => tonic::Status::permission_denied(why),
-            StoreError::Unavailable(source) => {
-                tracing::warn!(error = %source, "database unavailable");
-                tonic::Status::unavailable("database unavailable, try again")
-            }
-            StoreError::Internal(source) => {
-                tracing::error!(error = %source, "database error");
-                tonic::Status::internal("internal error")
-            }
-            StoreError::Migrate(source) => {
-                tracing::error!(error = %source, "migration error");
-                tonic::Status::internal("internal error")
-            }
+impl ServiceError for StoreError {
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            StoreError::NotFound(_) => ErrorCode::NotFound,
+            StoreError::Conflict(_) => ErrorCode::Conflict,
+            StoreError::Refused(_) => ErrorCode::Refused,
+            StoreError::Unavailable(_) => ErrorCode::Unavailable,
+            StoreError::Internal(_) | StoreError::Migrate(_) => ErrorCode::Internal,
+        }
+    }
+
+    fn client_message(&self) -> String {
+        match self {
+            StoreError::Unavailable(_) => "database unavailable, try again".to_owned(),
+            StoreError::Internal(_) | StoreError::Migrate(_) => "internal error".to_owned(),
+            other => other.to_string(),
         }
     }
 }

@@ -7,7 +7,7 @@
 //! - [`postgres`]: the production store, through sqlx, with its migrations.
 //! - [`sqlite`]: the embedded store of `fresco dev`, one SQLite file, with
 //!   the same semantics and migrations of its own.
-//! - [`error`]: store errors and their gRPC status codes.
+//! - [`error`]: store errors and the error code each one stands for.
 
 pub mod error;
 pub mod postgres;

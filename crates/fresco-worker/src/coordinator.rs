@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use fresco_core::status::{ErrorCode, classify};
 use fresco_proto::v1 as pb;
 use fresco_proto::v1::worker_service_client::WorkerServiceClient;
+use tonic::Status;
 use tonic::transport::Channel;
-use tonic::{Code, Status};
 use tracing::warn;
 
 /// A connected client.
@@ -15,11 +16,13 @@ pub struct CoordinatorClient {
     inner: WorkerServiceClient<Channel>,
 }
 
-/// Whether a failed call may succeed when tried again.
-pub fn is_transient(status: &Status) -> bool {
+/// Whether the coordinator answered that the task is not this worker's to
+/// run or report (any more): it has ended or was cancelled, another attempt
+/// holds it (a stale fencing token), or it does not exist.
+pub fn task_not_ours(status: &Status) -> bool {
     matches!(
-        status.code(),
-        Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Internal | Code::Aborted
+        classify(status).code,
+        ErrorCode::Conflict | ErrorCode::NotFound
     )
 }
 
@@ -64,8 +67,10 @@ impl CoordinatorClient {
     }
 }
 
-/// Calls `call` until it succeeds, fails for a reason retrying cannot fix,
-/// or `patience` runs out; waits grow from 200 ms to 5 s.
+/// Calls `call` until it succeeds, fails for a reason retrying cannot fix
+/// (what `fresco_core::status::classify` calls not retryable: a refusal, or
+/// a fault inside the coordinator such as a database error), or `patience`
+/// runs out; waits grow from 200 ms to 5 s.
 pub async fn with_retries<T, F, Fut>(
     what: &str,
     patience: Duration,
@@ -81,7 +86,7 @@ where
         match call().await {
             Ok(value) => return Ok(value),
             Err(status)
-                if is_transient(&status) && tokio::time::Instant::now() + wait < deadline =>
+                if classify(&status).retryable && tokio::time::Instant::now() + wait < deadline =>
             {
                 warn!(call = what, code = ?status.code(), error = %status.message(), retry_in_ms = wait.as_millis() as u64, "coordinator call failed; retrying");
                 tokio::time::sleep(wait).await;

@@ -7,17 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use fresco_core::status::{ErrorCode, classify};
 use fresco_dispatch::{Dispatch, Popped, RedisDispatch};
 use fresco_pipeline::ModelCache;
 use fresco_proto::v1 as pb;
 use fresco_storage::Storage;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::Code;
 use tracing::{info, warn};
 
 use crate::Settings;
-use crate::coordinator::{CoordinatorClient, with_retries};
+use crate::coordinator::{CoordinatorClient, task_not_ours, with_retries};
 use crate::settings::DispatchSource;
 use crate::task::{self, TaskContext};
 
@@ -209,11 +209,11 @@ async fn claim(
     };
     let claimed = match ctx.client.claim(claim).await {
         Ok(claimed) => claimed,
-        Err(status) if matches!(status.code(), Code::FailedPrecondition | Code::NotFound) => {
+        Err(status) if task_not_ours(&status) => {
             // Cancelled, already taken, or a duplicate entry: nothing to do.
             return Attempt::Again;
         }
-        Err(status) if status.code() == Code::PermissionDenied => {
+        Err(status) if classify(&status).code == ErrorCode::Refused => {
             // Quarantined, or this worker already failed the task: the
             // reconciler queues it again for another worker; wait so
             // that one pops it first.

@@ -15,7 +15,7 @@ use fresco_storage::Storage;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::coordinator::{CoordinatorClient, with_retries};
+use crate::coordinator::{CoordinatorClient, task_not_ours, with_retries};
 use crate::render::{Progress, RenderedImage, render};
 
 /// What the task needs from its worker.
@@ -40,13 +40,6 @@ pub enum Ended {
     LeaseLost,
     /// The report could not be delivered; the lease will expire.
     Unreported,
-}
-
-fn lease_lost(status: &tonic::Status) -> bool {
-    matches!(
-        status.code(),
-        tonic::Code::FailedPrecondition | tonic::Code::NotFound
-    )
 }
 
 pub async fn run(ctx: &TaskContext, task: pb::Task, attempt: u32) -> Ended {
@@ -198,7 +191,7 @@ async fn report_success(
             info!(task_id = %task.id, attempt, images = outputs.len(), "task succeeded");
             Ended::Succeeded
         }
-        Err(status) if lease_lost(&status) => {
+        Err(status) if task_not_ours(&status) => {
             warn!(task_id = %task.id, attempt, error = %status.message(), "completion refused; removing this attempt's objects");
             for output in &outputs {
                 if let Err(err) = ctx.storage.delete(&output.key).await {
@@ -236,7 +229,7 @@ async fn report_failure(
     {
         Ok(_) if give_back => Ended::GivenBack,
         Ok(_) => Ended::Failed,
-        Err(status) if lease_lost(&status) => Ended::LeaseLost,
+        Err(status) if task_not_ours(&status) => Ended::LeaseLost,
         Err(status) => {
             warn!(task_id = %task.id, code = ?status.code(), error = %status.message(), "could not report the failure");
             Ended::Unreported

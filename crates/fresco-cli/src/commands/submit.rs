@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use fresco_core::params::Schedule;
 use fresco_core::prompts_file::{self, PromptsFileError};
+use fresco_core::status::classify;
 use fresco_proto::v1 as pb;
 use fresco_proto::v1::job_service_client::JobServiceClient;
-use tonic::Code;
 use tonic::transport::Channel;
 
 use crate::args::{ScheduleArgs, SubmitArgs};
@@ -101,15 +101,6 @@ pub async fn submit(
     Ok(job)
 }
 
-/// Whether a failed call may simply not have reached the coordinator, or
-/// its answer not have come back.
-fn unanswered(status: &tonic::Status) -> bool {
-    matches!(
-        status.code(),
-        Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded
-    )
-}
-
 /// Sends the submission until the coordinator answers, for at most
 /// `--retry-seconds`. Every try carries the same request id, so a job
 /// stored by a try whose answer was lost is returned, never stored twice.
@@ -124,7 +115,8 @@ async fn submit_until_answered(
         let why = match client::connect(endpoint).await {
             Ok(mut client) => match client.submit_job(request.clone()).await {
                 Ok(response) => return Ok((client, response.into_inner())),
-                Err(status) if unanswered(&status) => status.message().to_owned(),
+                // Not reached, or its answer lost: sent again under the same id.
+                Err(status) if classify(&status).retryable => status.message().to_owned(),
                 Err(status) => return Err(status.into()),
             },
             Err(err) => format!("{err:#}"),
