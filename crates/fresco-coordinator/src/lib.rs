@@ -12,6 +12,7 @@
 //! - [`requeue`]: pushes requeued tasks once their backoff has passed.
 //! - [`reconciler`]: pushes again whatever Postgres holds as queued and the
 //!   dispatch queues lost.
+//! - [`tick`]: the loop the reaper and the reconciler run their passes in.
 //! - [`server`]: wires it all and serves until shutdown.
 
 pub mod control;
@@ -23,6 +24,7 @@ pub mod reconciler;
 pub mod requeue;
 pub mod server;
 pub mod settings;
+pub mod tick;
 pub mod workers;
 
 use std::sync::Arc;

@@ -4,9 +4,9 @@
 
 use fresco_core::TaskState;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
-use crate::{Coordinator, requeue};
+use crate::{Coordinator, requeue, tick};
 
 /// One pass; returns how many leases ended.
 pub async fn reap_once(app: &Coordinator) -> anyhow::Result<usize> {
@@ -20,16 +20,8 @@ pub async fn reap_once(app: &Coordinator) -> anyhow::Result<usize> {
     Ok(expired.len())
 }
 
+/// Reaps every `reap_interval` until `shutdown`.
 pub async fn run(app: Coordinator, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(app.settings.reap_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        if let Err(err) = reap_once(&app).await {
-            warn!(error = %err, "lease reaper pass failed");
-        }
-    }
+    let interval = app.settings.reap_interval;
+    tick::every("lease reaper", interval, &shutdown, &app, reap_once).await;
 }

@@ -5,9 +5,9 @@
 //! no longer queued simply drops it.
 
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
-use crate::Coordinator;
+use crate::{Coordinator, tick};
 
 /// Tasks read from Postgres per page.
 const PAGE: u32 = 5_000;
@@ -33,16 +33,8 @@ pub async fn reconcile_once(app: &Coordinator) -> anyhow::Result<u64> {
     Ok(pushed)
 }
 
+/// Reconciles every `reconcile_interval` until `shutdown`.
 pub async fn run(app: Coordinator, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(app.settings.reconcile_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        if let Err(err) = reconcile_once(&app).await {
-            warn!(error = %err, "reconciler pass failed");
-        }
-    }
+    let interval = app.settings.reconcile_interval;
+    tick::every("reconciler", interval, &shutdown, &app, reconcile_once).await;
 }

@@ -6,7 +6,7 @@
 use candle_core::{D, Tensor};
 use candle_nn::{Conv2d, GroupNorm, Module, VarBuilder};
 
-use crate::unet_config::ResolvedUnet;
+use crate::unet_config::{ResolvedUnet, UnetLevel};
 use crate::unet_layers::{
     Downsample, Resnet, TimestepEmbedding, Timesteps, Transformer2D, TransformerSpec, Upsample,
 };
@@ -50,22 +50,19 @@ pub struct NativeUnet {
     conv_out: Conv2d,
 }
 
-impl NativeUnet {
-    pub(crate) fn new(vb: VarBuilder, c: &ResolvedUnet) -> R<Self> {
+/// The timestep embedding and, for SDXL, the added text/time embedding.
+struct TimeEmbeddings {
+    time_proj: Timesteps,
+    time_embedding: TimestepEmbedding,
+    added: Option<AddedEmbedding>,
+}
+
+impl TimeEmbeddings {
+    /// Builds `time_embedding` (and `add_embedding` when the config asks for
+    /// SDXL's text/time embedding), each projecting into `temb` channels.
+    fn new(vb: &VarBuilder, c: &ResolvedUnet, temb: usize) -> R<Self> {
         let raw = &c.raw;
-        let n = c.levels.len();
         let ch0 = c.levels[0].channels;
-        let temb = ch0 * 4;
-        let (groups, eps) = (raw.norm_num_groups, raw.norm_eps);
-        let spec = |channels: usize, heads: usize, depth: usize| TransformerSpec {
-            channels,
-            heads,
-            depth,
-            context_dim: c.cross_attention_dim,
-            groups,
-            norm_eps: 1e-5,
-            linear_projection: raw.use_linear_projection,
-        };
         let time_proj = Timesteps {
             channels: ch0,
             flip_sin_to_cos: raw.flip_sin_to_cos,
@@ -87,128 +84,172 @@ impl NativeUnet {
             }),
             _ => None,
         };
-        let conv_cfg = candle_nn::Conv2dConfig {
-            padding: 1,
-            ..Default::default()
-        };
-        let conv_in = candle_nn::conv2d(raw.in_channels, ch0, 3, conv_cfg, vb.pp("conv_in"))?;
+        Ok(Self {
+            time_proj,
+            time_embedding,
+            added,
+        })
+    }
+}
 
+/// What every block of one UNet is built with: its resolved config, the
+/// width of the timestep embedding the resnets read, and the group norm's
+/// groups and epsilon.
+struct BlockBuilder<'a> {
+    c: &'a ResolvedUnet,
+    temb: usize,
+    groups: usize,
+    eps: f64,
+}
+
+impl BlockBuilder<'_> {
+    /// A resnet from `cin` to `cout` channels.
+    fn resnet(&self, vb: VarBuilder, cin: usize, cout: usize) -> R<Resnet> {
+        Resnet::new(vb, cin, cout, self.temb, self.groups, self.eps)
+    }
+
+    /// A cross-attention transformer over a level's channels, with its heads
+    /// and depth.
+    fn transformer(&self, vb: VarBuilder, level: &UnetLevel) -> R<Transformer2D> {
+        Transformer2D::new(
+            vb,
+            TransformerSpec {
+                channels: level.channels,
+                heads: level.heads,
+                depth: level.transformer_layers,
+                context_dim: self.c.cross_attention_dim,
+                groups: self.groups,
+                norm_eps: 1e-5,
+                linear_projection: self.c.raw.use_linear_projection,
+            },
+        )
+    }
+
+    /// One level's `layers` resnets (resnet `j` takes `inputs(j)` channels),
+    /// each followed by a transformer when the level has cross-attention.
+    fn level(
+        &self,
+        vb: &VarBuilder,
+        level: &UnetLevel,
+        layers: usize,
+        inputs: impl Fn(usize) -> usize,
+    ) -> R<Level> {
+        let mut resnets = Vec::with_capacity(layers);
+        let mut attentions = Vec::new();
+        for j in 0..layers {
+            resnets.push(self.resnet(vb.pp(format!("resnets.{j}")), inputs(j), level.channels)?);
+            if level.cross_attention {
+                attentions.push(self.transformer(vb.pp(format!("attentions.{j}")), level)?);
+            }
+        }
+        Ok(Level {
+            resnets,
+            attentions,
+        })
+    }
+
+    /// `down_blocks`: each level from the previous level's channels, every
+    /// level but the last ending in a downsampler.
+    fn down_blocks(&self, vb: &VarBuilder) -> R<Vec<(Level, Option<Downsample>)>> {
+        let c = self.c;
+        let n = c.levels.len();
         let mut down = Vec::with_capacity(n);
-        let mut cin = ch0;
+        let mut cin = c.levels[0].channels;
         for (i, level) in c.levels.iter().enumerate() {
             let vb = vb.pp(format!("down_blocks.{i}"));
-            let mut resnets = Vec::new();
-            let mut attentions = Vec::new();
-            for j in 0..c.layers_per_block {
-                let rin = if j == 0 { cin } else { level.channels };
-                resnets.push(Resnet::new(
-                    vb.pp(format!("resnets.{j}")),
-                    rin,
-                    level.channels,
-                    temb,
-                    groups,
-                    eps,
-                )?);
-                if level.cross_attention {
-                    attentions.push(Transformer2D::new(
-                        vb.pp(format!("attentions.{j}")),
-                        spec(level.channels, level.heads, level.transformer_layers),
-                    )?);
-                }
-            }
+            let blocks = self.level(&vb, level, c.layers_per_block, |j| {
+                if j == 0 { cin } else { level.channels }
+            })?;
             let sampler = if i + 1 < n {
                 Some(Downsample::new(
                     vb.pp("downsamplers.0"),
                     level.channels,
-                    raw.downsample_padding,
+                    c.raw.downsample_padding,
                 )?)
             } else {
                 None
             };
-            down.push((
-                Level {
-                    resnets,
-                    attentions,
-                },
-                sampler,
-            ));
+            down.push((blocks, sampler));
             cin = level.channels;
         }
+        Ok(down)
+    }
 
-        let last = c.levels[n - 1];
+    /// `mid_block`: resnet, transformer, resnet at the deepest level's
+    /// channels.
+    fn mid_block(&self, vb: &VarBuilder) -> R<(Vec<Resnet>, Vec<Transformer2D>)> {
+        let last = self.c.levels[self.c.levels.len() - 1];
         let vb_mid = vb.pp("mid_block");
-        let mut mid_resnets = vec![Resnet::new(
-            vb_mid.pp("resnets.0"),
-            last.channels,
-            last.channels,
-            temb,
-            groups,
-            eps,
-        )?];
-        let mid_attentions = vec![Transformer2D::new(
-            vb_mid.pp("attentions.0"),
-            spec(last.channels, last.heads, last.transformer_layers),
-        )?];
-        mid_resnets.push(Resnet::new(
-            vb_mid.pp("resnets.1"),
-            last.channels,
-            last.channels,
-            temb,
-            groups,
-            eps,
-        )?);
+        let first = self.resnet(vb_mid.pp("resnets.0"), last.channels, last.channels)?;
+        let attention = self.transformer(vb_mid.pp("attentions.0"), &last)?;
+        let second = self.resnet(vb_mid.pp("resnets.1"), last.channels, last.channels)?;
+        Ok((vec![first, second], vec![attention]))
+    }
 
+    /// `up_blocks`: the levels deepest first, each resnet also taking a skip
+    /// connection from the way down, every level but the last ending in an
+    /// upsampler.
+    fn up_blocks(&self, vb: &VarBuilder) -> R<Vec<(Level, Option<Upsample>)>> {
+        let c = self.c;
+        let n = c.levels.len();
         let mut up = Vec::with_capacity(n);
-        let mut prev = last.channels;
+        let mut prev = c.levels[n - 1].channels;
         for i in 0..n {
             let level = c.levels[n - 1 - i];
             let skip_in = c.levels[(n - 1 - i).saturating_sub(1)].channels;
             let vb = vb.pp(format!("up_blocks.{i}"));
             let layers = c.layers_per_block + 1;
-            let mut resnets = Vec::new();
-            let mut attentions = Vec::new();
-            for j in 0..layers {
+            let blocks = self.level(&vb, &level, layers, |j| {
                 let skip = if j == layers - 1 {
                     skip_in
                 } else {
                     level.channels
                 };
                 let rin = if j == 0 { prev } else { level.channels };
-                resnets.push(Resnet::new(
-                    vb.pp(format!("resnets.{j}")),
-                    rin + skip,
-                    level.channels,
-                    temb,
-                    groups,
-                    eps,
-                )?);
-                if level.cross_attention {
-                    attentions.push(Transformer2D::new(
-                        vb.pp(format!("attentions.{j}")),
-                        spec(level.channels, level.heads, level.transformer_layers),
-                    )?);
-                }
-            }
+                rin + skip
+            })?;
             let sampler = if i + 1 < n {
                 Some(Upsample::new(vb.pp("upsamplers.0"), level.channels)?)
             } else {
                 None
             };
-            up.push((
-                Level {
-                    resnets,
-                    attentions,
-                },
-                sampler,
-            ));
+            up.push((blocks, sampler));
             prev = level.channels;
         }
-        let conv_norm_out = candle_nn::group_norm(groups, ch0, eps, vb.pp("conv_norm_out"))?;
+        Ok(up)
+    }
+}
+
+impl NativeUnet {
+    /// Builds the UNet a resolved config describes from the weights under
+    /// `vb`: time embeddings, input convolution, down, mid and up blocks,
+    /// output norm and convolution.
+    pub(crate) fn new(vb: VarBuilder, c: &ResolvedUnet) -> R<Self> {
+        let raw = &c.raw;
+        let ch0 = c.levels[0].channels;
+        let temb = ch0 * 4;
+        let blocks = BlockBuilder {
+            c,
+            temb,
+            groups: raw.norm_num_groups,
+            eps: raw.norm_eps,
+        };
+        let time = TimeEmbeddings::new(&vb, c, temb)?;
+        let conv_cfg = candle_nn::Conv2dConfig {
+            padding: 1,
+            ..Default::default()
+        };
+        let conv_in = candle_nn::conv2d(raw.in_channels, ch0, 3, conv_cfg, vb.pp("conv_in"))?;
+        let down = blocks.down_blocks(&vb)?;
+        let (mid_resnets, mid_attentions) = blocks.mid_block(&vb)?;
+        let up = blocks.up_blocks(&vb)?;
+        let conv_norm_out =
+            candle_nn::group_norm(blocks.groups, ch0, blocks.eps, vb.pp("conv_norm_out"))?;
         let conv_out = candle_nn::conv2d(ch0, raw.out_channels, 3, conv_cfg, vb.pp("conv_out"))?;
         Ok(Self {
-            time_proj,
-            time_embedding,
-            added,
+            time_proj: time.time_proj,
+            time_embedding: time.time_embedding,
+            added: time.added,
             conv_in,
             down,
             mid_resnets,

@@ -254,8 +254,9 @@ fn unit_moments() -> &'static [(f64, f64, f64); 7] {
 }
 
 /// Soft foreground coverage of the region around the component.
-struct Coverage<'a> {
-    alpha: &'a [f64],
+struct Coverage {
+    /// Per image pixel, in `0..=1`.
+    alpha: Vec<f64>,
     w: usize,
     h: usize,
     /// Sum of alpha.
@@ -269,7 +270,7 @@ struct Coverage<'a> {
 
 /// Places `shape` by matching the coverage's area and centroid, then scores it by
 /// soft intersection-over-union.
-fn fit(shape: Shape, cov: &Coverage<'_>) -> Fit {
+fn fit(shape: Shape, cov: &Coverage) -> Fit {
     let (area, cu, cv) = unit_moments()[shape.index()];
     let r = (cov.area / area).sqrt().max(0.5);
     let (cx, cy) = (cov.cx - r * cu, cov.cy - r * cv);
@@ -340,6 +341,36 @@ fn size_class(radius: f64, side: u32) -> Size {
 
 /// Analyses a row-major RGB8 image of `width`×`height` pixels.
 pub fn analyze(rgb: &[u8], width: u32, height: u32) -> Result<Analysis> {
+    check_buffer(rgb, width, height)?;
+    let image = Image {
+        rgb,
+        w: width as usize,
+        h: height as usize,
+    };
+    let (background, background_rgb) = background(&image);
+    let mut result = Analysis::background_only(background, background_rgb);
+    let Some(component) = foreground_component(&image, background_rgb) else {
+        return Ok(result);
+    };
+    let fg_rgb = foreground_colour(&image, &component);
+    result.foreground = Some(classify_colour(fg_rgb));
+    result.foreground_rgb = Some(fg_rgb);
+    result.foreground_pixels = component.pixels.len();
+    result.stray_pixels = component.stray;
+    let outline = outline(&image, &component);
+    let (x0, y0, x1, y1) = outline.bbox;
+    result.bbox = Some((x0 as u32, y0 as u32, x1 as u32, y1 as u32));
+    result.fill_ratio = outline.fill_ratio;
+    result.holes = outline.holes;
+    if let Some(cov) = coverage(&image, &outline, background_rgb, fg_rgb) {
+        fit_best_shape(&mut result, &cov, width, height);
+    }
+    Ok(result)
+}
+
+/// Refuses a buffer that does not hold `width`×`height` RGB8 pixels, or an
+/// image too small to have a border and an inside.
+fn check_buffer(rgb: &[u8], width: u32, height: u32) -> Result<()> {
     let (w, h) = (width as usize, height as usize);
     let expected = w * h * 3;
     if rgb.len() != expected {
@@ -353,15 +384,59 @@ pub fn analyze(rgb: &[u8], width: u32, height: u32) -> Result<Analysis> {
     if w < 8 || h < 8 {
         return Err(Error::TooSmall { width, height });
     }
-    let n = w * h;
+    Ok(())
+}
 
-    // 1. Background from the border.
-    let border: Vec<[u8; 3]> = (0..n)
+/// A checked row-major RGB8 image.
+struct Image<'a> {
+    rgb: &'a [u8],
+    w: usize,
+    h: usize,
+}
+
+impl Image<'_> {
+    fn len(&self) -> usize {
+        self.w * self.h
+    }
+
+    fn pixel(&self, i: usize) -> [u8; 3] {
+        pixel(self.rgb, i)
+    }
+}
+
+impl Analysis {
+    /// The analysis of an image in which nothing stands out from its
+    /// background.
+    fn background_only(background: Colour, background_rgb: [u8; 3]) -> Self {
+        Self {
+            background,
+            background_rgb,
+            foreground: None,
+            foreground_rgb: None,
+            shape: None,
+            shape_score: 0.0,
+            runner_up_score: 0.0,
+            size: None,
+            position: None,
+            foreground_pixels: 0,
+            stray_pixels: 0,
+            bbox: None,
+            fill_ratio: 0.0,
+            holes: 0,
+        }
+    }
+}
+
+/// Step 1: the most common colour class of the border pixels, and the
+/// per-channel median of the border pixels of that class.
+fn background(image: &Image<'_>) -> (Colour, [u8; 3]) {
+    let (w, h) = (image.w, image.h);
+    let border: Vec<[u8; 3]> = (0..image.len())
         .filter(|i| {
             let (x, y) = (i % w, i / w);
             x == 0 || y == 0 || x == w - 1 || y == h - 1
         })
-        .map(|i| pixel(rgb, i))
+        .map(|i| image.pixel(i))
         .collect();
     let mut counts = [0usize; Colour::ALL.len()];
     for p in &border {
@@ -378,67 +453,83 @@ pub fn analyze(rgb: &[u8], width: u32, height: u32) -> Result<Analysis> {
         .copied()
         .filter(|p| classify_colour(*p) == background)
         .collect();
-    let background_rgb = median_rgb(&bg_pixels);
+    (background, median_rgb(&bg_pixels))
+}
 
-    let mut result = Analysis {
-        background,
-        background_rgb,
-        foreground: None,
-        foreground_rgb: None,
-        shape: None,
-        shape_score: 0.0,
-        runner_up_score: 0.0,
-        size: None,
-        position: None,
-        foreground_pixels: 0,
-        stray_pixels: 0,
-        bbox: None,
-        fill_ratio: 0.0,
-        holes: 0,
-    };
+/// The foreground kept by step 2.
+struct Component {
+    /// Each image pixel's RGB distance to the background reference.
+    dist: Vec<f64>,
+    /// Pixel indices of the largest 8-connected foreground component.
+    pixels: Vec<usize>,
+    /// Foreground pixels outside it.
+    stray: usize,
+}
 
-    // 2. Foreground mask.
+/// Step 2: thresholds each pixel's distance to the background reference and
+/// keeps the largest 8-connected component; `None` when nothing stands out
+/// by at least [`MIN_CONTRAST`].
+fn foreground_component(image: &Image<'_>, background_rgb: [u8; 3]) -> Option<Component> {
+    let n = image.len();
     let dist: Vec<f64> = (0..n)
-        .map(|i| distance(pixel(rgb, i), background_rgb))
+        .map(|i| distance(image.pixel(i), background_rgb))
         .collect();
     let mut sorted = dist.clone();
     sorted.sort_unstable_by(|a, b| b.total_cmp(a));
     let k = (n / 256).clamp(3, n);
     let d_ref = sorted[k - 1];
     if d_ref < MIN_CONTRAST {
-        return Ok(result);
+        return None;
     }
     let threshold = (d_ref / 2.0).max(MIN_CONTRAST / 2.0);
     let mask: Vec<bool> = dist.iter().map(|&d| d > threshold).collect();
-    let comps = components(&mask, w, h);
-    let Some(best) = comps
-        .iter()
+    let comps = components(&mask, image.w, image.h);
+    let total_fg: usize = comps.iter().map(Vec::len).sum();
+    let pixels = comps
+        .into_iter()
         .enumerate()
         .max_by(|(ia, a), (ib, b)| a.len().cmp(&b.len()).then(ib.cmp(ia)))
-        .map(|(_, c)| c)
-    else {
-        return Ok(result);
-    };
-    let total_fg: usize = comps.iter().map(Vec::len).sum();
-    let mut comp_mask = vec![false; n];
-    for &i in best {
-        comp_mask[i] = true;
-    }
+        .map(|(_, c)| c)?;
+    Some(Component {
+        stray: total_fg - pixels.len(),
+        dist,
+        pixels,
+    })
+}
 
-    // 3. Foreground colour from the most distinct half of the component.
-    let mut by_dist: Vec<usize> = best.clone();
+/// Step 3: the per-channel median of the half of the component's pixels
+/// farthest from the background.
+fn foreground_colour(image: &Image<'_>, component: &Component) -> [u8; 3] {
+    let dist = &component.dist;
+    let mut by_dist: Vec<usize> = component.pixels.clone();
     by_dist.sort_unstable_by(|&a, &b| dist[b].total_cmp(&dist[a]).then(a.cmp(&b)));
     let core: Vec<[u8; 3]> = by_dist[..by_dist.len().div_ceil(2)]
         .iter()
-        .map(|&i| pixel(rgb, i))
+        .map(|&i| image.pixel(i))
         .collect();
-    let fg_rgb = median_rgb(&core);
-    result.foreground = Some(classify_colour(fg_rgb));
-    result.foreground_rgb = Some(fg_rgb);
-    result.foreground_pixels = best.len();
-    result.stray_pixels = total_fg - best.len();
+    median_rgb(&core)
+}
 
-    // 4. Shape by template fit on the bounding box.
+/// Where the component lies, and the geometric descriptors reported for
+/// diagnostics.
+struct Outline {
+    /// Whether each image pixel belongs to the component.
+    mask: Vec<bool>,
+    /// Bounding box `(x0, y0, x1, y1)`, inclusive.
+    bbox: (usize, usize, usize, usize),
+    fill_ratio: f64,
+    holes: usize,
+}
+
+/// The component's mask, bounding box, bounding-box fill ratio and hole
+/// count.
+fn outline(image: &Image<'_>, component: &Component) -> Outline {
+    let (w, h) = (image.w, image.h);
+    let best = &component.pixels;
+    let mut mask = vec![false; image.len()];
+    for &i in best {
+        mask[i] = true;
+    }
     let (mut x0, mut y0, mut x1, mut y1) = (w, h, 0, 0);
     for &i in best {
         let (x, y) = (i % w, i / w);
@@ -449,26 +540,41 @@ pub fn analyze(rgb: &[u8], width: u32, height: u32) -> Result<Analysis> {
     }
     let bbox = (x0, y0, x1, y1);
     let box_area = (x1 - x0 + 1) * (y1 - y0 + 1);
-    result.bbox = Some((x0 as u32, y0 as u32, x1 as u32, y1 as u32));
-    result.fill_ratio = best.len() as f64 / box_area as f64;
-    result.holes = count_holes(&comp_mask, w, bbox, (best.len() / 50).max(2));
-    // Soft coverage: projection of each pixel onto the background→foreground
-    // axis, over the component dilated by one pixel (to include faint edges).
+    let holes = count_holes(&mask, w, bbox, (best.len() / 50).max(2));
+    Outline {
+        mask,
+        bbox,
+        fill_ratio: best.len() as f64 / box_area as f64,
+        holes,
+    }
+}
+
+/// Step 4's soft coverage: the projection of each pixel onto the
+/// background→foreground colour axis, over the component dilated by one
+/// pixel (to include faint edges); `None` when it covers nothing.
+fn coverage(
+    image: &Image<'_>,
+    outline: &Outline,
+    background_rgb: [u8; 3],
+    fg_rgb: [u8; 3],
+) -> Option<Coverage> {
+    let (w, h) = (image.w, image.h);
+    let (x0, y0, x1, y1) = outline.bbox;
     let axis = [0, 1, 2].map(|c| f64::from(fg_rgb[c]) - f64::from(background_rgb[c]));
     let axis_len2: f64 = axis.iter().map(|a| a * a).sum();
-    let mut alpha = vec![0.0; n];
+    let mut alpha = vec![0.0; image.len()];
     let (rx0, ry0) = (x0.saturating_sub(1), y0.saturating_sub(1));
     let (rx1, ry1) = ((x1 + 1).min(w - 1), (y1 + 1).min(h - 1));
     let (mut area, mut sx, mut sy) = (0.0, 0.0, 0.0);
     for y in ry0..=ry1 {
         for x in rx0..=rx1 {
             let near = (y.saturating_sub(1)..=(y + 1).min(h - 1)).any(|yy| {
-                (x.saturating_sub(1)..=(x + 1).min(w - 1)).any(|xx| comp_mask[yy * w + xx])
+                (x.saturating_sub(1)..=(x + 1).min(w - 1)).any(|xx| outline.mask[yy * w + xx])
             });
             if !near {
                 continue;
             }
-            let p = pixel(rgb, y * w + x);
+            let p = image.pixel(y * w + x);
             let dot: f64 = (0..3)
                 .map(|c| (f64::from(p[c]) - f64::from(background_rgb[c])) * axis[c])
                 .sum();
@@ -483,39 +589,41 @@ pub fn analyze(rgb: &[u8], width: u32, height: u32) -> Result<Analysis> {
             sy += a * (y as f64 + 0.5);
         }
     }
-    if area <= 0.0 {
-        return Ok(result);
-    }
-    let cov = Coverage {
-        alpha: &alpha,
+    (area > 0.0).then(|| Coverage {
+        alpha,
         w,
         h,
         area,
         cx: sx / area,
         cy: sy / area,
         rect: (rx0, ry0, rx1, ry1),
-    };
-    let mut fits: Vec<Fit> = Shape::ALL.iter().map(|&s| fit(s, &cov)).collect();
+    })
+}
+
+/// Steps 4 and 5: fits every shape to the coverage, keeps the best (and the
+/// runner-up's score), and reads its size class and grid cell.
+fn fit_best_shape(result: &mut Analysis, cov: &Coverage, width: u32, height: u32) {
+    let mut fits: Vec<Fit> = Shape::ALL.iter().map(|&s| fit(s, cov)).collect();
     fits.sort_by(|a, b| b.iou.total_cmp(&a.iou).then(a.shape.cmp(&b.shape)));
-    if let Some(top) = fits.first() {
-        result.shape = Some(top.shape);
-        result.shape_score = top.iou;
-        result.runner_up_score = fits.get(1).map_or(0.0, |f| f.iou);
-        let side = width.min(height);
-        result.size = Some(size_class(top.radius, side));
-        let col = match nearest_slot(top.cx, top.radius, width) {
-            0 => Col::Left,
-            1 => Col::Centre,
-            _ => Col::Right,
-        };
-        let row = match nearest_slot(top.cy, top.radius, height) {
-            0 => Row::Top,
-            1 => Row::Middle,
-            _ => Row::Bottom,
-        };
-        result.position = Some(Position { row, col });
-    }
-    Ok(result)
+    let Some(top) = fits.first() else {
+        return;
+    };
+    result.shape = Some(top.shape);
+    result.shape_score = top.iou;
+    result.runner_up_score = fits.get(1).map_or(0.0, |f| f.iou);
+    let side = width.min(height);
+    result.size = Some(size_class(top.radius, side));
+    let col = match nearest_slot(top.cx, top.radius, width) {
+        0 => Col::Left,
+        1 => Col::Centre,
+        _ => Col::Right,
+    };
+    let row = match nearest_slot(top.cy, top.radius, height) {
+        0 => Row::Top,
+        1 => Row::Middle,
+        _ => Row::Bottom,
+    };
+    result.position = Some(Position { row, col });
 }
 
 #[cfg(test)]
