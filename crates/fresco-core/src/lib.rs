@@ -2,6 +2,8 @@
 //!
 //! - [`ids`]: job, task and worker ids, parsed with errors naming the field.
 //! - [`params`]: the parameters of a task, their defaults and limits.
+//! - [`capabilities`]: what each model family accepts (samplers, schedule
+//!   knobs, image sides, negative prompt, guidance) and the built-in model ids.
 //! - [`validate`]: turns a `SubmitJobRequest` into a checked [`params::JobSpec`].
 //! - [`state`]: the task state machine.
 //! - [`prompts_file`]: reads `.txt`, `.jsonl` and `.csv` prompt files.
@@ -10,6 +12,7 @@
 //!
 //! This crate never pulls in candle, sqlx or redis: a client install uses it.
 
+pub mod capabilities;
 pub mod error;
 pub mod ids;
 pub mod keys;

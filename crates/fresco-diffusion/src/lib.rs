@@ -6,9 +6,13 @@
 //! encoding with text metadata ([`png_encode`]), and the `--device` names the
 //! worker and the training tools accept ([`device`]).
 //!
-//! Reproducibility contract: image `k` of a task with seed `s` starts from noise
-//! drawn only from [`derive_image_seed`]`(s, k)`, so every image can be
-//! regenerated on its own and is identical to the batch result.
+//! Reproducibility contract, the same for every model family: image `k` of a
+//! task with seed `s` has the image seed [`image_seed`]`(s, k)` `= s + k`, and
+//! all its noise is drawn from that image seed alone. The image seed is what
+//! its PNG and the job's manifest carry; submitted with `n = 1` it renders
+//! exactly that image again. What each family accepts (samplers, schedule
+//! knobs, sides) is [`Family::capabilities`]; classifier-free guidance runs
+//! when [`guidance_enabled`].
 //!
 //! Training (crate `fresco-train`) builds the same modules from a candle
 //! `VarMap` ([`DitPipeline::seeded_varmap`], [`DitPipeline::from_varmap`]) and
@@ -38,5 +42,8 @@ pub use device::{device_label, parse_device};
 pub use error::{Error, Result};
 pub use pipeline::DitPipeline;
 pub use registry::ModelRegistry;
-pub use seed::{derive_image_seed, splitmix64};
-pub use types::{GenerateParams, GeneratedImage, Pipeline, Progress, Schedule};
+pub use seed::{derive_image_seed, image_seed, splitmix64};
+pub use types::{
+    Capabilities, Family, GenerateParams, GeneratedImage, Knobs, Pipeline, Progress, Schedule,
+    guidance_enabled,
+};

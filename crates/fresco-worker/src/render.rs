@@ -108,29 +108,3 @@ pub fn render(
         })
         .collect()
 }
-
-#[cfg(test)]
-mod tests {
-    use fresco_core::params::BUILTIN_MODELS;
-
-    #[test]
-    fn coordinator_and_worker_agree_on_builtin_models() {
-        assert_eq!(BUILTIN_MODELS, fresco_diffusion::registry::builtin_models());
-    }
-
-    /// The coordinator accepts exactly the samplers some model kind runs.
-    #[test]
-    fn coordinator_and_worker_agree_on_samplers() {
-        let mut served: Vec<&str> = fresco_diffusion::sampler::SAMPLERS
-            .iter()
-            .chain(fresco_sd::serve::SAMPLERS)
-            .chain(fresco_sd::serve::FLOW_SAMPLERS)
-            .copied()
-            .collect();
-        served.sort_unstable();
-        served.dedup();
-        let mut accepted = fresco_core::params::SAMPLERS.to_vec();
-        accepted.sort_unstable();
-        assert_eq!(accepted, served);
-    }
-}
