@@ -43,6 +43,6 @@ fuzz_target!(|data: &[u8]| {
             assert!(side > 0 && side % limits.side_multiple == 0 && side <= limits.max_side);
         }
         assert!(task.guidance.is_finite() && (0.0..=limits.max_guidance).contains(&task.guidance));
-        assert!(fresco_core::params::SAMPLERS.contains(&task.sampler.as_str()));
+        assert!(fresco_core::capabilities::all_samplers().contains(&task.sampler.as_str()));
     }
 });

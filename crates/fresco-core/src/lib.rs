@@ -3,6 +3,8 @@
 //! - [`ids`]: job, task and worker ids, parsed with errors naming the field.
 //! - [`params`]: the parameters of a task, their defaults and limits.
 //! - [`schedule`]: a task's sampler schedule knobs.
+//! - [`capabilities`]: what each model family accepts (samplers, schedule
+//!   knobs, image sides, negative prompt, guidance) and the built-in model ids.
 //! - [`state`]: the task state machine.
 //! - [`keys`]: where outputs live in the object store.
 //! - [`error`]: [`FieldError`], a request field that breaks a rule.
@@ -17,6 +19,7 @@
 //! This crate never pulls in candle, sqlx or redis: a client install uses it.
 //! Without `grpc` it pulls no tonic either, which is how `fresco-store` uses it.
 
+pub mod capabilities;
 pub mod error;
 pub mod ids;
 pub mod keys;

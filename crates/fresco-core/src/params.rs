@@ -2,17 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::capabilities::{BUILTIN_MODELS, DEFAULT_MODEL};
 use crate::ids::TaskId;
 pub use crate::schedule::Schedule;
-
-/// The model of a submission that names none: fresco's own trained model of
-/// captioned shapes, shipped inside the worker.
-pub const DEFAULT_MODEL: &str = "fresco-shapes";
-
-/// Models every worker can serve without any files: the trained
-/// [`DEFAULT_MODEL`], and tiny configurations with seeded random weights for
-/// tests and smoke runs.
-pub const BUILTIN_MODELS: &[&str] = &[DEFAULT_MODEL, "tiny-random-dit", "tiny-random-dit-b"];
 
 /// The image size, steps and guidance a task of `model` gets when neither the
 /// task nor its job sets them: the settings a model was trained and measured
@@ -42,21 +34,6 @@ pub struct ModelDefaults {
     pub steps: u32,
     pub guidance: f32,
 }
-
-/// Samplers a task may ask for. Which ones a model runs is the model's
-/// business: fresco's DiT models run `euler` and `heun`, Stable Diffusion
-/// folders every beta-schedule sampler, flow-matching folders `flow_euler`.
-pub const SAMPLERS: &[&str] = &[
-    "euler",
-    "heun",
-    "ddim",
-    "ddpm",
-    "euler_a",
-    "dpmpp_2m",
-    "dpmpp_2m_karras",
-    "unipc",
-    "flow_euler",
-];
 
 /// Defaults for fields a submission leaves unset.
 pub mod defaults {

@@ -7,10 +7,10 @@
 
 use fresco_proto::v1::{SubmitJobRequest, TaskParams};
 
+use crate::capabilities::all_samplers;
 use crate::error::FieldError;
 use crate::params::{
-    DEFAULT_MODEL, JobSpec, Limits, ModelDefaults, SAMPLERS, Schedule, TaskSpec, defaults,
-    model_defaults,
+    DEFAULT_MODEL, JobSpec, Limits, ModelDefaults, Schedule, TaskSpec, defaults, model_defaults,
 };
 
 /// Validates a submission. `is_known_model` says whether a model id can be
@@ -234,13 +234,13 @@ fn check_params(p: &TaskParams, limits: &Limits) -> Result<(), FieldError> {
     }
     Schedule::from_proto(p.schedule.as_ref()).check()?;
     if let Some(sampler) = &p.sampler
-        && !SAMPLERS.contains(&sampler.as_str())
+        && !all_samplers().contains(&sampler.as_str())
     {
         return Err(FieldError::new(
             "sampler",
             format!(
                 "unknown sampler {sampler:?}; known: {}",
-                SAMPLERS.join(", ")
+                all_samplers().join(", ")
             ),
         ));
     }

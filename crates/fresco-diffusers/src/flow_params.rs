@@ -15,7 +15,7 @@ pub struct FlowParams {
     /// SD3 only: what to steer away from, for every encoder (T5 included, as diffusers'
     /// `negative_prompt_3` defaults to it); `None` means the empty prompt.
     pub negative: Option<Prompt>,
-    /// SD3: classifier-free guidance scale (on above 1). FLUX-dev: the distilled guidance
+    /// SD3: classifier-free guidance scale (on above 1, [`fresco_pipeline::guidance_enabled`]). FLUX-dev: the distilled guidance
     /// value fed to the guidance embedding (no second pass); ignored by FLUX-schnell.
     pub guidance_scale: f64,
     /// Sampler steps.
@@ -23,7 +23,8 @@ pub struct FlowParams {
     /// T5 sequence length; `None` means the pipeline's default (SD3 256, FLUX 512, as in
     /// diffusers).
     pub max_sequence_length: Option<usize>,
-    /// The run's seed.
+    /// The run's seed: image `k` has the image seed `seed + first_index + k`
+    /// ([`fresco_pipeline::image_seed`]) and draws all its noise from it.
     pub seed: u64,
     /// Image width in pixels; `None` means the model's native size.
     pub width: Option<usize>,
@@ -31,8 +32,9 @@ pub struct FlowParams {
     pub height: Option<usize>,
     /// How many images.
     pub n: usize,
-    /// Index of the first image: image `first_index + k` draws its noise from stream
-    /// `(seed, first_index + k)`, so any image of a run can be rendered again alone.
+    /// Index of the first image: image `first_index + k` draws its noise from the
+    /// image seed `seed + first_index + k`, so any image of a run can be rendered
+    /// again alone (with this index, or with its image seed and index 0).
     pub first_index: u64,
     /// A fixed time shift replacing the folder scheduler's `shift` and its
     /// dynamic (resolution-dependent) shifting; `None` keeps the folder's.

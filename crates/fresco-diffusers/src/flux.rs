@@ -18,6 +18,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use candle_core::{DType, Device, IndexOp, Tensor};
+use fresco_pipeline::Family;
 use fresco_schedulers::Scheduler;
 use rand::RngCore;
 
@@ -236,7 +237,8 @@ impl FluxPipeline {
         on_step: &mut dyn FnMut(usize, usize) -> ControlFlow<()>,
     ) -> Result<Tensor> {
         let f = self.vae_scale_factor();
-        let (width, height) = params.check(self.default_size(), 2 * f)?;
+        let multiple = Family::Flux.capabilities().sides.multiple(f, 0);
+        let (width, height) = params.check(self.default_size(), multiple)?;
         let n = params.n;
         let t5_len = params
             .max_sequence_length

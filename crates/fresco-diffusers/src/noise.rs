@@ -1,18 +1,21 @@
-//! Seeded noise: image `k` of a run with seed `s` draws from its own ChaCha stream
-//! `(s, k)`, first its initial latents, then any noise its sampler's steps need. An
-//! image therefore comes out the same whether it is rendered alone or in any batch.
+//! Seeded noise, following fresco's per-image seed contract: image `k` of a run
+//! with seed `s` has the image seed [`image_seed`]`(s, k)` `= s + k` and draws
+//! from stream 0 of a ChaCha RNG seeded with it, first its initial latents, then
+//! any noise its sampler's steps need. An image therefore comes out the same
+//! whether it is rendered alone or in any batch, and a run with its image seed
+//! and `n = 1` renders it again.
 
 use candle_core::{DType, Device, Tensor};
+use fresco_pipeline::image_seed;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::Result;
 
-/// The random stream of image `index` of a run seeded with `seed`.
+/// The random stream of image `index` of a run seeded with `seed`: stream 0 of
+/// its image seed, so `image_rng(s, k)` and `image_rng(s + k, 0)` are one stream.
 pub fn image_rng(seed: u64, index: u64) -> ChaCha8Rng {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(index);
-    rng
+    ChaCha8Rng::seed_from_u64(image_seed(seed, index))
 }
 
 /// Unit-variance Gaussian latents `[1, c, h, w]` drawn from `rng`.
@@ -43,6 +46,12 @@ mod tests {
         );
         assert_eq!(a, a2);
         assert_ne!(a, b);
+        let b2 = gaussian(&mut image_rng(8, 0), (1, 2, 2), DType::F32, &d)?;
+        assert_eq!(
+            b,
+            b2.flatten_all()?.to_vec1::<f32>()?,
+            "image 1 of 7 is image 0 of 8"
+        );
         Ok(())
     }
 }

@@ -14,7 +14,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, IndexOp, Tensor};
-use fresco_pipeline::Schedule;
+use fresco_pipeline::{Family, Schedule, guidance_enabled};
 use fresco_schedulers::{Scheduler, SchedulerKind};
 use rand::RngCore;
 
@@ -47,7 +47,8 @@ pub struct GenerateParams {
     pub prompt: Prompt,
     /// What to steer away from; `None` means the empty prompt (as in diffusers).
     pub negative: Option<Prompt>,
-    /// Classifier-free guidance scale; at 1 or below the negative prompt is not used.
+    /// Classifier-free guidance scale; on above 1 (fresco's one guidance rule,
+    /// [`guidance_enabled`]); at 1 or below the negative prompt is not used.
     pub guidance_scale: f64,
     /// Sampler steps.
     pub steps: usize,
@@ -60,7 +61,8 @@ pub struct GenerateParams {
     /// Schedule knobs overriding the folder's scheduler config (betas, beta
     /// schedule, prediction type, timestep spacing, Karras sigmas, flow shift, eta).
     pub schedule: Schedule,
-    /// The run's seed.
+    /// The run's seed: image `k` has the image seed `seed + first_index + k`
+    /// ([`fresco_pipeline::image_seed`]) and draws all its noise from it.
     pub seed: u64,
     /// Image width in pixels; `None` means the model's native size.
     pub width: Option<usize>,
@@ -68,8 +70,9 @@ pub struct GenerateParams {
     pub height: Option<usize>,
     /// How many images.
     pub n: usize,
-    /// Index of the first image: image `first_index + k` draws its noise from stream
-    /// `(seed, first_index + k)`, so any image of a run can be rendered again alone.
+    /// Index of the first image: image `first_index + k` draws its noise from the
+    /// image seed `seed + first_index + k`, so any image of a run can be rendered
+    /// again alone (with this index, or with its image seed and index 0).
     pub first_index: u64,
     /// Unit-variance initial latents `[n, channels, height / f, width / f]` to start from
     /// instead of seeded noise (scaled by the sampler's initial sigma, as diffusers does).
@@ -327,9 +330,20 @@ impl SdPipeline {
         params: &GenerateParams,
         on_step: &mut dyn FnMut(usize, usize) -> ControlFlow<()>,
     ) -> Result<Tensor> {
+        let (width, height, kind) = self.check_run(params)?;
+        let guided = guidance_enabled(params.guidance_scale);
+        let cond = self.conditioning(params, guided, (width, height))?;
+        let images = self.initial_states(params, kind, (width, height))?;
+        let images = self.denoise(params, guided, &cond, images, on_step)?;
+        let latents: Vec<Tensor> = images.into_iter().map(|s| s.latents).collect();
+        let decoded = self.vae.decode(&Tensor::cat(&latents, 0)?)?;
+        to_unit_range(&decoded)
+    }
+
+    /// Checks what a run asks for; returns its `(width, height)` and sampler.
+    fn check_run(&self, params: &GenerateParams) -> Result<(usize, usize, SchedulerKind)> {
         let (width, height) = self.check_size(params)?;
-        let n = params.n;
-        if n == 0 || n > MAX_BATCH {
+        if params.n == 0 || params.n > MAX_BATCH {
             return Err(invalid("n", format!("must be between 1 and {MAX_BATCH}")));
         }
         if !params.guidance_scale.is_finite() {
@@ -339,8 +353,18 @@ impl SdPipeline {
             .sampler
             .or(self.scheduler.default_kind)
             .unwrap_or(SchedulerKind::Ddim);
-        let guided = params.guidance_scale > 1.0;
+        Ok((width, height, kind))
+    }
 
+    /// What the UNet sees besides the latents, for the whole batch: with guidance,
+    /// the negative half first, then the positive half.
+    fn conditioning(
+        &self,
+        params: &GenerateParams,
+        guided: bool,
+        (width, height): (usize, usize),
+    ) -> Result<BatchConditioning> {
+        let n = params.n;
         let (cond, cond_pooled) = self.encode_prompt(&params.prompt)?;
         let sdxl = self.text_encoder_2.is_some();
         let (context, pooled) = if guided {
@@ -374,13 +398,28 @@ impl SdPipeline {
             }
             None => None,
         };
+        Ok(BatchConditioning {
+            context,
+            pooled,
+            time_ids,
+        })
+    }
 
+    /// Every image's noise stream, scheduler and initial latents: image
+    /// `first_index + k` draws from its image seed (see [`crate::noise`]), unless
+    /// the run gives its initial latents.
+    fn initial_states(
+        &self,
+        params: &GenerateParams,
+        kind: SchedulerKind,
+        (width, height): (usize, usize),
+    ) -> Result<Vec<ImageState>> {
+        let n = params.n;
         let f = self.vae_scale_factor();
         let shape = (self.unet.config().raw.in_channels, height / f, width / f);
         let mut images = Vec::with_capacity(n);
         for k in 0..n {
-            let index = params.first_index + k as u64;
-            let mut rng = image_rng(params.seed, index);
+            let mut rng = image_rng(params.seed, params.first_index + k as u64);
             let noise = match &params.init_latents {
                 Some(given) => given.i(k..k + 1)?.to_dtype(self.dtype)?,
                 None => gaussian(&mut rng, shape, self.dtype, &self.device)?,
@@ -407,7 +446,30 @@ impl SdPipeline {
                 ));
             }
         }
+        Ok(images)
+    }
 
+    /// The sampling loop: one UNet pass on the whole batch per step, then each
+    /// image's own scheduler step (drawing from its own stream).
+    fn denoise(
+        &self,
+        params: &GenerateParams,
+        guided: bool,
+        cond: &BatchConditioning,
+        mut images: Vec<ImageState>,
+        on_step: &mut dyn FnMut(usize, usize) -> ControlFlow<()>,
+    ) -> Result<Vec<ImageState>> {
+        let n = params.n;
+        let conditioning = UnetConditioning {
+            encoder_hidden_states: &cond.context,
+            text_time: match (&cond.pooled, &cond.time_ids) {
+                (Some(text_embeds), Some(time_ids)) => Some(TextTime {
+                    text_embeds,
+                    time_ids,
+                }),
+                _ => None,
+            },
+        };
         let timesteps: Vec<f64> = images
             .first()
             .map(|s| s.scheduler.timesteps().to_vec())
@@ -423,17 +485,7 @@ impl SdPipeline {
             } else {
                 x
             };
-            let cond = UnetConditioning {
-                encoder_hidden_states: &context,
-                text_time: match (&pooled, &time_ids) {
-                    (Some(text_embeds), Some(time_ids)) => Some(TextTime {
-                        text_embeds,
-                        time_ids,
-                    }),
-                    _ => None,
-                },
-            };
-            let pred = self.unet.forward(&model_in, t, &cond)?;
+            let pred = self.unet.forward(&model_in, t, &conditioning)?;
             let pred = if guided {
                 let uncond = pred.i(0..n)?;
                 let text = pred.i(n..2 * n)?;
@@ -450,10 +502,7 @@ impl SdPipeline {
                 return Err(Error::Cancelled);
             }
         }
-
-        let latents: Vec<Tensor> = images.into_iter().map(|s| s.latents).collect();
-        let decoded = self.vae.decode(&Tensor::cat(&latents, 0)?)?;
-        to_unit_range(&decoded)
+        Ok(images)
     }
 
     /// Renders images as 8-bit RGB.
@@ -476,7 +525,10 @@ impl SdPipeline {
     fn check_size(&self, params: &GenerateParams) -> Result<(usize, usize)> {
         let (dw, dh) = self.default_size();
         let (width, height) = (params.width.unwrap_or(dw), params.height.unwrap_or(dh));
-        let f = self.vae_scale_factor();
+        let f = Family::StableDiffusion
+            .capabilities()
+            .sides
+            .multiple(self.vae_scale_factor(), 1);
         for (field, v) in [("width", width), ("height", height)] {
             if v == 0 || !v.is_multiple_of(f) {
                 return Err(invalid(
@@ -487,6 +539,16 @@ impl SdPipeline {
         }
         Ok((width, height))
     }
+}
+
+/// The UNet's conditioning for a whole batch (negative half first under guidance).
+struct BatchConditioning {
+    /// Text states `[rows, seq, dim]`.
+    context: Tensor,
+    /// SDXL: the pooled text vectors `[rows, dim]`.
+    pooled: Option<Tensor>,
+    /// SDXL: the size and crop time ids `[rows, 6]`.
+    time_ids: Option<Tensor>,
 }
 
 /// One image's sampling state.

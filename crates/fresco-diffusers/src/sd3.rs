@@ -19,6 +19,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, IndexOp, Tensor};
+use fresco_pipeline::{Family, guidance_enabled};
 use fresco_schedulers::Scheduler;
 use rand::RngCore;
 
@@ -323,13 +324,16 @@ impl Sd3Pipeline {
         on_step: &mut dyn FnMut(usize, usize) -> ControlFlow<()>,
     ) -> Result<Tensor> {
         let f = self.vae_scale_factor();
-        let p = self.transformer.config().patch_size;
-        let (width, height) = params.check(self.default_size(), f * p)?;
+        let multiple = Family::Sd3
+            .capabilities()
+            .sides
+            .multiple(f, self.transformer.config().patch_size);
+        let (width, height) = params.check(self.default_size(), multiple)?;
         let n = params.n;
         let t5_len = params
             .max_sequence_length
             .unwrap_or(SD3_MAX_SEQUENCE_LENGTH);
-        let guided = params.guidance_scale > 1.0;
+        let guided = guidance_enabled(params.guidance_scale);
 
         let cond = self.encode_prompt(&params.prompt, params.t5(), t5_len)?;
         let (context, pooled) = if guided {

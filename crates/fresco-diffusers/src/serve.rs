@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use candle_core::{DType, Device};
-use fresco_pipeline::{FolderKind, GeneratedImage, Pipeline, Progress};
+use fresco_pipeline::{Family, FolderKind, GeneratedImage, Pipeline, Progress, image_seed};
 use fresco_schedulers::SchedulerKind;
 
 use crate::error::Error;
@@ -18,18 +18,6 @@ use crate::flux::FluxPipeline;
 use crate::image::RgbImage;
 use crate::pipeline::{GenerateParams, Prompt, SdPipeline};
 use crate::sd3::Sd3Pipeline;
-
-/// Sampler names a Stable Diffusion folder runs (every beta-schedule sampler).
-pub const SAMPLERS: &[&str] = &[
-    "ddim",
-    "ddpm",
-    "euler",
-    "euler_a",
-    "heun",
-    "dpmpp_2m",
-    "dpmpp_2m_karras",
-    "unipc",
-];
 
 /// Whether `dir` is a diffusers-layout Stable Diffusion folder.
 pub fn is_sd_folder(dir: &Path) -> bool {
@@ -91,7 +79,7 @@ impl Pipeline for SdModel {
     }
 
     fn samplers(&self) -> &'static [&'static str] {
-        SAMPLERS
+        Family::StableDiffusion.capabilities().samplers
     }
 
     fn memory_bytes(&self) -> u64 {
@@ -104,6 +92,7 @@ impl Pipeline for SdModel {
         on_step: &mut dyn FnMut(Progress) -> ControlFlow<()>,
     ) -> fresco_pipeline::Result<Vec<GeneratedImage>> {
         let sampler = sampler_kind(&params.sampler)?;
+        params.check_knobs(Family::StableDiffusion, &self.model_id)?;
         let run = GenerateParams {
             negative: (!params.negative_prompt.is_empty())
                 .then(|| Prompt::Text(params.negative_prompt.clone())),
@@ -122,13 +111,9 @@ impl Pipeline for SdModel {
             .pipeline
             .generate_with(&run, &mut report)
             .map_err(|e| to_farm_error(&self.model_id, e))?;
-        // Image k draws from noise stream k of the task seed.
         farm_images(images, params.seed)
     }
 }
-
-/// Sampler names the flow-matching folders (SD3, FLUX) run.
-pub const FLOW_SAMPLERS: &[&str] = &["flow_euler"];
 
 /// The diffusers class of a folder's `transformer/config.json`, if any.
 fn transformer_class(dir: &Path) -> Option<String> {
@@ -173,6 +158,15 @@ enum FlowPipeline {
     Flux(Box<FluxPipeline>),
 }
 
+impl FlowPipeline {
+    fn family(&self) -> Family {
+        match self {
+            Self::Sd3(_) => Family::Sd3,
+            Self::Flux(_) => Family::Flux,
+        }
+    }
+}
+
 impl FlowModel {
     /// Loads the SD3 or FLUX.1 folder `dir` under `model_id`.
     pub fn load(
@@ -204,7 +198,7 @@ impl Pipeline for FlowModel {
     }
 
     fn samplers(&self) -> &'static [&'static str] {
-        FLOW_SAMPLERS
+        self.pipeline.family().capabilities().samplers
     }
 
     fn memory_bytes(&self) -> u64 {
@@ -216,15 +210,17 @@ impl Pipeline for FlowModel {
         params: &fresco_pipeline::GenerateParams,
         on_step: &mut dyn FnMut(Progress) -> ControlFlow<()>,
     ) -> fresco_pipeline::Result<Vec<GeneratedImage>> {
-        if !FLOW_SAMPLERS.contains(&params.sampler.as_str()) {
+        let family = self.pipeline.family();
+        let accepts = family.capabilities();
+        if !accepts.runs(&params.sampler) {
             return Err(fresco_pipeline::Error::UnknownSampler {
                 sampler: params.sampler.clone(),
-                supported: FLOW_SAMPLERS.join(", "),
+                supported: accepts.samplers.join(", "),
             });
         }
-        let flow_shift = params.flow_shift_only(&self.model_id)?;
+        params.check_knobs(family, &self.model_id)?;
         let run = FlowParams {
-            negative: (!params.negative_prompt.is_empty())
+            negative: (accepts.negative_prompt && !params.negative_prompt.is_empty())
                 .then(|| Prompt::Text(params.negative_prompt.clone())),
             guidance_scale: f64::from(params.guidance),
             steps: params.steps as usize,
@@ -232,7 +228,7 @@ impl Pipeline for FlowModel {
             width: Some(params.width as usize),
             height: Some(params.height as usize),
             n: params.n as usize,
-            flow_shift,
+            flow_shift: params.schedule.flow_shift,
             ..FlowParams::new(Prompt::Text(params.prompt.clone()))
         };
         let mut report = progress_reporter(on_step);
@@ -257,7 +253,9 @@ fn progress_reporter(
     }
 }
 
-/// fresco-sd's images as the farm's; image k drew from noise stream k of `seed`.
+/// fresco-diffusers' images as the farm's, each reporting its image seed
+/// ([`image_seed`] of the task seed `seed` and its index), the only seed its noise
+/// was drawn from.
 fn farm_images(images: Vec<RgbImage>, seed: u64) -> fresco_pipeline::Result<Vec<GeneratedImage>> {
     let dim = |v: usize| {
         u32::try_from(v)
@@ -270,7 +268,7 @@ fn farm_images(images: Vec<RgbImage>, seed: u64) -> fresco_pipeline::Result<Vec<
                 index: u32::try_from(img.index).map_err(|_| {
                     fresco_pipeline::Error::Internal("image index too large".into())
                 })?,
-                seed,
+                seed: image_seed(seed, img.index),
                 width: dim(img.width)?,
                 height: dim(img.height)?,
                 rgb: img.pixels,
@@ -281,11 +279,12 @@ fn farm_images(images: Vec<RgbImage>, seed: u64) -> fresco_pipeline::Result<Vec<
 
 /// The sampler a task names, if a Stable Diffusion folder runs it.
 fn sampler_kind(name: &str) -> fresco_pipeline::Result<SchedulerKind> {
+    let accepts = Family::StableDiffusion.capabilities();
     match fresco_schedulers::by_name(name) {
-        Some(kind) if SAMPLERS.contains(&name) => Ok(kind),
+        Some(kind) if accepts.runs(name) => Ok(kind),
         _ => Err(fresco_pipeline::Error::UnknownSampler {
             sampler: name.to_owned(),
-            supported: SAMPLERS.join(", "),
+            supported: accepts.samplers.join(", "),
         }),
     }
 }

@@ -20,14 +20,9 @@ use tracing::debug;
 use crate::config::DitConfig;
 use crate::pipeline::{CONFIG_FILE, DitPipeline, WEIGHTS_FILE};
 
-/// Id of the trained built-in model (the farm's default model).
-pub const FRESCO_SHAPES: &str = "fresco-shapes";
-/// Id of the tiny built-in model with random weights.
-pub const TINY_RANDOM_DIT: &str = "tiny-random-dit";
-/// Id of the second built-in model (same architecture, other weights).
-pub const TINY_RANDOM_DIT_B: &str = "tiny-random-dit-b";
-
-const BUILTIN: &[&str] = &[FRESCO_SHAPES, TINY_RANDOM_DIT, TINY_RANDOM_DIT_B];
+use fresco_core::capabilities::BUILTIN_MODELS as BUILTIN;
+/// The built-in model ids, defined once in fresco-core with the default model.
+pub use fresco_core::capabilities::{FRESCO_SHAPES, TINY_RANDOM_DIT, TINY_RANDOM_DIT_B};
 
 /// `config.json` of the trained built-in model.
 const FRESCO_SHAPES_CONFIG: &str = include_str!("../../../models/fresco-shapes/config.json");

@@ -15,10 +15,10 @@
 //!   (`text_encoder`), the seeded weight init (`init`) and the built-in
 //!   vocabulary (`vocab`).
 //!
-//! Reproducibility contract: image `k` of a task with seed `s` starts from noise
-//! drawn only from [`derive_image_seed`](fresco_pipeline::derive_image_seed)`(s, k)`,
-//! so every image can be regenerated on its own and is identical to the batch
-//! result.
+//! Reproducibility follows the contract's seed rule
+//! ([`image_seed`](fresco_pipeline::image_seed)): image `k` of a task with
+//! seed `s` draws its noise from image seed `s + k` alone, so every image can
+//! be regenerated on its own and is identical to the batch result.
 //!
 //! Training (crate `fresco-train`, with this crate's `train` feature) builds
 //! the same modules from a candle `VarMap` (`DitPipeline::seeded_varmap`,

@@ -12,15 +12,17 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use fresco_pipeline::seed::{derive_image_seed, gaussian_noise};
-use fresco_pipeline::{Error, GenerateParams, GeneratedImage, Pipeline, Progress, Result};
+use fresco_pipeline::seed::{derive_image_seed, gaussian_noise, image_seed};
+use fresco_pipeline::{
+    Error, Family, GenerateParams, GeneratedImage, Pipeline, Progress, Result,
+};
 use tracing::{debug, info};
 
 use crate::config::DitConfig;
 use crate::dit::{Context, Dit};
 use crate::init::SeededInit;
 use crate::layers::padding_mask_row;
-use crate::sampler::{SAMPLERS, Sampler, sample, timesteps};
+use crate::sampler::{Sampler, sample, timesteps};
 use crate::text_encoder::{EncodedText, TextEncoder};
 use crate::tokenizer::Tokenizer;
 
@@ -176,10 +178,11 @@ impl DitPipeline {
         Ok((text, dit, tokenizer))
     }
 
-    /// Renders one image per entry of `seeds`, in one batch; image `k` starts from
-    /// noise drawn from `seeds[k]` and gets `index = k`. `params.n` and `params.seed`
-    /// are ignored. [`Pipeline::generate`] is this with
-    /// `seeds = [derive_image_seed(seed, 0), …, derive_image_seed(seed, n − 1)]`.
+    /// Renders one image per image seed in `seeds`, in one batch; image `k` starts
+    /// from the gaussian noise of `derive_image_seed(seeds[k], 0)` (see
+    /// [`derive_image_seed`]), reports `seed = seeds[k]` and gets `index = k`.
+    /// `params.n` and `params.seed` are ignored. [`Pipeline::generate`] is this
+    /// with `seeds = [image_seed(seed, 0), …, image_seed(seed, n − 1)]`.
     pub fn generate_with_seeds(
         &self,
         params: &GenerateParams,
@@ -191,7 +194,7 @@ impl DitPipeline {
         let (w, h) = (params.width as usize, params.height as usize);
         let n = seeds.len();
 
-        let guided = params.guidance != 1.0;
+        let guided = params.guided();
         let cond = self.encode_caption(&params.prompt)?;
         let ctx = if guided {
             let uncond = self.encode_caption(&params.negative_prompt)?;
@@ -202,7 +205,7 @@ impl DitPipeline {
 
         let mut noise = Vec::with_capacity(n * 3 * h * w);
         for &seed in seeds {
-            noise.extend(gaussian_noise(seed, 3 * h * w));
+            noise.extend(gaussian_noise(derive_image_seed(seed, 0), 3 * h * w));
         }
         let x = Tensor::from_vec(noise, (n, 3, h, w), &self.device)?;
 
@@ -244,14 +247,15 @@ impl DitPipeline {
         if n == 0 {
             return invalid("n must be > 0".into());
         }
-        let patch = self.config.patch_size;
+        let sides = Family::Dit.capabilities().sides;
+        let patch = sides.multiple(1, self.config.patch_size);
         for (name, v) in [("width", p.width), ("height", p.height)] {
             if v == 0 || !(v as usize).is_multiple_of(patch) {
                 return invalid(format!(
                     "{name} {v} must be a positive multiple of the patch size {patch}"
                 ));
             }
-            if v > self.config.max_side {
+            if sides.max_side_in_config && v > self.config.max_side {
                 return invalid(format!(
                     "{name} {v} exceeds the model maximum {}",
                     self.config.max_side
@@ -261,7 +265,7 @@ impl DitPipeline {
         if !p.guidance.is_finite() {
             return invalid(format!("guidance must be finite, got {}", p.guidance));
         }
-        p.flow_shift_only(&self.model_id)?;
+        p.check_knobs(Family::Dit, &self.model_id)?;
         Ok(sampler)
     }
 
@@ -358,7 +362,7 @@ impl Pipeline for DitPipeline {
     }
 
     fn samplers(&self) -> &'static [&'static str] {
-        SAMPLERS
+        Family::Dit.capabilities().samplers
     }
 
     fn memory_bytes(&self) -> u64 {
@@ -374,7 +378,7 @@ impl Pipeline for DitPipeline {
         on_step: &mut dyn FnMut(Progress) -> ControlFlow<()>,
     ) -> Result<Vec<GeneratedImage>> {
         let seeds: Vec<u64> = (0..params.n)
-            .map(|k| derive_image_seed(params.seed, k))
+            .map(|k| image_seed(params.seed, u64::from(k)))
             .collect();
         if seeds.is_empty() {
             return Err(Error::InvalidParams("n must be > 0".into()));

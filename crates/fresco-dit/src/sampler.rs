@@ -7,10 +7,8 @@
 use std::ops::ControlFlow;
 
 use candle_core::Tensor;
-use fresco_pipeline::{Error, Progress, Result};
+use fresco_pipeline::{Error, Family, Progress, Result};
 
-/// Sampler names accepted in [`GenerateParams::sampler`](fresco_pipeline::GenerateParams::sampler).
-pub const SAMPLERS: &[&str] = &["euler", "heun"];
 
 /// A flow-matching ODE solver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,14 +21,15 @@ pub enum Sampler {
 }
 
 impl Sampler {
-    /// Parses a sampler name (case-insensitive).
+    /// Parses a sampler name (case-insensitive), one of the DiT family's
+    /// [`Capabilities::samplers`](crate::Capabilities::samplers).
     pub fn from_name(name: &str) -> Result<Self> {
         match name.to_ascii_lowercase().as_str() {
             "euler" => Ok(Self::Euler),
             "heun" => Ok(Self::Heun),
             _ => Err(Error::UnknownSampler {
                 sampler: name.to_owned(),
-                supported: SAMPLERS.join(", "),
+                supported: Family::Dit.capabilities().samplers.join(", "),
             }),
         }
     }

@@ -12,7 +12,7 @@ use std::time::Instant;
 use candle_core::Device;
 use fresco_dit::{DitPipeline, builtin};
 use fresco_pipeline::{
-    Error, GenerateParams, GeneratedImage, ModelCache, Pipeline, Progress, derive_image_seed,
+    Error, GenerateParams, GeneratedImage, ModelCache, Pipeline, Progress, image_seed,
 };
 
 fn tiny() -> &'static DitPipeline {
@@ -89,7 +89,7 @@ fn output_shapes_for_several_sizes_and_counts() {
             assert_eq!((img.width, img.height), (w, h));
             assert_eq!(img.rgb.len(), (w * h * 3) as usize);
             assert_eq!(img.index, k as u32);
-            assert_eq!(img.seed, derive_image_seed(1234, k as u32));
+            assert_eq!(img.seed, image_seed(1234, k as u64));
         }
     }
 }
@@ -137,7 +137,7 @@ fn any_image_of_a_batch_can_be_regenerated_alone() {
     };
     let batch = run(&p);
     let alone = tiny()
-        .generate_with_seeds(&p, &[derive_image_seed(p.seed, 2)], &mut |_| {
+        .generate_with_seeds(&p, &[image_seed(p.seed, 2)], &mut |_| {
             ControlFlow::Continue(())
         })
         .unwrap();
@@ -147,6 +147,14 @@ fn any_image_of_a_batch_can_be_regenerated_alone() {
     // n = 1 reproduces image 0 of the batch.
     let first = run(&GenerateParams { n: 1, ..p.clone() });
     assert_eq!(first[0].rgb, batch[0].rgb);
+    // Image 2's seed submitted alone with n = 1 reproduces image 2.
+    let again = run(&GenerateParams {
+        n: 1,
+        seed: batch[2].seed,
+        ..p.clone()
+    });
+    assert_eq!(again[0].seed, batch[2].seed);
+    assert_eq!(again[0].rgb, batch[2].rgb);
 }
 
 #[test]

@@ -11,6 +11,14 @@
 //! - [`device`]: the `--device` names (`cpu`, `cuda`, `cuda:N`).
 //! - [`seed`]: the per-image seed contract and seeded noise.
 //!
+//! Reproducibility contract, the same for every model family: image `k` of a
+//! task with seed `s` has the image seed [`image_seed`]`(s, k)` `= s + k`, and
+//! all its noise is drawn from that image seed alone. The image seed is what
+//! its PNG carries; submitted with `n = 1` it renders exactly that image
+//! again. What each family accepts (samplers, schedule knobs, sides) is
+//! [`Family::capabilities`]; classifier-free guidance runs when
+//! [`guidance_enabled`].
+//!
 //! The families live in their own crates: fresco's DiT in `fresco-dit`, the
 //! diffusers-format models (SD 1.x/2.x, SDXL, SD3, FLUX) in
 //! `fresco-diffusers`. The worker wires them into one registry.
@@ -26,5 +34,8 @@ pub use cache::{CacheStats, Loader, ModelCache};
 pub use device::{device_label, parse_device};
 pub use error::{Error, Result};
 pub use registry::{FolderKind, ModelRegistry};
-pub use seed::{derive_image_seed, splitmix64};
-pub use types::{GenerateParams, GeneratedImage, Pipeline, Progress, Schedule};
+pub use seed::{derive_image_seed, image_seed, splitmix64};
+pub use types::{
+    Capabilities, Family, GenerateParams, GeneratedImage, Knobs, Pipeline, Progress, Schedule,
+    guidance_enabled,
+};

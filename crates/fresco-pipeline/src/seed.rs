@@ -1,6 +1,14 @@
-//! Seed derivation and initial-noise generation.
+//! The per-image seed contract every model family follows, and the DiT's
+//! seed derivation and initial-noise generation.
 //!
-//! Everything random that must be reproducible is drawn here on the CPU from
+//! Image `k` of a task with seed `s` has the image seed [`image_seed`]`(s, k)`
+//! `= s + k` (wrapping at 2^64, so every image seed is itself a valid task
+//! seed). Its noise — its initial latents and every later stochastic draw —
+//! comes from that image seed alone, so submitting the image seed with
+//! `n = 1` renders exactly that image again; it is the seed the worker writes
+//! into the image's PNG and the job's manifest.
+//!
+//! Everything random that must be reproducible is drawn on the CPU from
 //! ChaCha RNGs, never from the (unseedable) candle device RNG.
 
 use rand::{Rng, SeedableRng};
@@ -17,14 +25,20 @@ pub fn splitmix64(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Seed of image `index` of a task whose seed is `task_seed`.
+/// The image seed of image `index` of a task whose seed is `task_seed`:
+/// `task_seed + index`, wrapping at 2^64. Every model family draws image
+/// `index`'s noise from this seed alone, and
+/// [`GeneratedImage::seed`](crate::GeneratedImage::seed) reports it.
+pub fn image_seed(task_seed: u64, index: u64) -> u64 {
+    task_seed.wrapping_add(index)
+}
+
+/// A seed mixed from `seed` and `index`:
+/// `splitmix64(seed ^ splitmix64(index))` (see [`splitmix64`]).
 ///
-/// Defined as `splitmix64(task_seed ^ splitmix64(index))` (see [`splitmix64`]).
-/// Image `index` of a task draws its initial noise only from this seed, so it
-/// can be regenerated alone (with `n = 1`, or via
-/// [`DitPipeline::generate_with_seeds`](crate::DitPipeline::generate_with_seeds))
-/// and equals the corresponding image of the batch. The value is also what
-/// [`GeneratedImage::seed`](crate::GeneratedImage::seed) reports.
+/// The DiT draws the gaussian noise of the image whose image seed is `x` from
+/// `derive_image_seed(x, 0)`; training tools use it to derive independent
+/// seeds from one.
 pub fn derive_image_seed(task_seed: u64, index: u32) -> u64 {
     splitmix64(task_seed ^ splitmix64(u64::from(index)))
 }
@@ -65,6 +79,15 @@ mod tests {
         assert_ne!(a, b);
         assert_ne!(a, c);
         assert_eq!(a, derive_image_seed(42, 0));
+    }
+
+    #[test]
+    fn image_seeds_count_up_from_the_task_seed_and_wrap() {
+        assert_eq!(image_seed(42, 0), 42);
+        assert_eq!(image_seed(42, 3), 45);
+        assert_eq!(image_seed(u64::MAX, 0), u64::MAX);
+        assert_eq!(image_seed(u64::MAX, 1), 0);
+        assert_eq!(image_seed(u64::MAX - 1, 3), 1);
     }
 
     #[test]

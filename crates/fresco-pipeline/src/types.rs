@@ -1,8 +1,10 @@
-//! The worker-facing types: generation parameters, results, progress and the
-//! [`Pipeline`] trait every model implements.
+//! The worker-facing types: generation parameters, results, progress, the
+//! [`Pipeline`] trait every model implements, and the one guidance rule
+//! ([`guidance_enabled`]) every family follows.
 
 use std::ops::ControlFlow;
 
+pub use fresco_core::capabilities::{Capabilities, Family, Knobs};
 pub use fresco_core::params::Schedule;
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +19,9 @@ pub struct GenerateParams {
     /// Caption to steer away from; replaces the empty unconditional caption of
     /// classifier-free guidance when non-empty.
     pub negative_prompt: String,
-    /// Task seed; image `k` uses [`derive_image_seed`](crate::derive_image_seed)`(seed, k)`.
+    /// Task seed; image `k` draws its noise only from its image seed
+    /// [`image_seed`](crate::image_seed)`(seed, k)` `= seed + k`, so a task with
+    /// that seed and `n = 1` renders the same image.
     pub seed: u64,
     /// Sampler steps (> 0).
     pub steps: u32,
@@ -25,7 +29,8 @@ pub struct GenerateParams {
     pub width: u32,
     /// Image height in pixels (a multiple of the model's patch size).
     pub height: u32,
-    /// Classifier-free guidance scale; 1.0 disables guidance (conditional only).
+    /// Guidance scale. For classifier-free guidance, on above 1.0
+    /// ([`guidance_enabled`]); at 1.0 or below only the conditional pass runs.
     pub guidance: f32,
     /// Number of images (> 0), generated as one batch.
     pub n: u32,
@@ -54,23 +59,32 @@ impl Default for GenerateParams {
 }
 
 impl GenerateParams {
-    /// The task's `flow_shift` knob, for a flow-matching model (`model_id`): the
-    /// other schedule knobs describe beta-schedule samplers, so any of them set
-    /// is an [`Error::InvalidParams`] naming what was given.
-    pub fn flow_shift_only(&self, model_id: &str) -> Result<Option<f64>> {
-        let flow_only = Schedule {
-            flow_shift: self.schedule.flow_shift,
-            ..Schedule::default()
-        };
-        if self.schedule != flow_only {
-            return Err(Error::InvalidParams(format!(
+    /// Whether classifier-free guidance runs for this task ([`guidance_enabled`]).
+    pub fn guided(&self) -> bool {
+        guidance_enabled(f64::from(self.guidance))
+    }
+
+    /// Checks the task's schedule knobs against what `family` reads (see
+    /// [`Knobs`]) for the model `model_id`: a knob it does not read is an
+    /// [`Error::InvalidParams`] naming what was given.
+    pub fn check_knobs(&self, family: Family, model_id: &str) -> Result<()> {
+        match family.capabilities().knobs {
+            Knobs::BetaSchedule => Ok(()),
+            Knobs::FlowShiftOnly if Knobs::FlowShiftOnly.allow(&self.schedule) => Ok(()),
+            Knobs::FlowShiftOnly => Err(Error::InvalidParams(format!(
                 "model {model_id} is a flow-matching model: of the schedule knobs it reads \
                  only flow_shift (got {})",
                 self.schedule.to_json()
-            )));
+            ))),
         }
-        Ok(self.schedule.flow_shift)
     }
+}
+
+/// The guidance rule of every family with classifier-free guidance (as in
+/// diffusers): guidance runs when `scale` is above 1. At 1 or below the model
+/// runs on the prompt alone, and the negative prompt is not used.
+pub fn guidance_enabled(scale: f64) -> bool {
+    scale > 1.0
 }
 
 /// One rendered image.
@@ -78,7 +92,9 @@ impl GenerateParams {
 pub struct GeneratedImage {
     /// Position of the image in its task (0-based).
     pub index: u32,
-    /// The per-image seed its noise was drawn from.
+    /// Its image seed, [`image_seed`](crate::image_seed)`(task seed, index)`:
+    /// all its noise was drawn from it, and a task with this seed and `n = 1`
+    /// renders this image again.
     pub seed: u64,
     /// Width in pixels.
     pub width: u32,
@@ -102,7 +118,8 @@ pub struct Progress {
 pub trait Pipeline: Send + Sync {
     /// The id this pipeline was loaded under.
     fn model_id(&self) -> &str;
-    /// Sampler names accepted in [`GenerateParams::sampler`].
+    /// Sampler names accepted in [`GenerateParams::sampler`]: its family's
+    /// ([`Capabilities::samplers`]).
     fn samplers(&self) -> &'static [&'static str];
     /// Approximate bytes of weights held.
     fn memory_bytes(&self) -> u64;
@@ -112,4 +129,31 @@ pub trait Pipeline: Send + Sync {
         params: &GenerateParams,
         on_step: &mut dyn FnMut(Progress) -> ControlFlow<()>,
     ) -> Result<Vec<GeneratedImage>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guidance_runs_above_one_only() {
+        assert!(!guidance_enabled(0.0));
+        assert!(!guidance_enabled(0.5));
+        assert!(!guidance_enabled(1.0));
+        assert!(guidance_enabled(1.01));
+        assert!(guidance_enabled(7.5));
+        assert!(!guidance_enabled(f64::NAN));
+    }
+
+    #[test]
+    fn flow_families_refuse_beta_knobs() {
+        let mut p = GenerateParams::default();
+        p.schedule.flow_shift = Some(2.0);
+        p.check_knobs(Family::Dit, "m").expect("flow_shift alone");
+        p.schedule.eta = Some(0.5);
+        let err = p.check_knobs(Family::Flux, "m").expect_err("eta");
+        assert!(err.to_string().contains("only flow_shift"), "{err}");
+        p.check_knobs(Family::StableDiffusion, "m")
+            .expect("SD reads every knob");
+    }
 }

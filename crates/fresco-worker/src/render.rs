@@ -109,29 +109,3 @@ pub fn render(
         })
         .collect()
 }
-
-#[cfg(test)]
-mod tests {
-    use fresco_core::params::BUILTIN_MODELS;
-
-    #[test]
-    fn coordinator_and_worker_agree_on_builtin_models() {
-        assert_eq!(BUILTIN_MODELS, fresco_dit::builtin::builtin_models());
-    }
-
-    /// The coordinator accepts exactly the samplers some model kind runs.
-    #[test]
-    fn coordinator_and_worker_agree_on_samplers() {
-        let mut served: Vec<&str> = fresco_dit::sampler::SAMPLERS
-            .iter()
-            .chain(fresco_diffusers::serve::SAMPLERS)
-            .chain(fresco_diffusers::serve::FLOW_SAMPLERS)
-            .copied()
-            .collect();
-        served.sort_unstable();
-        served.dedup();
-        let mut accepted = fresco_core::params::SAMPLERS.to_vec();
-        accepted.sort_unstable();
-        assert_eq!(accepted, served);
-    }
-}
