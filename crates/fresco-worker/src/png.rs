@@ -110,7 +110,7 @@ pub fn read_png_text(bytes: &[u8]) -> Result<(u32, u32, TextEntries)> {
 
 #[cfg(test)]
 mod tests {
-    use fresco_pipeline::{GenerateParams, Pipeline};
+    use fresco_pipeline::GenerateParams;
 
     use super::*;
 
