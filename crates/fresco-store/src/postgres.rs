@@ -19,7 +19,7 @@ use crate::records::*;
 /// Rows per `UNNEST` statement when storing a submission.
 const INSERT_CHUNK: usize = 5_000;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
 /// The production store.
 #[derive(Clone)]
