@@ -31,9 +31,7 @@ struct Fixture {
 /// Postgres server is configured.
 async fn postgres(test: &str) -> Option<Fixture> {
     let url = support::fresh_database(test).await?;
-    let store = PgStore::connect(&url)
-        .await
-        .expect("connecting the store");
+    let store = PgStore::connect(&url).await.expect("connecting the store");
     Some(Fixture {
         store: Arc::new(store),
         _dir: None,
