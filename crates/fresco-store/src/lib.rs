@@ -4,14 +4,19 @@
 //!   statement (or one transaction) guarded by the task's state and, after a
 //!   claim, by its fencing token (the attempt number).
 //! - [`records`]: what the store hands back.
-//! - [`postgres`]: the production store, through sqlx, with its migrations.
+//! - [`postgres`]: the production store, through sqlx, with its migrations
+//!   (`migrations/postgres/`).
 //! - [`sqlite`]: the embedded store of `fresco dev`, one SQLite file, with
-//!   the same semantics and migrations of its own.
+//!   the same semantics and migrations of its own (`migrations/sqlite/`).
+//!   Both stores are laid out alike: the same modules, and each statement
+//!   whole in a `.sql` file of the same name in each store's `sql/`.
+//! - `rows`: fetched columns into records, once for both stores.
 //! - [`error`]: store errors and the error code each one stands for.
 
 pub mod error;
 pub mod postgres;
 pub mod records;
+mod rows;
 pub mod sqlite;
 
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! The store conformance suite: every test runs against both
-//! [`JobStore`]s, Postgres on a real server (a database of its own per test)
+//! [`JobStore`]s, Postgres on a real server (a database of its own per test,
+//! when `FRESCO_TEST_DATABASE_URL` names one; skipped, saying so, when not)
 //! and SQLite in a temp file, so the embedded store of `fresco dev` keeps
 //! the production store's semantics: the state machine's edges, fencing
 //! tokens, lease expiry and attempts, all-or-nothing submissions, dispatch
@@ -11,11 +12,12 @@ use std::time::Duration;
 
 use fresco_core::params::Schedule;
 use fresco_core::{JobSpec, TaskId, TaskSpec, TaskState, WorkerId};
-use fresco_e2e::{Services, TestDatabase};
 use fresco_store::{
     Backoff, FailOutcome, Heartbeat, JobStore, Lease, LeaseToken, OutputRecord, PgStore,
     SqliteStore, StoreError, TaskQuery, WorkerInfo,
 };
+
+mod support;
 
 type Store = Arc<dyn JobStore>;
 
@@ -25,15 +27,15 @@ struct Fixture {
     _dir: Option<tempfile::TempDir>,
 }
 
-async fn postgres() -> Fixture {
-    let db = TestDatabase::create(&Services::from_env()).await;
-    let store = PgStore::connect(&db.url)
-        .await
-        .expect("connecting the store");
-    Fixture {
+/// A Postgres store on a database of the test's own; `None` when no
+/// Postgres server is configured.
+async fn postgres(test: &str) -> Option<Fixture> {
+    let url = support::fresh_database(test).await?;
+    let store = PgStore::connect(&url).await.expect("connecting the store");
+    Some(Fixture {
         store: Arc::new(store),
         _dir: None,
-    }
+    })
 }
 
 async fn sqlite() -> Fixture {
@@ -56,7 +58,9 @@ macro_rules! conformance {
             mod $name {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn postgres() {
-                    let fixture = super::postgres().await;
+                    let Some(fixture) = super::postgres(stringify!($name)).await else {
+                        return;
+                    };
                     super::$name(fixture.store.clone()).await;
                 }
 

@@ -1,0 +1,63 @@
+//! Postgres controls on jobs and tasks: cancel, retry, pause and resume.
+//! Each returns the tasks whose place in the queues changed.
+
+use fresco_core::{JobId, TaskId};
+
+use super::PgStore;
+use super::reads::{explain_miss, job_exists};
+use crate::error::{Result, StoreError};
+use crate::records::{QueuedTask, in_seq_order};
+use crate::rows::queued_task;
+
+pub(super) async fn cancel_job(store: &PgStore, id: JobId) -> Result<Vec<QueuedTask>> {
+    job_exists(store, id).await?;
+    let rows = sqlx::query(include_str!("sql/cancel_job.sql"))
+        .bind(id.0)
+        .fetch_all(&store.pool)
+        .await?;
+    rows.iter().map(queued_task).collect()
+}
+
+pub(super) async fn cancel_task(store: &PgStore, id: TaskId) -> Result<QueuedTask> {
+    let row = sqlx::query(include_str!("sql/cancel_task.sql"))
+        .bind(id.0)
+        .fetch_optional(&store.pool)
+        .await?;
+    match row {
+        Some(row) => queued_task(&row),
+        None => {
+            Err(explain_miss(store, id, "only a queued or running task can be cancelled").await)
+        }
+    }
+}
+
+pub(super) async fn retry_job(store: &PgStore, id: JobId) -> Result<Vec<QueuedTask>> {
+    job_exists(store, id).await?;
+    let rows = sqlx::query(include_str!("sql/retry_job.sql"))
+        .bind(id.0)
+        .fetch_all(&store.pool)
+        .await?;
+    in_seq_order(rows.iter().map(queued_task))
+}
+
+pub(super) async fn set_paused(
+    store: &PgStore,
+    id: JobId,
+    paused: bool,
+) -> Result<Vec<QueuedTask>> {
+    let mut tx = store.pool.begin().await?;
+    let updated = sqlx::query(include_str!("sql/pause_job.sql"))
+        .bind(id.0)
+        .bind(paused)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if updated.is_none() {
+        return Err(StoreError::NotFound(format!("job {id}")));
+    }
+    let rows = sqlx::query(include_str!("sql/queued_of_job.sql"))
+        .bind(id.0)
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    in_seq_order(rows.iter().map(queued_task))
+}

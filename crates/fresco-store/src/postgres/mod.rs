@@ -1,0 +1,171 @@
+//! The Postgres [`JobStore`]: sqlx, migrations from `migrations/postgres/`
+//! applied at connect, bulk inserts with `UNNEST`, claims and reports
+//! guarded by state and fencing token in one statement each.
+//!
+//! Every statement is one file in `sql/`, named for what it does; the
+//! SQLite store has its twin under the same name. The modules split the
+//! operations the same way in both stores:
+//!
+//! - `columns`: how a fetched column is read (see [`crate::rows`]).
+//! - `submit`: storing a submission, replays included.
+//! - `reads`: jobs, tasks and outputs as clients read them, and why a
+//!   guarded update touched no row.
+//! - `control`: cancel, retry, pause and resume.
+//! - `workers`: registration, liveness, failures in a row, listing.
+//! - `leases`: claim, heartbeat, complete, fail, expiry and release.
+//! - `queue`: what is dispatchable now, for the reconciler.
+
+mod columns;
+mod control;
+mod leases;
+mod queue;
+mod reads;
+mod submit;
+mod workers;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fresco_core::{JobId, JobSpec, TaskId, WorkerId};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use crate::JobStore;
+use crate::error::{Result, StoreError};
+use crate::records::*;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// The production store.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects and applies pending migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let options: PgConnectOptions = url.parse().map_err(StoreError::Internal)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+#[async_trait]
+impl JobStore for PgStore {
+    async fn submit(&self, spec: &JobSpec) -> Result<Submitted> {
+        submit::submit(self, spec).await
+    }
+
+    async fn get_job(&self, id: JobId) -> Result<JobSummary> {
+        reads::get_job(self, id).await
+    }
+
+    async fn list_jobs(&self, limit: u32, owner: Option<&str>) -> Result<Vec<JobSummary>> {
+        reads::list_jobs(self, limit, owner).await
+    }
+
+    async fn cancel_job(&self, id: JobId) -> Result<Vec<QueuedTask>> {
+        control::cancel_job(self, id).await
+    }
+
+    async fn cancel_task(&self, id: TaskId) -> Result<QueuedTask> {
+        control::cancel_task(self, id).await
+    }
+
+    async fn retry_job(&self, id: JobId) -> Result<Vec<QueuedTask>> {
+        control::retry_job(self, id).await
+    }
+
+    async fn set_paused(&self, id: JobId, paused: bool) -> Result<Vec<QueuedTask>> {
+        control::set_paused(self, id, paused).await
+    }
+
+    async fn get_task(&self, id: TaskId) -> Result<TaskRecord> {
+        reads::get_task(self, id).await
+    }
+
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<TaskRecord>> {
+        reads::list_tasks(self, query).await
+    }
+
+    async fn has_output(&self, key: &str) -> Result<bool> {
+        reads::has_output(self, key).await
+    }
+
+    async fn register_worker(&self, worker: &WorkerInfo) -> Result<()> {
+        workers::register_worker(self, worker).await
+    }
+
+    async fn worker_seen(&self, id: WorkerId, loaded_models: Option<&[String]>) -> Result<()> {
+        workers::worker_seen(self, id, loaded_models).await
+    }
+
+    async fn record_attempt(
+        &self,
+        worker: WorkerId,
+        succeeded: bool,
+        quarantine_after: u32,
+    ) -> Result<bool> {
+        workers::record_attempt(self, worker, succeeded, quarantine_after).await
+    }
+
+    async fn list_workers(&self, limit: u32) -> Result<Vec<WorkerStatus>> {
+        workers::list_workers(self, limit).await
+    }
+
+    async fn served_models(&self) -> Result<Vec<String>> {
+        workers::served_models(self).await
+    }
+
+    async fn claim(&self, task: TaskId, worker: WorkerId, lease: Duration) -> Result<Claim> {
+        leases::claim(self, task, worker, lease).await
+    }
+
+    async fn heartbeat(&self, beat: &Heartbeat, lease: Duration) -> Result<Lease> {
+        leases::heartbeat(self, beat, lease).await
+    }
+
+    async fn complete(&self, lease: &LeaseToken, outputs: &[OutputRecord]) -> Result<()> {
+        leases::complete(self, lease, outputs).await
+    }
+
+    async fn fail(
+        &self,
+        lease: &LeaseToken,
+        message: &str,
+        give_back: bool,
+        backoff: Backoff,
+    ) -> Result<FailOutcome> {
+        leases::fail(self, lease, message, give_back, backoff).await
+    }
+
+    async fn expire_leases(&self, backoff: Backoff) -> Result<Vec<Requeue>> {
+        leases::expire_leases(self, backoff).await
+    }
+
+    async fn release_running(&self) -> Result<Vec<QueuedTask>> {
+        leases::release_running(self).await
+    }
+
+    async fn queued_counts(&self) -> Result<Vec<(String, u64)>> {
+        queue::queued_counts(self).await
+    }
+
+    async fn queued_tasks(
+        &self,
+        model: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<QueuedTask>> {
+        queue::queued_tasks(self, model, after_seq, limit).await
+    }
+}

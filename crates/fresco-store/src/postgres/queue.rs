@@ -1,0 +1,32 @@
+//! What is dispatchable in Postgres now, for the reconciler: queued tasks
+//! of unpaused jobs past their backoff, counted per model and paged in
+//! dispatch order.
+
+use super::PgStore;
+use crate::error::Result;
+use crate::records::QueuedTask;
+use crate::rows::{Columns, queued_task};
+
+pub(super) async fn queued_counts(store: &PgStore) -> Result<Vec<(String, u64)>> {
+    let rows = sqlx::query(include_str!("sql/queued_counts.sql"))
+        .fetch_all(&store.pool)
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.text("model")?, row.big("tasks")?)))
+        .collect()
+}
+
+pub(super) async fn queued_tasks(
+    store: &PgStore,
+    model: &str,
+    after_seq: i64,
+    limit: u32,
+) -> Result<Vec<QueuedTask>> {
+    let rows = sqlx::query(include_str!("sql/queued_tasks.sql"))
+        .bind(model)
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&store.pool)
+        .await?;
+    rows.iter().map(queued_task).collect()
+}

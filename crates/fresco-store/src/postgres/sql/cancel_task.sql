@@ -1,0 +1,3 @@
+UPDATE tasks SET state = 'cancelled', finished_at = now(), lease_expires_at = NULL
+WHERE id = $1 AND state IN ('queued', 'running')
+RETURNING id, model, priority, seq

@@ -1,0 +1,16 @@
+-- Why claim.sql left task $1 to worker $2 (lease $3 seconds): whether the
+-- worker is quarantined, and `failed_here`: claim.sql's last clause, the
+-- same words, on whether the worker already failed the task while another
+-- live worker serving its model has not.
+SELECT state,
+       coalesce((SELECT quarantined_at IS NOT NULL FROM workers WHERE id = $2),
+                false) AS quarantined,
+       (errors @> jsonb_build_array(jsonb_build_object('worker', $2::TEXT))
+        AND EXISTS (
+            SELECT 1 FROM workers w
+            WHERE w.id <> $2 AND w.quarantined_at IS NULL
+              AND w.last_seen_at > now() - make_interval(secs => 2 * $3)
+              AND tasks.model = ANY (w.models)
+              AND NOT tasks.errors @> jsonb_build_array(
+                  jsonb_build_object('worker', w.id::TEXT)))) AS failed_here
+FROM tasks WHERE id = $1

@@ -1,0 +1,6 @@
+-- Dispatchable tasks per model: queued, of an unpaused job, past their
+-- backoff (the same conditions as claim.sql).
+SELECT t.model, count(*) AS tasks FROM tasks t JOIN jobs j ON j.id = t.job_id
+WHERE t.state = 'queued' AND NOT j.paused
+  AND (t.not_before IS NULL OR t.not_before <= now())
+GROUP BY t.model

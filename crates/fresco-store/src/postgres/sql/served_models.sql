@@ -1,0 +1,1 @@
+SELECT DISTINCT unnest(models) AS model FROM workers ORDER BY 1

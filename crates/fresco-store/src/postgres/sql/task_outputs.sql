@@ -1,0 +1,2 @@
+SELECT task_id, idx, key, width, height, seed, bytes FROM outputs
+WHERE task_id = ANY($1) ORDER BY task_id, idx

@@ -1,0 +1,67 @@
+//! Postgres workers: registration, liveness, runs of failed attempts and
+//! quarantine, the listing `fresco workers` shows, the models served.
+
+use fresco_core::WorkerId;
+
+use super::PgStore;
+use crate::error::{Result, StoreError};
+use crate::records::{WorkerInfo, WorkerStatus};
+use crate::rows::{Columns, worker_status};
+
+pub(super) async fn register_worker(store: &PgStore, worker: &WorkerInfo) -> Result<()> {
+    sqlx::query(include_str!("sql/register_worker.sql"))
+        .bind(worker.id.0)
+        .bind(&worker.name)
+        .bind(&worker.device)
+        .bind(&worker.models)
+        .bind(&worker.loaded_models)
+        .execute(&store.pool)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn worker_seen(
+    store: &PgStore,
+    id: WorkerId,
+    loaded_models: Option<&[String]>,
+) -> Result<()> {
+    sqlx::query(include_str!("sql/worker_seen.sql"))
+        .bind(id.0)
+        .bind(loaded_models)
+        .execute(&store.pool)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn record_attempt(
+    store: &PgStore,
+    worker: WorkerId,
+    succeeded: bool,
+    quarantine_after: u32,
+) -> Result<bool> {
+    let row = sqlx::query(include_str!("sql/record_attempt.sql"))
+        .bind(worker.0)
+        .bind(succeeded)
+        .bind(i32::try_from(quarantine_after).unwrap_or(i32::MAX))
+        .fetch_optional(&store.pool)
+        .await?;
+    match row {
+        Some(row) => row.flag("quarantined"),
+        None => Err(StoreError::NotFound(format!("worker {worker}"))),
+    }
+}
+
+pub(super) async fn list_workers(store: &PgStore, limit: u32) -> Result<Vec<WorkerStatus>> {
+    let rows = sqlx::query(include_str!("sql/list_workers.sql"))
+        .bind(i64::from(limit))
+        .fetch_all(&store.pool)
+        .await?;
+    rows.iter().map(worker_status).collect()
+}
+
+pub(super) async fn served_models(store: &PgStore) -> Result<Vec<String>> {
+    let rows = sqlx::query(include_str!("sql/served_models.sql"))
+        .fetch_all(&store.pool)
+        .await?;
+    rows.iter().map(|row| row.text("model")).collect()
+}

@@ -1,0 +1,209 @@
+//! Row assembly, once for both stores: fetched columns into the records of
+//! [`crate::records`]. Each store says how it reads one column of each kind
+//! (its [`Columns`] impl: Postgres's native types, SQLite's TEXT, INTEGER
+//! milliseconds and JSON); everything built from those columns is here.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use fresco_core::params::Schedule;
+use fresco_core::{JobId, TaskId, TaskSpec, TaskState, WorkerId};
+use uuid::Uuid;
+
+use crate::error::{Result, StoreError};
+use crate::records::{
+    AttemptError, JobSummary, OutputRecord, QueuedTask, Requeue, StateCounts, TaskRecord,
+    WorkerInfo, WorkerStatus,
+};
+
+/// One fetched row, read column by column as the records need it.
+pub(crate) trait Columns {
+    fn uuid(&self, column: &str) -> Result<Uuid>;
+    fn optional_uuid(&self, column: &str) -> Result<Option<Uuid>>;
+    fn text(&self, column: &str) -> Result<String>;
+    /// An INT column the records hold as a `u32`.
+    fn small(&self, column: &str) -> Result<u32>;
+    fn int32(&self, column: &str) -> Result<i32>;
+    fn int64(&self, column: &str) -> Result<i64>;
+    fn real(&self, column: &str) -> Result<f32>;
+    fn flag(&self, column: &str) -> Result<bool>;
+    fn time(&self, column: &str) -> Result<DateTime<Utc>>;
+    fn optional_time(&self, column: &str) -> Result<Option<DateTime<Utc>>>;
+    /// A worker's list of model names.
+    fn names(&self, column: &str) -> Result<Vec<String>>;
+    /// A worker's running tasks.
+    fn uuids(&self, column: &str) -> Result<Vec<Uuid>>;
+    /// A task's failed attempts, stored as a JSON array.
+    fn attempt_errors(&self, column: &str) -> Result<Vec<AttemptError>>;
+    /// A task's sampler schedule, stored as a JSON object.
+    fn schedule(&self, column: &str) -> Result<Schedule>;
+
+    /// A BIGINT column the records hold as a `u64`.
+    fn big(&self, column: &str) -> Result<u64> {
+        Ok(self.int64(column)? as u64)
+    }
+
+    fn state(&self, column: &str) -> Result<TaskState> {
+        self.text(column)?.parse::<TaskState>().map_err(undecodable)
+    }
+}
+
+/// A value the database holds that the store cannot read back.
+pub(crate) fn undecodable(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(sqlx::Error::Decode(what.to_string().into()))
+}
+
+/// A `tasks` row of `id, job_id, idx, model, prompt, negative_prompt, seed,
+/// steps, width, height, guidance, n, sampler, schedule, state, attempt,
+/// worker_id, progress_step, lease_expires_at, errors` (its outputs are
+/// read apart, by [`outputs_by_task`]).
+pub(crate) fn task_record(row: &impl Columns) -> Result<TaskRecord> {
+    Ok(TaskRecord {
+        id: TaskId(row.uuid("id")?),
+        job_id: JobId(row.uuid("job_id")?),
+        index: row.small("idx")?,
+        model: row.text("model")?,
+        spec: TaskSpec {
+            prompt: row.text("prompt")?,
+            negative_prompt: row.text("negative_prompt")?,
+            seed: row.big("seed")?,
+            steps: row.small("steps")?,
+            width: row.small("width")?,
+            height: row.small("height")?,
+            guidance: row.real("guidance")?,
+            n: row.small("n")?,
+            sampler: row.text("sampler")?,
+            schedule: row.schedule("schedule")?,
+        },
+        state: row.state("state")?,
+        attempt: row.small("attempt")?,
+        worker: row.optional_uuid("worker_id")?.map(WorkerId),
+        progress_step: row.small("progress_step")?,
+        lease_expires_at: row.optional_time("lease_expires_at")?,
+        outputs: Vec::new(),
+        errors: row.attempt_errors("errors")?,
+    })
+}
+
+/// A `tasks` row of `id, model, priority, seq`.
+pub(crate) fn queued_task(row: &impl Columns) -> Result<QueuedTask> {
+    Ok(QueuedTask {
+        id: TaskId(row.uuid("id")?),
+        model: row.text("model")?,
+        priority: row.int32("priority")?,
+        seq: row.int64("seq")?,
+    })
+}
+
+/// A `tasks` row that left `running` (`id, model, priority, seq, state,
+/// not_before`): back to `queued`, or `failed` for good.
+pub(crate) fn requeue(row: &impl Columns) -> Result<Requeue> {
+    Ok(Requeue {
+        task: queued_task(row)?,
+        state: row.state("state")?,
+        not_before: row.optional_time("not_before")?,
+    })
+}
+
+/// Per job, its task counts by state and the (done, needed) steps of its
+/// running tasks, from rows of `job_id, state, tasks, done, total`.
+pub(crate) fn job_counts<R: Columns>(
+    rows: &[R],
+) -> Result<HashMap<Uuid, (StateCounts, (u64, u64))>> {
+    let mut out: HashMap<Uuid, (StateCounts, (u64, u64))> = HashMap::new();
+    for row in rows {
+        let Ok(state) = row.state("state") else {
+            continue;
+        };
+        let entry = out.entry(row.uuid("job_id")?).or_default();
+        entry.0.0.insert(state, row.big("tasks")?);
+        entry.1.0 += row.big("done")?;
+        entry.1.1 += row.big("total")?;
+    }
+    Ok(out)
+}
+
+/// `jobs` rows of `id, name, owner, model, priority, max_attempts,
+/// task_count, created_at, paused`, with their counts (from [`job_counts`]).
+pub(crate) fn job_summaries<R: Columns>(
+    rows: &[R],
+    mut counts: HashMap<Uuid, (StateCounts, (u64, u64))>,
+) -> Result<Vec<JobSummary>> {
+    rows.iter()
+        .map(|row| {
+            let id = row.uuid("id")?;
+            let (counts, running_steps) = counts.remove(&id).unwrap_or_default();
+            Ok(JobSummary {
+                id: JobId(id),
+                name: row.text("name")?,
+                owner: row.text("owner")?,
+                model: row.text("model")?,
+                priority: row.int32("priority")?,
+                max_attempts: row.small("max_attempts")?,
+                task_count: row.big("task_count")?,
+                created_at: row.time("created_at")?,
+                paused: row.flag("paused")?,
+                counts,
+                running_steps,
+            })
+        })
+        .collect()
+}
+
+/// Hands each task its outputs, from `outputs` rows of `task_id, idx, key,
+/// width, height, seed, bytes` in index order.
+pub(crate) fn attach_outputs<R: Columns>(rows: &[R], tasks: &mut [TaskRecord]) -> Result<()> {
+    let mut by_task: HashMap<Uuid, Vec<OutputRecord>> = HashMap::new();
+    for row in rows {
+        by_task
+            .entry(row.uuid("task_id")?)
+            .or_default()
+            .push(OutputRecord {
+                index: row.small("idx")?,
+                key: row.text("key")?,
+                width: row.small("width")?,
+                height: row.small("height")?,
+                seed: row.big("seed")?,
+                bytes: row.big("bytes")?,
+            });
+    }
+    for task in tasks {
+        task.outputs = by_task.remove(&task.id.0).unwrap_or_default();
+    }
+    Ok(())
+}
+
+/// A `workers` row of `id, name, device, models, loaded_models,
+/// registered_at, last_seen_at, consecutive_failures, quarantined_at`, with
+/// `running`: the ids of the tasks it holds leases on, oldest claim first.
+pub(crate) fn worker_status(row: &impl Columns) -> Result<WorkerStatus> {
+    Ok(WorkerStatus {
+        info: WorkerInfo {
+            id: WorkerId(row.uuid("id")?),
+            name: row.text("name")?,
+            device: row.text("device")?,
+            models: row.names("models")?,
+            loaded_models: row.names("loaded_models")?,
+        },
+        registered_at: row.time("registered_at")?,
+        last_seen_at: row.time("last_seen_at")?,
+        running: row.uuids("running")?.into_iter().map(TaskId).collect(),
+        consecutive_failures: row.small("consecutive_failures")?,
+        quarantined_at: row.optional_time("quarantined_at")?,
+    })
+}
+
+/// Why a guarded update of `task` touched no row, from its `state, attempt`
+/// (`None`: the task does not exist).
+pub(crate) fn missed(task: TaskId, wanted: &str, row: Option<&impl Columns>) -> StoreError {
+    match row {
+        None => StoreError::NotFound(format!("task {task}")),
+        Some(row) => {
+            let state = row.text("state").unwrap_or_default();
+            let attempt = row.small("attempt").unwrap_or_default();
+            StoreError::Conflict(format!(
+                "task {task} is {state} at attempt {attempt}: {wanted}"
+            ))
+        }
+    }
+}

@@ -1,0 +1,2 @@
+SELECT id, name, owner, model, priority, max_attempts, task_count, created_at, paused
+FROM jobs WHERE id = ?1

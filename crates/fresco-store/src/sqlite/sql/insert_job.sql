@@ -1,0 +1,5 @@
+-- A request id stored already fails this with a unique violation: a
+-- concurrent submission of the same request won.
+INSERT INTO jobs (id, name, owner, model, priority, max_attempts, task_count,
+    created_at, request_id)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)

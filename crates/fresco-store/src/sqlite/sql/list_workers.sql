@@ -1,0 +1,9 @@
+-- `running`: a JSON array of the ids of the tasks each worker holds
+-- leases on, oldest claim first.
+SELECT w.id, w.name, w.device, w.models, w.loaded_models, w.registered_at,
+       w.last_seen_at, w.consecutive_failures, w.quarantined_at,
+       (SELECT json_group_array(t.id) FROM
+            (SELECT id FROM tasks WHERE worker_id = w.id AND state = 'running'
+             ORDER BY started_at, id) AS t) AS running
+FROM workers w
+ORDER BY w.last_seen_at DESC, w.rowid DESC LIMIT ?1

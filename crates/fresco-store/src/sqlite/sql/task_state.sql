@@ -1,0 +1,2 @@
+-- Why a guarded update touched no row.
+SELECT state, attempt FROM tasks WHERE id = ?1
