@@ -26,4 +26,27 @@ if grep -q tonic <<<"$tree"; then
   fail "tonic appears in fresco-store's dependency tree"
 fi
 
+# `lacks WHAT PATTERN CARGO_TREE_ARGS...`: the tree those arguments print
+# has no line matching PATTERN.
+lacks() {
+  local what=$1 pattern=$2
+  shift 2
+  echo "$what"
+  local tree
+  tree=$(cargo tree "$@") || fail "cargo tree $* did not run"
+  [ -n "$tree" ] || fail "cargo tree $* printed nothing"
+  if grep -E "$pattern" <<<"$tree" >&2; then
+    fail "$what (cargo tree $*)"
+  fi
+}
+
+lacks "the CLI without its dev feature pulls no candle" \
+  'candle' -p fresco-cli --no-default-features -e normal
+lacks "the coordinator pulls no candle" \
+  'candle' -p fresco-coordinator -e normal
+lacks "the diffusers-format families do not depend on fresco's DiT" \
+  'fresco-dit' -p fresco-diffusers -e normal
+lacks "the worker does not carry the DiT's training code (feature train)" \
+  'fresco-dit feature "train"' -p fresco-worker -e features
+
 echo "dependency checks passed"
