@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fresco_worker::png::read_png_text;
 use fresco_e2e::{Farm, FarmOptions, describe};
+use fresco_worker::png::read_png_text;
 
 /// A task seed two below the top, so image 2's seed wraps around to 0.
 const TASK_SEED: u64 = u64::MAX - 1;
@@ -75,8 +75,8 @@ fn write_t5_tokenizer(dir: &Path) {
 fn models_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     let sd = dir.path().join("tiny-sd");
-    let reference =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crates/fresco-diffusers/tests/data/tiny-sd");
+    let reference = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../crates/fresco-diffusers/tests/data/tiny-sd");
     copy_dir(&reference, &sd);
     write_letter_tokenizer(&sd.join("tokenizer"));
 

@@ -13,9 +13,7 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use fresco_pipeline::seed::{derive_image_seed, gaussian_noise, image_seed};
-use fresco_pipeline::{
-    Error, Family, GenerateParams, GeneratedImage, Pipeline, Progress, Result,
-};
+use fresco_pipeline::{Error, Family, GenerateParams, GeneratedImage, Pipeline, Progress, Result};
 use tracing::{debug, info};
 
 use crate::config::DitConfig;

@@ -9,7 +9,6 @@ use std::ops::ControlFlow;
 use candle_core::Tensor;
 use fresco_pipeline::{Error, Family, Progress, Result};
 
-
 /// A flow-matching ODE solver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sampler {
