@@ -48,6 +48,10 @@ pub(crate) trait Columns {
     }
 }
 
+/// Per job: its task counts by state, and the (done, needed) steps of its
+/// running tasks.
+pub(crate) type JobCounts = HashMap<Uuid, (StateCounts, (u64, u64))>;
+
 /// A value the database holds that the store cannot read back.
 pub(crate) fn undecodable(what: impl std::fmt::Display) -> StoreError {
     StoreError::Internal(sqlx::Error::Decode(what.to_string().into()))
@@ -107,10 +111,8 @@ pub(crate) fn requeue(row: &impl Columns) -> Result<Requeue> {
 
 /// Per job, its task counts by state and the (done, needed) steps of its
 /// running tasks, from rows of `job_id, state, tasks, done, total`.
-pub(crate) fn job_counts<R: Columns>(
-    rows: &[R],
-) -> Result<HashMap<Uuid, (StateCounts, (u64, u64))>> {
-    let mut out: HashMap<Uuid, (StateCounts, (u64, u64))> = HashMap::new();
+pub(crate) fn job_counts<R: Columns>(rows: &[R]) -> Result<JobCounts> {
+    let mut out = JobCounts::new();
     for row in rows {
         let Ok(state) = row.state("state") else {
             continue;
@@ -127,7 +129,7 @@ pub(crate) fn job_counts<R: Columns>(
 /// task_count, created_at, paused`, with their counts (from [`job_counts`]).
 pub(crate) fn job_summaries<R: Columns>(
     rows: &[R],
-    mut counts: HashMap<Uuid, (StateCounts, (u64, u64))>,
+    mut counts: JobCounts,
 ) -> Result<Vec<JobSummary>> {
     rows.iter()
         .map(|row| {
