@@ -44,6 +44,8 @@ lacks "the CLI without its dev feature pulls no candle" \
   'candle' -p fresco-cli --no-default-features -e normal
 lacks "the coordinator pulls no candle" \
   'candle' -p fresco-coordinator -e normal
+lacks "the model contract and its families pull no gRPC (tonic)" \
+  'tonic' -p fresco-pipeline -p fresco-dit -p fresco-diffusers -e normal
 lacks "the diffusers-format families do not depend on fresco's DiT" \
   'fresco-dit' -p fresco-diffusers -e normal
 lacks "the worker does not carry the DiT's training code (feature train)" \
