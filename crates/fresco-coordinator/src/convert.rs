@@ -34,6 +34,8 @@ pub fn job(job: &JobSummary) -> pb::Job {
         running_steps_done: job.running_steps.0,
         running_steps_total: job.running_steps.1,
         paused: job.paused,
+        waiting_reason: String::new(),
+        deadline: None,
     }
 }
 
@@ -77,6 +79,7 @@ pub fn task(t: &TaskRecord) -> pb::Task {
                 worker: e.worker.clone(),
                 message: e.message.clone(),
                 at: Some(timestamp(e.at)),
+                kind: String::new(),
             })
             .collect(),
     }
@@ -94,5 +97,8 @@ pub fn worker(w: &WorkerStatus) -> pb::Worker {
         running_tasks: w.running.iter().map(ToString::to_string).collect(),
         consecutive_failures: w.consecutive_failures,
         quarantined_at: w.quarantined_at.map(timestamp),
+        probation: false,
+        recent_errors: Vec::new(),
+        capabilities: Vec::new(),
     }
 }

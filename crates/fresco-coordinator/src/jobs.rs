@@ -78,6 +78,7 @@ impl JobApi {
         Ok(pb::SubmitJobResponse {
             job: Some(convert::job(&submitted.job)),
             replayed: submitted.replayed,
+            warnings: Vec::new(),
         })
     }
 

@@ -98,6 +98,7 @@ async fn register(
         models: settings.models.clone(),
         loaded_models: Vec::new(),
         worker_id: String::new(),
+        capabilities: Vec::new(),
     };
     tokio::select! {
         _ = shutdown.cancelled() => Ok(None),

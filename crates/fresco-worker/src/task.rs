@@ -221,6 +221,7 @@ async fn report_failure(
         attempt,
         message,
         give_back,
+        kind: pb::FailureKind::Unspecified as i32,
     };
     match with_retries("fail", ctx.report_patience, || {
         ctx.client.fail(request.clone())

@@ -82,6 +82,7 @@ fn request_of(args: &SubmitArgs, request_id: &str) -> Result<pb::SubmitJobReques
         max_attempts: args.max_attempts.unwrap_or(0),
         name: args.name.clone(),
         request_id: request_id.to_owned(),
+        deadline_seconds: 0,
     })
 }
 

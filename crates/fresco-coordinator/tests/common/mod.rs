@@ -232,6 +232,7 @@ impl TestCoordinator {
                 attempt,
                 message: message.to_owned(),
                 give_back,
+                ..Default::default()
             }))
             .await
             .map(tonic::Response::into_inner)
