@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+pub mod stores;
+pub use stores::{Snapshot, bucket_keys};
+
 /// Where the shared services are, from the environment.
 pub struct Services {
     pub database_url: String,

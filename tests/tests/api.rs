@@ -1,8 +1,11 @@
 //! Bad input through the real coordinator and CLI: one table of malformed
 //! and hostile requests (gRPC) and one of hostile command lines and prompts
-//! files (the `fresco` binary). Each must get its precise error (the code,
-//! and the field with the rule it broke), and nothing may be half-stored:
-//! the one job accepted before them is all the database holds after.
+//! files (the `fresco` binary). Each must get its precise error: the code
+//! and the whole message (the field with the rule it broke), or the whole
+//! of stderr and exit status 2. After every case, Postgres (every row of
+//! every table), Redis (every key and its length) and the bucket prefix
+//! (listed through S3) must hold exactly what they held with the one job
+//! accepted before the table.
 
 use fresco_e2e::{Farm, FarmOptions, describe};
 use fresco_proto::v1 as pb;
@@ -104,7 +107,7 @@ fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
             "1 MB prompt",
             submit(with_task(task(&"x".repeat(1 << 20)))),
             invalid,
-            "tasks[1].prompt: must be at most 2000 characters".into(),
+            "tasks[1].prompt: must be at most 2000 characters (got 1048576)".into(),
         ),
         (
             "bell in a prompt",
@@ -130,7 +133,7 @@ fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
                 t.negative_prompt = Some("n".repeat(1 << 20))
             }))),
             invalid,
-            "tasks[1].negative_prompt: must be at most 2000 characters".into(),
+            "tasks[1].negative_prompt: must be at most 2000 characters (got 1048576)".into(),
         ),
         (
             "zero steps",
@@ -154,73 +157,73 @@ fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
             "4 billion images",
             submit(with_task(params(|t| t.n = Some(u32::MAX)))),
             invalid,
-            "tasks[1].n: must be between 1 and 16".into(),
+            "tasks[1].n: must be between 1 and 16 (got 4294967295)".into(),
         ),
         (
             "zero width",
             submit(with_task(params(|t| t.width = Some(0)))),
             invalid,
-            "tasks[1].width: must be a positive multiple of 8".into(),
+            "tasks[1].width: must be a positive multiple of 8 (got 0)".into(),
         ),
         (
             "odd width",
             submit(with_task(params(|t| t.width = Some(33)))),
             invalid,
-            "tasks[1].width: must be a positive multiple of 8".into(),
+            "tasks[1].width: must be a positive multiple of 8 (got 33)".into(),
         ),
         (
             "huge height",
             submit(with_task(params(|t| t.height = Some(1 << 20)))),
             invalid,
-            "tasks[1].height: must be at most 2048".into(),
+            "tasks[1].height: must be at most 2048 (got 1048576)".into(),
         ),
         (
             "u32::MAX height",
             submit(with_task(params(|t| t.height = Some(u32::MAX)))),
             invalid,
-            "tasks[1].height".into(),
+            "tasks[1].height: must be a positive multiple of 8 (got 4294967295)".into(),
         ),
         (
             "NaN guidance",
             submit(with_task(params(|t| t.guidance = Some(f32::NAN)))),
             invalid,
-            "tasks[1].guidance: must be finite".into(),
+            "tasks[1].guidance: must be finite (got NaN)".into(),
         ),
         (
             "infinite guidance",
             submit(with_task(params(|t| t.guidance = Some(f32::INFINITY)))),
             invalid,
-            "tasks[1].guidance: must be finite".into(),
+            "tasks[1].guidance: must be finite (got inf)".into(),
         ),
         (
             "minus infinite guidance",
             submit(with_task(params(|t| t.guidance = Some(f32::NEG_INFINITY)))),
             invalid,
-            "tasks[1].guidance: must be finite".into(),
+            "tasks[1].guidance: must be finite (got -inf)".into(),
         ),
         (
             "negative guidance",
             submit(with_task(params(|t| t.guidance = Some(-2.0)))),
             invalid,
-            "tasks[1].guidance: must be between 0".into(),
+            "tasks[1].guidance: must be between 0 and 50 (got -2)".into(),
         ),
         (
             "guidance 1e30",
             submit(with_task(params(|t| t.guidance = Some(1e30)))),
             invalid,
-            "tasks[1].guidance: must be between 0".into(),
+            "tasks[1].guidance: must be between 0 and 50 (got 1000000000000000000000000000000)".into(),
         ),
         (
             "unknown sampler",
             submit(with_task(params(|t| t.sampler = Some("warp".into())))),
             invalid,
-            "tasks[1].sampler: unknown sampler".into(),
+            "tasks[1].sampler: unknown sampler \"warp\"; known: euler, heun, ddim, ddpm, euler_a, dpmpp_2m, dpmpp_2m_karras, unipc, flow_euler".into(),
         ),
         (
             "SQL in a sampler",
             submit(with_task(params(|t| t.sampler = Some(SQL.into())))),
             invalid,
-            "tasks[1].sampler: unknown sampler".into(),
+            "tasks[1].sampler: unknown sampler \"x'; DROP TABLE tasks; --\"; known: euler, heun, ddim, ddpm, euler_a, dpmpp_2m, dpmpp_2m_karras, unipc, flow_euler".into(),
         ),
         (
             "bad job default",
@@ -232,7 +235,7 @@ fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
                 ..ok()
             }),
             invalid,
-            "defaults.steps: must be between 1 and 200".into(),
+            "defaults.steps: must be between 1 and 200 (got 0)".into(),
         ),
         (
             "no tasks",
@@ -256,7 +259,7 @@ fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
                 ..ok()
             }),
             invalid,
-            "model: unknown model \"sd-99\"".into(),
+            "model: unknown model \"sd-99\": no worker serves it and it is not built in".into(),
         ),
         (
             "path traversal in a model",
@@ -265,7 +268,7 @@ fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
                 ..ok()
             }),
             invalid,
-            "model: must be letters, digits".into(),
+            "model: must be letters, digits, '.', '_', '-' or '/' (got \"../../etc/passwd\")".into(),
         ),
         (
             "traversal inside a model",
@@ -274,7 +277,7 @@ fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
                 ..ok()
             }),
             invalid,
-            "model: must be letters, digits".into(),
+            "model: must be letters, digits, '.', '_', '-' or '/' (got \"a/../../b\")".into(),
         ),
         (
             "SQL in a model",
@@ -283,7 +286,7 @@ fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
                 ..ok()
             }),
             invalid,
-            "model: must be letters, digits".into(),
+            "model: must be letters, digits, '.', '_', '-' or '/' (got \"x'; DROP TABLE tasks; --\")".into(),
         ),
         (
             "long job name",
@@ -292,7 +295,7 @@ fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
                 ..ok()
             }),
             invalid,
-            "name: must be at most".into(),
+            "name: must be at most 200 characters".into(),
         ),
         (
             "control character in an owner",
@@ -301,7 +304,7 @@ fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
                 ..ok()
             }),
             invalid,
-            "owner: must not contain control characters".into(),
+            "owner: must not contain control characters (found U+0008)".into(),
         ),
         (
             "huge priority",
@@ -310,7 +313,7 @@ fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
                 ..ok()
             }),
             invalid,
-            "priority: must be between".into(),
+            "priority: must be between -1000 and 1000 (got 2147483647)".into(),
         ),
         (
             "huge max_attempts",
@@ -319,27 +322,27 @@ fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
                 ..ok()
             }),
             invalid,
-            "max_attempts: must be at most".into(),
+            "max_attempts: must be at most 20 (got 4294967295)".into(),
         ),
         (
             "job id not a UUID",
             GetJob("nope"),
             invalid,
-            "job_id".into(),
+            "job_id: must be a UUID (got \"nope\")".into(),
         ),
-        ("SQL as a job id", GetJob(SQL), invalid, "job_id".into()),
-        ("empty job id", CancelJob(""), invalid, "job_id".into()),
+        ("SQL as a job id", GetJob(SQL), invalid, "job_id: must be a UUID (got \"x'; DROP TABLE tasks; --\")".into()),
+        ("empty job id", CancelJob(""), invalid, "job_id: must be a UUID (got \"\")".into()),
         (
             "watch of a bad id",
             WatchJob("../../etc/passwd"),
             invalid,
-            "job_id".into(),
+            "job_id: must be a UUID (got \"../../etc/passwd\")".into(),
         ),
         (
             "task id not a UUID",
             GetTask("12345"),
             invalid,
-            "task_id".into(),
+            "task_id: must be a UUID (got \"12345\")".into(),
         ),
         (
             "unknown state enum",
@@ -349,7 +352,7 @@ fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
                 ..Default::default()
             }),
             invalid,
-            "state".into(),
+            "state: unknown task state 99".into(),
         ),
         (
             "a job that does not exist",
@@ -395,17 +398,36 @@ async fn hostile_requests_get_precise_errors_and_store_nothing() {
         .job
         .expect("a job");
 
+    // Every store as it stands with the accepted job: each case below must
+    // leave all three exactly so.
+    let before = farm.snapshot().await;
+    assert_eq!(before.postgres["tasks"].0, 3, "the accepted job's tasks");
+    assert_eq!(
+        before.redis.values().map(|(_, len)| len).sum::<i64>(),
+        3,
+        "the accepted job's tasks are dispatched: {:?}",
+        before.redis
+    );
+
     let cases = grpc_cases();
     assert!(cases.len() >= 30, "the table covers at least 30 requests");
+    let mut wrong = Vec::new();
     for (what, call, code, expected) in cases {
         let status = send(&mut client, call).await.expect_err(what);
-        assert_eq!(status.code(), code, "{what}: {status:?}");
-        assert!(
-            status.message().contains(&expected),
-            "{what}: {:?} should contain {expected:?}",
-            status.message()
-        );
+        if (status.code(), status.message()) != (code, expected.as_str()) {
+            wrong.push(format!(
+                "{what}: got {:?} {:?}, expected {code:?} {expected:?}",
+                status.code(),
+                status.message()
+            ));
+        }
+        assert_eq!(farm.snapshot().await, before, "{what}: the stores changed");
     }
+    assert!(
+        wrong.is_empty(),
+        "whole messages differ:\n{}",
+        wrong.join("\n")
+    );
 
     // The CLI, from flags and prompts files, exits 2 naming what is wrong.
     let dir = farm.dir.path();
@@ -414,12 +436,17 @@ async fn hostile_requests_get_precise_errors_and_store_nothing() {
         std::fs::write(&path, bytes).expect("writing a prompts file");
         path.to_str().expect("utf-8 path").to_owned()
     };
-    let submit = |extra: &[&str]| {
-        let mut args = vec!["submit", "--model", "tiny-random-dit"];
-        args.extend_from_slice(extra);
-        farm.cli(&args)
+    // Each case's command line; run one at a time, the stores read after each.
+    let submit = |extra: &[&str]| -> Vec<String> {
+        ["submit", "--model", "tiny-random-dit"]
+            .iter()
+            .chain(extra)
+            .map(|a| (*a).to_owned())
+            .collect()
     };
-    let cli_cases: Vec<(&str, std::process::Output, String)> = vec![
+    let command = |args: &[&str]| -> Vec<String> { args.iter().map(|a| (*a).to_owned()).collect() };
+    let dir_text = dir.display().to_string();
+    let cli_cases: Vec<(&str, Vec<String>, String)> = vec![
         (
             "a wrong type on line 2 of a JSONL file",
             submit(&[
@@ -429,7 +456,7 @@ async fn hostile_requests_get_precise_errors_and_store_nothing() {
                     b"{\"prompt\": \"a\"}\n{\"prompt\": \"b\", \"steps\": \"many\"}\n",
                 ),
             ]),
-            "type.jsonl:2:".into(),
+            "error: DIR/type.jsonl:2: invalid type: string \"many\", expected u32 at line 1 column 31".into(),
         ),
         (
             "invalid UTF-8 on line 3",
@@ -437,7 +464,7 @@ async fn hostile_requests_get_precise_errors_and_store_nothing() {
                 "--prompts-file",
                 &file("latin1.txt", b"one\ntwo\ncaf\xe9 au lait\n"),
             ]),
-            "latin1.txt:3: not valid UTF-8".into(),
+            "error: DIR/latin1.txt:3: not valid UTF-8 (invalid utf-8 sequence of 1 bytes from index 3)".into(),
         ),
         (
             "a control character in a prompts file",
@@ -445,72 +472,82 @@ async fn hostile_requests_get_precise_errors_and_store_nothing() {
                 "--prompts-file",
                 &file("bell.txt", b"fine\nring \x07 the bell\n"),
             ]),
-            "bell.txt:2:".into(),
+            "error: DIR/bell.txt:2: control character U+0007 in text".into(),
         ),
         (
             "a CSV file without a prompt column",
             submit(&["--prompts-file", &file("cols.csv", b"text,seed\na,1\n")]),
-            "cols.csv:1: the header has no \"prompt\" column".into(),
+            "error: DIR/cols.csv:1: the header has no \"prompt\" column".into(),
         ),
         (
             "an empty prompts file",
             submit(&["--prompts-file", &file("empty.txt", b"\n\n")]),
-            "the file holds no prompts".into(),
+            "error: the file holds no prompts".into(),
         ),
         (
             "an unknown file type",
             submit(&["--prompts-file", &file("prompts.yaml", b"- a\n")]),
-            "prompts.yaml".into(),
+            "error: DIR/prompts.yaml: unknown prompts file type (expected .txt, .jsonl or .csv)".into(),
         ),
         (
             "a prompts file that does not exist",
             submit(&["--prompts-file", "/nonexistent/prompts.txt"]),
-            "/nonexistent/prompts.txt".into(),
+            "error: /nonexistent/prompts.txt: No such file or directory (os error 2)".into(),
         ),
         (
             "NaN guidance from a flag",
             submit(&["--prompt", "a", "--guidance", "NaN"]),
-            "defaults.guidance: must be finite".into(),
+            "error: defaults.guidance: must be finite (got NaN)".into(),
         ),
         (
             "infinite guidance from a flag",
             submit(&["--prompt", "a", "--guidance", "inf"]),
-            "defaults.guidance: must be finite".into(),
+            "error: defaults.guidance: must be finite (got inf)".into(),
         ),
         (
             "a negative width",
             submit(&["--prompt", "a", "--width", "-64"]),
-            "invalid value '-64' for '--width <WIDTH>'".into(),
+            "error: invalid value '-64' for '--width <WIDTH>': -64 is not in 0..=4294967295\n\nFor more information, try '--help'.".into(),
         ),
         (
             "zero steps from a flag",
             submit(&["--prompt", "a", "--steps", "0"]),
-            "defaults.steps: must be between 1 and 200".into(),
+            "error: defaults.steps: must be between 1 and 200 (got 0)".into(),
         ),
         (
             "SQL in a model flag",
-            farm.cli(&["submit", "--model", SQL, "--prompt", "a"]),
-            "model: must be letters, digits".into(),
+            command(&["submit", "--model", SQL, "--prompt", "a"]),
+            "error: model: must be letters, digits, '.', '_', '-' or '/' (got \"x'; DROP TABLE tasks; --\")".into(),
         ),
         (
             "a status of a bad job id",
-            farm.cli(&["status", "'; DROP TABLE jobs; --"]),
-            "job_id".into(),
+            command(&["status", "'; DROP TABLE jobs; --"]),
+            "error: job_id: must be a UUID (got \"'; DROP TABLE jobs; --\")".into(),
         ),
         (
             "a cancel of a job that does not exist",
-            farm.cli(&["cancel", MISSING]),
-            format!("job {MISSING} not found"),
+            command(&["cancel", MISSING]),
+            format!("error: job {MISSING} not found"),
         ),
     ];
-    for (what, out, expected) in cli_cases {
-        assert_eq!(out.status.code(), Some(2), "{what}: {}", describe(&out));
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains(&expected),
-            "{what}: stderr should contain {expected:?}: {}",
-            describe(&out)
-        );
+    for (what, args, expected) in cli_cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = farm.cli(&args);
+        // The whole of stderr, the test's own directory written as DIR.
+        let stderr = String::from_utf8_lossy(&out.stderr).replace(&dir_text, "DIR");
+        if out.status.code() != Some(2) || stderr.trim_end() != expected {
+            wrong.push(format!(
+                "{what}: expected exit 2 and {expected:?}: {}",
+                describe(&out)
+            ));
+        }
+        assert_eq!(farm.snapshot().await, before, "{what}: the stores changed");
     }
+    assert!(
+        wrong.is_empty(),
+        "whole messages differ:\n{}",
+        wrong.join("\n")
+    );
 
     // Nothing half-stored: the accepted job, its three tasks, nothing else.
     let pool = farm.db.pool().await;

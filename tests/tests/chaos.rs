@@ -3,8 +3,13 @@
 //! coordinator is SIGKILLed and restarted, and S3 goes away for three
 //! seconds. Every task must still succeed exactly once: one recorded set of
 //! outputs from one attempt, every recorded object present and a valid PNG,
-//! nothing left leased, no output rows that no succeeded attempt owns.
+//! nothing left leased, no output rows that no succeeded attempt owns. The
+//! faults must have interrupted work (failed attempts, tasks finished by a
+//! later attempt); the bucket prefix, listed directly, must end up holding
+//! exactly the recorded objects; and each image's text chunks must name
+//! its own task's prompt and image seed.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use fresco_e2e::{Farm, FarmOptions, TcpProxy, describe};
@@ -223,24 +228,79 @@ async fn chaos_every_task_ends_exactly_once() {
     );
     assert!(kills >= 3, "the chaos killed workers");
 
-    // Every recorded object exists and decodes.
-    let keys: Vec<String> = sqlx::query_scalar("SELECT key FROM outputs")
+    // The faults interrupted work: attempts failed or expired, and some
+    // tasks were finished by a later attempt than their first.
+    let late_finishes = count(
+        &pool,
+        "SELECT count(*) FROM tasks t JOIN outputs o ON o.task_id = t.id WHERE o.attempt >= 2",
+    )
+    .await;
+    assert!(retries >= 1, "the chaos failed at least one attempt");
+    assert!(
+        late_finishes >= 1,
+        "at least one task was finished by its second attempt or later"
+    );
+
+    // The bucket holds exactly the recorded objects, listed independently:
+    // the uploads of attempts killed before they reported are swept once
+    // their leases are over.
+    let recorded: BTreeSet<String> = sqlx::query_scalar("SELECT key FROM outputs")
         .fetch_all(&pool)
         .await
-        .expect("output keys");
-    assert_eq!(keys.len(), TASKS);
+        .expect("output keys")
+        .into_iter()
+        .collect();
+    assert_eq!(recorded.len(), TASKS);
+    let swept = wait_for(Duration::from_secs(90), || async {
+        farm.bucket_keys().await == recorded
+    })
+    .await;
+    let listed = farm.bucket_keys().await;
+    assert!(
+        swept,
+        "the bucket holds exactly the recorded objects: unrecorded {:?}, missing {:?}",
+        listed.difference(&recorded).collect::<Vec<_>>(),
+        recorded.difference(&listed).collect::<Vec<_>>()
+    );
+
+    // Every object decodes and names its own task's prompt and image seed.
+    let rows: Vec<(String, String, String, i64, i32)> = sqlx::query_as(
+        "SELECT o.key, t.id::TEXT, t.prompt, t.seed, o.idx FROM outputs o JOIN tasks t ON t.id = o.task_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("outputs with their tasks");
     let storage = farm.storage();
-    for key in &keys {
-        assert!(
-            storage
-                .exists(key)
-                .await
-                .unwrap_or_else(|e| panic!("{key}: {e}")),
-            "{key} is recorded but missing"
-        );
+    for (key, task, prompt, seed, index) in &rows {
         let bytes = read_with_retries(&storage, key).await;
-        let (width, height, _) =
+        let (width, height, text) =
             read_png_text(&bytes).unwrap_or_else(|e| panic!("{key} is not a PNG: {e}"));
         assert_eq!((width, height), (32, 32), "{key}");
+        let chunk = |name: &str| {
+            text.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("{key} has no {name} chunk"))
+        };
+        let image_seed = (*seed as u64).wrapping_add(*index as u64);
+        assert_eq!(chunk("prompt"), *prompt, "{key}");
+        assert_eq!(chunk("seed"), image_seed.to_string(), "{key}");
+        assert_eq!(chunk("fresco_task"), *task, "{key}");
     }
+}
+
+/// Polls `done` until it holds or `timeout` passes; whether it held.
+async fn wait_for<F, Fut>(timeout: Duration, mut done: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if done().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    done().await
 }

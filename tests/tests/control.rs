@@ -1,5 +1,5 @@
 //! Job control through the real CLI on a real farm: a paused job's tasks
-//! wait while a worker is idle, one cancelled task stays cancelled, the
+//! wait while a worker renders a later job, one cancelled task stays cancelled, the
 //! rest finish after a resume; a failed task queued again by `fresco retry`
 //! runs again with its history kept; `fresco workers` shows who runs what.
 
@@ -45,10 +45,13 @@ async fn pause_cancel_one_task_and_resume() {
     assert!(cancelled.status.success(), "{}", describe(&cancelled));
     assert!(String::from_utf8_lossy(&cancelled.stdout).contains("cancelled"));
 
-    // A worker arrives (start_worker waits until it has registered); the
-    // paused job's tasks stay queued.
+    // A worker arrives and renders a job submitted after the paused one,
+    // of the same model: it was free to take work, and the paused job's
+    // tasks stayed queued all the while.
     farm.start_worker().await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = farm.submit(&["--model", "tiny-random-dit", "--steps", "2", "-p", "later"]);
+    let later = farm.wait_finished(&later, Duration::from_secs(90)).await;
+    assert_eq!(later["counts"]["succeeded"], 1, "{later}");
     let status = farm.status(&job);
     assert_eq!(
         (
