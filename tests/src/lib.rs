@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+pub mod models;
 pub mod stores;
 pub use stores::{Snapshot, bucket_keys};
 
