@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures_util::TryStreamExt;
 use fresco_core::status::{ErrorCode, ServiceError};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
