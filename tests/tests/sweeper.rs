@@ -100,9 +100,11 @@ async fn a_vanished_workers_upload_is_swept_and_the_winners_outputs_stay() {
             keys
         }
     };
-    wait_until("the stray object to be swept", Duration::from_secs(30), || async {
-        listing().await == recorded
-    })
+    wait_until(
+        "the stray object to be swept",
+        Duration::from_secs(30),
+        || async { listing().await == recorded },
+    )
     .await;
     assert_eq!(listing().await, recorded);
     assert_eq!(farm.unswept_tasks().await, 0);

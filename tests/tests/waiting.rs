@@ -23,25 +23,38 @@ async fn a_job_no_live_worker_serves_says_why_and_fails_at_its_deadline() {
     farm.workers[0].wait_exit(Duration::from_secs(10));
     // Live means seen within two leases: wait until Postgres says none is.
     let pool = farm.db.pool().await;
-    wait_until("the only worker to stop being live", Duration::from_secs(30), || {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>(
+    wait_until(
+        "the only worker to stop being live",
+        Duration::from_secs(30),
+        || {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(
                 "SELECT count(*) FROM workers WHERE last_seen_at > now() - interval '4 seconds'",
             )
             .fetch_one(&pool)
             .await
             .is_ok_and(|n| n == 0)
-        }
-    })
+            }
+        },
+    )
     .await;
 
     let out = farm.cli(&[
-        "submit", "--model", MODEL, "--prompt", "nobody home", "--deadline", "3s",
+        "submit",
+        "--model",
+        MODEL,
+        "--prompt",
+        "nobody home",
+        "--deadline",
+        "3s",
     ]);
     assert!(out.status.success(), "accepted: {}", describe(&out));
     let job_id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    assert!(!job_id.is_empty() && !job_id.contains('\n'), "the id alone: {job_id:?}");
+    assert!(
+        !job_id.is_empty() && !job_id.contains('\n'),
+        "the id alone: {job_id:?}"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     let reason_prefix = format!("no live worker serves model {MODEL} (last seen ");
     assert!(
@@ -80,7 +93,10 @@ async fn a_job_no_live_worker_serves_says_why_and_fails_at_its_deadline() {
         .await
         .expect("the task");
     assert_eq!(row.get::<String, _>("state"), "failed");
-    assert_eq!(row.get::<Option<String>, _>("kind").as_deref(), Some("deadline"));
+    assert_eq!(
+        row.get::<Option<String>, _>("kind").as_deref(),
+        Some("deadline")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

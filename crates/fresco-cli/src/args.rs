@@ -124,9 +124,8 @@ pub struct SubmitArgs {
 
 /// A `--deadline`: a duration of at least one second, in whole seconds.
 fn deadline(value: &str) -> Result<std::time::Duration, String> {
-    let parsed = humantime::parse_duration(value).map_err(|e| {
-        format!("{e}; give a duration such as 90s, 45m, 2h or 1day")
-    })?;
+    let parsed = humantime::parse_duration(value)
+        .map_err(|e| format!("{e}; give a duration such as 90s, 45m, 2h or 1day"))?;
     if parsed.as_secs() == 0 || parsed.subsec_nanos() != 0 {
         return Err(format!(
             "must be a whole number of seconds, at least 1s (got {value:?})"

@@ -49,7 +49,11 @@ pub async fn sweep_once(app: &Coordinator) -> anyhow::Result<Swept> {
         }
     }
     if swept.deleted > 0 {
-        info!(tasks = swept.tasks, deleted = swept.deleted, "sweep pass deleted stray objects");
+        info!(
+            tasks = swept.tasks,
+            deleted = swept.deleted,
+            "sweep pass deleted stray objects"
+        );
     }
     Ok(swept)
 }

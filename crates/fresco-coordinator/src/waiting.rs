@@ -53,9 +53,7 @@ pub fn model_reason(
             "no live worker serves model {model} (last seen {} ago)",
             ago(now - w.last_seen_at)
         )),
-        Some(w) if w.available == 0 => {
-            Some(format!("every worker serving {model} is quarantined"))
-        }
+        Some(w) if w.available == 0 => Some(format!("every worker serving {model} is quarantined")),
         Some(_) => None,
     }
 }
@@ -77,10 +75,7 @@ async fn workers_of(app: &Coordinator, models: &[String]) -> ApiResult<Vec<Model
     if models.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(app
-        .store
-        .model_workers(models, app.settings.lease)
-        .await?)
+    Ok(app.store.model_workers(models, app.settings.lease).await?)
 }
 
 /// The API messages of `jobs`, each with its waiting reason.
@@ -106,7 +101,9 @@ pub async fn job_messages(app: &Coordinator, jobs: &[JobSummary]) -> ApiResult<V
 /// The API message of `job`, with its waiting reason.
 pub async fn job_message(app: &Coordinator, job: &JobSummary) -> ApiResult<pb::Job> {
     let mut messages = job_messages(app, std::slice::from_ref(job)).await?;
-    Ok(messages.pop().unwrap_or_else(|| convert::job(job, String::new())))
+    Ok(messages
+        .pop()
+        .unwrap_or_else(|| convert::job(job, String::new())))
 }
 
 /// What a submission of `model` is warned of: why no worker will take its

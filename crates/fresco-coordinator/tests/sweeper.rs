@@ -65,10 +65,7 @@ async fn stray_objects_of_ended_attempts_go_and_recorded_or_running_ones_stay() 
         ..Settings::default()
     })
     .await;
-    let job = farm
-        .submit(job_request(3, 2, 3))
-        .await
-        .expect("SubmitJob");
+    let job = farm.submit(job_request(3, 2, 3)).await.expect("SubmitJob");
     let zombie = farm.register("zombie", &job.model).await;
     let good = farm.register("good", &job.model).await;
 
@@ -89,7 +86,9 @@ async fn stray_objects_of_ended_attempts_go_and_recorded_or_running_ones_stay() 
         .expect("FailTask");
     upload(&farm, &b, b1.attempt, 0).await;
     upload(&farm, &b, b1.attempt, 1).await;
-    farm.complete(&good, &b, b1.attempt).await.expect("complete b");
+    farm.complete(&good, &b, b1.attempt)
+        .await
+        .expect("complete b");
     let stray_c = upload(&farm, &c, c1.attempt, 1).await;
     farm.fail(&zombie, &c.id, c1.attempt, "device lost", false)
         .await
@@ -105,7 +104,9 @@ async fn stray_objects_of_ended_attempts_go_and_recorded_or_running_ones_stay() 
     assert_eq!(a2.task.as_ref().map(|t| t.id.as_str()), Some(a.id.as_str()));
     upload(&farm, &a, a2.attempt, 0).await;
     upload(&farm, &a, a2.attempt, 1).await;
-    farm.complete(&good, &a, a2.attempt).await.expect("complete a");
+    farm.complete(&good, &a, a2.attempt)
+        .await
+        .expect("complete a");
     let c2 = farm.take(&good, &job.model).await;
     assert_eq!(c2.task.as_ref().map(|t| t.id.as_str()), Some(c.id.as_str()));
     let running_c = upload(&farm, &c, c2.attempt, 0).await;
@@ -148,7 +149,10 @@ async fn stray_objects_of_ended_attempts_go_and_recorded_or_running_ones_stay() 
             .into_iter()
             .map(|o| o.key)
             .collect();
-        assert!(recorded.iter().all(|k| expected.contains(k)), "{recorded:?}");
+        assert!(
+            recorded.iter().all(|k| expected.contains(k)),
+            "{recorded:?}"
+        );
     }
     assert_eq!(
         sweep_once(&farm.app).await.expect("sweep"),

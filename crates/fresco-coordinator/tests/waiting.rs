@@ -33,7 +33,8 @@ async fn reason(farm: &TestCoordinator, job: &pb::Job) -> String {
 #[tokio::test]
 async fn a_job_a_live_worker_can_take_waits_for_nothing_and_is_not_warned() {
     let farm = TestCoordinator::start(Settings::default()).await;
-    farm.register("w1", fresco_core::params::DEFAULT_MODEL).await;
+    farm.register("w1", fresco_core::params::DEFAULT_MODEL)
+        .await;
     let (job, warnings) = submit(&farm, job_request(2, 1, 3)).await;
     assert_eq!(warnings, Vec::<String>::new());
     assert_eq!(job.waiting_reason, "");
@@ -45,7 +46,11 @@ async fn a_model_no_worker_ever_served_is_warned_of_and_explains_the_wait() {
     let farm = TestCoordinator::start(Settings::default()).await;
     let (job, warnings) = submit(&farm, job_request(1, 1, 3)).await;
     let expected = format!("no worker has ever served model {}", job.model);
-    assert_eq!(warnings, [expected.clone()], "a built-in model is no exception");
+    assert_eq!(
+        warnings,
+        std::slice::from_ref(&expected),
+        "a built-in model is no exception"
+    );
     assert_eq!(job.waiting_reason, expected);
     assert_eq!(reason(&farm, &job).await, expected);
     let listed = farm
@@ -132,7 +137,10 @@ async fn a_job_whose_queued_tasks_all_back_off_says_until_when() {
     let until = why
         .strip_prefix("waiting for retry backoff until ")
         .unwrap_or_else(|| panic!("{why}"));
-    assert!(until.ends_with('Z') && !until.contains('.'), "UTC, seconds: {until}");
+    assert!(
+        until.ends_with('Z') && !until.contains('.'),
+        "UTC, seconds: {until}"
+    );
     let until: DateTime<Utc> = until.parse().expect("RFC 3339");
     let waits = (until - before).num_seconds();
     assert!((299..=600).contains(&waits), "backoff of {waits} s");
@@ -141,7 +149,8 @@ async fn a_job_whose_queued_tasks_all_back_off_says_until_when() {
 #[tokio::test]
 async fn a_paused_job_says_paused_until_resumed() {
     let farm = TestCoordinator::start(Settings::default()).await;
-    farm.register("w1", fresco_core::params::DEFAULT_MODEL).await;
+    farm.register("w1", fresco_core::params::DEFAULT_MODEL)
+        .await;
     let (job, _) = submit(&farm, job_request(2, 1, 3)).await;
     let paused = farm
         .jobs
@@ -174,7 +183,10 @@ async fn queued_tasks_fail_at_the_deadline_and_running_ones_finish() {
     let (job, _) = submit(&farm, request).await;
     let deadline = time(job.deadline);
     let after = (deadline - time(job.created_at)).num_milliseconds();
-    assert!((999..=1001).contains(&after), "deadline {after} ms after creation");
+    assert!(
+        (999..=1001).contains(&after),
+        "deadline {after} ms after creation"
+    );
     let worker = farm.register("w1", &job.model).await;
     let claim = farm.take(&worker, &job.model).await;
     let running = claim.task.expect("a task");
@@ -220,7 +232,10 @@ async fn the_queue_timeout_is_the_deadline_of_a_job_that_sets_none() {
         ..job_request(1, 1, 3)
     };
     let (job, _) = submit(&farm, own).await;
-    assert_eq!((time(job.deadline) - time(job.created_at)).num_seconds(), 60);
+    assert_eq!(
+        (time(job.deadline) - time(job.created_at)).num_seconds(),
+        60
+    );
 
     let untimed = TestCoordinator::start(Settings::default()).await;
     let (job, _) = submit(&untimed, job_request(1, 1, 3)).await;
@@ -239,8 +254,7 @@ async fn a_deadline_beyond_the_limit_is_refused_naming_the_field() {
         Code::InvalidArgument,
     );
     assert!(
-        message.contains("deadline_seconds")
-            && message.contains("must be at most 2592000 seconds"),
+        message.contains("deadline_seconds") && message.contains("must be at most 2592000 seconds"),
         "{message}"
     );
 }

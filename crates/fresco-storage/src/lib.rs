@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::TryStreamExt;
 use fresco_core::status::{ErrorCode, ServiceError};
+use futures_util::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
@@ -137,7 +137,10 @@ impl Storage {
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         let dir = Self::path(prefix.trim_end_matches('/'))?;
         let objects: Vec<_> = self.store.list(Some(&dir)).try_collect().await?;
-        Ok(objects.into_iter().map(|o| o.location.to_string()).collect())
+        Ok(objects
+            .into_iter()
+            .map(|o| o.location.to_string())
+            .collect())
     }
 
     /// Whether an object exists.

@@ -124,8 +124,7 @@ pub trait JobStore: Send + Sync + 'static {
     /// of its workers are live (seen within two leases, the rule claims
     /// use), how many of those are not quarantined, and when one was seen
     /// last. A model no worker ever registered is absent.
-    async fn model_workers(&self, models: &[String], lease: Duration)
-    -> Result<Vec<ModelWorkers>>;
+    async fn model_workers(&self, models: &[String], lease: Duration) -> Result<Vec<ModelWorkers>>;
 
     /// Fails up to 1000 tasks still queued after their job's deadline, each
     /// with a history entry (kind `deadline`) naming it; returns them, to be

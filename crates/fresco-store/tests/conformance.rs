@@ -1299,8 +1299,14 @@ async fn a_job_tells_its_deadline_and_how_its_queued_tasks_stand_against_backoff
     let job = submitted.job.clone();
     let deadline = job.deadline.expect("a deadline is stored");
     let after = (deadline - job.created_at).num_milliseconds();
-    assert!((3_599_000..=3_601_000).contains(&after), "deadline {after} ms after creation");
-    assert_eq!(store.get_job(job.id).await.expect("get").deadline, Some(deadline));
+    assert!(
+        (3_599_000..=3_601_000).contains(&after),
+        "deadline {after} ms after creation"
+    );
+    assert_eq!(
+        store.get_job(job.id).await.expect("get").deadline,
+        Some(deadline)
+    );
     assert_eq!(job.queued_ready, 2);
     assert_eq!(job.retry_at, None);
 
@@ -1313,8 +1319,10 @@ async fn a_job_tells_its_deadline_and_how_its_queued_tasks_stand_against_backoff
         max: Duration::from_secs(600),
     };
     let first = claimed(&*store, submitted.tasks[0].id, w, lease).await;
-    let FailOutcome::Requeued(_, not_before) =
-        store.fail(&first, "boom", false, backoff).await.expect("fail")
+    let FailOutcome::Requeued(_, not_before) = store
+        .fail(&first, "boom", false, backoff)
+        .await
+        .expect("fail")
     else {
         panic!("attempts were left");
     };
@@ -1324,8 +1332,10 @@ async fn a_job_tells_its_deadline_and_how_its_queued_tasks_stand_against_backoff
     // Both back off: none may run, and the first retry is the earlier one.
     let w2 = worker(&*store).await;
     let second = claimed(&*store, submitted.tasks[1].id, w2, lease).await;
-    let FailOutcome::Requeued(_, later) =
-        store.fail(&second, "boom", false, backoff).await.expect("fail")
+    let FailOutcome::Requeued(_, later) = store
+        .fail(&second, "boom", false, backoff)
+        .await
+        .expect("fail")
     else {
         panic!("attempts were left");
     };
@@ -1348,9 +1358,15 @@ async fn model_workers_count_live_and_quarantined_workers(store: Store) {
     let lease = Duration::from_secs(30);
     let models: Vec<String> = ["a", "b", "never"].iter().map(|m| m.to_string()).collect();
 
-    let served = store.model_workers(&models, lease).await.expect("model workers");
+    let served = store
+        .model_workers(&models, lease)
+        .await
+        .expect("model workers");
     assert_eq!(
-        served.iter().map(|m| (m.model.as_str(), m.live, m.available)).collect::<Vec<_>>(),
+        served
+            .iter()
+            .map(|m| (m.model.as_str(), m.live, m.available))
+            .collect::<Vec<_>>(),
         [("a", 2, 2), ("b", 1, 1)],
         "a model no worker registered is absent"
     );
@@ -1359,16 +1375,28 @@ async fn model_workers_count_live_and_quarantined_workers(store: Store) {
     }
 
     assert!(store.record_attempt(only_a, false, 1).await.expect("count"));
-    let served = store.model_workers(&models, lease).await.expect("model workers");
+    let served = store
+        .model_workers(&models, lease)
+        .await
+        .expect("model workers");
     assert_eq!(
-        served.iter().map(|m| (m.model.as_str(), m.live, m.available)).collect::<Vec<_>>(),
+        served
+            .iter()
+            .map(|m| (m.model.as_str(), m.live, m.available))
+            .collect::<Vec<_>>(),
         [("a", 2, 1), ("b", 1, 1)],
         "a quarantined worker is live but not available"
     );
     assert!(store.record_attempt(both, false, 1).await.expect("count"));
-    let served = store.model_workers(&models, lease).await.expect("model workers");
+    let served = store
+        .model_workers(&models, lease)
+        .await
+        .expect("model workers");
     assert_eq!(
-        served.iter().map(|m| (m.model.as_str(), m.live, m.available)).collect::<Vec<_>>(),
+        served
+            .iter()
+            .map(|m| (m.model.as_str(), m.live, m.available))
+            .collect::<Vec<_>>(),
         [("a", 2, 0), ("b", 1, 0)]
     );
 
@@ -1378,7 +1406,10 @@ async fn model_workers_count_live_and_quarantined_workers(store: Store) {
         .await
         .expect("model workers");
     assert_eq!(
-        served.iter().map(|m| (m.model.as_str(), m.live, m.available)).collect::<Vec<_>>(),
+        served
+            .iter()
+            .map(|m| (m.model.as_str(), m.live, m.available))
+            .collect::<Vec<_>>(),
         [("a", 0, 0), ("b", 0, 0)]
     );
     assert!(served.iter().all(|m| m.last_seen_at >= before));
@@ -1396,7 +1427,10 @@ async fn queued_tasks_past_their_jobs_deadline_fail_and_running_ones_finish(stor
         .expect("submit");
     let untimed = store.submit(&spec(1, 3)).await.expect("submit");
     let running = claimed(&*store, timed.tasks[0].id, w, lease).await;
-    assert!(store.expire_deadlines().await.expect("pass").is_empty(), "not yet");
+    assert!(
+        store.expire_deadlines().await.expect("pass").is_empty(),
+        "not yet"
+    );
 
     let deadline = timed.job.deadline.expect("a deadline");
     wait_past(deadline).await;
@@ -1407,7 +1441,10 @@ async fn queued_tasks_past_their_jobs_deadline_fail_and_running_ones_finish(stor
     expected.sort();
     assert_eq!(failed, expected, "only the queued tasks of the timed job");
     assert!(missed.iter().all(|m| m.job_id == timed.job.id));
-    assert!(store.expire_deadlines().await.expect("pass").is_empty(), "once");
+    assert!(
+        store.expire_deadlines().await.expect("pass").is_empty(),
+        "once"
+    );
 
     let message = format!(
         "deadline {} passed while the task was still queued",
@@ -1420,13 +1457,20 @@ async fn queued_tasks_past_their_jobs_deadline_fail_and_running_ones_finish(stor
         assert_eq!(task.errors[0].message, message);
         assert_eq!(task.errors[0].worker, "");
     }
-    store.complete(&running, &[output("deadline/late.png")]).await.expect("a running task finishes");
+    store
+        .complete(&running, &[output("deadline/late.png")])
+        .await
+        .expect("a running task finishes");
     let job = store.get_job(timed.job.id).await.expect("job");
     assert_eq!(job.counts.get(TaskState::Succeeded), 1);
     assert_eq!(job.counts.get(TaskState::Failed), 2);
     assert!(fresco_store::is_finished(&job.counts));
     let other = store.get_task(untimed.tasks[0].id).await.expect("task");
-    assert_eq!(other.state, TaskState::Queued, "a job without a deadline waits on");
+    assert_eq!(
+        other.state,
+        TaskState::Queued,
+        "a job without a deadline waits on"
+    );
 }
 
 async fn sweep_candidates_are_tasks_with_ended_attempts_a_lease_old(store: Store) {
@@ -1456,17 +1500,29 @@ async fn sweep_candidates_are_tasks_with_ended_attempts_a_lease_old(store: Store
     assert_eq!(now(store.clone()).await, vec![(ids[4], 1)]);
     // Completed at its first attempt: nothing to sweep, ever.
     let t = claimed(&*store, ids[0], w, lease).await;
-    store.complete(&t, &[output("s/0/1/0.png")]).await.expect("complete");
+    store
+        .complete(&t, &[output("s/0/1/0.png")])
+        .await
+        .expect("complete");
     // Failed once, running again: its first attempt is one.
     let t = claimed(&*store, ids[1], w, lease).await;
-    store.fail(&t, "boom", false, Backoff::NONE).await.expect("fail");
+    store
+        .fail(&t, "boom", false, Backoff::NONE)
+        .await
+        .expect("fail");
     let w2 = worker(&*store).await;
     claimed(&*store, ids[1], w2, lease).await;
     // Failed once, then completed: both attempts.
     let t = claimed(&*store, ids[2], w, lease).await;
-    store.fail(&t, "boom", false, Backoff::NONE).await.expect("fail");
+    store
+        .fail(&t, "boom", false, Backoff::NONE)
+        .await
+        .expect("fail");
     let t = claimed(&*store, ids[2], w2, lease).await;
-    store.complete(&t, &[output("s/2/2/0.png")]).await.expect("complete");
+    store
+        .complete(&t, &[output("s/2/2/0.png")])
+        .await
+        .expect("complete");
     // Cancelled while running.
     claimed(&*store, ids[3], w, lease).await;
     store.cancel_task(ids[3]).await.expect("cancel");
@@ -1475,10 +1531,21 @@ async fn sweep_candidates_are_tasks_with_ended_attempts_a_lease_old(store: Store
         sorted(vec![(ids[1], 1), (ids[2], 2), (ids[3], 1), (ids[4], 1)])
     );
     assert!(
-        store.sweep_candidates(Duration::from_secs(3600), 100).await.expect("candidates").is_empty(),
+        store
+            .sweep_candidates(Duration::from_secs(3600), 100)
+            .await
+            .expect("candidates")
+            .is_empty(),
         "no attempt ended an hour ago"
     );
-    assert_eq!(store.sweep_candidates(Duration::ZERO, 1).await.expect("candidates").len(), 1);
+    assert_eq!(
+        store
+            .sweep_candidates(Duration::ZERO, 1)
+            .await
+            .expect("candidates")
+            .len(),
+        1
+    );
 
     for (id, through) in [(ids[1], 1), (ids[2], 2), (ids[3], 1), (ids[4], 1)] {
         store.mark_swept(id, through).await.expect("mark");
@@ -1489,7 +1556,14 @@ async fn sweep_candidates_are_tasks_with_ended_attempts_a_lease_old(store: Store
 
     // A task whose earlier attempts are swept completes without a sweep.
     let running = store.get_task(ids[1]).await.expect("task");
-    let token = LeaseToken { task: ids[1], worker: w2, attempt: running.attempt };
-    store.complete(&token, &[output("s/1/2/0.png")]).await.expect("complete");
+    let token = LeaseToken {
+        task: ids[1],
+        worker: w2,
+        attempt: running.attempt,
+    };
+    store
+        .complete(&token, &[output("s/1/2/0.png")])
+        .await
+        .expect("complete");
     assert_eq!(now(store.clone()).await, vec![]);
 }

@@ -219,11 +219,7 @@ impl JobStore for SqliteStore {
         queue::queued_tasks(self, model, after_seq, limit).await
     }
 
-    async fn model_workers(
-        &self,
-        models: &[String],
-        lease: Duration,
-    ) -> Result<Vec<ModelWorkers>> {
+    async fn model_workers(&self, models: &[String], lease: Duration) -> Result<Vec<ModelWorkers>> {
         workers::model_workers(self, models, lease).await
     }
 
