@@ -241,6 +241,11 @@ pub struct FarmOptions {
     pub reap_ms: u64,
     /// The coordinator's first backoff after a failure.
     pub retry_backoff_ms: u64,
+    /// Seconds between the coordinator's sweeps of stray output objects
+    /// (`--sweep-interval-seconds`; 0: none). A sweep deletes the objects of
+    /// attempts that ended a lease ago or more without recording them; it
+    /// has caught up when [`Farm::unswept_tasks`] is 0.
+    pub sweep_interval_seconds: u64,
     /// Extra flags for every worker.
     pub worker_args: Vec<String>,
     /// Extra flags for the coordinator.
@@ -262,6 +267,7 @@ impl Default for FarmOptions {
             reconcile_ms: 300,
             reap_ms: 200,
             retry_backoff_ms: 200,
+            sweep_interval_seconds: 1,
             worker_args: Vec::new(),
             coordinator_args: Vec::new(),
             env: Vec::new(),
@@ -341,6 +347,10 @@ impl Farm {
                 .args(["--reconcile-ms", &o.reconcile_ms.to_string()])
                 .args(["--reap-ms", &o.reap_ms.to_string()])
                 .args(["--retry-backoff-ms", &o.retry_backoff_ms.to_string()])
+                .args([
+                    "--sweep-interval-seconds",
+                    &o.sweep_interval_seconds.to_string(),
+                ])
                 .args(&o.coordinator_args)
                 .envs(o.env.iter().map(|(k, v)| (k, v)))
                 .stdout(Stdio::null())
@@ -428,6 +438,20 @@ impl Farm {
             .fetch_one(&pool)
             .await
             .unwrap_or(0)
+    }
+
+    /// Tasks with ended attempts whose stray objects the sweeper has not
+    /// swept yet (whatever their age), read straight from Postgres: 0 once
+    /// sweeping has caught up.
+    pub async fn unswept_tasks(&self) -> i64 {
+        let pool = self.db.pool().await;
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM tasks WHERE attempt_ended_at IS NOT NULL \
+             AND swept_through < CASE WHEN state = 'running' THEN attempt - 1 ELSE attempt END",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("counting unswept tasks")
     }
 
     /// Runs the real `fresco` CLI against this farm.

@@ -115,6 +115,23 @@ pub struct SubmitArgs {
     /// Seconds to keep trying while the coordinator does not answer.
     #[arg(long, default_value_t = 60)]
     pub retry_seconds: u64,
+    /// How long its tasks may wait in the queue, e.g. 90s, 45m, 2h, 1day:
+    /// tasks still queued then fail (running ones finish). Default: the
+    /// coordinator's queue timeout, if it sets one.
+    #[arg(long, value_parser = deadline)]
+    pub deadline: Option<std::time::Duration>,
+}
+
+/// A `--deadline`: a duration of at least one second, in whole seconds.
+fn deadline(value: &str) -> Result<std::time::Duration, String> {
+    let parsed = humantime::parse_duration(value)
+        .map_err(|e| format!("{e}; give a duration such as 90s, 45m, 2h or 1day"))?;
+    if parsed.as_secs() == 0 || parsed.subsec_nanos() != 0 {
+        return Err(format!(
+            "must be a whole number of seconds, at least 1s (got {value:?})"
+        ));
+    }
+    Ok(parsed)
 }
 
 /// Sampler schedule knobs of every task that sets none itself; unset ones
@@ -224,4 +241,12 @@ pub struct DevArgs {
     /// Directory for the images of --submit (default: out/<job id>).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Seconds a job's tasks may stay queued when the job sets no deadline
+    /// of its own; tasks still queued then fail (0: no deadline).
+    #[arg(long, env = "FRESCO_QUEUE_TIMEOUT_SECONDS", default_value_t = 0)]
+    pub queue_timeout_seconds: u64,
+    /// Seconds between sweeps that delete output files of attempts that
+    /// ended without recording them (0: no sweeping).
+    #[arg(long, env = "FRESCO_SWEEP_INTERVAL_SECONDS", default_value_t = 60)]
+    pub sweep_interval_seconds: u64,
 }

@@ -47,6 +47,22 @@ struct JobJson<'a> {
     paused: bool,
     counts: Value,
     created_at: Option<i64>,
+    /// Why its queued tasks cannot run now ("" when nothing holds them).
+    waiting_reason: &'a str,
+    /// RFC 3339: tasks still queued then fail (absent: no deadline).
+    deadline: Option<String>,
+}
+
+/// A timestamp as RFC 3339 in UTC, to the second.
+pub fn rfc3339(at: prost_types::Timestamp) -> Option<String> {
+    let secs = u64::try_from(at.seconds).ok()?;
+    let time = std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(secs))?;
+    Some(humantime::format_rfc3339_seconds(time).to_string())
+}
+
+/// `waiting: <reason>` when the job's queued tasks cannot run, else nothing.
+pub fn waiting_line(job: &pb::Job) -> Option<String> {
+    (!job.waiting_reason.is_empty()).then(|| format!("waiting: {}", job.waiting_reason))
 }
 
 pub fn job_json(job: &pb::Job) -> Value {
@@ -65,6 +81,8 @@ pub fn job_json(job: &pb::Job) -> Value {
             "failed": c.failed, "cancelled": c.cancelled,
         }),
         created_at: job.created_at.map(|t| t.seconds),
+        waiting_reason: &job.waiting_reason,
+        deadline: job.deadline.and_then(rfc3339),
     })
     .unwrap_or(Value::Null)
 }

@@ -9,7 +9,7 @@ use fresco_proto::v1 as pb;
 use tracing::{info, warn};
 
 use crate::error::ApiResult;
-use crate::{Coordinator, convert};
+use crate::{Coordinator, convert, waiting};
 
 pub async fn cancel_task(app: &Coordinator, task_id: &str) -> ApiResult<pb::Task> {
     let id = TaskId::parse_field("task_id", task_id)?;
@@ -28,7 +28,7 @@ pub async fn retry_job(app: &Coordinator, job_id: &str) -> ApiResult<pb::Job> {
     if let Err(err) = app.dispatch.push(&requeued).await {
         warn!(job_id = %id, error = %err, "could not push retried tasks; the reconciler will");
     }
-    Ok(convert::job(&app.store.get_job(id).await?))
+    waiting::job_message(app, &app.store.get_job(id).await?).await
 }
 
 pub async fn set_paused(app: &Coordinator, job_id: &str, paused: bool) -> ApiResult<pb::Job> {
@@ -45,5 +45,5 @@ pub async fn set_paused(app: &Coordinator, job_id: &str, paused: bool) -> ApiRes
         warn!(job_id = %id, paused, error = %err, "could not update the dispatch queues");
     }
     info!(job_id = %id, paused, queued = queued.len(), "job {}", if paused { "paused" } else { "resumed" });
-    Ok(convert::job(&app.store.get_job(id).await?))
+    waiting::job_message(app, &app.store.get_job(id).await?).await
 }

@@ -12,7 +12,8 @@ pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
     }
 }
 
-pub fn job(job: &JobSummary) -> pb::Job {
+/// A job as the API shows it; `waiting_reason` from [`crate::waiting`].
+pub fn job(job: &JobSummary, waiting_reason: String) -> pb::Job {
     let c = &job.counts;
     pb::Job {
         id: job.id.to_string(),
@@ -34,8 +35,8 @@ pub fn job(job: &JobSummary) -> pb::Job {
         running_steps_done: job.running_steps.0,
         running_steps_total: job.running_steps.1,
         paused: job.paused,
-        waiting_reason: String::new(),
-        deadline: None,
+        waiting_reason,
+        deadline: job.deadline.map(timestamp),
     }
 }
 

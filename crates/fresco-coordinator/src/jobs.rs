@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use crate::error::{ApiError, ApiResult, respond};
-use crate::{Coordinator, control, convert};
+use crate::{Coordinator, control, convert, waiting};
 
 /// Bytes per `ReadOutput` chunk.
 const CHUNK: usize = 1 << 20;
@@ -59,12 +59,15 @@ impl JobApi {
 
     async fn submit(&self, request: pb::SubmitJobRequest) -> ApiResult<pb::SubmitJobResponse> {
         let models = self.known_models().await?;
-        let spec = validate::job_spec(
+        let mut spec = validate::job_spec(
             &request,
             &self.app.settings.limits,
             &|model| models.iter().any(|m| m == model),
             &mut rand::random::<u64>,
         )?;
+        if spec.deadline.is_none() {
+            spec.deadline = self.app.settings.queue_timeout;
+        }
         let submitted = self.app.store.submit(&spec).await?;
         if submitted.replayed {
             info!(job_id = %submitted.job.id, request_id = ?spec.request_id, "submission replayed: the job was stored before");
@@ -75,16 +78,20 @@ impl JobApi {
             // Postgres has the job; the reconciler pushes it once Redis is back.
             warn!(job_id = %submitted.job.id, error = %err, "dispatch push failed; the reconciler will retry");
         }
+        let warnings = waiting::submit_warnings(&self.app, &spec.model).await?;
+        for warning in &warnings {
+            info!(job_id = %submitted.job.id, warning = %warning, "job accepted with a warning");
+        }
         Ok(pb::SubmitJobResponse {
-            job: Some(convert::job(&submitted.job)),
+            job: Some(waiting::job_message(&self.app, &submitted.job).await?),
             replayed: submitted.replayed,
-            warnings: Vec::new(),
+            warnings,
         })
     }
 
     async fn job(&self, job_id: &str) -> ApiResult<pb::Job> {
         let id = JobId::parse_field("job_id", job_id)?;
-        Ok(convert::job(&self.app.store.get_job(id).await?))
+        waiting::job_message(&self.app, &self.app.store.get_job(id).await?).await
     }
 
     async fn jobs(&self, request: pb::ListJobsRequest) -> ApiResult<pb::ListJobsResponse> {
@@ -92,7 +99,7 @@ impl JobApi {
         let owner = (!request.owner.is_empty()).then_some(request.owner.as_str());
         let jobs = self.app.store.list_jobs(limit, owner).await?;
         Ok(pb::ListJobsResponse {
-            jobs: jobs.iter().map(convert::job).collect(),
+            jobs: waiting::job_messages(&self.app, &jobs).await?,
         })
     }
 
@@ -104,7 +111,7 @@ impl JobApi {
             // Workers that pop these ids find them cancelled and drop them.
             warn!(job_id = %id, error = %err, "could not remove cancelled tasks from dispatch");
         }
-        Ok(convert::job(&self.app.store.get_job(id).await?))
+        waiting::job_message(&self.app, &self.app.store.get_job(id).await?).await
     }
 
     async fn workers(
@@ -124,13 +131,13 @@ impl JobApi {
         job_id: &str,
     ) -> ApiResult<impl Stream<Item = ApiResult<pb::Job>> + Send + 'static> {
         let id = JobId::parse_field("job_id", job_id)?;
-        let store = self.app.store.clone();
+        let app = self.app.clone();
         let interval = self.app.settings.watch_interval;
         let shutdown = self.shutdown.clone();
         // Fail fast on an unknown job, before the stream starts.
-        let first = store.get_job(id).await?;
+        let first = waiting::job_message(&app, &app.store.get_job(id).await?).await?;
         Ok(async_stream::try_stream! {
-            let mut last = convert::job(&first);
+            let mut last = first;
             yield last.clone();
             while !last.finished {
                 let stopping = tokio::select! {
@@ -140,7 +147,7 @@ impl JobApi {
                 if stopping {
                     Err(ApiError::ShuttingDown)?;
                 }
-                let now = convert::job(&store.get_job(id).await?);
+                let now = waiting::job_message(&app, &app.store.get_job(id).await?).await?;
                 if now != last {
                     last = now;
                     yield last.clone();

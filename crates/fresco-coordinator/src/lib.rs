@@ -12,11 +12,16 @@
 //! - [`requeue`]: pushes requeued tasks once their backoff has passed.
 //! - [`reconciler`]: pushes again whatever Postgres holds as queued and the
 //!   dispatch queues lost.
-//! - [`tick`]: the loop the reaper and the reconciler run their passes in.
+//! - [`deadlines`]: fails tasks still queued past their job's deadline.
+//! - [`sweeper`]: deletes output objects of attempts that never recorded
+//!   them.
+//! - [`waiting`]: why a job's queued tasks wait, on every read of a job.
+//! - [`tick`]: the loop the background passes run in.
 //! - [`server`]: wires it all and serves until shutdown.
 
 pub mod control;
 pub mod convert;
+pub mod deadlines;
 pub mod error;
 pub mod jobs;
 pub mod reaper;
@@ -24,7 +29,9 @@ pub mod reconciler;
 pub mod requeue;
 pub mod server;
 pub mod settings;
+pub mod sweeper;
 pub mod tick;
+pub mod waiting;
 pub mod workers;
 
 use std::sync::Arc;

@@ -65,6 +65,14 @@ struct Args {
     /// ones and those registered workers serve.
     #[arg(long, env = "FRESCO_MODELS", value_delimiter = ',')]
     models: Vec<String>,
+    /// Seconds a job's tasks may stay queued when the job sets no deadline
+    /// of its own; tasks still queued then fail (0: no deadline).
+    #[arg(long, env = "FRESCO_QUEUE_TIMEOUT_SECONDS", default_value_t = 0)]
+    queue_timeout_seconds: u64,
+    /// Seconds between sweeps that delete output objects of attempts that
+    /// ended without recording them (0: no sweeping).
+    #[arg(long, env = "FRESCO_SWEEP_INTERVAL_SECONDS", default_value_t = 60)]
+    sweep_interval_seconds: u64,
     #[arg(long, env = "FRESCO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }
@@ -109,6 +117,9 @@ fn settings(args: &Args) -> Settings {
             max: Duration::from_millis(args.retry_backoff_max_ms.max(args.retry_backoff_ms)),
         },
         extra_models: args.models.clone(),
+        queue_timeout: (args.queue_timeout_seconds > 0)
+            .then(|| Duration::from_secs(args.queue_timeout_seconds)),
+        sweep_interval: Duration::from_secs(args.sweep_interval_seconds),
         ..Settings::default()
     };
     settings.limits.max_tasks = args.max_tasks_per_job;

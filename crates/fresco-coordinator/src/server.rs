@@ -1,5 +1,5 @@
-//! Serves both APIs on one address, with the reaper and reconciler beside
-//! them, until the shutdown token is cancelled.
+//! Serves both APIs on one address, with the reaper, reconciler, deadline
+//! pass and sweeper beside them, until the shutdown token is cancelled.
 
 use std::net::SocketAddr;
 
@@ -12,7 +12,7 @@ use tracing::info;
 
 use crate::jobs::JobApi;
 use crate::workers::WorkerApi;
-use crate::{Coordinator, reaper, reconciler};
+use crate::{Coordinator, deadlines, reaper, reconciler, sweeper};
 
 /// The largest request accepted: a submission of many prompts is big.
 const MAX_MESSAGE_BYTES: usize = 512 << 20;
@@ -27,6 +27,8 @@ pub async fn serve(
     let loops = [
         tokio::spawn(reaper::run(app.clone(), shutdown.clone())),
         tokio::spawn(reconciler::run(app.clone(), shutdown.clone())),
+        tokio::spawn(deadlines::run(app.clone(), shutdown.clone())),
+        tokio::spawn(sweeper::run(app.clone(), shutdown.clone())),
     ];
     let jobs = JobServiceServer::new(JobApi {
         app: app.clone(),

@@ -30,6 +30,12 @@ pub struct Settings {
     pub limits: Limits,
     /// Models accepted besides the built-in ones and those workers serve.
     pub extra_models: Vec<String>,
+    /// The deadline of a job that sets none: its tasks still queued this
+    /// long after submission fail (none: no deadline).
+    pub queue_timeout: Option<Duration>,
+    /// How often output objects of attempts that never recorded them are
+    /// looked for and deleted (zero: never).
+    pub sweep_interval: Duration,
 }
 
 impl Default for Settings {
@@ -48,6 +54,8 @@ impl Default for Settings {
             watch_interval: Duration::from_millis(250),
             limits: Limits::default(),
             extra_models: Vec::new(),
+            queue_timeout: None,
+            sweep_interval: Duration::from_secs(60),
         }
     }
 }
@@ -55,8 +63,9 @@ impl Default for Settings {
 impl Settings {
     /// Fails naming the first setting the coordinator cannot run with: a
     /// heartbeat of zero or above half the lease (a worker must get two
-    /// heartbeats in before its lease runs out), or a reaper, reconciler or
-    /// `WatchJob` interval of zero.
+    /// heartbeats in before its lease runs out), a reaper, reconciler or
+    /// `WatchJob` interval of zero, or a queue timeout above the longest
+    /// deadline a job may set.
     pub fn validate(&self) -> anyhow::Result<()> {
         ensure!(
             !self.heartbeat.is_zero(),
@@ -82,6 +91,14 @@ impl Settings {
             self.quarantine_after >= 1,
             "quarantine must follow at least one failure"
         );
+        if let Some(timeout) = self.queue_timeout {
+            ensure!(
+                timeout.as_secs() <= self.limits.max_deadline_seconds,
+                "--queue-timeout-seconds ({}) must be at most {} (the longest deadline a job may set)",
+                timeout.as_secs(),
+                self.limits.max_deadline_seconds
+            );
+        }
         Ok(())
     }
 }
@@ -93,6 +110,19 @@ mod tests {
     #[test]
     fn the_defaults_are_valid() {
         Settings::default().validate().expect("defaults");
+    }
+
+    #[test]
+    fn a_queue_timeout_above_the_longest_deadline_is_refused() {
+        let settings = Settings {
+            queue_timeout: Some(Duration::from_secs(31 * 24 * 3600)),
+            ..Settings::default()
+        };
+        let err = settings.validate().expect_err("31 days").to_string();
+        assert_eq!(
+            err,
+            "--queue-timeout-seconds (2678400) must be at most 2592000 (the longest deadline a job may set)"
+        );
     }
 
     #[test]

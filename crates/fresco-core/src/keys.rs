@@ -23,6 +23,28 @@ pub fn attempt_dir(job: JobId, task: TaskId, attempt: u32) -> String {
     format!("{job}/{task}/{attempt}")
 }
 
+/// The folder every output key of one task lies under, every attempt's:
+/// `{prefix}/{job}/{task}/` (no prefix when it is empty).
+pub fn task_dir(prefix: &str, job: JobId, task: TaskId) -> String {
+    let prefix = prefix.trim_matches('/');
+    if prefix.is_empty() {
+        format!("{job}/{task}/")
+    } else {
+        format!("{prefix}/{job}/{task}/")
+    }
+}
+
+/// The attempt of an object key under `task_dir`: the number right after
+/// it (`None` for a key laid out otherwise).
+pub fn attempt_of(task_dir: &str, key: &str) -> Option<u32> {
+    let rest = key.strip_prefix(task_dir)?;
+    let (attempt, file) = rest.split_once('/')?;
+    if file.is_empty() {
+        return None;
+    }
+    attempt.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,5 +65,21 @@ mod tests {
             output_key("p", job, task, 1, 0),
             output_key("p", job, task, 2, 0)
         );
+    }
+
+    #[test]
+    fn every_output_key_of_a_task_lies_under_its_folder_and_names_its_attempt() {
+        let job = JobId::new();
+        let task = TaskId::new();
+        for prefix in ["", "renders", "/a/b/"] {
+            let dir = task_dir(prefix, job, task);
+            let key = output_key(prefix, job, task, 3, 1);
+            assert!(key.starts_with(&dir), "{key} under {dir}");
+            assert_eq!(attempt_of(&dir, &key), Some(3));
+        }
+        let dir = task_dir("p", job, task);
+        assert_eq!(attempt_of(&dir, &format!("{dir}x/0.png")), None);
+        assert_eq!(attempt_of(&dir, &format!("{dir}2")), None);
+        assert_eq!(attempt_of(&dir, "elsewhere/1/0.png"), None);
     }
 }

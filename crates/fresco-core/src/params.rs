@@ -59,6 +59,8 @@ pub struct Limits {
     pub max_attempts: u32,
     pub max_name_chars: usize,
     pub max_priority: i32,
+    /// The longest deadline a job may set, in seconds.
+    pub max_deadline_seconds: u64,
 }
 
 impl Default for Limits {
@@ -74,6 +76,7 @@ impl Default for Limits {
             max_attempts: 20,
             max_name_chars: 200,
             max_priority: 1000,
+            max_deadline_seconds: 30 * 24 * 3600,
         }
     }
 }
@@ -106,6 +109,9 @@ pub struct JobSpec {
     pub priority: i32,
     pub max_attempts: u32,
     pub tasks: Vec<TaskSpec>,
+    /// How long after submission its tasks may stay queued (none: no
+    /// deadline).
+    pub deadline: Option<std::time::Duration>,
 }
 
 /// A task as dispatch sees it: which queue, and where in it.

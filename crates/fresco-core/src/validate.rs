@@ -89,7 +89,23 @@ pub fn job_spec(
         priority: request.priority,
         max_attempts,
         tasks,
+        deadline: deadline(request.deadline_seconds, limits)?,
     })
+}
+
+/// `deadline_seconds`: 0 for none, else at most the limit.
+fn deadline(seconds: u64, limits: &Limits) -> Result<Option<std::time::Duration>, FieldError> {
+    match seconds {
+        0 => Ok(None),
+        n if n > limits.max_deadline_seconds => Err(FieldError::new(
+            "deadline_seconds",
+            format!(
+                "must be at most {} seconds, 0 for no deadline (got {n})",
+                limits.max_deadline_seconds
+            ),
+        )),
+        n => Ok(Some(std::time::Duration::from_secs(n))),
+    }
 }
 
 /// A model id: 1–200 characters of `[A-Za-z0-9._/-]`, not starting with `.` or `/`.
@@ -531,6 +547,24 @@ mod tests {
         req.max_attempts = 0;
         req.priority = 5000;
         assert_eq!(check(&req).unwrap_err().field, "priority");
+    }
+
+    #[test]
+    fn a_deadline_is_optional_and_bounded() {
+        let mut req = request(vec![prompt("a")]);
+        assert_eq!(check(&req).expect("no deadline").deadline, None);
+        req.deadline_seconds = 7200;
+        assert_eq!(
+            check(&req).expect("two hours").deadline,
+            Some(std::time::Duration::from_secs(7200))
+        );
+        req.deadline_seconds = Limits::default().max_deadline_seconds + 1;
+        let err = check(&req).unwrap_err();
+        assert_eq!(err.field, "deadline_seconds");
+        assert_eq!(
+            err.rule,
+            "must be at most 2592000 seconds, 0 for no deadline (got 2592001)"
+        );
     }
 
     #[test]

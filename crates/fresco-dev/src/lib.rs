@@ -45,6 +45,10 @@ pub struct DevOptions {
     pub cache_budget_bytes: u64,
     /// How long a claim or heartbeat keeps a task leased.
     pub lease: Duration,
+    /// The deadline of a job that sets none (none: no deadline).
+    pub queue_timeout: Option<Duration>,
+    /// How often stray output files are swept (zero: never).
+    pub sweep_interval: Duration,
 }
 
 impl DevOptions {
@@ -57,6 +61,8 @@ impl DevOptions {
             models_dir: None,
             cache_budget_bytes: WorkerSettings::DEFAULT_CACHE_BUDGET_BYTES,
             lease: Duration::from_secs(30),
+            queue_timeout: None,
+            sweep_interval: CoordinatorSettings::default().sweep_interval,
         }
     }
 }
@@ -112,6 +118,8 @@ impl DevFarm {
             lease: options.lease,
             heartbeat: (options.lease / 6).max(Duration::from_secs(1)),
             extra_models: models.clone(),
+            queue_timeout: options.queue_timeout,
+            sweep_interval: options.sweep_interval,
             ..CoordinatorSettings::default()
         };
         settings.validate()?;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fresco_core::status::{ErrorCode, ServiceError};
+use futures_util::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
@@ -131,6 +132,17 @@ impl Storage {
         Ok(())
     }
 
+    /// Every key under the folder `prefix` (a `/`-separated key path; a
+    /// trailing `/` is ignored), in no particular order.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let dir = Self::path(prefix.trim_end_matches('/'))?;
+        let objects: Vec<_> = self.store.list(Some(&dir)).try_collect().await?;
+        Ok(objects
+            .into_iter()
+            .map(|o| o.location.to_string())
+            .collect())
+    }
+
     /// Whether an object exists.
     pub async fn exists(&self, key: &str) -> Result<bool> {
         match self.store.head(&Self::path(key)?).await {
@@ -161,6 +173,19 @@ mod tests {
         assert!(storage.exists("a/b/0.png").await.unwrap());
         assert!(!storage.exists("a/b/1.png").await.unwrap());
         assert!(dir.path().join("out/a/b/0.png").is_file());
+    }
+
+    #[tokio::test]
+    async fn a_listing_holds_every_key_under_a_folder_and_nothing_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::from_url(&format!("file://{}", dir.path().display())).unwrap();
+        for key in ["j/t/1/0.png", "j/t/2/0.png", "j/t/2/1.png", "j/t2/1/0.png"] {
+            storage.put(key, Bytes::from_static(b"png")).await.unwrap();
+        }
+        let mut keys = storage.list("j/t/").await.unwrap();
+        keys.sort();
+        assert_eq!(keys, ["j/t/1/0.png", "j/t/2/0.png", "j/t/2/1.png"]);
+        assert!(storage.list("j/none/").await.unwrap().is_empty());
     }
 
     #[test]

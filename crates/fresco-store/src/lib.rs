@@ -119,6 +119,25 @@ pub trait JobStore: Send + Sync + 'static {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<QueuedTask>>;
+
+    /// Per model of `models` that some registered worker serves, how many
+    /// of its workers are live (seen within two leases, the rule claims
+    /// use), how many of those are not quarantined, and when one was seen
+    /// last. A model no worker ever registered is absent.
+    async fn model_workers(&self, models: &[String], lease: Duration) -> Result<Vec<ModelWorkers>>;
+
+    /// Fails up to 1000 tasks still queued after their job's deadline, each
+    /// with a history entry (kind `deadline`) naming it; returns them, to be
+    /// taken out of the queues. Running tasks are left to finish.
+    async fn expire_deadlines(&self) -> Result<Vec<DeadlineMiss>>;
+    /// Up to `limit` tasks whose ended attempts have not been swept of
+    /// stray objects, the latest ended at least `lease` ago (oldest first).
+    /// A task completed at its first attempt (or with every earlier attempt
+    /// swept) is never one. `lease` zero: every unswept task, as a check
+    /// that sweeping has caught up.
+    async fn sweep_candidates(&self, lease: Duration, limit: u32) -> Result<Vec<SweepCandidate>>;
+    /// Notes that `task`'s attempts through `through` hold no stray objects.
+    async fn mark_swept(&self, task: TaskId, through: u32) -> Result<()>;
 }
 
 /// Whether a job is finished: none of its tasks is queued or running.

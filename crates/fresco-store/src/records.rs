@@ -37,6 +37,12 @@ pub struct JobSummary {
     pub counts: StateCounts,
     /// Steps done and steps needed, over the tasks running now.
     pub running_steps: (u64, u64),
+    /// Tasks still queued at this time fail.
+    pub deadline: Option<DateTime<Utc>>,
+    /// Queued tasks past their backoff (they may run now).
+    pub queued_ready: u64,
+    /// When the first queued task still waiting out its backoff may run.
+    pub retry_at: Option<DateTime<Utc>>,
 }
 
 /// What a submission stored.
@@ -114,6 +120,34 @@ pub struct WorkerStatus {
     pub consecutive_failures: u32,
     /// Since when it claims nothing more, after too many failures in a row.
     pub quarantined_at: Option<DateTime<Utc>>,
+}
+
+/// The registered workers that serve one model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelWorkers {
+    pub model: String,
+    /// Seen within two leases (the rule claims use).
+    pub live: u32,
+    /// Live and not quarantined.
+    pub available: u32,
+    /// When one of them was seen last.
+    pub last_seen_at: DateTime<Utc>,
+}
+
+/// A queued task failed because its job's deadline passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadlineMiss {
+    pub task: QueuedTask,
+    pub job_id: JobId,
+}
+
+/// A task whose ended attempts may have left stray objects in storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepCandidate {
+    pub task: TaskId,
+    pub job_id: JobId,
+    /// Its attempts up to this one have ended, a lease ago or more.
+    pub ended_through: u32,
 }
 
 /// A claimed task: run it, then report with `attempt` as the fencing token.

@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use crate::error::{Result, StoreError};
 use crate::records::{
-    AttemptError, JobSummary, OutputRecord, QueuedTask, Requeue, StateCounts, TaskRecord,
-    WorkerInfo, WorkerStatus,
+    AttemptError, DeadlineMiss, JobSummary, ModelWorkers, OutputRecord, QueuedTask, Requeue,
+    StateCounts, SweepCandidate, TaskRecord, WorkerInfo, WorkerStatus,
 };
 
 /// One fetched row, read column by column as the records need it.
@@ -48,9 +48,18 @@ pub(crate) trait Columns {
     }
 }
 
-/// Per job: its task counts by state, and the (done, needed) steps of its
-/// running tasks.
-pub(crate) type JobCounts = HashMap<Uuid, (StateCounts, (u64, u64))>;
+/// Per job: its task counts by state, the (done, needed) steps of its
+/// running tasks, and how its queued tasks stand against their backoff.
+pub(crate) type JobCounts = HashMap<Uuid, JobTally>;
+
+/// What the counts query tells of one job.
+#[derive(Debug, Default)]
+pub(crate) struct JobTally {
+    counts: StateCounts,
+    running_steps: (u64, u64),
+    queued_ready: u64,
+    retry_at: Option<DateTime<Utc>>,
+}
 
 /// A value the database holds that the store cannot read back.
 pub(crate) fn undecodable(what: impl std::fmt::Display) -> StoreError {
@@ -109,8 +118,10 @@ pub(crate) fn requeue(row: &impl Columns) -> Result<Requeue> {
     })
 }
 
-/// Per job, its task counts by state and the (done, needed) steps of its
-/// running tasks, from rows of `job_id, state, tasks, done, total`.
+/// Per job, its task counts by state, the (done, needed) steps of its
+/// running tasks, its queued tasks past their backoff and when the first of
+/// the others may run, from rows of `job_id, state, tasks, done, total,
+/// ready, retry_at`.
 pub(crate) fn job_counts<R: Columns>(rows: &[R]) -> Result<JobCounts> {
     let mut out = JobCounts::new();
     for row in rows {
@@ -118,15 +129,20 @@ pub(crate) fn job_counts<R: Columns>(rows: &[R]) -> Result<JobCounts> {
             continue;
         };
         let entry = out.entry(row.uuid("job_id")?).or_default();
-        entry.0.0.insert(state, row.big("tasks")?);
-        entry.1.0 += row.big("done")?;
-        entry.1.1 += row.big("total")?;
+        entry.counts.0.insert(state, row.big("tasks")?);
+        entry.running_steps.0 += row.big("done")?;
+        entry.running_steps.1 += row.big("total")?;
+        entry.queued_ready += row.big("ready")?;
+        if let Some(at) = row.optional_time("retry_at")? {
+            entry.retry_at = Some(entry.retry_at.map_or(at, |first| first.min(at)));
+        }
     }
     Ok(out)
 }
 
 /// `jobs` rows of `id, name, owner, model, priority, max_attempts,
-/// task_count, created_at, paused`, with their counts (from [`job_counts`]).
+/// task_count, created_at, paused, deadline`, with their counts (from
+/// [`job_counts`]).
 pub(crate) fn job_summaries<R: Columns>(
     rows: &[R],
     mut counts: JobCounts,
@@ -134,7 +150,7 @@ pub(crate) fn job_summaries<R: Columns>(
     rows.iter()
         .map(|row| {
             let id = row.uuid("id")?;
-            let (counts, running_steps) = counts.remove(&id).unwrap_or_default();
+            let tally = counts.remove(&id).unwrap_or_default();
             Ok(JobSummary {
                 id: JobId(id),
                 name: row.text("name")?,
@@ -145,11 +161,42 @@ pub(crate) fn job_summaries<R: Columns>(
                 task_count: row.big("task_count")?,
                 created_at: row.time("created_at")?,
                 paused: row.flag("paused")?,
-                counts,
-                running_steps,
+                counts: tally.counts,
+                running_steps: tally.running_steps,
+                deadline: row.optional_time("deadline")?,
+                queued_ready: tally.queued_ready,
+                retry_at: tally.retry_at,
             })
         })
         .collect()
+}
+
+/// A row of `model, live, available, last_seen_at`.
+pub(crate) fn model_workers(row: &impl Columns) -> Result<ModelWorkers> {
+    Ok(ModelWorkers {
+        model: row.text("model")?,
+        live: row.big("live")? as u32,
+        available: row.big("available")? as u32,
+        last_seen_at: row.time("last_seen_at")?,
+    })
+}
+
+/// A `tasks` row of `id, model, priority, seq, job_id` failed at its job's
+/// deadline.
+pub(crate) fn deadline_miss(row: &impl Columns) -> Result<DeadlineMiss> {
+    Ok(DeadlineMiss {
+        task: queued_task(row)?,
+        job_id: JobId(row.uuid("job_id")?),
+    })
+}
+
+/// A row of `id, job_id, ended_through`.
+pub(crate) fn sweep_candidate(row: &impl Columns) -> Result<SweepCandidate> {
+    Ok(SweepCandidate {
+        task: TaskId(row.uuid("id")?),
+        job_id: JobId(row.uuid("job_id")?),
+        ended_through: row.small("ended_through")?,
+    })
 }
 
 /// Hands each task its outputs, from `outputs` rows of `task_id, idx, key,

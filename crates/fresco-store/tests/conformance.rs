@@ -97,6 +97,10 @@ conformance!(
     a_worker_failing_in_a_row_is_quarantined,
     a_submission_sent_again_with_its_request_id_is_stored_once,
     a_completion_reported_again_is_recorded_once,
+    a_job_tells_its_deadline_and_how_its_queued_tasks_stand_against_backoff,
+    model_workers_count_live_and_quarantined_workers,
+    queued_tasks_past_their_jobs_deadline_fail_and_running_ones_finish,
+    sweep_candidates_are_tasks_with_ended_attempts_a_lease_old,
 );
 
 fn spec(tasks: usize, max_attempts: u32) -> JobSpec {
@@ -111,6 +115,7 @@ fn spec_for(model: &str, tasks: usize, max_attempts: u32) -> JobSpec {
         model: model.into(),
         priority: 0,
         max_attempts,
+        deadline: None,
         tasks: (0..tasks)
             .map(|i| TaskSpec {
                 prompt: format!("prompt {i}"),
@@ -1269,4 +1274,296 @@ async fn a_completion_reported_again_is_recorded_once(store: Store) {
         store.complete(&stale, &outputs).await,
         Err(StoreError::Conflict(_))
     ));
+}
+
+/// Waits until the wall clock, which the stores read, has passed `at` by a
+/// millisecond (the SQLite store's resolution).
+async fn wait_past(at: chrono::DateTime<chrono::Utc>) {
+    let target = at + chrono::Duration::milliseconds(1);
+    while let Ok(left) = (target - chrono::Utc::now()).to_std() {
+        if left.is_zero() {
+            break;
+        }
+        tokio::time::sleep(left).await;
+    }
+}
+
+async fn a_job_tells_its_deadline_and_how_its_queued_tasks_stand_against_backoff(store: Store) {
+    let w = worker(&*store).await;
+    let lease = Duration::from_secs(30);
+    let timed = JobSpec {
+        deadline: Some(Duration::from_secs(3600)),
+        ..spec(2, 3)
+    };
+    let submitted = store.submit(&timed).await.expect("submit");
+    let job = submitted.job.clone();
+    let deadline = job.deadline.expect("a deadline is stored");
+    let after = (deadline - job.created_at).num_milliseconds();
+    assert!(
+        (3_599_000..=3_601_000).contains(&after),
+        "deadline {after} ms after creation"
+    );
+    assert_eq!(
+        store.get_job(job.id).await.expect("get").deadline,
+        Some(deadline)
+    );
+    assert_eq!(job.queued_ready, 2);
+    assert_eq!(job.retry_at, None);
+
+    let untimed = store.submit(&spec(1, 3)).await.expect("submit").job;
+    assert_eq!(untimed.deadline, None);
+
+    // One task backs off for minutes, the other may still run now.
+    let backoff = Backoff {
+        base: Duration::from_secs(600),
+        max: Duration::from_secs(600),
+    };
+    let first = claimed(&*store, submitted.tasks[0].id, w, lease).await;
+    let FailOutcome::Requeued(_, not_before) = store
+        .fail(&first, "boom", false, backoff)
+        .await
+        .expect("fail")
+    else {
+        panic!("attempts were left");
+    };
+    let now = store.get_job(job.id).await.expect("get");
+    assert_eq!(now.queued_ready, 1);
+
+    // Both back off: none may run, and the first retry is the earlier one.
+    let w2 = worker(&*store).await;
+    let second = claimed(&*store, submitted.tasks[1].id, w2, lease).await;
+    let FailOutcome::Requeued(_, later) = store
+        .fail(&second, "boom", false, backoff)
+        .await
+        .expect("fail")
+    else {
+        panic!("attempts were left");
+    };
+    let listed = store.list_jobs(10, None).await.expect("list");
+    let now = listed.iter().find(|j| j.id == job.id).expect("listed");
+    assert_eq!(now.queued_ready, 0);
+    let (first_retry, second_retry) = (not_before.expect("backoff"), later.expect("backoff"));
+    let expected = first_retry.min(second_retry);
+    let got = now.retry_at.expect("a retry time");
+    assert!(
+        (got - expected).num_milliseconds().abs() <= 1,
+        "retry at {got}, expected {expected}"
+    );
+}
+
+async fn model_workers_count_live_and_quarantined_workers(store: Store) {
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let both = worker_serving(&*store, &["a", "b"]).await;
+    let only_a = worker_serving(&*store, &["a"]).await;
+    let lease = Duration::from_secs(30);
+    let models: Vec<String> = ["a", "b", "never"].iter().map(|m| m.to_string()).collect();
+
+    let served = store
+        .model_workers(&models, lease)
+        .await
+        .expect("model workers");
+    assert_eq!(
+        served
+            .iter()
+            .map(|m| (m.model.as_str(), m.live, m.available))
+            .collect::<Vec<_>>(),
+        [("a", 2, 2), ("b", 1, 1)],
+        "a model no worker registered is absent"
+    );
+    for m in &served {
+        assert!(m.last_seen_at >= before && m.last_seen_at <= chrono::Utc::now());
+    }
+
+    assert!(store.record_attempt(only_a, false, 1).await.expect("count"));
+    let served = store
+        .model_workers(&models, lease)
+        .await
+        .expect("model workers");
+    assert_eq!(
+        served
+            .iter()
+            .map(|m| (m.model.as_str(), m.live, m.available))
+            .collect::<Vec<_>>(),
+        [("a", 2, 1), ("b", 1, 1)],
+        "a quarantined worker is live but not available"
+    );
+    assert!(store.record_attempt(both, false, 1).await.expect("count"));
+    let served = store
+        .model_workers(&models, lease)
+        .await
+        .expect("model workers");
+    assert_eq!(
+        served
+            .iter()
+            .map(|m| (m.model.as_str(), m.live, m.available))
+            .collect::<Vec<_>>(),
+        [("a", 2, 0), ("b", 1, 0)]
+    );
+
+    // Seen within two leases of zero: nobody is live, the last sighting stays.
+    let served = store
+        .model_workers(&models, Duration::ZERO)
+        .await
+        .expect("model workers");
+    assert_eq!(
+        served
+            .iter()
+            .map(|m| (m.model.as_str(), m.live, m.available))
+            .collect::<Vec<_>>(),
+        [("a", 0, 0), ("b", 0, 0)]
+    );
+    assert!(served.iter().all(|m| m.last_seen_at >= before));
+}
+
+async fn queued_tasks_past_their_jobs_deadline_fail_and_running_ones_finish(store: Store) {
+    let w = worker(&*store).await;
+    let lease = Duration::from_secs(30);
+    let timed = store
+        .submit(&JobSpec {
+            deadline: Some(Duration::from_secs(2)),
+            ..spec(3, 3)
+        })
+        .await
+        .expect("submit");
+    let untimed = store.submit(&spec(1, 3)).await.expect("submit");
+    let running = claimed(&*store, timed.tasks[0].id, w, lease).await;
+    assert!(
+        store.expire_deadlines().await.expect("pass").is_empty(),
+        "not yet"
+    );
+
+    let deadline = timed.job.deadline.expect("a deadline");
+    wait_past(deadline).await;
+    let missed = store.expire_deadlines().await.expect("pass");
+    let mut failed: Vec<TaskId> = missed.iter().map(|m| m.task.id).collect();
+    failed.sort();
+    let mut expected = vec![timed.tasks[1].id, timed.tasks[2].id];
+    expected.sort();
+    assert_eq!(failed, expected, "only the queued tasks of the timed job");
+    assert!(missed.iter().all(|m| m.job_id == timed.job.id));
+    assert!(
+        store.expire_deadlines().await.expect("pass").is_empty(),
+        "once"
+    );
+
+    let message = format!(
+        "deadline {} passed while the task was still queued",
+        deadline.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    for id in &expected {
+        let task = store.get_task(*id).await.expect("task");
+        assert_eq!(task.state, TaskState::Failed);
+        assert_eq!(task.errors.len(), 1);
+        assert_eq!(task.errors[0].message, message);
+        assert_eq!(task.errors[0].worker, "");
+    }
+    store
+        .complete(&running, &[output("deadline/late.png")])
+        .await
+        .expect("a running task finishes");
+    let job = store.get_job(timed.job.id).await.expect("job");
+    assert_eq!(job.counts.get(TaskState::Succeeded), 1);
+    assert_eq!(job.counts.get(TaskState::Failed), 2);
+    assert!(fresco_store::is_finished(&job.counts));
+    let other = store.get_task(untimed.tasks[0].id).await.expect("task");
+    assert_eq!(
+        other.state,
+        TaskState::Queued,
+        "a job without a deadline waits on"
+    );
+}
+
+async fn sweep_candidates_are_tasks_with_ended_attempts_a_lease_old(store: Store) {
+    let w = worker(&*store).await;
+    let lease = Duration::from_secs(30);
+    let tasks = store.submit(&spec(5, 5)).await.expect("submit").tasks;
+    let ids: Vec<TaskId> = tasks.iter().map(|t| t.id).collect();
+    let now = |store: Store| async move {
+        let mut c: Vec<(TaskId, u32)> = store
+            .sweep_candidates(Duration::ZERO, 100)
+            .await
+            .expect("candidates")
+            .iter()
+            .map(|c| (c.task, c.ended_through))
+            .collect();
+        c.sort();
+        c
+    };
+    let sorted = |mut v: Vec<(TaskId, u32)>| {
+        v.sort();
+        v
+    };
+
+    // Released at start (while nothing else runs): its attempt ended too.
+    claimed(&*store, ids[4], w, lease).await;
+    store.release_running().await.expect("release");
+    assert_eq!(now(store.clone()).await, vec![(ids[4], 1)]);
+    // Completed at its first attempt: nothing to sweep, ever.
+    let t = claimed(&*store, ids[0], w, lease).await;
+    store
+        .complete(&t, &[output("s/0/1/0.png")])
+        .await
+        .expect("complete");
+    // Failed once, running again: its first attempt is one.
+    let t = claimed(&*store, ids[1], w, lease).await;
+    store
+        .fail(&t, "boom", false, Backoff::NONE)
+        .await
+        .expect("fail");
+    let w2 = worker(&*store).await;
+    claimed(&*store, ids[1], w2, lease).await;
+    // Failed once, then completed: both attempts.
+    let t = claimed(&*store, ids[2], w, lease).await;
+    store
+        .fail(&t, "boom", false, Backoff::NONE)
+        .await
+        .expect("fail");
+    let t = claimed(&*store, ids[2], w2, lease).await;
+    store
+        .complete(&t, &[output("s/2/2/0.png")])
+        .await
+        .expect("complete");
+    // Cancelled while running.
+    claimed(&*store, ids[3], w, lease).await;
+    store.cancel_task(ids[3]).await.expect("cancel");
+    assert_eq!(
+        now(store.clone()).await,
+        sorted(vec![(ids[1], 1), (ids[2], 2), (ids[3], 1), (ids[4], 1)])
+    );
+    assert!(
+        store
+            .sweep_candidates(Duration::from_secs(3600), 100)
+            .await
+            .expect("candidates")
+            .is_empty(),
+        "no attempt ended an hour ago"
+    );
+    assert_eq!(
+        store
+            .sweep_candidates(Duration::ZERO, 1)
+            .await
+            .expect("candidates")
+            .len(),
+        1
+    );
+
+    for (id, through) in [(ids[1], 1), (ids[2], 2), (ids[3], 1), (ids[4], 1)] {
+        store.mark_swept(id, through).await.expect("mark");
+    }
+    assert_eq!(now(store.clone()).await, vec![], "all swept");
+    store.mark_swept(ids[2], 1).await.expect("never backwards");
+    assert_eq!(now(store.clone()).await, vec![]);
+
+    // A task whose earlier attempts are swept completes without a sweep.
+    let running = store.get_task(ids[1]).await.expect("task");
+    let token = LeaseToken {
+        task: ids[1],
+        worker: w2,
+        attempt: running.attempt,
+    };
+    store
+        .complete(&token, &[output("s/1/2/0.png")])
+        .await
+        .expect("complete");
+    assert_eq!(now(store.clone()).await, vec![]);
 }

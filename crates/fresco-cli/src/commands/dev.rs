@@ -20,6 +20,9 @@ fn options(args: &DevArgs) -> DevOptions {
         models_dir: args.models_dir.clone(),
         cache_budget_bytes: args.cache_budget_mb << 20,
         lease: Duration::from_secs(30),
+        queue_timeout: (args.queue_timeout_seconds > 0)
+            .then(|| Duration::from_secs(args.queue_timeout_seconds)),
+        sweep_interval: Duration::from_secs(args.sweep_interval_seconds),
         ..DevOptions::new(&args.data_dir)
     }
 }

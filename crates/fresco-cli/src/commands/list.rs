@@ -21,8 +21,11 @@ pub async fn run(endpoint: &str, args: ListArgs) -> Result<(), Failure> {
         return Ok(());
     }
     for job in &jobs {
+        let waiting = report::waiting_line(job)
+            .map(|w| format!("  ({w})"))
+            .unwrap_or_default();
         println!(
-            "{}  {:<11} {:>7} tasks  {}  {}",
+            "{}  {:<11} {:>7} tasks  {}  {}{waiting}",
             job.id,
             if job.finished {
                 "finished"

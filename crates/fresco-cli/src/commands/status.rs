@@ -62,6 +62,12 @@ pub async fn run(endpoint: &str, args: StatusArgs) -> Result<(), Failure> {
         job.model
     );
     println!("tasks {}: {}", job.task_count, report::counts_line(&job));
+    if let Some(waiting) = report::waiting_line(&job) {
+        println!("{waiting}");
+    }
+    if let Some(deadline) = job.deadline.and_then(report::rfc3339) {
+        println!("deadline {deadline}: tasks still queued then fail");
+    }
     for task in &tasks {
         let keys: Vec<&str> = task.outputs.iter().map(|o| o.key.as_str()).collect();
         println!(

@@ -82,7 +82,7 @@ fn request_of(args: &SubmitArgs, request_id: &str) -> Result<pb::SubmitJobReques
         max_attempts: args.max_attempts.unwrap_or(0),
         name: args.name.clone(),
         request_id: request_id.to_owned(),
-        deadline_seconds: 0,
+        deadline_seconds: args.deadline.map_or(0, |d| d.as_secs()),
     })
 }
 
@@ -145,6 +145,9 @@ pub async fn run(endpoint: &str, args: SubmitArgs) -> Result<(), Failure> {
     let job = response
         .job
         .context("the coordinator's reply held no job")?;
+    for warning in &response.warnings {
+        eprintln!("warning: {warning}");
+    }
     if args.json {
         println!("{}", report::job_json(&job));
     } else {

@@ -36,9 +36,19 @@ pub async fn follow(
         );
         bar
     });
-    let mut last = None;
+    let mut last: Option<pb::Job> = None;
     while let Some(job) = stream.next().await {
         let job = job?;
+        let reason_changed = last
+            .as_ref()
+            .is_none_or(|l| l.waiting_reason != job.waiting_reason);
+        if show && reason_changed && !job.waiting_reason.is_empty() {
+            let line = format!("{} waiting: {}", job.id, job.waiting_reason);
+            match &bar {
+                Some(bar) => bar.println(line),
+                None => eprintln!("{line}"),
+            }
+        }
         let c = report::counts(&job);
         let done = c.succeeded + c.failed + c.cancelled;
         match &bar {

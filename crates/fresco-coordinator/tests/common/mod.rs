@@ -68,6 +68,11 @@ impl TestCoordinator {
         }
     }
 
+    /// The directory the `file://` output storage writes under.
+    pub fn outputs_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("outputs")
+    }
+
     /// Submits a job of the default model, as `fresco submit` would.
     pub async fn submit(&self, request: pb::SubmitJobRequest) -> Result<pb::Job, Status> {
         let response = self.jobs.submit_job(Request::new(request)).await?;

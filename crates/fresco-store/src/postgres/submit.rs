@@ -7,6 +7,7 @@ use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use super::PgStore;
+use super::columns::secs;
 use super::reads::{get_job, summaries};
 use crate::error::{Result, StoreError, replay};
 use crate::records::{JobSummary, Submitted};
@@ -30,6 +31,7 @@ pub(super) async fn submit(store: &PgStore, spec: &JobSpec) -> Result<Submitted>
         .bind(spec.max_attempts as i32)
         .bind(spec.tasks.len() as i64)
         .bind(spec.request_id.as_deref())
+        .bind(spec.deadline.map(secs))
         .fetch_optional(&mut *tx)
         .await?;
     let Some(row) = row else {

@@ -1,12 +1,16 @@
 //! Postgres workers: registration, liveness, runs of failed attempts and
-//! quarantine, the listing `fresco workers` shows, the models served.
+//! quarantine, the listing `fresco workers` shows, the models served and
+//! how many live workers serve each.
+
+use std::time::Duration;
 
 use fresco_core::WorkerId;
 
 use super::PgStore;
+use super::columns::secs;
 use crate::error::{Result, StoreError};
-use crate::records::{WorkerInfo, WorkerStatus};
-use crate::rows::{Columns, worker_status};
+use crate::records::{ModelWorkers, WorkerInfo, WorkerStatus};
+use crate::rows::{Columns, model_workers as model_workers_row, worker_status};
 
 pub(super) async fn register_worker(store: &PgStore, worker: &WorkerInfo) -> Result<()> {
     sqlx::query(include_str!("sql/register_worker.sql"))
@@ -64,4 +68,17 @@ pub(super) async fn served_models(store: &PgStore) -> Result<Vec<String>> {
         .fetch_all(&store.pool)
         .await?;
     rows.iter().map(|row| row.text("model")).collect()
+}
+
+pub(super) async fn model_workers(
+    store: &PgStore,
+    models: &[String],
+    lease: Duration,
+) -> Result<Vec<ModelWorkers>> {
+    let rows = sqlx::query(include_str!("sql/model_workers.sql"))
+        .bind(models)
+        .bind(secs(lease))
+        .fetch_all(&store.pool)
+        .await?;
+    rows.iter().map(model_workers_row).collect()
 }

@@ -185,6 +185,7 @@ pub(super) async fn expire_leases(store: &SqliteStore, backoff: Backoff) -> Resu
 
 pub(super) async fn release_running(store: &SqliteStore) -> Result<Vec<QueuedTask>> {
     let rows = sqlx::query(include_str!("sql/release_running.sql"))
+        .bind(now_ms())
         .fetch_all(&store.writer)
         .await?;
     in_seq_order(rows.iter().map(queued_task))

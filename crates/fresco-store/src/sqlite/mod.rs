@@ -31,6 +31,7 @@
 //! - `workers`: registration, liveness, failures in a row, listing.
 //! - `leases`: claim, heartbeat, complete, fail, expiry and release.
 //! - `queue`: what is dispatchable now, for the reconciler.
+//! - `upkeep`: deadlines passed, and attempts to sweep stray objects of.
 
 mod columns;
 mod control;
@@ -38,6 +39,7 @@ mod leases;
 mod queue;
 mod reads;
 mod submit;
+mod upkeep;
 mod workers;
 
 use std::path::Path;
@@ -215,5 +217,21 @@ impl JobStore for SqliteStore {
         limit: u32,
     ) -> Result<Vec<QueuedTask>> {
         queue::queued_tasks(self, model, after_seq, limit).await
+    }
+
+    async fn model_workers(&self, models: &[String], lease: Duration) -> Result<Vec<ModelWorkers>> {
+        workers::model_workers(self, models, lease).await
+    }
+
+    async fn expire_deadlines(&self) -> Result<Vec<DeadlineMiss>> {
+        upkeep::expire_deadlines(self).await
+    }
+
+    async fn sweep_candidates(&self, lease: Duration, limit: u32) -> Result<Vec<SweepCandidate>> {
+        upkeep::sweep_candidates(self, lease, limit).await
+    }
+
+    async fn mark_swept(&self, task: TaskId, through: u32) -> Result<()> {
+        upkeep::mark_swept(self, task, through).await
     }
 }

@@ -6,7 +6,7 @@ use fresco_core::{JobId, TaskId, TaskState};
 use sqlx::sqlite::SqliteRow;
 
 use super::SqliteStore;
-use super::columns::{id_array, id_text};
+use super::columns::{id_array, id_text, now_ms};
 use crate::error::{Result, StoreError};
 use crate::records::{JobSummary, TaskQuery, TaskRecord};
 use crate::rows::{Columns, attach_outputs, job_counts, job_summaries, missed, task_record};
@@ -89,6 +89,7 @@ async fn summaries(store: &SqliteStore, rows: Vec<SqliteRow>) -> Result<Vec<JobS
         .collect::<Result<Vec<_>>>()?;
     let counts = sqlx::query(include_str!("sql/job_counts.sql"))
         .bind(id_array(ids.into_iter())?)
+        .bind(now_ms())
         .fetch_all(&store.reader)
         .await?;
     job_summaries(&rows, job_counts(&counts)?)

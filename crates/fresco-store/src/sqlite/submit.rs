@@ -8,7 +8,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::sqlite::SqliteRow;
 
 use super::SqliteStore;
-use super::columns::{id_text, now_ms};
+use super::columns::{id_text, now_ms, plus};
 use super::reads::get_job;
 use crate::error::{Result, StoreError, replay};
 use crate::records::{JobSummary, QueuedTask, Submitted};
@@ -83,6 +83,7 @@ async fn insert_submission(
         .bind(spec.tasks.len() as i64)
         .bind(now)
         .bind(spec.request_id.as_deref())
+        .bind(spec.deadline.map(|d| plus(now, d)))
         .execute(&mut *tx)
         .await?;
 

@@ -1,13 +1,16 @@
 //! SQLite workers: registration, liveness, runs of failed attempts and
-//! quarantine, the listing `fresco workers` shows, the models served.
+//! quarantine, the listing `fresco workers` shows, the models served and
+//! how many live workers serve each.
+
+use std::time::Duration;
 
 use fresco_core::WorkerId;
 
 use super::SqliteStore;
-use super::columns::{id_text, json_list, now_ms};
+use super::columns::{id_text, json_list, millis, now_ms};
 use crate::error::{Result, StoreError};
-use crate::records::{WorkerInfo, WorkerStatus};
-use crate::rows::{Columns, worker_status};
+use crate::records::{ModelWorkers, WorkerInfo, WorkerStatus};
+use crate::rows::{Columns, model_workers as model_workers_row, worker_status};
 
 pub(super) async fn register_worker(store: &SqliteStore, worker: &WorkerInfo) -> Result<()> {
     sqlx::query(include_str!("sql/register_worker.sql"))
@@ -68,4 +71,18 @@ pub(super) async fn served_models(store: &SqliteStore) -> Result<Vec<String>> {
         .fetch_all(&store.reader)
         .await?;
     rows.iter().map(|row| row.text("model")).collect()
+}
+
+pub(super) async fn model_workers(
+    store: &SqliteStore,
+    models: &[String],
+    lease: Duration,
+) -> Result<Vec<ModelWorkers>> {
+    let live_since = now_ms().saturating_sub(millis(lease).saturating_mul(2));
+    let rows = sqlx::query(include_str!("sql/model_workers.sql"))
+        .bind(json_list(models)?)
+        .bind(live_since)
+        .fetch_all(&store.reader)
+        .await?;
+    rows.iter().map(model_workers_row).collect()
 }

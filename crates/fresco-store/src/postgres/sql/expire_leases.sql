@@ -13,7 +13,7 @@ UPDATE tasks SET
     finished_at = CASE WHEN failures + 1 >= max_attempts THEN now() END,
     not_before = now() + make_interval(secs => least($2::FLOAT8,
         $1::FLOAT8 * power(2.0::FLOAT8, least(failures, 40))) * (0.5 + random() / 2)),
-    lease_expires_at = NULL
+    lease_expires_at = NULL, attempt_ended_at = now()
 WHERE id IN (SELECT id FROM tasks
              WHERE state = 'running' AND lease_expires_at < now()
              ORDER BY lease_expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED)

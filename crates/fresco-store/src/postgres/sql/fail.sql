@@ -17,6 +17,6 @@ UPDATE tasks SET
         now() + make_interval(secs => least($7::FLOAT8,
             $6::FLOAT8 * power(2.0::FLOAT8, least(failures, 40))) * (0.5 + random() / 2))
         END,
-    lease_expires_at = NULL
+    lease_expires_at = NULL, attempt_ended_at = now()
 WHERE id = $1 AND worker_id = $2 AND attempt = $3 AND state = 'running'
 RETURNING id, model, priority, seq, state, not_before

@@ -1,3 +1,3 @@
-SELECT id, name, owner, model, priority, max_attempts, task_count, created_at, paused
+SELECT id, name, owner, model, priority, max_attempts, task_count, created_at, paused, deadline
 FROM jobs WHERE ($2::TEXT IS NULL OR owner = $2)
 ORDER BY created_at DESC, id DESC LIMIT $1

@@ -1,4 +1,4 @@
 -- No failure counted; `attempt` stays, the last fencing token.
-UPDATE tasks SET state = 'queued', lease_expires_at = NULL
+UPDATE tasks SET state = 'queued', lease_expires_at = NULL, attempt_ended_at = now()
 WHERE state = 'running'
 RETURNING id, model, priority, seq

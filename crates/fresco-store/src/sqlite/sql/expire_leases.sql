@@ -13,7 +13,7 @@ UPDATE tasks SET
     finished_at = CASE WHEN failures + 1 >= max_attempts THEN ?1 END,
     not_before = ?1 + CAST(min(?4, ?3 * (1 << min(failures, 40)))
                            * (0.5 + (abs(random()) % 1000000) / 2000000.0) AS INTEGER),
-    lease_expires_at = NULL
+    lease_expires_at = NULL, attempt_ended_at = ?1
 WHERE seq IN (SELECT seq FROM tasks
               WHERE state = 'running' AND lease_expires_at < ?1
               ORDER BY lease_expires_at LIMIT 1000)

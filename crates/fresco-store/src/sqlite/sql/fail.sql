@@ -19,6 +19,6 @@ UPDATE tasks SET
         ?6 + CAST(min(?9, ?8 * (1 << min(failures, 40)))
                   * (0.5 + (abs(random()) % 1000000) / 2000000.0) AS INTEGER)
         END,
-    lease_expires_at = NULL
+    lease_expires_at = NULL, attempt_ended_at = ?6
 WHERE id = ?1 AND worker_id = ?2 AND attempt = ?3 AND state = 'running'
 RETURNING id, model, priority, seq, state, not_before

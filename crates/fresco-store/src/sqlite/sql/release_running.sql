@@ -1,4 +1,5 @@
 -- No failure counted; `attempt` stays, the last fencing token.
-UPDATE tasks SET state = 'queued', lease_expires_at = NULL
+-- ?1: now.
+UPDATE tasks SET state = 'queued', lease_expires_at = NULL, attempt_ended_at = ?1
 WHERE state = 'running'
 RETURNING id, model, priority, seq

@@ -1,0 +1,42 @@
+//! Postgres upkeep for the coordinator's housekeeping passes: queued tasks
+//! failed at their job's deadline, and tasks whose ended attempts may have
+//! left stray objects in storage, until they are swept.
+
+use std::time::Duration;
+
+use fresco_core::TaskId;
+
+use super::PgStore;
+use super::columns::secs;
+use crate::error::Result;
+use crate::records::{DeadlineMiss, SweepCandidate};
+use crate::rows::{deadline_miss, sweep_candidate};
+
+pub(super) async fn expire_deadlines(store: &PgStore) -> Result<Vec<DeadlineMiss>> {
+    let rows = sqlx::query(include_str!("sql/expire_deadlines.sql"))
+        .fetch_all(&store.pool)
+        .await?;
+    rows.iter().map(deadline_miss).collect()
+}
+
+pub(super) async fn sweep_candidates(
+    store: &PgStore,
+    lease: Duration,
+    limit: u32,
+) -> Result<Vec<SweepCandidate>> {
+    let rows = sqlx::query(include_str!("sql/sweep_candidates.sql"))
+        .bind(secs(lease))
+        .bind(i64::from(limit))
+        .fetch_all(&store.pool)
+        .await?;
+    rows.iter().map(sweep_candidate).collect()
+}
+
+pub(super) async fn mark_swept(store: &PgStore, task: TaskId, through: u32) -> Result<()> {
+    sqlx::query(include_str!("sql/mark_swept.sql"))
+        .bind(task.0)
+        .bind(through as i32)
+        .execute(&store.pool)
+        .await?;
+    Ok(())
+}
