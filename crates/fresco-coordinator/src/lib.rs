@@ -9,16 +9,20 @@
 //! - [`control`]: cancelling a task, retrying, pausing and resuming a job.
 //! - [`workers`]: the worker API.
 //! - [`reaper`]: ends leases whose heartbeats stopped.
+//! - [`quarantine`]: worker health: failures in a row, quarantine, its
+//!   release onto probation after the cool-down or by an operator.
 //! - [`requeue`]: pushes requeued tasks once their backoff has passed.
 //! - [`reconciler`]: pushes again whatever Postgres holds as queued and the
 //!   dispatch queues lost.
-//! - [`tick`]: the loop the reaper and the reconciler run their passes in.
+//! - [`tick`]: the loop the reaper, the reconciler and the quarantine
+//!   release run their passes in.
 //! - [`server`]: wires it all and serves until shutdown.
 
 pub mod control;
 pub mod convert;
 pub mod error;
 pub mod jobs;
+pub mod quarantine;
 pub mod reaper;
 pub mod reconciler;
 pub mod requeue;

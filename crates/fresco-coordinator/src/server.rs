@@ -1,5 +1,6 @@
-//! Serves both APIs on one address, with the reaper and reconciler beside
-//! them, until the shutdown token is cancelled.
+//! Serves both APIs on one address, with the reaper, the reconciler and
+//! the quarantine release pass beside them, until the shutdown token is
+//! cancelled.
 
 use std::net::SocketAddr;
 
@@ -12,7 +13,7 @@ use tracing::info;
 
 use crate::jobs::JobApi;
 use crate::workers::WorkerApi;
-use crate::{Coordinator, reaper, reconciler};
+use crate::{Coordinator, quarantine, reaper, reconciler};
 
 /// The largest request accepted: a submission of many prompts is big.
 const MAX_MESSAGE_BYTES: usize = 512 << 20;
@@ -27,6 +28,7 @@ pub async fn serve(
     let loops = [
         tokio::spawn(reaper::run(app.clone(), shutdown.clone())),
         tokio::spawn(reconciler::run(app.clone(), shutdown.clone())),
+        tokio::spawn(quarantine::run(app.clone(), shutdown.clone())),
     ];
     let jobs = JobServiceServer::new(JobApi {
         app: app.clone(),

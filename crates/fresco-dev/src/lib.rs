@@ -45,6 +45,8 @@ pub struct DevOptions {
     pub cache_budget_bytes: u64,
     /// How long a claim or heartbeat keeps a task leased.
     pub lease: Duration,
+    /// How long a quarantined worker waits before it goes on probation.
+    pub quarantine_cooldown: Duration,
 }
 
 impl DevOptions {
@@ -57,6 +59,7 @@ impl DevOptions {
             models_dir: None,
             cache_budget_bytes: WorkerSettings::DEFAULT_CACHE_BUDGET_BYTES,
             lease: Duration::from_secs(30),
+            quarantine_cooldown: CoordinatorSettings::default().quarantine_cooldown,
         }
     }
 }
@@ -112,6 +115,7 @@ impl DevFarm {
             lease: options.lease,
             heartbeat: (options.lease / 6).max(Duration::from_secs(1)),
             extra_models: models.clone(),
+            quarantine_cooldown: options.quarantine_cooldown,
             ..CoordinatorSettings::default()
         };
         settings.validate()?;

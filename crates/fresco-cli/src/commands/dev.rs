@@ -20,6 +20,7 @@ fn options(args: &DevArgs) -> DevOptions {
         models_dir: args.models_dir.clone(),
         cache_budget_bytes: args.cache_budget_mb << 20,
         lease: Duration::from_secs(30),
+        quarantine_cooldown: Duration::from_secs(args.quarantine_cooldown_seconds),
         ..DevOptions::new(&args.data_dir)
     }
 }
