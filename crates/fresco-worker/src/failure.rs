@@ -107,7 +107,7 @@ pub fn is_out_of_memory(err: &PipelineError) -> bool {
 fn causes<'a>(
     err: &'a (dyn StdError + 'static),
 ) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
-    std::iter::successors(Some(err), |e| e.source())
+    std::iter::successors(Some(err), |e| StdError::source(*e))
 }
 
 #[cfg(test)]
