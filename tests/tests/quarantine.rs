@@ -79,7 +79,9 @@ async fn a_quarantined_worker_is_released_after_its_cooldown_probes_and_serves_a
     let quarantined = listing();
     assert_eq!(quarantined["consecutive_failures"], 3, "{quarantined}");
     assert_eq!(quarantined["probation"], false, "{quarantined}");
-    let why = quarantined["recent_errors"].as_array().expect("recent errors");
+    let why = quarantined["recent_errors"]
+        .as_array()
+        .expect("recent errors");
     assert_eq!(why.len(), 3, "{quarantined}");
     for error in why {
         assert_eq!(error["kind"], "worker", "{error}");
@@ -88,8 +90,16 @@ async fn a_quarantined_worker_is_released_after_its_cooldown_probes_and_serves_a
     }
     let text = farm.cli(&["workers"]);
     let text_out = String::from_utf8_lossy(&text.stdout);
-    assert!(text_out.contains("QUARANTINED after 3 failures"), "{}", describe(&text));
-    assert!(text_out.contains("(worker): loading the model"), "{}", describe(&text));
+    assert!(
+        text_out.contains("QUARANTINED after 3 failures"),
+        "{}",
+        describe(&text)
+    );
+    assert!(
+        text_out.contains("(worker): loading the model"),
+        "{}",
+        describe(&text)
+    );
     let status = farm.status(&broken_job);
     assert_eq!(status["counts"]["failed"], 3, "{status}");
     let task_error = &status["tasks"][0]["errors"][0];
@@ -119,8 +129,15 @@ async fn a_quarantined_worker_is_released_after_its_cooldown_probes_and_serves_a
 
     // Its probe succeeds, and the same process renders the rest.
     let probe_job = submit(&farm, 3);
-    let status = farm.wait_finished(&probe_job, Duration::from_secs(60)).await;
-    assert_eq!(status["counts"]["succeeded"], 3, "{status}\n{}", farm.logs());
+    let status = farm
+        .wait_finished(&probe_job, Duration::from_secs(60))
+        .await;
+    assert_eq!(
+        status["counts"]["succeeded"],
+        3,
+        "{status}\n{}",
+        farm.logs()
+    );
     let back = listing();
     assert_eq!(back["probation"], false, "{back}");
     assert!(back["quarantined_at"].is_null(), "{back}");
@@ -134,7 +151,11 @@ async fn a_quarantined_worker_is_released_after_its_cooldown_probes_and_serves_a
     assert_eq!(status["counts"]["succeeded"], 2, "{status}");
     assert_eq!(farm.workers.len(), 1, "never restarted");
     assert!(
-        farm.workers[0].child.try_wait().expect("try_wait").is_none(),
+        farm.workers[0]
+            .child
+            .try_wait()
+            .expect("try_wait")
+            .is_none(),
         "the worker process still runs"
     );
 
@@ -142,7 +163,11 @@ async fn a_quarantined_worker_is_released_after_its_cooldown_probes_and_serves_a
     // worker in service is not quarantined (exit 1).
     let bad = farm.cli(&["workers", "release", "nope"]);
     assert_eq!(bad.status.code(), Some(2), "{}", describe(&bad));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("worker_id"), "{}", describe(&bad));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("worker_id"),
+        "{}",
+        describe(&bad)
+    );
     let healthy = farm.cli(&["workers", "release", &worker_id]);
     assert_eq!(healthy.status.code(), Some(1), "{}", describe(&healthy));
     assert!(

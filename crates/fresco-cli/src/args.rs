@@ -237,7 +237,11 @@ pub struct DevArgs {
     pub cache_budget_mb: u64,
     /// Seconds a quarantined worker waits before it goes on probation (one
     /// probe task: success returns it to service).
-    #[arg(long, env = "FRESCO_QUARANTINE_COOLDOWN_SECONDS", default_value_t = 300)]
+    #[arg(
+        long,
+        env = "FRESCO_QUARANTINE_COOLDOWN_SECONDS",
+        default_value_t = 300
+    )]
     pub quarantine_cooldown_seconds: u64,
     /// Render this prompts file (.txt, .jsonl or .csv), download the images
     /// and exit, instead of serving until Ctrl-C.

@@ -62,7 +62,11 @@ struct Args {
     /// Seconds a quarantined worker waits before it goes on probation: it
     /// may claim one probe task; success returns it to service, failure
     /// quarantines it again.
-    #[arg(long, env = "FRESCO_QUARANTINE_COOLDOWN_SECONDS", default_value_t = 300)]
+    #[arg(
+        long,
+        env = "FRESCO_QUARANTINE_COOLDOWN_SECONDS",
+        default_value_t = 300
+    )]
     quarantine_cooldown_seconds: u64,
     /// Most tasks in one job.
     #[arg(long, env = "FRESCO_MAX_TASKS_PER_JOB", default_value_t = 1_000_000)]

@@ -56,7 +56,14 @@ pub async fn release_once(app: &Coordinator) -> anyhow::Result<usize> {
 /// Runs the release pass every `reap_interval` until `shutdown`.
 pub async fn run(app: Coordinator, shutdown: CancellationToken) {
     let interval = app.settings.reap_interval;
-    tick::every("quarantine release", interval, &shutdown, &app, release_once).await;
+    tick::every(
+        "quarantine release",
+        interval,
+        &shutdown,
+        &app,
+        release_once,
+    )
+    .await;
 }
 
 /// `ReleaseWorker`: puts a quarantined worker on probation now.

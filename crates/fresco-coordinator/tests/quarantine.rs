@@ -75,7 +75,10 @@ async fn a_request_failure_fails_its_task_at_once_and_does_not_count_against_the
         let failed = farm.get_task(&task).await;
         assert_eq!(failed.state, pb::TaskState::Failed as i32);
         let last = failed.errors.last().expect("the failure is recorded");
-        assert_eq!((last.kind.as_str(), last.worker.as_str()), ("request", worker.as_str()));
+        assert_eq!(
+            (last.kind.as_str(), last.worker.as_str()),
+            ("request", worker.as_str())
+        );
         if task == flaky {
             assert_eq!(failed.errors[0].kind, "worker");
         }
@@ -86,7 +89,11 @@ async fn a_request_failure_fails_its_task_at_once_and_does_not_count_against_the
     let listed = farm.worker(&worker).await;
     assert_eq!(listed.quarantined_at, None);
     assert_eq!(listed.consecutive_failures, 1);
-    let kinds: Vec<_> = listed.recent_errors.iter().map(|e| e.kind.as_str()).collect();
+    let kinds: Vec<_> = listed
+        .recent_errors
+        .iter()
+        .map(|e| e.kind.as_str())
+        .collect();
     assert_eq!(kinds, ["worker"], "only the worker's own failure");
     assert_eq!(listed.recent_errors[0].task_id, flaky);
     let job = farm.get_job(&job.id).await;
@@ -204,7 +211,14 @@ async fn a_probe_that_fails_or_whose_lease_expires_quarantines_the_worker_again(
 
     let released = farm.release_worker(&worker).await.expect("ReleaseWorker");
     assert!(released.probation);
-    take_and_fail(&farm, &worker, &job.model, "oom again", pb::FailureKind::Worker).await;
+    take_and_fail(
+        &farm,
+        &worker,
+        &job.model,
+        "oom again",
+        pb::FailureKind::Worker,
+    )
+    .await;
     let listed = farm.worker(&worker).await;
     assert!(
         listed.quarantined_at.is_some(),
@@ -242,10 +256,7 @@ async fn release_worker_puts_only_a_quarantined_worker_on_probation() {
         Code::NotFound,
     );
     assert!(unknown.contains("worker"), "{unknown}");
-    let healthy = refused(
-        farm.release_worker(&worker).await,
-        Code::FailedPrecondition,
-    );
+    let healthy = refused(farm.release_worker(&worker).await, Code::FailedPrecondition);
     assert!(healthy.contains("not quarantined"), "{healthy}");
 
     take_and_fail(&farm, &worker, &job.model, "oom", pb::FailureKind::Worker).await;

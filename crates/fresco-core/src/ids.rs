@@ -11,8 +11,16 @@ macro_rules! uuid_id {
     ($name:ident, $what:literal) => {
         #[doc = concat!("The id of a ", $what, ".")]
         #[derive(
-            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
-            serde::Serialize, serde::Deserialize,
+            Debug,
+            Clone,
+            Copy,
+            PartialEq,
+            Eq,
+            Hash,
+            PartialOrd,
+            Ord,
+            serde::Serialize,
+            serde::Deserialize,
         )]
         #[serde(transparent)]
         pub struct $name(pub Uuid);

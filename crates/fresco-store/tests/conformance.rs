@@ -279,7 +279,9 @@ async fn claims_and_reports_follow_the_state_machine(store: Store) {
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        store.fail(&token, "late", FailureKind::Worker, false, Backoff::NONE).await,
+        store
+            .fail(&token, "late", FailureKind::Worker, false, Backoff::NONE)
+            .await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(
@@ -324,7 +326,9 @@ async fn a_stale_fencing_token_is_refused(store: Store) {
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        store.fail(&stale, "x", FailureKind::Worker, false, Backoff::NONE).await,
+        store
+            .fail(&stale, "x", FailureKind::Worker, false, Backoff::NONE)
+            .await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(
@@ -384,7 +388,13 @@ async fn attempts_run_out_and_the_history_is_kept(store: Store) {
     };
     assert!(matches!(
         store
-            .fail(&t1, "out of memory", FailureKind::Worker, false, Backoff::NONE)
+            .fail(
+                &t1,
+                "out of memory",
+                FailureKind::Worker,
+                false,
+                Backoff::NONE
+            )
             .await
             .expect("fail"),
         FailOutcome::Requeued(..)
@@ -399,7 +409,13 @@ async fn attempts_run_out_and_the_history_is_kept(store: Store) {
     };
     assert!(matches!(
         store
-            .fail(&t2, "shutting down", FailureKind::Worker, true, Backoff::NONE)
+            .fail(
+                &t2,
+                "shutting down",
+                FailureKind::Worker,
+                true,
+                Backoff::NONE
+            )
             .await
             .expect("give back"),
         FailOutcome::Requeued(..)
@@ -413,7 +429,13 @@ async fn attempts_run_out_and_the_history_is_kept(store: Store) {
     };
     assert_eq!(
         store
-            .fail(&t3, "nan in latents", FailureKind::Worker, false, Backoff::NONE)
+            .fail(
+                &t3,
+                "nan in latents",
+                FailureKind::Worker,
+                false,
+                Backoff::NONE
+            )
             .await
             .expect("fail"),
         FailOutcome::Failed
@@ -522,7 +544,13 @@ async fn releasing_running_tasks_requeues_them_without_a_failure(store: Store) {
         attempt: c1.attempt,
     };
     store
-        .fail(&t1, "out of memory", FailureKind::Worker, false, Backoff::NONE)
+        .fail(
+            &t1,
+            "out of memory",
+            FailureKind::Worker,
+            false,
+            Backoff::NONE,
+        )
         .await
         .expect("fail");
     let c2 = store.claim(task, w, lease).await.expect("claim 2");
@@ -563,7 +591,9 @@ async fn releasing_running_tasks_requeues_them_without_a_failure(store: Store) {
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        store.fail(&t2, "late", FailureKind::Worker, false, Backoff::NONE).await,
+        store
+            .fail(&t2, "late", FailureKind::Worker, false, Backoff::NONE)
+            .await,
         Err(StoreError::Conflict(_))
     ));
 
@@ -1137,7 +1167,13 @@ async fn a_task_is_not_handed_again_to_a_worker_that_failed_it(store: Store) {
     let task = submitted.tasks[0].id;
     let token = claimed(&*store, task, a, lease).await;
     store
-        .fail(&token, "cuda error", FailureKind::Worker, false, Backoff::NONE)
+        .fail(
+            &token,
+            "cuda error",
+            FailureKind::Worker,
+            false,
+            Backoff::NONE,
+        )
         .await
         .expect("fail");
 
@@ -1147,7 +1183,13 @@ async fn a_task_is_not_handed_again_to_a_worker_that_failed_it(store: Store) {
     }
     let token = claimed(&*store, task, b, lease).await;
     store
-        .fail(&token, "cuda error again", FailureKind::Worker, false, Backoff::NONE)
+        .fail(
+            &token,
+            "cuda error again",
+            FailureKind::Worker,
+            false,
+            Backoff::NONE,
+        )
         .await
         .expect("fail");
 
@@ -1195,12 +1237,22 @@ fn failed(task: TaskId, attempt: u32, message: &str) -> AttemptOutcome<'_> {
 
 /// Counts `failures` failed attempts for `w` (quarantine after `after`);
 /// returns its health after the last.
-async fn fail_in_a_row(store: &dyn JobStore, w: WorkerId, failures: u32, after: u32) -> WorkerHealth {
+async fn fail_in_a_row(
+    store: &dyn JobStore,
+    w: WorkerId,
+    failures: u32,
+    after: u32,
+) -> WorkerHealth {
     let task = TaskId::new();
     let mut health = None;
     for attempt in 1..=failures {
         let outcome = failed(task, attempt, "cuda error");
-        health = Some(store.record_attempt(w, outcome, after).await.expect("count"));
+        health = Some(
+            store
+                .record_attempt(w, outcome, after)
+                .await
+                .expect("count"),
+        );
     }
     health.expect("at least one failure")
 }
@@ -1229,7 +1281,10 @@ async fn a_worker_failing_in_a_row_is_quarantined(store: Store) {
         .record_attempt(w, AttemptOutcome::Succeeded, 3)
         .await
         .expect("count");
-    assert_eq!((health.consecutive_failures, health.quarantined), (0, false));
+    assert_eq!(
+        (health.consecutive_failures, health.quarantined),
+        (0, false)
+    );
     for attempt in 3..=4 {
         let health = store
             .record_attempt(w, failed(task, attempt, "boom"), 3)
@@ -1408,17 +1463,30 @@ async fn a_worker_on_probation_claims_one_probe_at_a_time(store: Store) {
     // A request failure ends the probe without a verdict: the next task is
     // the next probe.
     store
-        .fail(&probe, "caption too long", FailureKind::Request, false, Backoff::NONE)
+        .fail(
+            &probe,
+            "caption too long",
+            FailureKind::Request,
+            false,
+            Backoff::NONE,
+        )
         .await
         .expect("fail");
     let probe = claimed(&*store, t2, w, lease).await;
-    store.complete(&probe, &[output("probe/0.png")]).await.expect("complete");
+    store
+        .complete(&probe, &[output("probe/0.png")])
+        .await
+        .expect("complete");
     let health = store
         .record_attempt(w, AttemptOutcome::Succeeded, 5)
         .await
         .expect("count");
     assert_eq!(
-        (health.consecutive_failures, health.quarantined, health.probation),
+        (
+            health.consecutive_failures,
+            health.quarantined,
+            health.probation
+        ),
         (0, false, false),
         "a probe's success returns the worker to service"
     );
@@ -1471,7 +1539,13 @@ async fn a_request_failure_fails_the_task_at_once(store: Store) {
     // A worker failure is retried, and says so.
     let flaky = claimed(&*store, submitted.tasks[1].id, w, lease).await;
     let outcome = store
-        .fail(&flaky, "cuda error", FailureKind::Worker, false, Backoff::NONE)
+        .fail(
+            &flaky,
+            "cuda error",
+            FailureKind::Worker,
+            false,
+            Backoff::NONE,
+        )
         .await
         .expect("fail");
     assert!(matches!(outcome, FailOutcome::Requeued(..)));
@@ -1481,7 +1555,13 @@ async fn a_request_failure_fails_the_task_at_once(store: Store) {
     // Given back: no failure, no entry, whatever the kind.
     let again = claimed(&*store, flaky.task, w, lease).await;
     store
-        .fail(&again, "shutting down", FailureKind::Request, true, Backoff::NONE)
+        .fail(
+            &again,
+            "shutting down",
+            FailureKind::Request,
+            true,
+            Backoff::NONE,
+        )
         .await
         .expect("give back");
     let given_back = store.get_task(flaky.task).await.expect("task");

@@ -194,7 +194,9 @@ mod tests {
             "CUDA_ERROR_OUT_OF_MEMORY".into()
         )));
         assert!(is_out_of_memory(&PipelineError::Candle(
-            candle_core::Error::Msg("DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")".into())
+            candle_core::Error::Msg(
+                "DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")".into()
+            )
         )));
         assert!(is_out_of_memory(&model(std::io::Error::other(
             "Metal: Out of memory allocating 2 GiB"
@@ -217,9 +219,8 @@ mod tests {
             failure.message(),
             "loading the model: i/o error on config.json: denied"
         );
-        let storage = AttemptFailure::Storage(
-            anyhow::anyhow!("connection refused").context("putting 0.png"),
-        );
+        let storage =
+            AttemptFailure::Storage(anyhow::anyhow!("connection refused").context("putting 0.png"));
         assert_eq!(
             storage.message(),
             "storage: putting 0.png: connection refused"

@@ -153,7 +153,10 @@ fn one_image(
     match images.pop() {
         Some(image) if images.is_empty() => Ok(GeneratedImage { index: k, ..image }),
         _ => Err(AttemptFailure::Generate(fresco_pipeline::Error::Internal(
-            format!("asked for one image, the model returned {}", images.len() + 1),
+            format!(
+                "asked for one image, the model returned {}",
+                images.len() + 1
+            ),
         ))),
     }
 }

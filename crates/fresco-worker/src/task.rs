@@ -409,12 +409,19 @@ mod tests {
         let split = sample(cache.clone(), batch.clone(), progress.clone())
             .await
             .expect("rendered one image at a time");
-        assert_eq!(batches.load(Ordering::SeqCst), 1 + 3, "the batch, then 3 alone");
+        assert_eq!(
+            batches.load(Ordering::SeqCst),
+            1 + 3,
+            "the batch, then 3 alone"
+        );
 
         assert_eq!(split.len(), 3);
         for (k, image) in split.iter().enumerate() {
             assert_eq!(image.index, k as u32, "re-indexed as its place in the task");
-            assert_eq!(image.seed, fresco_pipeline::image_seed(batch.seed, k as u64));
+            assert_eq!(
+                image.seed,
+                fresco_pipeline::image_seed(batch.seed, k as u64)
+            );
             assert!(image.png.starts_with(b"\x89PNG"));
         }
 

@@ -57,7 +57,11 @@ pub(super) async fn record_attempt(
         .bind(failure.is_none())
         .bind(i32::try_from(quarantine_after).unwrap_or(i32::MAX))
         .bind(failure.as_ref().map(|f| f.0.clone()))
-        .bind(failure.as_ref().map(|f| i32::try_from(f.1).unwrap_or(i32::MAX)))
+        .bind(
+            failure
+                .as_ref()
+                .map(|f| i32::try_from(f.1).unwrap_or(i32::MAX)),
+        )
         .bind(failure.as_ref().map(|f| f.2))
         .bind(failure.as_ref().map(|f| f.3))
         .bind(RECENT_ERRORS as i32)
