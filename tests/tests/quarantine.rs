@@ -3,7 +3,8 @@
 //! quarantined after `--quarantine-after` failures and `fresco workers`
 //! says why; once the folder is repaired, the cool-down puts it on
 //! probation, it takes a probe task, succeeds, and is back in service for
-//! the jobs after it, without a restart.
+//! the jobs after it, without a restart. An operator's `fresco workers
+//! release` does the same before the cool-down ends.
 
 use std::path::Path;
 use std::time::Duration;
@@ -175,4 +176,52 @@ async fn a_quarantined_worker_is_released_after_its_cooldown_probes_and_serves_a
         "{}",
         describe(&healthy)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_releases_a_quarantined_worker_before_its_cooldown() {
+    let models = tempfile::tempdir().expect("temp dir");
+    let folder = models.path().join("mended");
+    let sound_weights = corrupt_model_folder(&folder);
+    // The default cool-down (five minutes) outlasts the test: only the
+    // operator releases the worker.
+    let mut farm = Farm::start(FarmOptions {
+        workers: 0,
+        coordinator_args: vec!["--quarantine-after".into(), "1".into()],
+        ..FarmOptions::default()
+    })
+    .await;
+    farm.start_worker_with(&["--models-dir".into(), models.path().display().to_string()])
+        .await;
+    let listing = || stdout_json(&farm.cli(&["workers", "--json"]))[0].clone();
+    submit(&farm, 1);
+    wait_until(
+        "the worker to be quarantined",
+        Duration::from_secs(60),
+        || async { listing()["quarantined_at"].is_number() },
+    )
+    .await;
+    let worker_id = listing()["worker_id"].as_str().expect("an id").to_owned();
+
+    std::fs::write(folder.join(WEIGHTS), &sound_weights).expect("repairing the weights");
+    let released = farm.cli(&["workers", "release", &worker_id, "--json"]);
+    let released = stdout_json(&released);
+    assert_eq!(released["worker_id"], worker_id.as_str(), "{released}");
+    assert_eq!(released["probation"], true, "{released}");
+    assert!(released["quarantined_at"].is_null(), "{released}");
+    assert_eq!(listing()["probation"], true);
+    let again = farm.cli(&["workers", "release", &worker_id]);
+    assert_eq!(again.status.code(), Some(1), "{}", describe(&again));
+
+    let job = submit(&farm, 2);
+    let status = farm.wait_finished(&job, Duration::from_secs(60)).await;
+    assert_eq!(
+        status["counts"]["succeeded"],
+        2,
+        "{status}\n{}",
+        farm.logs()
+    );
+    let back = listing();
+    assert_eq!(back["probation"], false, "{back}");
+    assert_eq!(back["consecutive_failures"], 0, "{back}");
 }
