@@ -46,7 +46,9 @@ pub enum Command {
     Resume(JobArgs),
     /// Fetch every image of a job into a directory.
     Download(DownloadArgs),
-    /// List the farm's workers: models, loaded models, running tasks.
+    /// List the farm's workers: models, loaded models, running tasks, and
+    /// why a quarantined worker was quarantined; `workers release ID` puts a
+    /// quarantined worker on probation.
     Workers(WorkersArgs),
     /// Run the whole farm in this process (embedded store, local files, CPU
     /// workers), serving the same API; with --submit, render a prompts file
@@ -198,9 +200,28 @@ pub struct ListArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct WorkersArgs {
+    #[command(subcommand)]
+    pub action: Option<WorkersAction>,
     #[arg(long, default_value_t = 100)]
     pub limit: u32,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkersAction {
+    /// Put a quarantined worker on probation now, without waiting for its
+    /// cool-down: it may claim one probe task; success returns it to
+    /// service, failure quarantines it again.
+    Release(ReleaseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// The worker's id, as `fresco workers` shows it.
+    pub worker_id: String,
     #[arg(long)]
     pub json: bool,
 }
@@ -231,6 +252,14 @@ pub struct DevArgs {
     /// MiB of model weights each worker keeps loaded between tasks.
     #[arg(long, env = "FRESCO_CACHE_BUDGET_MB", default_value_t = 4096)]
     pub cache_budget_mb: u64,
+    /// Seconds a quarantined worker waits before it goes on probation (one
+    /// probe task: success returns it to service).
+    #[arg(
+        long,
+        env = "FRESCO_QUARANTINE_COOLDOWN_SECONDS",
+        default_value_t = 300
+    )]
+    pub quarantine_cooldown_seconds: u64,
     /// Render this prompts file (.txt, .jsonl or .csv), download the images
     /// and exit, instead of serving until Ctrl-C.
     #[arg(long)]

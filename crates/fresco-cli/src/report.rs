@@ -110,6 +110,7 @@ pub fn task_json(task: &pb::Task) -> Value {
         })).collect::<Vec<_>>(),
         "errors": task.errors.iter().map(|e| json!({
             "attempt": e.attempt, "worker": e.worker, "message": e.message,
+            "kind": e.kind,
         })).collect::<Vec<_>>(),
     })
 }

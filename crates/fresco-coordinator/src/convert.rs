@@ -80,7 +80,8 @@ pub fn task(t: &TaskRecord) -> pb::Task {
                 worker: e.worker.clone(),
                 message: e.message.clone(),
                 at: Some(timestamp(e.at)),
-                kind: String::new(),
+                kind: e.kind.as_str().to_owned(),
+                task_id: String::new(),
             })
             .collect(),
     }
@@ -98,8 +99,19 @@ pub fn worker(w: &WorkerStatus) -> pb::Worker {
         running_tasks: w.running.iter().map(ToString::to_string).collect(),
         consecutive_failures: w.consecutive_failures,
         quarantined_at: w.quarantined_at.map(timestamp),
-        probation: false,
-        recent_errors: Vec::new(),
+        probation: w.probation,
+        recent_errors: w
+            .recent_errors
+            .iter()
+            .map(|e| pb::TaskError {
+                attempt: e.attempt,
+                worker: w.info.id.to_string(),
+                message: e.message.clone(),
+                at: Some(timestamp(e.at)),
+                kind: e.kind.as_str().to_owned(),
+                task_id: e.task.to_string(),
+            })
+            .collect(),
         capabilities: Vec::new(),
     }
 }

@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use crate::error::{ApiError, ApiResult, respond};
-use crate::{Coordinator, control, convert, waiting};
+use crate::{Coordinator, control, convert, quarantine, waiting};
 
 /// Bytes per `ReadOutput` chunk.
 const CHUNK: usize = 1 << 20;
@@ -268,6 +268,13 @@ impl JobService for JobApi {
         request: Request<pb::ListWorkersRequest>,
     ) -> Result<Response<pb::ListWorkersResponse>, Status> {
         respond(self.workers(request.get_ref()).await)
+    }
+
+    async fn release_worker(
+        &self,
+        request: Request<pb::ReleaseWorkerRequest>,
+    ) -> Result<Response<pb::Worker>, Status> {
+        respond(quarantine::release_worker(&self.app, &request.get_ref().worker_id).await)
     }
 
     type WatchJobStream = Streamed<pb::Job>;

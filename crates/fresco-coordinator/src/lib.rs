@@ -9,6 +9,8 @@
 //! - [`control`]: cancelling a task, retrying, pausing and resuming a job.
 //! - [`workers`]: the worker API.
 //! - [`reaper`]: ends leases whose heartbeats stopped.
+//! - [`quarantine`]: worker health: failures in a row, quarantine, its
+//!   release onto probation after the cool-down or by an operator.
 //! - [`requeue`]: pushes requeued tasks once their backoff has passed.
 //! - [`reconciler`]: pushes again whatever Postgres holds as queued and the
 //!   dispatch queues lost.
@@ -16,7 +18,8 @@
 //! - [`sweeper`]: deletes output objects of attempts that never recorded
 //!   them.
 //! - [`waiting`]: why a job's queued tasks wait, on every read of a job.
-//! - [`tick`]: the loop the background passes run in.
+//! - [`tick`]: the loop the reaper, the reconciler and the quarantine
+//!   release run their passes in.
 //! - [`server`]: wires it all and serves until shutdown.
 
 pub mod control;
@@ -24,6 +27,7 @@ pub mod convert;
 pub mod deadlines;
 pub mod error;
 pub mod jobs;
+pub mod quarantine;
 pub mod reaper;
 pub mod reconciler;
 pub mod requeue;

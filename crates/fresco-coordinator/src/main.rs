@@ -54,10 +54,20 @@ struct Args {
     /// The longest wait after a failure, in milliseconds.
     #[arg(long, env = "FRESCO_RETRY_BACKOFF_MAX_MS", default_value_t = 60_000)]
     retry_backoff_max_ms: u64,
-    /// Failed attempts in a row after which a worker is quarantined (it
-    /// claims nothing more until it registers again).
+    /// Failed attempts in a row (of the worker's fault: not a bad request)
+    /// after which a worker is quarantined: it claims nothing until its
+    /// cool-down ends or `fresco workers release` releases it.
     #[arg(long, env = "FRESCO_QUARANTINE_AFTER", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     quarantine_after: u32,
+    /// Seconds a quarantined worker waits before it goes on probation: it
+    /// may claim one probe task; success returns it to service, failure
+    /// quarantines it again.
+    #[arg(
+        long,
+        env = "FRESCO_QUARANTINE_COOLDOWN_SECONDS",
+        default_value_t = 300
+    )]
+    quarantine_cooldown_seconds: u64,
     /// Most tasks in one job.
     #[arg(long, env = "FRESCO_MAX_TASKS_PER_JOB", default_value_t = 1_000_000)]
     max_tasks_per_job: usize,
@@ -112,6 +122,7 @@ fn settings(args: &Args) -> Settings {
         reap_interval: Duration::from_millis(args.reap_ms),
         queue_prefix: args.queue_prefix.clone(),
         quarantine_after: args.quarantine_after,
+        quarantine_cooldown: Duration::from_secs(args.quarantine_cooldown_seconds),
         retry_backoff: Backoff {
             base: Duration::from_millis(args.retry_backoff_ms),
             max: Duration::from_millis(args.retry_backoff_max_ms.max(args.retry_backoff_ms)),

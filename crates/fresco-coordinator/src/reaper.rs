@@ -1,12 +1,18 @@
-//! Ends leases whose heartbeats stopped: each becomes a failed attempt, and
+//! Ends leases whose heartbeats stopped: each becomes a failed attempt of
+//! kind `lease`, counted against its worker like a `worker` failure, and
 //! the task goes back to its queue after its backoff (or fails for good once
 //! out of attempts).
 
-use fresco_core::TaskState;
+use fresco_core::{FailureKind, TaskState};
+use fresco_store::AttemptOutcome;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::{Coordinator, requeue, tick};
+use crate::{Coordinator, quarantine, requeue, tick};
+
+/// What an expired lease's failure says, in its worker's recent errors (the
+/// task's history says the same, from the store).
+const LEASE_EXPIRED: &str = "lease expired: the worker stopped sending heartbeats";
 
 /// One pass; returns how many leases ended.
 pub async fn reap_once(app: &Coordinator) -> anyhow::Result<usize> {
@@ -15,6 +21,15 @@ pub async fn reap_once(app: &Coordinator) -> anyhow::Result<usize> {
         info!(task_id = %r.task.id, state = %r.state, not_before = ?r.not_before, "lease expired");
         if r.state == TaskState::Queued {
             requeue::push_when_due(app, r.task.clone(), r.not_before).await;
+        }
+        if let Some(lease) = r.lease {
+            let failed = AttemptOutcome::Failed {
+                task: lease.task,
+                attempt: lease.attempt,
+                message: LEASE_EXPIRED,
+                kind: FailureKind::Lease,
+            };
+            quarantine::count_attempt(app, lease.worker, failed).await;
         }
     }
     Ok(expired.len())

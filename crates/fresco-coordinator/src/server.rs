@@ -1,5 +1,6 @@
-//! Serves both APIs on one address, with the reaper, reconciler, deadline
-//! pass and sweeper beside them, until the shutdown token is cancelled.
+//! Serves both APIs on one address, with the reaper, the reconciler, the
+//! quarantine release pass, the deadline pass and the sweeper beside them,
+//! until the shutdown token is cancelled.
 
 use std::net::SocketAddr;
 
@@ -12,7 +13,7 @@ use tracing::info;
 
 use crate::jobs::JobApi;
 use crate::workers::WorkerApi;
-use crate::{Coordinator, deadlines, reaper, reconciler, sweeper};
+use crate::{Coordinator, deadlines, quarantine, reaper, reconciler, sweeper};
 
 /// The largest request accepted: a submission of many prompts is big.
 const MAX_MESSAGE_BYTES: usize = 512 << 20;
@@ -29,6 +30,7 @@ pub async fn serve(
         tokio::spawn(reconciler::run(app.clone(), shutdown.clone())),
         tokio::spawn(deadlines::run(app.clone(), shutdown.clone())),
         tokio::spawn(sweeper::run(app.clone(), shutdown.clone())),
+        tokio::spawn(quarantine::run(app.clone(), shutdown.clone())),
     ];
     let jobs = JobServiceServer::new(JobApi {
         app: app.clone(),

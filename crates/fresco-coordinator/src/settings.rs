@@ -25,6 +25,9 @@ pub struct Settings {
     pub retry_backoff: Backoff,
     /// Failed attempts in a row after which a worker is quarantined.
     pub quarantine_after: u32,
+    /// How long a worker stays quarantined before it goes on probation
+    /// (one probe task: success returns it to service).
+    pub quarantine_cooldown: Duration,
     /// How often `WatchJob` looks for changes.
     pub watch_interval: Duration,
     pub limits: Limits,
@@ -51,6 +54,7 @@ impl Default for Settings {
                 max: Duration::from_secs(60),
             },
             quarantine_after: 5,
+            quarantine_cooldown: Duration::from_secs(300),
             watch_interval: Duration::from_millis(250),
             limits: Limits::default(),
             extra_models: Vec::new(),

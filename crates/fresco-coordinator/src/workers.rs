@@ -1,39 +1,24 @@
 //! The worker API: register, claim, heartbeat, complete, fail. Every write
-//! after a claim is checked against the fencing token by the store.
+//! after a claim is checked against the fencing token by the store; each
+//! finished attempt counts for its worker's health (see [`quarantine`]).
 
-use fresco_core::{FieldError, TaskId, WorkerId, keys};
+use fresco_core::{FailureKind, FieldError, TaskId, WorkerId, keys};
 use fresco_proto::v1 as pb;
 use fresco_proto::v1::worker_service_server::WorkerService;
-use fresco_store::{FailOutcome, Heartbeat, Lease, LeaseToken, OutputRecord, WorkerInfo};
+use fresco_store::{
+    AttemptOutcome, FailOutcome, Heartbeat, Lease, LeaseToken, OutputRecord, WorkerInfo,
+};
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use crate::error::{ApiResult, respond};
-use crate::{Coordinator, convert, requeue};
+use crate::{Coordinator, convert, quarantine, requeue};
 
 pub struct WorkerApi {
     pub app: Coordinator,
 }
 
 impl WorkerApi {
-    /// Counts a finished attempt towards the worker's quarantine; a failure
-    /// here must not fail the report it rides on.
-    async fn count_attempt(&self, worker: WorkerId, succeeded: bool) {
-        let after = self.app.settings.quarantine_after;
-        match self
-            .app
-            .store
-            .record_attempt(worker, succeeded, after)
-            .await
-        {
-            Ok(true) if !succeeded => {
-                warn!(worker_id = %worker, failures_in_a_row = after, "worker quarantined: it claims nothing more until it registers again");
-            }
-            Ok(_) => {}
-            Err(err) => warn!(worker_id = %worker, error = %err, "could not count the attempt"),
-        }
-    }
-
     /// Notes the worker as alive for `fresco workers`; a failure here must
     /// not fail the call it rides on.
     async fn seen(&self, worker: WorkerId, loaded_models: Option<&[String]>) {
@@ -162,38 +147,60 @@ impl WorkerApi {
         }
         self.app.store.complete(&lease, &outputs).await?;
         info!(task_id = %lease.task, attempt = lease.attempt, images = outputs.len(), "task succeeded");
-        self.count_attempt(lease.worker, true).await;
+        quarantine::count_attempt(&self.app, lease.worker, AttemptOutcome::Succeeded).await;
         Ok(pb::CompleteTaskResponse {})
     }
 
     async fn fail(&self, request: pb::FailTaskRequest) -> ApiResult<pb::FailTaskResponse> {
         let lease = lease_token(&request.worker_id, &request.task_id, request.attempt)?;
+        let kind = failure_kind(request.kind)?;
         let outcome = self
             .app
             .store
             .fail(
                 &lease,
                 &request.message,
+                kind,
                 request.give_back,
                 self.app.settings.retry_backoff,
             )
             .await?;
-        if !request.give_back {
-            self.count_attempt(lease.worker, false).await;
+        if !request.give_back && kind.blames_worker() {
+            let failed = AttemptOutcome::Failed {
+                task: lease.task,
+                attempt: lease.attempt,
+                message: &request.message,
+                kind,
+            };
+            quarantine::count_attempt(&self.app, lease.worker, failed).await;
         }
         let requeued = match outcome {
             FailOutcome::Requeued(task, not_before) => {
-                warn!(task_id = %lease.task, attempt = lease.attempt, give_back = request.give_back, error = %request.message, ?not_before, "attempt ended; task requeued");
+                warn!(task_id = %lease.task, attempt = lease.attempt, give_back = request.give_back, %kind, error = %request.message, ?not_before, "attempt ended; task requeued");
                 requeue::push_when_due(&self.app, task, not_before).await;
                 true
             }
             FailOutcome::Failed => {
-                warn!(task_id = %lease.task, attempt = lease.attempt, error = %request.message, "task failed for good");
+                warn!(task_id = %lease.task, attempt = lease.attempt, %kind, error = %request.message, "task failed for good");
                 false
             }
         };
         Ok(pb::FailTaskResponse { requeued })
     }
+}
+
+/// Whose fault a reported failure was; unspecified is the worker's.
+fn failure_kind(kind: i32) -> Result<FailureKind, FieldError> {
+    pb::FailureKind::try_from(kind)
+        .map(FailureKind::from_proto)
+        .map_err(|_| {
+            FieldError::new(
+                "kind",
+                format!(
+                    "must be FAILURE_KIND_UNSPECIFIED, FAILURE_KIND_REQUEST or FAILURE_KIND_WORKER (got {kind})"
+                ),
+            )
+        })
 }
 
 fn lease_token(worker: &str, task: &str, attempt: u32) -> Result<LeaseToken, FieldError> {

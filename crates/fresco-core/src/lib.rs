@@ -8,6 +8,7 @@
 //! - [`state`]: the task state machine.
 //! - [`keys`]: where outputs live in the object store.
 //! - [`error`]: [`FieldError`], a request field that breaks a rule.
+//! - [`failure`]: whose fault a failed attempt was ([`FailureKind`]).
 //! - [`status`]: the error codes every fresco service error names, and
 //!   (with `grpc`) their one map onto gRPC statuses and back.
 //!
@@ -21,6 +22,7 @@
 
 pub mod capabilities;
 pub mod error;
+pub mod failure;
 pub mod ids;
 pub mod keys;
 pub mod params;
@@ -33,6 +35,7 @@ pub mod status;
 pub mod validate;
 
 pub use error::{FieldError, Result};
+pub use failure::FailureKind;
 pub use ids::{JobId, TaskId, WorkerId};
 pub use params::{JobSpec, Limits, QueuedTask, TaskSpec};
 pub use state::TaskState;

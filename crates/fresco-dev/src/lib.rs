@@ -49,6 +49,8 @@ pub struct DevOptions {
     pub queue_timeout: Option<Duration>,
     /// How often stray output files are swept (zero: never).
     pub sweep_interval: Duration,
+    /// How long a quarantined worker waits before it goes on probation.
+    pub quarantine_cooldown: Duration,
 }
 
 impl DevOptions {
@@ -63,6 +65,7 @@ impl DevOptions {
             lease: Duration::from_secs(30),
             queue_timeout: None,
             sweep_interval: CoordinatorSettings::default().sweep_interval,
+            quarantine_cooldown: CoordinatorSettings::default().quarantine_cooldown,
         }
     }
 }
@@ -120,6 +123,7 @@ impl DevFarm {
             extra_models: models.clone(),
             queue_timeout: options.queue_timeout,
             sweep_interval: options.sweep_interval,
+            quarantine_cooldown: options.quarantine_cooldown,
             ..CoordinatorSettings::default()
         };
         settings.validate()?;

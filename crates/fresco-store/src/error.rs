@@ -26,19 +26,39 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// Why a claim was refused to its worker, as `claim_refusal.sql` reads it.
+pub(crate) struct RefusalFacts<'a> {
+    /// The task's state.
+    pub state: &'a str,
+    pub quarantined: bool,
+    /// On probation and running a task already (its probe).
+    pub probing: bool,
+    /// The worker already failed the task while another live worker has not.
+    pub failed_here: bool,
+}
+
 /// The refusal a missed claim of `task` by `worker` stands for, if any:
-/// the worker is quarantined, or the task is queued and this worker already
-/// failed it (so another worker takes it).
+/// the worker is quarantined, or on probation and running its probe task,
+/// or the task is queued and this worker already failed it (so another
+/// worker takes it).
 pub(crate) fn refusal_of(
     task: fresco_core::TaskId,
     worker: fresco_core::WorkerId,
-    state: &str,
-    quarantined: bool,
-    failed_here: bool,
+    facts: RefusalFacts<'_>,
 ) -> Option<StoreError> {
+    let RefusalFacts {
+        state,
+        quarantined,
+        probing,
+        failed_here,
+    } = facts;
     if quarantined {
         Some(StoreError::Refused(format!(
             "worker {worker} is quarantined after failing too many attempts in a row"
+        )))
+    } else if probing {
+        Some(StoreError::Refused(format!(
+            "worker {worker} is on probation and runs its probe task: it claims one task at a time until the probe ends"
         )))
     } else if failed_here && state == "queued" {
         Some(StoreError::Refused(format!(
@@ -47,6 +67,13 @@ pub(crate) fn refusal_of(
     } else {
         None
     }
+}
+
+/// A release of a worker that is not quarantined.
+pub(crate) fn not_quarantined(worker: fresco_core::WorkerId) -> StoreError {
+    StoreError::Conflict(format!(
+        "worker {worker} is not quarantined: only a quarantined worker can be released"
+    ))
 }
 
 /// The job stored earlier under `spec.request_id`, as a replayed

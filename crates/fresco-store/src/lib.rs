@@ -22,7 +22,7 @@ pub mod sqlite;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fresco_core::{JobId, JobSpec, TaskId, TaskState, WorkerId};
+use fresco_core::{FailureKind, JobId, JobSpec, TaskId, TaskState, WorkerId};
 
 pub use error::{Result, StoreError};
 pub use postgres::PgStore;
@@ -62,15 +62,25 @@ pub trait JobStore: Send + Sync + 'static {
     /// Notes that a worker is alive (a claim or heartbeat) and, when it
     /// says, which models it holds loaded.
     async fn worker_seen(&self, id: WorkerId, loaded_models: Option<&[String]>) -> Result<()>;
-    /// Counts a finished attempt against its worker: a success ends its run
-    /// of failures; a failure extends it, and at `quarantine_after` in a row
-    /// the worker is quarantined. Returns whether it is quarantined.
+    /// Counts a finished attempt for its worker: a success ends its run of
+    /// failures and its probation; a failure that is the worker's fault
+    /// (a `request` failure is never counted) extends the run, joins its
+    /// recent errors (the last [`RECENT_ERRORS`]), and quarantines it at
+    /// `quarantine_after` in a row, or at once when it was on probation.
+    /// A later success does not lift a quarantine. `NotFound` for an
+    /// unknown worker.
     async fn record_attempt(
         &self,
         worker: WorkerId,
-        succeeded: bool,
+        outcome: AttemptOutcome<'_>,
         quarantine_after: u32,
-    ) -> Result<bool>;
+    ) -> Result<WorkerHealth>;
+    /// Releases every worker quarantined longer than `cooldown` onto
+    /// probation (its quarantine cleared); returns their ids.
+    async fn release_quarantined(&self, cooldown: Duration) -> Result<Vec<WorkerId>>;
+    /// Releases one quarantined worker onto probation now; returns it.
+    /// `Conflict` when it is not quarantined, `NotFound` when unknown.
+    async fn release_worker(&self, id: WorkerId) -> Result<WorkerStatus>;
     /// Registered workers, most recently seen first, with their running
     /// tasks.
     async fn list_workers(&self, limit: u32) -> Result<Vec<WorkerStatus>>;
@@ -79,8 +89,9 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Leases a queued task to a worker; `Conflict` when it is not queued,
     /// its job is paused or its backoff has not passed; `Refused` when the
-    /// worker is quarantined, or already failed this task while another
-    /// live worker (seen within two leases) serving its model has not.
+    /// worker is quarantined, on probation while it runs its probe task,
+    /// or already failed this task while another live worker (seen within
+    /// two leases) serving its model has not.
     async fn claim(&self, task: TaskId, worker: WorkerId, lease: Duration) -> Result<Claim>;
     /// Extends a lease; `Lease::Lost` when the token is stale or the task
     /// was cancelled.
@@ -89,18 +100,22 @@ pub trait JobStore: Send + Sync + 'static {
     /// token is stale. Reporting again what this attempt already recorded
     /// (its answer was lost) is `Ok` and records nothing more.
     async fn complete(&self, lease: &LeaseToken, outputs: &[OutputRecord]) -> Result<()>;
-    /// Records a failed attempt: back to the queue after `backoff` while
-    /// attempts are left, else failed. `give_back` returns the task at once
-    /// without counting a failure.
+    /// Records a failed attempt of `kind` in the task's history: a
+    /// `request` failure fails the task at once, whatever attempts are
+    /// left; any other goes back to the queue after `backoff` while
+    /// attempts are left, else fails. `give_back` returns the task at once
+    /// without counting a failure (`kind` is then ignored).
     async fn fail(
         &self,
         lease: &LeaseToken,
         message: &str,
+        kind: FailureKind,
         give_back: bool,
         backoff: Backoff,
     ) -> Result<FailOutcome>;
-    /// Ends leases whose heartbeats stopped, as failed attempts (requeued
-    /// after `backoff`).
+    /// Ends leases whose heartbeats stopped, as failed attempts of kind
+    /// `lease` (requeued after `backoff`); each [`Requeue`] names the lease
+    /// that ended.
     async fn expire_leases(&self, backoff: Backoff) -> Result<Vec<Requeue>>;
     /// Returns every running task to the queue without counting a failure
     /// (the lease ends, the attempt stays as the last fencing token). For a

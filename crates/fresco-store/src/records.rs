@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 pub use fresco_core::QueuedTask;
-use fresco_core::{JobId, TaskId, TaskSpec, TaskState, WorkerId};
+use fresco_core::{FailureKind, JobId, TaskId, TaskSpec, TaskState, WorkerId};
 use serde::{Deserialize, Serialize};
 
 /// Task counts by state.
@@ -72,6 +72,39 @@ pub struct AttemptError {
     pub worker: String,
     pub message: String,
     pub at: DateTime<Utc>,
+    /// Whose fault it was; an entry stored before kinds were recorded
+    /// reads as `worker` (every failure counted against its worker then).
+    #[serde(default)]
+    pub kind: FailureKind,
+}
+
+/// One failed attempt that counted against its worker, as the worker's
+/// `recent_errors` keep it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerError {
+    pub task: TaskId,
+    pub attempt: u32,
+    pub message: String,
+    pub kind: FailureKind,
+    pub at: DateTime<Utc>,
+}
+
+/// How many failed attempts a worker's `recent_errors` keep.
+pub const RECENT_ERRORS: usize = 5;
+
+/// A finished attempt, as it counts for its worker's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome<'a> {
+    /// Ends the worker's run of failures and its probation.
+    Succeeded,
+    /// The worker's fault (a `worker` failure or an expired lease): extends
+    /// its run, and quarantines it at the threshold or on probation.
+    Failed {
+        task: TaskId,
+        attempt: u32,
+        message: &'a str,
+        kind: FailureKind,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -120,6 +153,22 @@ pub struct WorkerStatus {
     pub consecutive_failures: u32,
     /// Since when it claims nothing more, after too many failures in a row.
     pub quarantined_at: Option<DateTime<Utc>>,
+    /// Released from quarantine: it claims one probe task at a time.
+    pub probation: bool,
+    /// Its last failed attempts that counted against it, oldest first (at
+    /// most [`RECENT_ERRORS`]).
+    pub recent_errors: Vec<WorkerError>,
+}
+
+/// A worker's health after an attempt was counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerHealth {
+    /// Its failed attempts since its last success.
+    pub consecutive_failures: u32,
+    pub quarantined: bool,
+    /// This attempt quarantined it.
+    pub newly_quarantined: bool,
+    pub probation: bool,
 }
 
 /// The registered workers that serve one model.
@@ -186,6 +235,9 @@ pub struct Requeue {
     pub state: TaskState,
     /// When a requeued task may run again (its backoff).
     pub not_before: Option<DateTime<Utc>>,
+    /// The lease that ended, when one did (an expired lease): whose
+    /// failure it counts as.
+    pub lease: Option<LeaseToken>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,4 +282,23 @@ pub(crate) fn is_same_report(recorded_keys: &[String], outputs: &[OutputRecord])
             .iter()
             .zip(outputs)
             .all(|(key, o)| *key == o.key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_stored_before_kinds_were_recorded_reads_as_the_workers() {
+        let old: AttemptError = serde_json::from_str(
+            r#"{"attempt": 2, "worker": "w", "message": "cuda error", "at": "2026-11-29T10:00:00Z"}"#,
+        )
+        .expect("an entry without a kind");
+        assert_eq!(old.kind, FailureKind::Worker);
+        let new: AttemptError = serde_json::from_str(
+            r#"{"attempt": 1, "worker": "w", "message": "bad", "at": "2026-12-07T10:00:00.123+00:00", "kind": "request"}"#,
+        )
+        .expect("an entry with a kind");
+        assert_eq!(new.kind, FailureKind::Request);
+    }
 }

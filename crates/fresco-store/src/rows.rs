@@ -12,8 +12,9 @@ use uuid::Uuid;
 
 use crate::error::{Result, StoreError};
 use crate::records::{
-    AttemptError, DeadlineMiss, JobSummary, ModelWorkers, OutputRecord, QueuedTask, Requeue,
-    StateCounts, SweepCandidate, TaskRecord, WorkerInfo, WorkerStatus,
+    AttemptError, DeadlineMiss, JobSummary, LeaseToken, ModelWorkers, OutputRecord, QueuedTask,
+    Requeue, StateCounts, SweepCandidate, TaskRecord, WorkerError, WorkerHealth, WorkerInfo,
+    WorkerStatus,
 };
 
 /// One fetched row, read column by column as the records need it.
@@ -35,6 +36,8 @@ pub(crate) trait Columns {
     fn uuids(&self, column: &str) -> Result<Vec<Uuid>>;
     /// A task's failed attempts, stored as a JSON array.
     fn attempt_errors(&self, column: &str) -> Result<Vec<AttemptError>>;
+    /// A worker's recent failed attempts, stored as a JSON array.
+    fn worker_errors(&self, column: &str) -> Result<Vec<WorkerError>>;
     /// A task's sampler schedule, stored as a JSON object.
     fn schedule(&self, column: &str) -> Result<Schedule>;
 
@@ -115,7 +118,25 @@ pub(crate) fn requeue(row: &impl Columns) -> Result<Requeue> {
         task: queued_task(row)?,
         state: row.state("state")?,
         not_before: row.optional_time("not_before")?,
+        lease: None,
     })
+}
+
+/// A `tasks` row whose lease expired: [`requeue`]'s columns, and the lease
+/// that ended (`worker_id, attempt`).
+pub(crate) fn expired_lease(row: &impl Columns) -> Result<Requeue> {
+    let mut requeued = requeue(row)?;
+    requeued.lease = row
+        .optional_uuid("worker_id")?
+        .map(|worker| -> Result<LeaseToken> {
+            Ok(LeaseToken {
+                task: requeued.task.id,
+                worker: WorkerId(worker),
+                attempt: row.small("attempt")?,
+            })
+        })
+        .transpose()?;
+    Ok(requeued)
 }
 
 /// Per job, its task counts by state, the (done, needed) steps of its
@@ -223,8 +244,9 @@ pub(crate) fn attach_outputs<R: Columns>(rows: &[R], tasks: &mut [TaskRecord]) -
 }
 
 /// A `workers` row of `id, name, device, models, loaded_models,
-/// registered_at, last_seen_at, consecutive_failures, quarantined_at`, with
-/// `running`: the ids of the tasks it holds leases on, oldest claim first.
+/// registered_at, last_seen_at, consecutive_failures, quarantined_at,
+/// probation, recent_errors`, with `running`: the ids of the tasks it holds
+/// leases on, oldest claim first.
 pub(crate) fn worker_status(row: &impl Columns) -> Result<WorkerStatus> {
     Ok(WorkerStatus {
         info: WorkerInfo {
@@ -239,6 +261,19 @@ pub(crate) fn worker_status(row: &impl Columns) -> Result<WorkerStatus> {
         running: row.uuids("running")?.into_iter().map(TaskId).collect(),
         consecutive_failures: row.small("consecutive_failures")?,
         quarantined_at: row.optional_time("quarantined_at")?,
+        probation: row.flag("probation")?,
+        recent_errors: row.worker_errors("recent_errors")?,
+    })
+}
+
+/// What `record_attempt.sql` returns: `consecutive_failures, quarantined,
+/// newly_quarantined, probation`.
+pub(crate) fn worker_health(row: &impl Columns) -> Result<WorkerHealth> {
+    Ok(WorkerHealth {
+        consecutive_failures: row.small("consecutive_failures")?,
+        quarantined: row.flag("quarantined")?,
+        newly_quarantined: row.flag("newly_quarantined")?,
+        probation: row.flag("probation")?,
     })
 }
 

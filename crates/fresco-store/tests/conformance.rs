@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fresco_core::params::Schedule;
-use fresco_core::{JobSpec, TaskId, TaskSpec, TaskState, WorkerId};
+use fresco_core::{FailureKind, JobSpec, TaskId, TaskSpec, TaskState, WorkerId};
 use fresco_store::{
-    Backoff, FailOutcome, Heartbeat, JobStore, Lease, LeaseToken, OutputRecord, PgStore,
-    SqliteStore, StoreError, TaskQuery, WorkerInfo,
+    AttemptOutcome, Backoff, FailOutcome, Heartbeat, JobStore, Lease, LeaseToken, OutputRecord,
+    PgStore, RECENT_ERRORS, SqliteStore, StoreError, TaskQuery, WorkerHealth, WorkerInfo,
+    WorkerStatus,
 };
 
 mod support;
@@ -95,6 +96,12 @@ conformance!(
     a_failed_task_waits_out_its_backoff,
     a_task_is_not_handed_again_to_a_worker_that_failed_it,
     a_worker_failing_in_a_row_is_quarantined,
+    a_workers_recent_errors_keep_its_last_failures,
+    a_quarantined_worker_goes_on_probation_after_its_cooldown,
+    an_operator_releases_a_quarantined_worker,
+    a_worker_on_probation_claims_one_probe_at_a_time,
+    a_probe_that_fails_quarantines_the_worker_again,
+    a_request_failure_fails_the_task_at_once,
     a_submission_sent_again_with_its_request_id_is_stored_once,
     a_completion_reported_again_is_recorded_once,
     a_job_tells_its_deadline_and_how_its_queued_tasks_stand_against_backoff,
@@ -277,7 +284,9 @@ async fn claims_and_reports_follow_the_state_machine(store: Store) {
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        store.fail(&token, "late", false, Backoff::NONE).await,
+        store
+            .fail(&token, "late", FailureKind::Worker, false, Backoff::NONE)
+            .await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(
@@ -322,7 +331,9 @@ async fn a_stale_fencing_token_is_refused(store: Store) {
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        store.fail(&stale, "x", false, Backoff::NONE).await,
+        store
+            .fail(&stale, "x", FailureKind::Worker, false, Backoff::NONE)
+            .await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(
@@ -382,7 +393,13 @@ async fn attempts_run_out_and_the_history_is_kept(store: Store) {
     };
     assert!(matches!(
         store
-            .fail(&t1, "out of memory", false, Backoff::NONE)
+            .fail(
+                &t1,
+                "out of memory",
+                FailureKind::Worker,
+                false,
+                Backoff::NONE
+            )
             .await
             .expect("fail"),
         FailOutcome::Requeued(..)
@@ -397,7 +414,13 @@ async fn attempts_run_out_and_the_history_is_kept(store: Store) {
     };
     assert!(matches!(
         store
-            .fail(&t2, "shutting down", true, Backoff::NONE)
+            .fail(
+                &t2,
+                "shutting down",
+                FailureKind::Worker,
+                true,
+                Backoff::NONE
+            )
             .await
             .expect("give back"),
         FailOutcome::Requeued(..)
@@ -411,7 +434,13 @@ async fn attempts_run_out_and_the_history_is_kept(store: Store) {
     };
     assert_eq!(
         store
-            .fail(&t3, "nan in latents", false, Backoff::NONE)
+            .fail(
+                &t3,
+                "nan in latents",
+                FailureKind::Worker,
+                false,
+                Backoff::NONE
+            )
             .await
             .expect("fail"),
         FailOutcome::Failed
@@ -442,9 +471,19 @@ async fn expired_leases_past_the_last_attempt_fail_the_task(store: Store) {
     tokio::time::sleep(Duration::from_millis(50)).await;
     let expired = store.expire_leases(Backoff::NONE).await.expect("expire");
     assert_eq!(expired[0].state, TaskState::Failed);
+    assert_eq!(
+        expired[0].lease,
+        Some(LeaseToken {
+            task,
+            worker: w,
+            attempt: 1
+        }),
+        "the lease that ended, to count against its worker"
+    );
     let failed = store.get_task(task).await.expect("task");
     assert_eq!(failed.state, TaskState::Failed);
     assert_eq!(failed.lease_expires_at, None);
+    assert_eq!(failed.errors[0].kind, FailureKind::Lease);
     assert!(
         store
             .expire_leases(Backoff::NONE)
@@ -510,7 +549,13 @@ async fn releasing_running_tasks_requeues_them_without_a_failure(store: Store) {
         attempt: c1.attempt,
     };
     store
-        .fail(&t1, "out of memory", false, Backoff::NONE)
+        .fail(
+            &t1,
+            "out of memory",
+            FailureKind::Worker,
+            false,
+            Backoff::NONE,
+        )
         .await
         .expect("fail");
     let c2 = store.claim(task, w, lease).await.expect("claim 2");
@@ -551,7 +596,9 @@ async fn releasing_running_tasks_requeues_them_without_a_failure(store: Store) {
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        store.fail(&t2, "late", false, Backoff::NONE).await,
+        store
+            .fail(&t2, "late", FailureKind::Worker, false, Backoff::NONE)
+            .await,
         Err(StoreError::Conflict(_))
     ));
 
@@ -565,7 +612,7 @@ async fn releasing_running_tasks_requeues_them_without_a_failure(store: Store) {
     };
     assert!(matches!(
         store
-            .fail(&t3, "again", false, Backoff::NONE)
+            .fail(&t3, "again", FailureKind::Worker, false, Backoff::NONE)
             .await
             .expect("fail"),
         FailOutcome::Requeued(..)
@@ -862,7 +909,7 @@ async fn a_retried_job_queues_its_failed_tasks_with_their_history(store: Store) 
         async move {
             let token = claimed(&*store, bad, w, lease).await;
             store
-                .fail(&token, message, false, Backoff::NONE)
+                .fail(&token, message, FailureKind::Worker, false, Backoff::NONE)
                 .await
                 .expect("fail")
         }
@@ -1035,7 +1082,7 @@ async fn a_failed_task_waits_out_its_backoff(store: Store) {
             let token = claimed(&*store, task, w, lease).await;
             let before = chrono::Utc::now();
             match store
-                .fail(&token, "boom", give_back, backoff)
+                .fail(&token, "boom", FailureKind::Worker, give_back, backoff)
                 .await
                 .expect("fail")
             {
@@ -1125,7 +1172,13 @@ async fn a_task_is_not_handed_again_to_a_worker_that_failed_it(store: Store) {
     let task = submitted.tasks[0].id;
     let token = claimed(&*store, task, a, lease).await;
     store
-        .fail(&token, "cuda error", false, Backoff::NONE)
+        .fail(
+            &token,
+            "cuda error",
+            FailureKind::Worker,
+            false,
+            Backoff::NONE,
+        )
         .await
         .expect("fail");
 
@@ -1135,7 +1188,13 @@ async fn a_task_is_not_handed_again_to_a_worker_that_failed_it(store: Store) {
     }
     let token = claimed(&*store, task, b, lease).await;
     store
-        .fail(&token, "cuda error again", false, Backoff::NONE)
+        .fail(
+            &token,
+            "cuda error again",
+            FailureKind::Worker,
+            false,
+            Backoff::NONE,
+        )
         .await
         .expect("fail");
 
@@ -1150,7 +1209,7 @@ async fn a_task_is_not_handed_again_to_a_worker_that_failed_it(store: Store) {
         attempt: 3,
     };
     store
-        .fail(&token, "third", true, Backoff::NONE)
+        .fail(&token, "third", FailureKind::Worker, true, Backoff::NONE)
         .await
         .expect("give back");
 
@@ -1161,7 +1220,7 @@ async fn a_task_is_not_handed_again_to_a_worker_that_failed_it(store: Store) {
     let task = second.tasks[0].id;
     let token = claimed(&*store, task, b, lease).await;
     store
-        .fail(&token, "boom", false, Backoff::NONE)
+        .fail(&token, "boom", FailureKind::Worker, false, Backoff::NONE)
         .await
         .expect("fail");
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -1171,20 +1230,83 @@ async fn a_task_is_not_handed_again_to_a_worker_that_failed_it(store: Store) {
         .expect("no live worker but this one");
 }
 
+/// A failed attempt of `task` that is the worker's fault.
+fn failed(task: TaskId, attempt: u32, message: &str) -> AttemptOutcome<'_> {
+    AttemptOutcome::Failed {
+        task,
+        attempt,
+        message,
+        kind: FailureKind::Worker,
+    }
+}
+
+/// Counts `failures` failed attempts for `w` (quarantine after `after`);
+/// returns its health after the last.
+async fn fail_in_a_row(
+    store: &dyn JobStore,
+    w: WorkerId,
+    failures: u32,
+    after: u32,
+) -> WorkerHealth {
+    let task = TaskId::new();
+    let mut health = None;
+    for attempt in 1..=failures {
+        let outcome = failed(task, attempt, "cuda error");
+        health = Some(
+            store
+                .record_attempt(w, outcome, after)
+                .await
+                .expect("count"),
+        );
+    }
+    health.expect("at least one failure")
+}
+
+async fn the_worker(store: &dyn JobStore, w: WorkerId) -> WorkerStatus {
+    let listed = store.list_workers(100).await.expect("list");
+    listed
+        .into_iter()
+        .find(|s| s.info.id == w)
+        .expect("the worker is listed")
+}
+
 async fn a_worker_failing_in_a_row_is_quarantined(store: Store) {
     let w = worker(&*store).await;
-    for _ in 0..2 {
-        assert!(!store.record_attempt(w, false, 3).await.expect("count"));
+    let task = TaskId::new();
+    for attempt in 1..=2 {
+        let health = store
+            .record_attempt(w, failed(task, attempt, "boom"), 3)
+            .await
+            .expect("count");
+        assert!(!health.quarantined);
+        assert_eq!(health.consecutive_failures, attempt);
     }
     // A success ends the run.
-    assert!(!store.record_attempt(w, true, 3).await.expect("count"));
-    assert!(!store.record_attempt(w, false, 3).await.expect("count"));
-    assert!(!store.record_attempt(w, false, 3).await.expect("count"));
-    assert!(store.record_attempt(w, false, 3).await.expect("count"));
+    let health = store
+        .record_attempt(w, AttemptOutcome::Succeeded, 3)
+        .await
+        .expect("count");
+    assert_eq!(
+        (health.consecutive_failures, health.quarantined),
+        (0, false)
+    );
+    for attempt in 3..=4 {
+        let health = store
+            .record_attempt(w, failed(task, attempt, "boom"), 3)
+            .await
+            .expect("count");
+        assert!(!health.quarantined && !health.newly_quarantined);
+    }
+    let health = store
+        .record_attempt(w, failed(task, 5, "boom"), 3)
+        .await
+        .expect("count");
+    assert!(health.quarantined && health.newly_quarantined, "{health:?}");
 
-    let listed = store.list_workers(10).await.expect("list");
-    assert_eq!(listed[0].consecutive_failures, 3);
-    assert!(listed[0].quarantined_at.is_some());
+    let listed = the_worker(&*store, w).await;
+    assert_eq!(listed.consecutive_failures, 3);
+    assert!(listed.quarantined_at.is_some());
+    assert!(!listed.probation);
     let submitted = store.submit(&spec(1, 3)).await.expect("submit");
     match store
         .claim(submitted.tasks[0].id, w, Duration::from_secs(30))
@@ -1193,12 +1315,263 @@ async fn a_worker_failing_in_a_row_is_quarantined(store: Store) {
         Err(StoreError::Refused(why)) => assert!(why.contains("quarantined"), "{why}"),
         other => panic!("a quarantined worker claimed a task: {other:?}"),
     }
-    // Quarantine lasts: a later success does not lift it.
-    assert!(store.record_attempt(w, true, 3).await.expect("count"));
+    // Quarantine lasts: a later success does not lift it, nor does a later
+    // failure quarantine it anew.
+    let health = store
+        .record_attempt(w, AttemptOutcome::Succeeded, 3)
+        .await
+        .expect("count");
+    assert!(health.quarantined);
+    let health = store
+        .record_attempt(w, failed(task, 6, "boom"), 3)
+        .await
+        .expect("count");
+    assert!(health.quarantined && !health.newly_quarantined);
     assert!(matches!(
-        store.record_attempt(WorkerId::new(), false, 3).await,
+        store
+            .record_attempt(WorkerId::new(), failed(task, 1, "boom"), 3)
+            .await,
         Err(StoreError::NotFound(_))
     ));
+}
+
+async fn a_workers_recent_errors_keep_its_last_failures(store: Store) {
+    let w = worker(&*store).await;
+    let other = worker(&*store).await;
+    let tasks: Vec<TaskId> = (0..7).map(|_| TaskId::new()).collect();
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    for (i, task) in tasks.iter().enumerate() {
+        let kind = if i == 6 {
+            FailureKind::Lease
+        } else {
+            FailureKind::Worker
+        };
+        let outcome = AttemptOutcome::Failed {
+            task: *task,
+            attempt: i as u32 + 1,
+            message: &format!("error {i}"),
+            kind,
+        };
+        store.record_attempt(w, outcome, 100).await.expect("count");
+    }
+    // A success ends the run but keeps the errors: they say what happened.
+    store
+        .record_attempt(w, AttemptOutcome::Succeeded, 100)
+        .await
+        .expect("count");
+
+    let listed = the_worker(&*store, w).await;
+    assert_eq!(listed.consecutive_failures, 0);
+    let kept: Vec<_> = listed
+        .recent_errors
+        .iter()
+        .map(|e| (e.task, e.attempt, e.message.as_str(), e.kind))
+        .collect();
+    assert_eq!(
+        kept,
+        vec![
+            (tasks[2], 3, "error 2", FailureKind::Worker),
+            (tasks[3], 4, "error 3", FailureKind::Worker),
+            (tasks[4], 5, "error 4", FailureKind::Worker),
+            (tasks[5], 6, "error 5", FailureKind::Worker),
+            (tasks[6], 7, "error 6", FailureKind::Lease),
+        ],
+        "the last {RECENT_ERRORS}, oldest first"
+    );
+    assert!(listed.recent_errors.iter().all(|e| e.at > before));
+    assert!(
+        the_worker(&*store, other).await.recent_errors.is_empty(),
+        "another worker's errors are its own"
+    );
+}
+
+async fn a_quarantined_worker_goes_on_probation_after_its_cooldown(store: Store) {
+    let w = worker(&*store).await;
+    let healthy = worker(&*store).await;
+    assert!(fail_in_a_row(&*store, w, 2, 2).await.quarantined);
+    assert!(
+        store
+            .release_quarantined(Duration::from_secs(3600))
+            .await
+            .expect("release")
+            .is_empty(),
+        "the cool-down has not passed"
+    );
+    assert!(the_worker(&*store, w).await.quarantined_at.is_some());
+
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let released = store
+        .release_quarantined(Duration::from_millis(10))
+        .await
+        .expect("release");
+    assert_eq!(released, vec![w], "only the quarantined worker");
+    let listed = the_worker(&*store, w).await;
+    assert_eq!(listed.quarantined_at, None);
+    assert!(listed.probation);
+    assert_eq!(
+        listed.recent_errors.len(),
+        2,
+        "why it was quarantined stays visible"
+    );
+    assert!(!the_worker(&*store, healthy).await.probation);
+    assert!(
+        store
+            .release_quarantined(Duration::ZERO)
+            .await
+            .expect("release again")
+            .is_empty(),
+        "released once"
+    );
+}
+
+async fn an_operator_releases_a_quarantined_worker(store: Store) {
+    let w = worker(&*store).await;
+    assert!(matches!(
+        store.release_worker(w).await,
+        Err(StoreError::Conflict(why)) if why.contains("not quarantined")
+    ));
+    assert!(matches!(
+        store.release_worker(WorkerId::new()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(fail_in_a_row(&*store, w, 1, 1).await.quarantined);
+    let released = store.release_worker(w).await.expect("release");
+    assert_eq!(released.info.id, w);
+    assert_eq!(released.quarantined_at, None);
+    assert!(released.probation);
+    assert_eq!(released.consecutive_failures, 1);
+    let listed = the_worker(&*store, w).await;
+    assert!(listed.probation && listed.quarantined_at.is_none());
+    assert!(matches!(
+        store.release_worker(w).await,
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+async fn a_worker_on_probation_claims_one_probe_at_a_time(store: Store) {
+    let w = worker(&*store).await;
+    assert!(fail_in_a_row(&*store, w, 5, 5).await.quarantined);
+    store.release_worker(w).await.expect("release");
+    let submitted = store.submit(&spec(3, 3)).await.expect("submit");
+    let (t1, t2, t3) = (
+        submitted.tasks[0].id,
+        submitted.tasks[1].id,
+        submitted.tasks[2].id,
+    );
+    let lease = Duration::from_secs(30);
+
+    let probe = claimed(&*store, t1, w, lease).await;
+    match store.claim(t2, w, lease).await {
+        Err(StoreError::Refused(why)) => assert!(why.contains("probation"), "{why}"),
+        other => panic!("a second probe was claimed: {other:?}"),
+    }
+    // A request failure ends the probe without a verdict: the next task is
+    // the next probe.
+    store
+        .fail(
+            &probe,
+            "caption too long",
+            FailureKind::Request,
+            false,
+            Backoff::NONE,
+        )
+        .await
+        .expect("fail");
+    let probe = claimed(&*store, t2, w, lease).await;
+    store
+        .complete(&probe, &[output("probe/0.png")])
+        .await
+        .expect("complete");
+    let health = store
+        .record_attempt(w, AttemptOutcome::Succeeded, 5)
+        .await
+        .expect("count");
+    assert_eq!(
+        (
+            health.consecutive_failures,
+            health.quarantined,
+            health.probation
+        ),
+        (0, false, false),
+        "a probe's success returns the worker to service"
+    );
+    // Back in service it claims while it runs a task.
+    claimed(&*store, t3, w, lease).await;
+    let more = store.submit(&spec(1, 3)).await.expect("submit");
+    claimed(&*store, more.tasks[0].id, w, lease).await;
+}
+
+async fn a_probe_that_fails_quarantines_the_worker_again(store: Store) {
+    let w = worker(&*store).await;
+    assert!(fail_in_a_row(&*store, w, 5, 5).await.quarantined);
+    store.release_worker(w).await.expect("release");
+    let health = store
+        .record_attempt(w, failed(TaskId::new(), 1, "cuda error"), 5)
+        .await
+        .expect("count");
+    assert!(
+        health.quarantined && health.newly_quarantined && !health.probation,
+        "at once, not after 5 more: {health:?}"
+    );
+    let listed = the_worker(&*store, w).await;
+    assert!(listed.quarantined_at.is_some());
+    assert!(!listed.probation);
+    assert_eq!(listed.consecutive_failures, 6);
+}
+
+async fn a_request_failure_fails_the_task_at_once(store: Store) {
+    let w = worker(&*store).await;
+    let submitted = store.submit(&spec(2, 5)).await.expect("submit");
+    let lease = Duration::from_secs(30);
+    let bad = claimed(&*store, submitted.tasks[0].id, w, lease).await;
+    let outcome = store
+        .fail(
+            &bad,
+            "invalid generation parameters: caption must have 1..=32 tokens, got 40",
+            FailureKind::Request,
+            false,
+            Backoff::NONE,
+        )
+        .await
+        .expect("fail");
+    assert_eq!(outcome, FailOutcome::Failed, "four attempts were left");
+    let failed_task = store.get_task(bad.task).await.expect("task");
+    assert_eq!(failed_task.state, TaskState::Failed);
+    assert_eq!(failed_task.errors.len(), 1);
+    assert_eq!(failed_task.errors[0].kind, FailureKind::Request);
+    assert_eq!(failed_task.errors[0].worker, w.to_string());
+
+    // A worker failure is retried, and says so.
+    let flaky = claimed(&*store, submitted.tasks[1].id, w, lease).await;
+    let outcome = store
+        .fail(
+            &flaky,
+            "cuda error",
+            FailureKind::Worker,
+            false,
+            Backoff::NONE,
+        )
+        .await
+        .expect("fail");
+    assert!(matches!(outcome, FailOutcome::Requeued(..)));
+    let requeued = store.get_task(flaky.task).await.expect("task");
+    assert_eq!(requeued.state, TaskState::Queued);
+    assert_eq!(requeued.errors[0].kind, FailureKind::Worker);
+    // Given back: no failure, no entry, whatever the kind.
+    let again = claimed(&*store, flaky.task, w, lease).await;
+    store
+        .fail(
+            &again,
+            "shutting down",
+            FailureKind::Request,
+            true,
+            Backoff::NONE,
+        )
+        .await
+        .expect("give back");
+    let given_back = store.get_task(flaky.task).await.expect("task");
+    assert_eq!(given_back.state, TaskState::Queued);
+    assert_eq!(given_back.errors.len(), 1);
 }
 
 async fn a_submission_sent_again_with_its_request_id_is_stored_once(store: Store) {
@@ -1320,7 +1693,7 @@ async fn a_job_tells_its_deadline_and_how_its_queued_tasks_stand_against_backoff
     };
     let first = claimed(&*store, submitted.tasks[0].id, w, lease).await;
     let FailOutcome::Requeued(_, not_before) = store
-        .fail(&first, "boom", false, backoff)
+        .fail(&first, "boom", FailureKind::Worker, false, backoff)
         .await
         .expect("fail")
     else {
@@ -1333,7 +1706,7 @@ async fn a_job_tells_its_deadline_and_how_its_queued_tasks_stand_against_backoff
     let w2 = worker(&*store).await;
     let second = claimed(&*store, submitted.tasks[1].id, w2, lease).await;
     let FailOutcome::Requeued(_, later) = store
-        .fail(&second, "boom", false, backoff)
+        .fail(&second, "boom", FailureKind::Worker, false, backoff)
         .await
         .expect("fail")
     else {
@@ -1374,7 +1747,13 @@ async fn model_workers_count_live_and_quarantined_workers(store: Store) {
         assert!(m.last_seen_at >= before && m.last_seen_at <= chrono::Utc::now());
     }
 
-    assert!(store.record_attempt(only_a, false, 1).await.expect("count"));
+    assert!(
+        store
+            .record_attempt(only_a, failed(TaskId::new(), 1, "boom"), 1)
+            .await
+            .expect("count")
+            .quarantined
+    );
     let served = store
         .model_workers(&models, lease)
         .await
@@ -1387,7 +1766,13 @@ async fn model_workers_count_live_and_quarantined_workers(store: Store) {
         [("a", 2, 1), ("b", 1, 1)],
         "a quarantined worker is live but not available"
     );
-    assert!(store.record_attempt(both, false, 1).await.expect("count"));
+    assert!(
+        store
+            .record_attempt(both, failed(TaskId::new(), 1, "boom"), 1)
+            .await
+            .expect("count")
+            .quarantined
+    );
     let served = store
         .model_workers(&models, lease)
         .await
@@ -1507,7 +1892,7 @@ async fn sweep_candidates_are_tasks_with_ended_attempts_a_lease_old(store: Store
     // Failed once, running again: its first attempt is one.
     let t = claimed(&*store, ids[1], w, lease).await;
     store
-        .fail(&t, "boom", false, Backoff::NONE)
+        .fail(&t, "boom", FailureKind::Worker, false, Backoff::NONE)
         .await
         .expect("fail");
     let w2 = worker(&*store).await;
@@ -1515,7 +1900,7 @@ async fn sweep_candidates_are_tasks_with_ended_attempts_a_lease_old(store: Store
     // Failed once, then completed: both attempts.
     let t = claimed(&*store, ids[2], w, lease).await;
     store
-        .fail(&t, "boom", false, Backoff::NONE)
+        .fail(&t, "boom", FailureKind::Worker, false, Backoff::NONE)
         .await
         .expect("fail");
     let t = claimed(&*store, ids[2], w2, lease).await;

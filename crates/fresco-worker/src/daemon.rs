@@ -215,9 +215,12 @@ async fn claim(
             return Attempt::Again;
         }
         Err(status) if classify(&status).code == ErrorCode::Refused => {
-            // Quarantined, or this worker already failed the task: the
-            // reconciler queues it again for another worker; wait so
-            // that one pops it first.
+            // Quarantined, on probation with its probe task running, or
+            // this worker already failed the task: the reconciler queues
+            // it again for another worker; wait so that one pops it first.
+            // The worker keeps popping and claiming, so once its
+            // quarantine cool-down ends (or an operator releases it) its
+            // next claim succeeds without a restart.
             warn!(task_id = %popped.task, reason = %status.message(), "claim refused to this worker");
             tokio::select! {
                 _ = shutdown.cancelled() => return Attempt::Stop,

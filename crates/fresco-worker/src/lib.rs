@@ -8,6 +8,7 @@
 //! - [`device`]: the `--device` and `--dtype` flags, and the cache budget.
 //! - [`coordinator`]: the gRPC client, with retries for reports.
 //! - [`render`]: one task's images, from parameters to PNG bytes.
+//! - [`failure`]: every way an attempt fails, and whose fault each is.
 //! - [`png`]: PNG encoding with the images' parameters as text chunks.
 //! - [`task`]: one claimed task, end to end, with its heartbeat.
 //! - [`daemon`]: register, then pop → claim → run until shutdown.
@@ -15,6 +16,7 @@
 pub mod coordinator;
 pub mod daemon;
 pub mod device;
+pub mod failure;
 pub mod models;
 pub mod png;
 pub mod render;

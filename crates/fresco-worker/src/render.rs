@@ -1,13 +1,16 @@
 //! One task's images: parameters → pipeline → PNG bytes carrying their
-//! generation parameters in text chunks.
+//! generation parameters in text chunks; a batch the device has no memory
+//! for is rendered again one image at a time.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use fresco_pipeline::{GenerateParams, ModelCache, Schedule};
+use fresco_pipeline::{GenerateParams, GeneratedImage, ModelCache, Pipeline, Schedule, image_seed};
 use fresco_proto::v1 as pb;
+use tracing::warn;
 
+use crate::failure::{AttemptFailure, is_out_of_memory};
 use crate::png::encode_png;
 
 /// One encoded image.
@@ -78,12 +81,14 @@ pub fn png_text(task: &pb::Task, image_seed: u64) -> Vec<(&'static str, String)>
 }
 
 /// Samples and encodes every image of `task`; runs on a blocking thread.
+/// A batch the device has no memory for is rendered again one image at a
+/// time (see [`generate`]).
 pub fn render(
     cache: &ModelCache,
     task: &pb::Task,
     progress: &Arc<Progress>,
-) -> anyhow::Result<Vec<RenderedImage>> {
-    let pipeline = cache.get(&task.model)?;
+) -> Result<Vec<RenderedImage>, AttemptFailure> {
+    let pipeline = cache.get(&task.model).map_err(AttemptFailure::Load)?;
     let params = params_of(task);
     let mut on_step = |p: fresco_pipeline::Progress| {
         progress.step.store(p.step, Ordering::Relaxed);
@@ -93,12 +98,12 @@ pub fn render(
             ControlFlow::Continue(())
         }
     };
-    let images = pipeline.generate(&params, &mut on_step)?;
+    let images = generate(pipeline.as_ref(), &params, &mut on_step)?;
     images
         .into_iter()
         .map(|image| {
             let text = png_text(task, image.seed);
-            let png = encode_png(&image, &text)?;
+            let png = encode_png(&image, &text).map_err(AttemptFailure::Encode)?;
             Ok(RenderedImage {
                 index: image.index,
                 seed: image.seed,
@@ -108,4 +113,50 @@ pub fn render(
             })
         })
         .collect()
+}
+
+/// The task's images as one batch; when the device runs out of memory for
+/// a batch of several, one image at a time instead: image `k` alone, with
+/// its image seed `image_seed(seed, k)` and `n = 1`, which the per-image
+/// seed contract makes the same image `k` of the batch.
+pub fn generate(
+    pipeline: &dyn Pipeline,
+    params: &GenerateParams,
+    on_step: &mut dyn FnMut(fresco_pipeline::Progress) -> ControlFlow<()>,
+) -> Result<Vec<GeneratedImage>, AttemptFailure> {
+    match pipeline.generate(params, on_step) {
+        Err(err) if params.n > 1 && is_out_of_memory(&err) => {
+            warn!(images = params.n, error = %err, "out of memory for the batch; rendering one image at a time");
+            (0..params.n)
+                .map(|k| one_image(pipeline, params, k, on_step))
+                .collect()
+        }
+        result => result.map_err(AttemptFailure::Generate),
+    }
+}
+
+/// Image `k` of the task that `params` describe, rendered alone.
+fn one_image(
+    pipeline: &dyn Pipeline,
+    params: &GenerateParams,
+    k: u32,
+    on_step: &mut dyn FnMut(fresco_pipeline::Progress) -> ControlFlow<()>,
+) -> Result<GeneratedImage, AttemptFailure> {
+    let alone = GenerateParams {
+        seed: image_seed(params.seed, u64::from(k)),
+        n: 1,
+        ..params.clone()
+    };
+    let mut images = pipeline
+        .generate(&alone, on_step)
+        .map_err(AttemptFailure::Generate)?;
+    match images.pop() {
+        Some(image) if images.is_empty() => Ok(GeneratedImage { index: k, ..image }),
+        _ => Err(AttemptFailure::Generate(fresco_pipeline::Error::Internal(
+            format!(
+                "asked for one image, the model returned {}",
+                images.len() + 1
+            ),
+        ))),
+    }
 }

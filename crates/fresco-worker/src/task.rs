@@ -1,5 +1,6 @@
 //! One claimed task, end to end: heartbeat while sampling, upload the
-//! images under this attempt's keys, then report. A lost lease stops the
+//! images under this attempt's keys, then report (a failure with its kind,
+//! from [`crate::failure`]). A lost lease stops the
 //! sampler within one step and records nothing; a shutdown past its grace
 //! gives the task back.
 
@@ -8,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use fresco_core::{JobId, TaskId, keys};
+use fresco_core::{FailureKind, JobId, TaskId, keys};
 use fresco_pipeline::ModelCache;
 use fresco_proto::v1 as pb;
 use fresco_storage::Storage;
@@ -16,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::coordinator::{CoordinatorClient, task_not_ours, with_retries};
+use crate::failure::AttemptFailure;
 use crate::render::{Progress, RenderedImage, render};
 
 /// What the task needs from its worker.
@@ -62,17 +64,17 @@ pub async fn run(ctx: &TaskContext, task: pb::Task, attempt: u32) -> Ended {
         Ended::LeaseLost
     } else {
         match outcome {
-            Ok(Ok(images)) => match upload(ctx, &task, attempt, &images).await {
+            Ok(images) => match upload(ctx, &task, attempt, &images).await {
                 Ok(outputs) => report_success(ctx, &task, attempt, outputs).await,
                 Err(err) => {
-                    report_failure(ctx, &task, attempt, format!("storage: {err:#}"), false).await
+                    let failure = AttemptFailure::Storage(err);
+                    report_failure(ctx, &task, attempt, Report::Failed(&failure)).await
                 }
             },
-            Ok(Err(_)) | Err(_) if ctx.give_back.is_cancelled() => {
-                report_failure(ctx, &task, attempt, "worker shutting down".into(), true).await
+            Err(_) if ctx.give_back.is_cancelled() => {
+                report_failure(ctx, &task, attempt, Report::GiveBack).await
             }
-            Ok(Err(err)) => report_failure(ctx, &task, attempt, format!("{err:#}"), false).await,
-            Err(panicked) => report_failure(ctx, &task, attempt, panicked, false).await,
+            Err(failure) => report_failure(ctx, &task, attempt, Report::Failed(&failure)).await,
         }
     };
     heartbeat.abort();
@@ -80,21 +82,21 @@ pub async fn run(ctx: &TaskContext, task: pb::Task, attempt: u32) -> Ended {
 }
 
 /// Samples `task` on a blocking thread. A panic inside sampling comes back
-/// as `Err("sampling panicked: ...")`, to be reported as the attempt's
+/// as [`AttemptFailure::Panicked`], to be reported as the attempt's
 /// failure; the worker itself carries on with its next task.
 pub async fn sample(
     cache: Arc<ModelCache>,
     task: pb::Task,
     progress: Arc<Progress>,
-) -> Result<anyhow::Result<Vec<RenderedImage>>, String> {
+) -> Result<Vec<RenderedImage>, AttemptFailure> {
     tokio::task::spawn_blocking(move || render(&cache, &task, &progress))
         .await
-        .map_err(|join| {
+        .unwrap_or_else(|join| {
             let message = match join.try_into_panic() {
                 Ok(panic) => panic_message(panic.as_ref()),
                 Err(join) => join.to_string(),
             };
-            format!("sampling panicked: {message}")
+            Err(AttemptFailure::Panicked(message))
         })
 }
 
@@ -207,21 +209,32 @@ async fn report_success(
     }
 }
 
+/// How an attempt that did not succeed is reported.
+enum Report<'a> {
+    /// It failed: whose fault it was decides what happens to the task.
+    Failed(&'a AttemptFailure),
+    /// The worker is shutting down: the task goes back, no failure counted.
+    GiveBack,
+}
+
 async fn report_failure(
     ctx: &TaskContext,
     task: &pb::Task,
     attempt: u32,
-    message: String,
-    give_back: bool,
+    report: Report<'_>,
 ) -> Ended {
-    warn!(task_id = %task.id, attempt, give_back, error = %message, "attempt did not succeed");
+    let (message, kind, give_back) = match report {
+        Report::Failed(failure) => (failure.message(), failure.kind(), false),
+        Report::GiveBack => ("worker shutting down".to_owned(), FailureKind::Worker, true),
+    };
+    warn!(task_id = %task.id, attempt, give_back, %kind, error = %message, "attempt did not succeed");
     let request = pb::FailTaskRequest {
         worker_id: ctx.worker_id.clone(),
         task_id: task.id.clone(),
         attempt,
         message,
         give_back,
-        kind: pb::FailureKind::Unspecified as i32,
+        kind: kind.to_proto() as i32,
     };
     match with_retries("fail", ctx.report_patience, || {
         ctx.client.fail(request.clone())
@@ -241,16 +254,24 @@ async fn report_failure(
 #[cfg(test)]
 mod tests {
     use std::ops::ControlFlow;
+    use std::sync::atomic::AtomicU32;
 
     use candle_core::Device;
     use fresco_pipeline::{GenerateParams, GeneratedImage, Pipeline};
 
     use super::*;
 
+    /// How [`Faulty`] fails.
+    #[derive(Clone, Copy)]
+    enum Fault {
+        Panics,
+        OutOfMemory,
+    }
+
     /// A model whose sampling fails as a device might: by panicking, or by
     /// running out of memory.
     struct Faulty {
-        panics: bool,
+        fault: Fault,
     }
 
     impl Pipeline for Faulty {
@@ -268,12 +289,44 @@ mod tests {
             _params: &GenerateParams,
             _on_step: &mut dyn FnMut(fresco_pipeline::Progress) -> ControlFlow<()>,
         ) -> fresco_pipeline::Result<Vec<GeneratedImage>> {
-            if self.panics {
-                panic!("index out of bounds: the len is 3 but the index is 7");
+            match self.fault {
+                Fault::Panics => panic!("index out of bounds: the len is 3 but the index is 7"),
+                Fault::OutOfMemory => Err(fresco_pipeline::Error::Internal(
+                    "CUDA_ERROR_OUT_OF_MEMORY: out of memory".into(),
+                )),
             }
-            Err(fresco_pipeline::Error::Internal(
-                "CUDA_ERROR_OUT_OF_MEMORY: out of memory".into(),
-            ))
+        }
+    }
+
+    /// A real model on a device with memory for one image at a time: a
+    /// batch of several runs out of memory. Counts the batches it was asked.
+    struct OneAtATime {
+        inner: Arc<dyn Pipeline>,
+        batches: Arc<AtomicU32>,
+    }
+
+    impl Pipeline for OneAtATime {
+        fn model_id(&self) -> &str {
+            self.inner.model_id()
+        }
+        fn samplers(&self) -> &'static [&'static str] {
+            self.inner.samplers()
+        }
+        fn memory_bytes(&self) -> u64 {
+            self.inner.memory_bytes()
+        }
+        fn generate(
+            &self,
+            params: &GenerateParams,
+            on_step: &mut dyn FnMut(fresco_pipeline::Progress) -> ControlFlow<()>,
+        ) -> fresco_pipeline::Result<Vec<GeneratedImage>> {
+            self.batches.fetch_add(1, Ordering::SeqCst);
+            if params.n > 1 {
+                return Err(fresco_pipeline::Error::Candle(candle_core::Error::Msg(
+                    "DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")".into(),
+                )));
+            }
+            self.inner.generate(params, on_step)
         }
     }
 
@@ -294,39 +347,117 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_panic_or_an_out_of_memory_error_fails_the_attempt_and_the_worker_goes_on() {
-        let cache = Arc::new(ModelCache::with_loader(
+    /// A cache of the faulty models, the batch-limited `one-at-a-time` (over
+    /// `tiny-random-dit`, counting into `batches`) and the built-in ones.
+    fn cache(batches: Arc<AtomicU32>) -> Arc<ModelCache> {
+        Arc::new(ModelCache::with_loader(
             1 << 30,
             Device::Cpu,
-            Box::new(|model: &str, device: &Device| match model {
-                "panics" => Ok(Arc::new(Faulty { panics: true }) as Arc<dyn Pipeline>),
-                "out-of-memory" => Ok(Arc::new(Faulty { panics: false }) as Arc<dyn Pipeline>),
+            Box::new(move |model: &str, device: &Device| match model {
+                "panics" => Ok(Arc::new(Faulty {
+                    fault: Fault::Panics,
+                }) as Arc<dyn Pipeline>),
+                "out-of-memory" => Ok(Arc::new(Faulty {
+                    fault: Fault::OutOfMemory,
+                }) as Arc<dyn Pipeline>),
+                "one-at-a-time" => Ok(Arc::new(OneAtATime {
+                    inner: fresco_dit::builtin::load("tiny-random-dit", device)?,
+                    batches: batches.clone(),
+                }) as Arc<dyn Pipeline>),
                 other => fresco_dit::builtin::load(other, device),
             }),
-        ));
+        ))
+    }
+
+    #[tokio::test]
+    async fn a_panic_or_an_out_of_memory_error_fails_the_attempt_and_the_worker_goes_on() {
+        let cache = cache(Arc::default());
         let progress = Arc::new(Progress::default());
 
-        let panicked = sample(cache.clone(), task("panics"), progress.clone()).await;
+        let panicked = sample(cache.clone(), task("panics"), progress.clone())
+            .await
+            .expect_err("a panic fails the attempt");
         assert_eq!(
-            panicked.err().as_deref(),
-            Some("sampling panicked: index out of bounds: the len is 3 but the index is 7")
+            panicked.message(),
+            "sampling panicked: index out of bounds: the len is 3 but the index is 7"
         );
+        assert_eq!(panicked.kind(), FailureKind::Worker);
         let oom = sample(cache.clone(), task("out-of-memory"), progress.clone())
             .await
-            .expect("no panic");
-        let Err(err) = oom else {
-            panic!("running out of memory must fail the attempt");
-        };
-        let message = format!("{err:#}");
-        assert!(message.contains("out of memory"), "{message}");
+            .expect_err("running out of memory must fail the attempt");
+        assert!(oom.message().contains("out of memory"), "{oom}");
+        assert_eq!(oom.kind(), FailureKind::Worker);
 
         // The same worker renders its next task.
         let images = sample(cache, task("tiny-random-dit"), progress)
             .await
-            .expect("no panic")
             .expect("rendered");
         assert_eq!(images.len(), 1);
         assert!(images[0].png.starts_with(b"\x89PNG"));
+    }
+
+    #[tokio::test]
+    async fn a_batch_out_of_memory_is_rendered_one_image_at_a_time_as_the_same_images() {
+        let batches = Arc::new(AtomicU32::new(0));
+        let cache = cache(batches.clone());
+        let progress = Arc::new(Progress::default());
+        let batch = pb::Task {
+            n: 3,
+            seed: u64::MAX - 1,
+            ..task("one-at-a-time")
+        };
+        let split = sample(cache.clone(), batch.clone(), progress.clone())
+            .await
+            .expect("rendered one image at a time");
+        assert_eq!(
+            batches.load(Ordering::SeqCst),
+            1 + 3,
+            "the batch, then 3 alone"
+        );
+
+        assert_eq!(split.len(), 3);
+        for (k, image) in split.iter().enumerate() {
+            assert_eq!(image.index, k as u32, "re-indexed as its place in the task");
+            assert_eq!(
+                image.seed,
+                fresco_pipeline::image_seed(batch.seed, k as u64)
+            );
+            assert!(image.png.starts_with(b"\x89PNG"));
+        }
+
+        // The same images as one batch on a device with room for it.
+        let params = crate::render::params_of(&batch);
+        let tiny = fresco_dit::builtin::load("tiny-random-dit", &Device::Cpu).expect("tiny");
+        let limited = OneAtATime {
+            inner: tiny.clone(),
+            batches: Arc::default(),
+        };
+        let mut go_on = |_: fresco_pipeline::Progress| ControlFlow::Continue(());
+        let alone = crate::render::generate(&limited, &params, &mut go_on).expect("split");
+        let whole = tiny.generate(&params, &mut go_on).expect("one batch");
+        assert_eq!(whole.len(), 3);
+        for (k, (alone, batched)) in alone.iter().zip(&whole).enumerate() {
+            assert_eq!((alone.index, alone.seed), (batched.index, batched.seed));
+            assert_eq!(alone.rgb, batched.rgb, "image {k} is the batch's image {k}");
+        }
+
+        // One image that does not fit is the worker's failure, not retried.
+        batches.store(0, Ordering::SeqCst);
+        let failed = sample(
+            Arc::new(ModelCache::with_loader(
+                1 << 30,
+                Device::Cpu,
+                Box::new(|_: &str, _: &Device| {
+                    Ok(Arc::new(Faulty {
+                        fault: Fault::OutOfMemory,
+                    }) as Arc<dyn Pipeline>)
+                }),
+            )),
+            task("out-of-memory"),
+            Arc::new(Progress::default()),
+        )
+        .await
+        .expect_err("n = 1 has nothing smaller to try");
+        assert_eq!(failed.kind(), FailureKind::Worker);
     }
 }

@@ -23,6 +23,7 @@ fn options(args: &DevArgs) -> DevOptions {
         queue_timeout: (args.queue_timeout_seconds > 0)
             .then(|| Duration::from_secs(args.queue_timeout_seconds)),
         sweep_interval: Duration::from_secs(args.sweep_interval_seconds),
+        quarantine_cooldown: Duration::from_secs(args.quarantine_cooldown_seconds),
         ..DevOptions::new(&args.data_dir)
     }
 }

@@ -80,8 +80,8 @@ pub async fn run(endpoint: &str, args: StatusArgs) -> Result<(), Failure> {
         );
         for error in &task.errors {
             println!(
-                "         attempt {} on {}: {}",
-                error.attempt, error.worker, error.message
+                "         attempt {} on {} ({}): {}",
+                error.attempt, error.worker, error.kind, error.message
             );
         }
     }

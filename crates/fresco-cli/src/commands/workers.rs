@@ -1,11 +1,12 @@
 //! `fresco workers`: the farm's workers, most recently seen first: when each
-//! was last seen, whether it is quarantined, its models (loaded ones marked
-//! `*`) and its running tasks.
+//! was last seen, whether it is quarantined (with its last errors: why) or
+//! on probation, its models (loaded ones marked `*`) and its running tasks.
+//! `fresco workers release ID` puts a quarantined worker on probation now.
 
 use fresco_proto::v1 as pb;
 use serde_json::json;
 
-use crate::args::WorkersArgs;
+use crate::args::{ReleaseArgs, WorkersAction, WorkersArgs};
 use crate::{Failure, client};
 
 fn seconds_ago(at: Option<prost_types::Timestamp>) -> i64 {
@@ -14,6 +15,16 @@ fn seconds_ago(at: Option<prost_types::Timestamp>) -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default();
     at.map_or(0, |t| (now - t.seconds).max(0))
+}
+
+fn error_json(e: &pb::TaskError) -> serde_json::Value {
+    json!({
+        "task_id": e.task_id,
+        "attempt": e.attempt,
+        "kind": e.kind,
+        "message": e.message,
+        "at": e.at.map(|t| t.seconds),
+    })
 }
 
 fn worker_json(w: &pb::Worker) -> serde_json::Value {
@@ -28,6 +39,8 @@ fn worker_json(w: &pb::Worker) -> serde_json::Value {
         "running_tasks": w.running_tasks,
         "consecutive_failures": w.consecutive_failures,
         "quarantined_at": w.quarantined_at.map(|t| t.seconds),
+        "probation": w.probation,
+        "recent_errors": w.recent_errors.iter().map(error_json).collect::<Vec<_>>(),
     })
 }
 
@@ -46,7 +59,60 @@ fn models_line(w: &pb::Worker) -> String {
         .join(", ")
 }
 
+/// Its health in a few words: quarantined, on probation, or nothing.
+fn health(w: &pb::Worker) -> String {
+    if w.quarantined_at.is_some() {
+        format!(
+            "  QUARANTINED after {} failures {}s ago",
+            w.consecutive_failures,
+            seconds_ago(w.quarantined_at)
+        )
+    } else if w.probation {
+        "  PROBATION (one probe task)".to_owned()
+    } else {
+        String::new()
+    }
+}
+
+/// The worker's line, then, when it is quarantined or on probation, its
+/// last errors (oldest first): why.
+fn print_worker(w: &pb::Worker) {
+    println!(
+        "{}  {:<20} {:<5} seen {:>5}s ago{}  running {}  models {}",
+        w.id,
+        w.name,
+        w.device,
+        seconds_ago(w.last_seen_at),
+        health(w),
+        if w.running_tasks.is_empty() {
+            "-".to_owned()
+        } else {
+            w.running_tasks.join(",")
+        },
+        models_line(w)
+    );
+    if w.quarantined_at.is_some() || w.probation {
+        for e in &w.recent_errors {
+            println!(
+                "    {:>5}s ago  task {} attempt {} ({}): {}",
+                seconds_ago(e.at),
+                e.task_id,
+                e.attempt,
+                e.kind,
+                e.message
+            );
+        }
+    }
+}
+
 pub async fn run(endpoint: &str, args: WorkersArgs) -> Result<(), Failure> {
+    match args.action {
+        Some(WorkersAction::Release(release_args)) => release(endpoint, release_args).await,
+        None => list(endpoint, &args).await,
+    }
+}
+
+async fn list(endpoint: &str, args: &WorkersArgs) -> Result<(), Failure> {
     let mut client = client::connect(endpoint).await?;
     let workers = client
         .list_workers(pb::ListWorkersRequest { limit: args.limit })
@@ -59,24 +125,24 @@ pub async fn run(endpoint: &str, args: WorkersArgs) -> Result<(), Failure> {
         return Ok(());
     }
     for w in &workers {
-        println!(
-            "{}  {:<20} {:<5} seen {:>5}s ago{}  running {}  models {}",
-            w.id,
-            w.name,
-            w.device,
-            seconds_ago(w.last_seen_at),
-            if w.quarantined_at.is_some() {
-                format!("  QUARANTINED after {} failures", w.consecutive_failures)
-            } else {
-                String::new()
-            },
-            if w.running_tasks.is_empty() {
-                "-".to_owned()
-            } else {
-                w.running_tasks.join(",")
-            },
-            models_line(w)
-        );
+        print_worker(w);
+    }
+    Ok(())
+}
+
+async fn release(endpoint: &str, args: ReleaseArgs) -> Result<(), Failure> {
+    let mut client = client::connect(endpoint).await?;
+    let worker = client
+        .release_worker(pb::ReleaseWorkerRequest {
+            worker_id: args.worker_id,
+        })
+        .await?
+        .into_inner();
+    if args.json {
+        println!("{}", worker_json(&worker));
+    } else {
+        print_worker(&worker);
+        println!("released: on probation, it may claim one probe task");
     }
     Ok(())
 }

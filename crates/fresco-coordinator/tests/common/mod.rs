@@ -243,6 +243,50 @@ impl TestCoordinator {
             .map(tonic::Response::into_inner)
     }
 
+    /// Reports a failed attempt of `kind`, as a worker does.
+    pub async fn fail_as(
+        &self,
+        worker_id: &str,
+        task_id: &str,
+        attempt: u32,
+        message: &str,
+        kind: pb::FailureKind,
+    ) -> Result<pb::FailTaskResponse, Status> {
+        self.workers
+            .fail_task(Request::new(pb::FailTaskRequest {
+                worker_id: worker_id.to_owned(),
+                task_id: task_id.to_owned(),
+                attempt,
+                message: message.to_owned(),
+                give_back: false,
+                kind: kind as i32,
+            }))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// One worker as `ListWorkers` shows it.
+    pub async fn worker(&self, worker_id: &str) -> pb::Worker {
+        self.jobs
+            .list_workers(Request::new(pb::ListWorkersRequest::default()))
+            .await
+            .expect("ListWorkers")
+            .into_inner()
+            .workers
+            .into_iter()
+            .find(|w| w.id == worker_id)
+            .expect("the worker is listed")
+    }
+
+    pub async fn release_worker(&self, worker_id: &str) -> Result<pb::Worker, Status> {
+        self.jobs
+            .release_worker(Request::new(pb::ReleaseWorkerRequest {
+                worker_id: worker_id.to_owned(),
+            }))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
     /// Reports `task` done by `attempt` with one output per image, keyed as a
     /// worker keys them.
     pub async fn complete(

@@ -12,7 +12,7 @@ use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use crate::error::{Result, StoreError};
-use crate::records::AttemptError;
+use crate::records::{AttemptError, WorkerError};
 use crate::rows::Columns;
 
 /// A duration as the seconds `make_interval(secs => ..)` takes.
@@ -76,6 +76,10 @@ impl Columns for PgRow {
     }
 
     fn attempt_errors(&self, column: &str) -> Result<Vec<AttemptError>> {
+        from_jsonb(self, column)
+    }
+
+    fn worker_errors(&self, column: &str) -> Result<Vec<WorkerError>> {
         from_jsonb(self, column)
     }
 

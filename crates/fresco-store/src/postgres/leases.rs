@@ -6,14 +6,14 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use fresco_core::{TaskId, TaskState, WorkerId};
+use fresco_core::{FailureKind, TaskId, TaskState, WorkerId};
 
 use super::PgStore;
 use super::columns::secs;
 use super::reads::explain_miss;
-use crate::error::{Result, StoreError, refusal_of};
+use crate::error::{RefusalFacts, Result, StoreError, refusal_of};
 use crate::records::*;
-use crate::rows::{Columns, queued_task, requeue, task_record};
+use crate::rows::{Columns, expired_lease, queued_task, task_record};
 
 pub(super) async fn claim(
     store: &PgStore,
@@ -66,9 +66,12 @@ async fn refusal(
     Ok(refusal_of(
         task,
         worker,
-        &row.text("state")?,
-        row.flag("quarantined")?,
-        row.flag("failed_here")?,
+        RefusalFacts {
+            state: &row.text("state")?,
+            quarantined: row.flag("quarantined")?,
+            probing: row.flag("probing")?,
+            failed_here: row.flag("failed_here")?,
+        },
     ))
 }
 
@@ -132,6 +135,7 @@ pub(super) async fn fail(
     store: &PgStore,
     lease: &LeaseToken,
     message: &str,
+    kind: FailureKind,
     give_back: bool,
     backoff: Backoff,
 ) -> Result<FailOutcome> {
@@ -143,6 +147,8 @@ pub(super) async fn fail(
         .bind(give_back)
         .bind(secs(backoff.base))
         .bind(secs(backoff.max))
+        .bind(kind.as_str())
+        .bind(kind.is_retryable())
         .fetch_optional(&store.pool)
         .await?;
     let Some(row) = row else {
@@ -164,7 +170,7 @@ pub(super) async fn expire_leases(store: &PgStore, backoff: Backoff) -> Result<V
         .bind(secs(backoff.max))
         .fetch_all(&store.pool)
         .await?;
-    rows.iter().map(requeue).collect()
+    rows.iter().map(expired_lease).collect()
 }
 
 pub(super) async fn release_running(store: &PgStore) -> Result<Vec<QueuedTask>> {

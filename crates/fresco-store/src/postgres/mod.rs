@@ -28,7 +28,7 @@ mod workers;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fresco_core::{JobId, JobSpec, TaskId, WorkerId};
+use fresco_core::{FailureKind, JobId, JobSpec, TaskId, WorkerId};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::JobStore;
@@ -114,10 +114,18 @@ impl JobStore for PgStore {
     async fn record_attempt(
         &self,
         worker: WorkerId,
-        succeeded: bool,
+        outcome: AttemptOutcome<'_>,
         quarantine_after: u32,
-    ) -> Result<bool> {
-        workers::record_attempt(self, worker, succeeded, quarantine_after).await
+    ) -> Result<WorkerHealth> {
+        workers::record_attempt(self, worker, outcome, quarantine_after).await
+    }
+
+    async fn release_quarantined(&self, cooldown: Duration) -> Result<Vec<WorkerId>> {
+        workers::release_quarantined(self, cooldown).await
+    }
+
+    async fn release_worker(&self, id: WorkerId) -> Result<WorkerStatus> {
+        workers::release_worker(self, id).await
     }
 
     async fn list_workers(&self, limit: u32) -> Result<Vec<WorkerStatus>> {
@@ -144,10 +152,11 @@ impl JobStore for PgStore {
         &self,
         lease: &LeaseToken,
         message: &str,
+        kind: FailureKind,
         give_back: bool,
         backoff: Backoff,
     ) -> Result<FailOutcome> {
-        leases::fail(self, lease, message, give_back, backoff).await
+        leases::fail(self, lease, message, kind, give_back, backoff).await
     }
 
     async fn expire_leases(&self, backoff: Backoff) -> Result<Vec<Requeue>> {

@@ -1,6 +1,6 @@
-//! Postgres workers: registration, liveness, runs of failed attempts and
-//! quarantine, the listing `fresco workers` shows, the models served and
-//! how many live workers serve each.
+//! Postgres workers: registration, liveness, runs of failed attempts,
+//! quarantine and its release onto probation, the listing `fresco workers`
+//! shows, the models served and how many live workers serve each.
 
 use std::time::Duration;
 
@@ -8,9 +8,11 @@ use fresco_core::WorkerId;
 
 use super::PgStore;
 use super::columns::secs;
-use crate::error::{Result, StoreError};
-use crate::records::{ModelWorkers, WorkerInfo, WorkerStatus};
-use crate::rows::{Columns, model_workers as model_workers_row, worker_status};
+use crate::error::{Result, StoreError, not_quarantined};
+use crate::records::{
+    AttemptOutcome, ModelWorkers, RECENT_ERRORS, WorkerHealth, WorkerInfo, WorkerStatus,
+};
+use crate::rows::{Columns, model_workers as model_workers_row, worker_health, worker_status};
 
 pub(super) async fn register_worker(store: &PgStore, worker: &WorkerInfo) -> Result<()> {
     sqlx::query(include_str!("sql/register_worker.sql"))
@@ -40,19 +42,72 @@ pub(super) async fn worker_seen(
 pub(super) async fn record_attempt(
     store: &PgStore,
     worker: WorkerId,
-    succeeded: bool,
+    outcome: AttemptOutcome<'_>,
     quarantine_after: u32,
-) -> Result<bool> {
+) -> Result<WorkerHealth> {
+    let failure = match outcome {
+        AttemptOutcome::Succeeded => None,
+        AttemptOutcome::Failed {
+            task,
+            attempt,
+            message,
+            kind,
+        } => Some((task.0.to_string(), attempt, message, kind.as_str())),
+    };
     let row = sqlx::query(include_str!("sql/record_attempt.sql"))
         .bind(worker.0)
-        .bind(succeeded)
+        .bind(failure.is_none())
         .bind(i32::try_from(quarantine_after).unwrap_or(i32::MAX))
+        .bind(failure.as_ref().map(|f| f.0.clone()))
+        .bind(
+            failure
+                .as_ref()
+                .map(|f| i32::try_from(f.1).unwrap_or(i32::MAX)),
+        )
+        .bind(failure.as_ref().map(|f| f.2))
+        .bind(failure.as_ref().map(|f| f.3))
+        .bind(RECENT_ERRORS as i32)
         .fetch_optional(&store.pool)
         .await?;
     match row {
-        Some(row) => row.flag("quarantined"),
+        Some(row) => worker_health(&row),
         None => Err(StoreError::NotFound(format!("worker {worker}"))),
     }
+}
+
+pub(super) async fn release_quarantined(
+    store: &PgStore,
+    cooldown: Duration,
+) -> Result<Vec<WorkerId>> {
+    let rows = sqlx::query(include_str!("sql/release_quarantined.sql"))
+        .bind(secs(cooldown))
+        .fetch_all(&store.pool)
+        .await?;
+    rows.iter()
+        .map(|row| Ok(WorkerId(row.uuid("id")?)))
+        .collect()
+}
+
+pub(super) async fn release_worker(store: &PgStore, id: WorkerId) -> Result<WorkerStatus> {
+    let released = sqlx::query(include_str!("sql/release_worker.sql"))
+        .bind(id.0)
+        .fetch_optional(&store.pool)
+        .await?;
+    let worker = get_worker(store, id).await?;
+    match (released, worker) {
+        (Some(_), Some(worker)) => Ok(worker),
+        (None, Some(_)) => Err(not_quarantined(id)),
+        (_, None) => Err(StoreError::NotFound(format!("worker {id}"))),
+    }
+}
+
+/// One worker as `list_workers` shows it.
+async fn get_worker(store: &PgStore, id: WorkerId) -> Result<Option<WorkerStatus>> {
+    let row = sqlx::query(include_str!("sql/get_worker.sql"))
+        .bind(id.0)
+        .fetch_optional(&store.pool)
+        .await?;
+    row.as_ref().map(worker_status).transpose()
 }
 
 pub(super) async fn list_workers(store: &PgStore, limit: u32) -> Result<Vec<WorkerStatus>> {

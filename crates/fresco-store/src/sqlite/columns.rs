@@ -14,7 +14,7 @@ use uuid::Uuid;
 use uuid::fmt::Hyphenated;
 
 use crate::error::Result;
-use crate::records::AttemptError;
+use crate::records::{AttemptError, WorkerError};
 use crate::rows::{Columns, undecodable};
 
 /// How every UUID is bound: hyphenated lowercase TEXT (a bare [`Uuid`]
@@ -122,6 +122,10 @@ impl Columns for SqliteRow {
     }
 
     fn attempt_errors(&self, column: &str) -> Result<Vec<AttemptError>> {
+        from_json(self, column)
+    }
+
+    fn worker_errors(&self, column: &str) -> Result<Vec<WorkerError>> {
         from_json(self, column)
     }
 

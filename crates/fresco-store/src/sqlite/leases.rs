@@ -5,14 +5,14 @@
 
 use std::time::Duration;
 
-use fresco_core::{TaskId, TaskState, WorkerId};
+use fresco_core::{FailureKind, TaskId, TaskState, WorkerId};
 
 use super::SqliteStore;
 use super::columns::{id_text, json_time, millis, now_ms, plus};
 use super::reads::explain_miss;
-use crate::error::{Result, StoreError, refusal_of};
+use crate::error::{RefusalFacts, Result, StoreError, refusal_of};
 use crate::records::*;
-use crate::rows::{Columns, queued_task, requeue, task_record};
+use crate::rows::{Columns, expired_lease, queued_task, task_record};
 
 pub(super) async fn claim(
     store: &SqliteStore,
@@ -69,9 +69,12 @@ async fn refusal(
     Ok(refusal_of(
         task,
         worker,
-        &row.text("state")?,
-        row.flag("quarantined")?,
-        row.flag("failed_here")?,
+        RefusalFacts {
+            state: &row.text("state")?,
+            quarantined: row.flag("quarantined")?,
+            probing: row.flag("probing")?,
+            failed_here: row.flag("failed_here")?,
+        },
     ))
 }
 
@@ -142,6 +145,7 @@ pub(super) async fn fail(
     store: &SqliteStore,
     lease: &LeaseToken,
     message: &str,
+    kind: FailureKind,
     give_back: bool,
     backoff: Backoff,
 ) -> Result<FailOutcome> {
@@ -156,6 +160,8 @@ pub(super) async fn fail(
         .bind(json_time(now)?)
         .bind(millis(backoff.base))
         .bind(millis(backoff.max))
+        .bind(kind.as_str())
+        .bind(kind.is_retryable())
         .fetch_optional(&store.writer)
         .await?;
     let Some(row) = row else {
@@ -180,7 +186,7 @@ pub(super) async fn expire_leases(store: &SqliteStore, backoff: Backoff) -> Resu
         .bind(millis(backoff.max))
         .fetch_all(&store.writer)
         .await?;
-    rows.iter().map(requeue).collect()
+    rows.iter().map(expired_lease).collect()
 }
 
 pub(super) async fn release_running(store: &SqliteStore) -> Result<Vec<QueuedTask>> {

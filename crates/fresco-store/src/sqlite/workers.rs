@@ -1,16 +1,18 @@
-//! SQLite workers: registration, liveness, runs of failed attempts and
-//! quarantine, the listing `fresco workers` shows, the models served and
-//! how many live workers serve each.
+//! SQLite workers: registration, liveness, runs of failed attempts,
+//! quarantine and its release onto probation, the listing `fresco workers`
+//! shows, the models served and how many live workers serve each.
 
 use std::time::Duration;
 
 use fresco_core::WorkerId;
 
 use super::SqliteStore;
-use super::columns::{id_text, json_list, millis, now_ms};
-use crate::error::{Result, StoreError};
-use crate::records::{ModelWorkers, WorkerInfo, WorkerStatus};
-use crate::rows::{Columns, model_workers as model_workers_row, worker_status};
+use super::columns::{id_text, json_list, json_time, millis, now_ms};
+use crate::error::{Result, StoreError, not_quarantined};
+use crate::records::{
+    AttemptOutcome, ModelWorkers, RECENT_ERRORS, WorkerHealth, WorkerInfo, WorkerStatus,
+};
+use crate::rows::{Columns, model_workers as model_workers_row, worker_health, worker_status};
 
 pub(super) async fn register_worker(store: &SqliteStore, worker: &WorkerInfo) -> Result<()> {
     sqlx::query(include_str!("sql/register_worker.sql"))
@@ -42,20 +44,72 @@ pub(super) async fn worker_seen(
 pub(super) async fn record_attempt(
     store: &SqliteStore,
     worker: WorkerId,
-    succeeded: bool,
+    outcome: AttemptOutcome<'_>,
     quarantine_after: u32,
-) -> Result<bool> {
+) -> Result<WorkerHealth> {
+    let now = now_ms();
+    let failure = match outcome {
+        AttemptOutcome::Succeeded => None,
+        AttemptOutcome::Failed {
+            task,
+            attempt,
+            message,
+            kind,
+        } => Some((id_text(task.0).to_string(), attempt, message, kind.as_str())),
+    };
     let row = sqlx::query(include_str!("sql/record_attempt.sql"))
         .bind(id_text(worker.0))
-        .bind(succeeded)
+        .bind(failure.is_none())
         .bind(i64::from(quarantine_after))
-        .bind(now_ms())
+        .bind(now)
+        .bind(failure.as_ref().map(|f| f.0.clone()))
+        .bind(failure.as_ref().map(|f| i64::from(f.1)))
+        .bind(failure.as_ref().map(|f| f.2))
+        .bind(failure.as_ref().map(|f| f.3))
+        .bind(RECENT_ERRORS as i64)
+        .bind(json_time(now)?)
         .fetch_optional(&store.writer)
         .await?;
     match row {
-        Some(row) => row.flag("quarantined"),
+        Some(row) => worker_health(&row),
         None => Err(StoreError::NotFound(format!("worker {worker}"))),
     }
+}
+
+pub(super) async fn release_quarantined(
+    store: &SqliteStore,
+    cooldown: Duration,
+) -> Result<Vec<WorkerId>> {
+    let rows = sqlx::query(include_str!("sql/release_quarantined.sql"))
+        .bind(now_ms().saturating_sub(millis(cooldown)))
+        .fetch_all(&store.writer)
+        .await?;
+    rows.iter()
+        .map(|row| Ok(WorkerId(row.uuid("id")?)))
+        .collect()
+}
+
+pub(super) async fn release_worker(store: &SqliteStore, id: WorkerId) -> Result<WorkerStatus> {
+    let released = sqlx::query(include_str!("sql/release_worker.sql"))
+        .bind(id_text(id.0))
+        .fetch_optional(&store.writer)
+        .await?;
+    let worker = get_worker(store, id).await?;
+    match (released, worker) {
+        (Some(_), Some(worker)) => Ok(worker),
+        (None, Some(_)) => Err(not_quarantined(id)),
+        (_, None) => Err(StoreError::NotFound(format!("worker {id}"))),
+    }
+}
+
+/// One worker as `list_workers` shows it, read on the writer so that it
+/// sees the write just made.
+async fn get_worker(store: &SqliteStore, id: WorkerId) -> Result<Option<WorkerStatus>> {
+    let row = sqlx::query(include_str!("sql/get_worker.sql"))
+        .bind(id_text(id.0))
+        .fetch_optional(&store.writer)
+        .await?;
+    row.as_ref().map(worker_status).transpose()
 }
 
 pub(super) async fn list_workers(store: &SqliteStore, limit: u32) -> Result<Vec<WorkerStatus>> {

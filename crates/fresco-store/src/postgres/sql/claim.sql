@@ -2,10 +2,12 @@
 -- the fencing token every later write of this attempt carries. All the
 -- conditions are in this one statement, so two claims racing for the task
 -- cannot both win. Not claimed: a task of a paused job, one still waiting
--- out its backoff, a claim by a quarantined worker, and a task this worker
--- already failed while another live worker (seen within two leases, not
--- quarantined, serving the model) has not. That last clause is repeated in
--- claim_refusal.sql, which explains a refused claim: keep the two alike.
+-- out its backoff, a claim by a quarantined worker or by a worker on
+-- probation that runs a task already (its probe: one at a time), and a
+-- task this worker already failed while another live worker (seen within
+-- two leases, not quarantined, serving the model) has not. The last two
+-- clauses are repeated in claim_refusal.sql, which explains a refused
+-- claim: keep the two alike.
 UPDATE tasks SET state = 'running', attempt = attempt + 1, worker_id = $2,
     lease_expires_at = now() + make_interval(secs => $3), started_at = now(),
     progress_step = 0
@@ -13,7 +15,11 @@ WHERE id = $1 AND state = 'queued'
   AND NOT (SELECT paused FROM jobs WHERE jobs.id = tasks.job_id)
   AND (not_before IS NULL OR not_before <= now())
   AND NOT EXISTS (SELECT 1 FROM workers q
-                  WHERE q.id = $2 AND q.quarantined_at IS NOT NULL)
+                  WHERE q.id = $2
+                    AND (q.quarantined_at IS NOT NULL
+                         OR (q.probation AND EXISTS (
+                             SELECT 1 FROM tasks r
+                             WHERE r.worker_id = q.id AND r.state = 'running'))))
   AND NOT (errors @> jsonb_build_array(jsonb_build_object('worker', $2::TEXT))
            AND EXISTS (
                SELECT 1 FROM workers w

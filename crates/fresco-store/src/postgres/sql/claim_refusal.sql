@@ -1,10 +1,15 @@
 -- Why claim.sql left task $1 to worker $2 (lease $3 seconds): whether the
--- worker is quarantined, and `failed_here`: claim.sql's last clause, the
+-- worker is quarantined; `probing`: it is on probation and runs a task
+-- already (its probe); and `failed_here`: claim.sql's last clause, the
 -- same words, on whether the worker already failed the task while another
 -- live worker serving its model has not.
 SELECT state,
        coalesce((SELECT quarantined_at IS NOT NULL FROM workers WHERE id = $2),
                 false) AS quarantined,
+       coalesce((SELECT q.probation AND EXISTS (
+                            SELECT 1 FROM tasks r
+                            WHERE r.worker_id = q.id AND r.state = 'running')
+                 FROM workers q WHERE q.id = $2), false) AS probing,
        (errors @> jsonb_build_array(jsonb_build_object('worker', $2::TEXT))
         AND EXISTS (
             SELECT 1 FROM workers w

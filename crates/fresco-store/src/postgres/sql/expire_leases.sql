@@ -1,13 +1,15 @@
 -- Ends up to 1000 leases whose heartbeats stopped, each as a failed
--- attempt: requeued after its backoff (base $1 · 2^failures seconds, at
--- most $2, times a random factor in [0.5, 1)), or failed once attempts run
--- out. SKIP LOCKED: two coordinators reaping at once take different rows,
+-- attempt of kind `lease`: requeued after its backoff (base $1 ·
+-- 2^failures seconds, at most $2, times a random factor in [0.5, 1)), or
+-- failed once attempts run out. Each row names the lease that ended
+-- (worker_id, attempt). SKIP LOCKED: two coordinators reaping at once take different rows,
 -- and a task being reported on right now is left for the next pass.
 UPDATE tasks SET
     failures = failures + 1,
     errors = errors || jsonb_build_array(jsonb_build_object(
         'attempt', attempt, 'worker', coalesce(worker_id::TEXT, ''),
         'message', 'lease expired: the worker stopped sending heartbeats',
+        'kind', 'lease',
         'at', now())),
     state = CASE WHEN failures + 1 >= max_attempts THEN 'failed' ELSE 'queued' END,
     finished_at = CASE WHEN failures + 1 >= max_attempts THEN now() END,
@@ -17,4 +19,4 @@ UPDATE tasks SET
 WHERE id IN (SELECT id FROM tasks
              WHERE state = 'running' AND lease_expires_at < now()
              ORDER BY lease_expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED)
-RETURNING id, model, priority, seq, state, not_before
+RETURNING id, model, priority, seq, state, not_before, worker_id, attempt

@@ -2,18 +2,24 @@
 -- bumping `attempt`, the fencing token every later write of this attempt
 -- carries. All the conditions are in this one statement, so two claims
 -- racing for the task cannot both win. Not claimed: a task of a paused
--- job, one still waiting out its backoff, a claim by a quarantined worker,
--- and a task this worker already failed while another live worker (seen
--- since ?4 - 2·(?3 - ?4), i.e. within two leases; not quarantined; serving
--- the model) has not. That last clause is repeated in claim_refusal.sql,
--- which explains a refused claim: keep the two alike.
+-- job, one still waiting out its backoff, a claim by a quarantined worker
+-- or by a worker on probation that runs a task already (its probe: one at
+-- a time), and a task this worker already failed while another live
+-- worker (seen since ?4 - 2·(?3 - ?4), i.e. within two leases; not
+-- quarantined; serving the model) has not. The last two clauses are
+-- repeated in claim_refusal.sql, which explains a refused claim: keep the
+-- two alike.
 UPDATE tasks SET state = 'running', attempt = attempt + 1, worker_id = ?2,
     lease_expires_at = ?3, started_at = ?4, progress_step = 0
 WHERE id = ?1 AND state = 'queued'
   AND NOT (SELECT paused FROM jobs WHERE jobs.id = tasks.job_id)
   AND (not_before IS NULL OR not_before <= ?4)
   AND NOT EXISTS (SELECT 1 FROM workers q
-                  WHERE q.id = ?2 AND q.quarantined_at IS NOT NULL)
+                  WHERE q.id = ?2
+                    AND (q.quarantined_at IS NOT NULL
+                         OR (q.probation AND EXISTS (
+                             SELECT 1 FROM tasks r
+                             WHERE r.worker_id = q.id AND r.state = 'running'))))
   AND NOT (EXISTS (SELECT 1 FROM json_each(tasks.errors) e
                    WHERE json_extract(e.value, '$.worker') = ?2)
            AND EXISTS (

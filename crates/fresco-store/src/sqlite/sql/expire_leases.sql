@@ -1,13 +1,15 @@
 -- Ends up to 1000 leases whose heartbeats stopped before now (?1 in
--- milliseconds, ?2 the same as RFC 3339 text), each as a failed attempt:
--- requeued after its backoff (base ?3 · 2^failures ms, at most ?4, times a
--- random factor in [0.5, 1)), or failed once attempts run out. SQLite has
--- one writer at a time, so no row locking is needed here.
+-- milliseconds, ?2 the same as RFC 3339 text), each as a failed attempt of
+-- kind `lease`: requeued after its backoff (base ?3 · 2^failures ms, at
+-- most ?4, times a random factor in [0.5, 1)), or failed once attempts run
+-- out. Each row names the lease that ended (worker_id, attempt). SQLite
+-- has one writer at a time, so no row locking is needed here.
 UPDATE tasks SET
     failures = failures + 1,
     errors = json_insert(errors, '$[#]', json_object(
         'attempt', attempt, 'worker', coalesce(worker_id, ''),
         'message', 'lease expired: the worker stopped sending heartbeats',
+        'kind', 'lease',
         'at', ?2)),
     state = CASE WHEN failures + 1 >= max_attempts THEN 'failed' ELSE 'queued' END,
     finished_at = CASE WHEN failures + 1 >= max_attempts THEN ?1 END,
@@ -17,4 +19,4 @@ UPDATE tasks SET
 WHERE seq IN (SELECT seq FROM tasks
               WHERE state = 'running' AND lease_expires_at < ?1
               ORDER BY lease_expires_at LIMIT 1000)
-RETURNING id, model, priority, seq, state, not_before
+RETURNING id, model, priority, seq, state, not_before, worker_id, attempt
