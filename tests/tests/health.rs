@@ -70,8 +70,18 @@ async fn a_worker_failing_in_a_row_is_quarantined_and_others_finish_its_work() {
         "{}",
         describe(&text)
     );
-    // It claims nothing more: two tasks wait for a healthy worker.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // It claims nothing more: it pops one of the two tasks left, its claim
+    // is refused, and both wait for a healthy worker.
+    let worker_log = farm.dir.path().join("worker-0.log");
+    wait_until(
+        "the quarantined worker's claim to be refused",
+        Duration::from_secs(30),
+        || async {
+            std::fs::read_to_string(&worker_log)
+                .is_ok_and(|log| log.contains("claim refused to this worker"))
+        },
+    )
+    .await;
     let status = farm.status(&job);
     assert_eq!(
         (
