@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use crate::error::{ApiError, ApiResult, respond};
-use crate::{Coordinator, control, convert};
+use crate::{Coordinator, admission, control, convert};
 
 /// Bytes per `ReadOutput` chunk.
 const CHUNK: usize = 1 << 20;
@@ -65,6 +65,8 @@ impl JobApi {
             &|model| models.iter().any(|m| m == model),
             &mut rand::random::<u64>,
         )?;
+        let known = admission::known_capabilities(self.app.store.as_ref(), &spec.model).await?;
+        admission::admit(&spec, &known)?;
         let submitted = self.app.store.submit(&spec).await?;
         if submitted.replayed {
             info!(job_id = %submitted.job.id, request_id = ?spec.request_id, "submission replayed: the job was stored before");

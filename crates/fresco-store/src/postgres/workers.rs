@@ -1,12 +1,13 @@
 //! Postgres workers: registration, liveness, runs of failed attempts and
-//! quarantine, the listing `fresco workers` shows, the models served.
+//! quarantine, the listing `fresco workers` shows, the models served and
+//! what they accept.
 
-use fresco_core::WorkerId;
+use fresco_core::{ModelCapabilities, WorkerId};
 
 use super::PgStore;
 use crate::error::{Result, StoreError};
 use crate::records::{WorkerInfo, WorkerStatus};
-use crate::rows::{Columns, worker_status};
+use crate::rows::{Columns, capabilities_json, model_capabilities as capabilities_row, worker_status};
 
 pub(super) async fn register_worker(store: &PgStore, worker: &WorkerInfo) -> Result<()> {
     sqlx::query(include_str!("sql/register_worker.sql"))
@@ -15,6 +16,7 @@ pub(super) async fn register_worker(store: &PgStore, worker: &WorkerInfo) -> Res
         .bind(&worker.device)
         .bind(&worker.models)
         .bind(&worker.loaded_models)
+        .bind(capabilities_json(&worker.capabilities)?)
         .execute(&store.pool)
         .await?;
     Ok(())
@@ -64,4 +66,15 @@ pub(super) async fn served_models(store: &PgStore) -> Result<Vec<String>> {
         .fetch_all(&store.pool)
         .await?;
     rows.iter().map(|row| row.text("model")).collect()
+}
+
+pub(super) async fn model_capabilities(
+    store: &PgStore,
+    model: &str,
+) -> Result<Vec<ModelCapabilities>> {
+    let rows = sqlx::query(include_str!("sql/model_capabilities.sql"))
+        .bind(model)
+        .fetch_all(&store.pool)
+        .await?;
+    rows.iter().map(capabilities_row).collect()
 }

@@ -1,13 +1,14 @@
 //! SQLite workers: registration, liveness, runs of failed attempts and
-//! quarantine, the listing `fresco workers` shows, the models served.
+//! quarantine, the listing `fresco workers` shows, the models served and
+//! what they accept.
 
-use fresco_core::WorkerId;
+use fresco_core::{ModelCapabilities, WorkerId};
 
 use super::SqliteStore;
 use super::columns::{id_text, json_list, now_ms};
 use crate::error::{Result, StoreError};
 use crate::records::{WorkerInfo, WorkerStatus};
-use crate::rows::{Columns, worker_status};
+use crate::rows::{Columns, capabilities_json, model_capabilities as capabilities_row, worker_status};
 
 pub(super) async fn register_worker(store: &SqliteStore, worker: &WorkerInfo) -> Result<()> {
     sqlx::query(include_str!("sql/register_worker.sql"))
@@ -17,6 +18,7 @@ pub(super) async fn register_worker(store: &SqliteStore, worker: &WorkerInfo) ->
         .bind(json_list(&worker.models)?)
         .bind(json_list(&worker.loaded_models)?)
         .bind(now_ms())
+        .bind(capabilities_json(&worker.capabilities)?.to_string())
         .execute(&store.writer)
         .await?;
     Ok(())
@@ -68,4 +70,15 @@ pub(super) async fn served_models(store: &SqliteStore) -> Result<Vec<String>> {
         .fetch_all(&store.reader)
         .await?;
     rows.iter().map(|row| row.text("model")).collect()
+}
+
+pub(super) async fn model_capabilities(
+    store: &SqliteStore,
+    model: &str,
+) -> Result<Vec<ModelCapabilities>> {
+    let rows = sqlx::query(include_str!("sql/model_capabilities.sql"))
+        .bind(model)
+        .fetch_all(&store.reader)
+        .await?;
+    rows.iter().map(capabilities_row).collect()
 }
