@@ -4,8 +4,12 @@
 //! every worker serves without files.
 //!
 //! The coordinator's validation accepts the union of the families' samplers
-//! ([`all_samplers`]); each pipeline checks a task against its own family's
-//! entry ([`Family::capabilities`]). Plain data: no candle, no gRPC.
+//! ([`all_samplers`]), then admits each task only where some known
+//! capability set of its model does
+//! ([`ModelCapabilities`](crate::ModelCapabilities), built from a family's
+//! entry and the model's own config); each pipeline still checks a task
+//! against its own family's entry ([`Family::capabilities`]). Plain data: no
+//! candle, no gRPC.
 
 use std::sync::OnceLock;
 

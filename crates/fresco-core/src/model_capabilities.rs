@@ -445,7 +445,7 @@ mod tests {
     #[test]
     fn the_first_broken_rule_is_named_in_field_order() {
         let everything = TaskSpec {
-            width: 96,
+            width: 40,
             n: 99,
             sampler: "ddim".into(),
             negative_prompt: "no".into(),
