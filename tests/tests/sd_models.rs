@@ -126,7 +126,11 @@ async fn a_stable_diffusion_folder_renders_with_each_tasks_sampler_and_schedule(
     assert_eq!(status["counts"]["succeeded"], 7, "{status}");
     assert_eq!(status["counts"]["failed"], 0, "{status}");
     assert_eq!(status["tasks"][2]["schedule"]["eta"], 1.0, "{status}");
-    assert_eq!(status["tasks"][5]["schedule"], serde_json::json!({}), "{status}");
+    assert_eq!(
+        status["tasks"][5]["schedule"],
+        serde_json::json!({}),
+        "{status}"
+    );
 
     let out = tempfile::tempdir().expect("temp dir");
     let download = farm.cli(&["download", &job, "--out", &out.path().display().to_string()]);

@@ -41,7 +41,10 @@ async fn register_with(
             name: "w".into(),
             device: "cpu".into(),
             models: models.iter().map(|m| (*m).to_owned()).collect(),
-            capabilities: capabilities.iter().map(ModelCapabilities::to_proto).collect(),
+            capabilities: capabilities
+                .iter()
+                .map(ModelCapabilities::to_proto)
+                .collect(),
             ..Default::default()
         }))
         .await
@@ -50,7 +53,13 @@ async fn register_with(
 
 /// Capabilities of the Stable Diffusion folder `acme/sd` up to `max_side`.
 fn sd(max_side: u32) -> ModelCapabilities {
-    ModelCapabilities::of_family("acme/sd", Family::StableDiffusion, 8, Some(max_side), Some(4))
+    ModelCapabilities::of_family(
+        "acme/sd",
+        Family::StableDiffusion,
+        8,
+        Some(max_side),
+        Some(4),
+    )
 }
 
 /// Asserts that nothing was stored or queued, read back through the store
@@ -69,11 +78,17 @@ async fn the_default_model_refuses_sides_and_samplers_it_cannot_draw() {
         t.height = Some(512);
     });
     let message = refused(farm.submit(oversize).await, Code::InvalidArgument);
-    assert_eq!(message, "tasks[0].width: fresco-shapes draws at most 64 (got 512)");
+    assert_eq!(
+        message,
+        "tasks[0].width: fresco-shapes draws at most 64 (got 512)"
+    );
 
     let ddim = one_task("", |t| t.sampler = Some("ddim".into()));
     let message = refused(farm.submit(ddim).await, Code::InvalidArgument);
-    assert_eq!(message, "tasks[0].sampler: fresco-shapes runs euler, heun (got ddim)");
+    assert_eq!(
+        message,
+        "tasks[0].sampler: fresco-shapes runs euler, heun (got ddim)"
+    );
 
     let eta = one_task("tiny-random-dit", |t| {
         t.schedule = Some(pb::Schedule {
@@ -101,7 +116,10 @@ async fn a_job_default_beyond_the_model_names_the_first_task_it_reaches() {
         ..Default::default()
     });
     let message = refused(farm.submit(request.clone()).await, Code::InvalidArgument);
-    assert_eq!(message, "tasks[1].height: fresco-shapes draws at most 64 (got 128)");
+    assert_eq!(
+        message,
+        "tasks[1].height: fresco-shapes draws at most 64 (got 128)"
+    );
 
     request.tasks[1].height = None;
     request.defaults = Some(pb::TaskParams {
@@ -109,7 +127,10 @@ async fn a_job_default_beyond_the_model_names_the_first_task_it_reaches() {
         ..Default::default()
     });
     let message = refused(farm.submit(request).await, Code::InvalidArgument);
-    assert_eq!(message, "tasks[0].width: fresco-shapes draws at most 64 (got 72)");
+    assert_eq!(
+        message,
+        "tasks[0].width: fresco-shapes draws at most 64 (got 72)"
+    );
     nothing_stored(&farm, "fresco-shapes").await;
 }
 
@@ -131,7 +152,9 @@ async fn within_the_builtin_limits_a_job_is_stored_as_before() {
 async fn a_folder_models_worker_capabilities_are_enforced() {
     let farm = TestCoordinator::start(Settings::default()).await;
     // A worker that reports nothing: the model is admitted as before.
-    register_with(&farm, &["acme/sd"], &[]).await.expect("register");
+    register_with(&farm, &["acme/sd"], &[])
+        .await
+        .expect("register");
     let big = |side: u32| {
         one_task("acme/sd", |t| {
             t.width = Some(side);
@@ -145,15 +168,23 @@ async fn a_folder_models_worker_capabilities_are_enforced() {
         .await
         .expect("register");
     let message = refused(farm.submit(big(1024)).await, Code::InvalidArgument);
-    assert_eq!(message, "tasks[0].width: acme/sd draws at most 512 (got 1024)");
+    assert_eq!(
+        message,
+        "tasks[0].width: acme/sd draws at most 512 (got 1024)"
+    );
     let message = refused(
         farm.submit(one_task("acme/sd", |t| t.n = Some(5))).await,
         Code::InvalidArgument,
     );
-    assert_eq!(message, "tasks[0].n: acme/sd renders at most 4 images per task (got 5)");
+    assert_eq!(
+        message,
+        "tasks[0].n: acme/sd renders at most 4 images per task (got 5)"
+    );
     let message = refused(
-        farm.submit(one_task("acme/sd", |t| t.sampler = Some("flow_euler".into())))
-            .await,
+        farm.submit(one_task("acme/sd", |t| {
+            t.sampler = Some("flow_euler".into())
+        }))
+        .await,
         Code::InvalidArgument,
     );
     assert!(
@@ -164,7 +195,11 @@ async fn a_folder_models_worker_capabilities_are_enforced() {
     let within = farm.submit(big(512)).await.expect("within the limits");
     let jobs = farm.app.store.list_jobs(10, None).await.expect("list jobs");
     let ids: Vec<String> = jobs.iter().map(|j| j.id.to_string()).collect();
-    assert_eq!(ids, [within.id, job.id], "only the admitted jobs are stored");
+    assert_eq!(
+        ids,
+        [within.id, job.id],
+        "only the admitted jobs are stored"
+    );
     assert_eq!(farm.queued_ids("acme/sd").await, 2);
 }
 
@@ -183,7 +218,10 @@ async fn two_workers_admit_the_union_and_the_newest_names_the_rule() {
         .await
         .expect("the first worker admits it");
     let message = refused(farm.submit(sized(2048)).await, Code::InvalidArgument);
-    assert_eq!(message, "tasks[0].height: acme/sd draws at most 256 (got 2048)");
+    assert_eq!(
+        message,
+        "tasks[0].height: acme/sd draws at most 256 (got 2048)"
+    );
     assert_eq!(farm.queued_ids("acme/sd").await, 2);
 }
 

@@ -79,7 +79,10 @@ impl ModelCapabilities {
     fn admit_side(&self, field: &str, value: u32) -> Result<(), FieldError> {
         let multiple = self.side_multiple.max(1);
         if value == 0 || !value.is_multiple_of(multiple) {
-            return self.refuse(field, format_args!("draws multiples of {multiple} (got {value})"));
+            return self.refuse(
+                field,
+                format_args!("draws multiples of {multiple} (got {value})"),
+            );
         }
         match self.max_side {
             Some(max) if value > max => {
@@ -233,7 +236,10 @@ mod wire {
                 return Err(FieldError::new("side_multiple", "must be positive (got 0)"));
             }
             if p.samplers.is_empty() {
-                return Err(FieldError::new("samplers", "must name at least one sampler"));
+                return Err(FieldError::new(
+                    "samplers",
+                    "must name at least one sampler",
+                ));
             }
             let limit = |v: u32| (v != 0).then_some(v);
             Ok(Self {
@@ -356,10 +362,7 @@ mod tests {
             refusal(&flux(), flux_height),
             "height: acme/flux draws multiples of 16 (got 24)"
         );
-        let zero = TaskSpec {
-            width: 0,
-            ..task()
-        };
+        let zero = TaskSpec { width: 0, ..task() };
         assert_eq!(
             refusal(&shapes(), zero),
             "width: fresco-shapes draws multiples of 4 (got 0)"

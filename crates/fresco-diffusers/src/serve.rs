@@ -13,9 +13,9 @@ use fresco_pipeline::{Family, FolderKind, GeneratedImage, Pipeline, Progress, im
 use fresco_schedulers::SchedulerKind;
 
 use crate::error::Error;
-use crate::folder_capabilities::{flow_capabilities, sd_capabilities};
 use crate::flow_params::FlowParams;
 use crate::flux::FluxPipeline;
+use crate::folder_capabilities::{flow_capabilities, sd_capabilities};
 use crate::image::RgbImage;
 use crate::pipeline::{GenerateParams, Prompt, SdPipeline};
 use crate::sd3::Sd3Pipeline;

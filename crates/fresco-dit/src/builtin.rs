@@ -232,9 +232,18 @@ mod tests {
                     .generate(&p, &mut |_| std::ops::ControlFlow::Continue(()))
                     .is_err()
             };
-            assert!(refused(params(max + multiple, "euler")), "{id}: past max_side");
-            assert!(refused(params(multiple + multiple / 2, "euler")), "{id}: off the multiple");
-            assert!(refused(params(multiple, "ddim")), "{id}: a sampler it does not run");
+            assert!(
+                refused(params(max + multiple, "euler")),
+                "{id}: past max_side"
+            );
+            assert!(
+                refused(params(multiple + multiple / 2, "euler")),
+                "{id}: off the multiple"
+            );
+            assert!(
+                refused(params(multiple, "ddim")),
+                "{id}: a sampler it does not run"
+            );
             assert_eq!(pipeline.samplers(), table.samplers, "{id}");
         }
         assert!(matches!(
@@ -256,7 +265,10 @@ mod tests {
         let registry = dit_registry(Some(dir.path().to_path_buf()));
         let caps = registry.capabilities("mine").unwrap();
         assert_eq!(caps.model, "mine");
-        assert_eq!((caps.side_multiple, caps.max_side, caps.max_images), (4, Some(96), None));
+        assert_eq!(
+            (caps.side_multiple, caps.max_side, caps.max_images),
+            (4, Some(96), None)
+        );
         assert_eq!(caps.samplers, ["euler", "heun"]);
 
         // The weights are never read: a folder whose weights are garbage

@@ -38,8 +38,7 @@ pub type FolderLoader =
 
 /// Reads what the model folder at a path accepts, served under a model id,
 /// from its config files alone (no weights).
-pub type CapabilitiesReader =
-    Arc<dyn Fn(&Path, &str) -> Result<ModelCapabilities> + Send + Sync>;
+pub type CapabilitiesReader = Arc<dyn Fn(&Path, &str) -> Result<ModelCapabilities> + Send + Sync>;
 
 /// A kind of model folder a registry serves (e.g. fresco's DiT folders, or
 /// diffusers-layout Stable Diffusion folders): how to recognise one, how to
@@ -246,8 +245,9 @@ impl ModelRegistry {
             reason,
         };
         if self.builtin(model_id).is_some() {
-            return builtin_capabilities(model_id)
-                .ok_or_else(|| unknown("a built-in model missing from the capability table".into()));
+            return builtin_capabilities(model_id).ok_or_else(|| {
+                unknown("a built-in model missing from the capability table".into())
+            });
         }
         let found = self.found_models()?;
         let Some(model) = found.iter().find(|m| m.id == model_id) else {
@@ -393,7 +393,10 @@ mod tests {
             Err(Error::CapabilitiesUnknown { .. })
         ));
         let folder = registry.capabilities("sixteen").unwrap();
-        assert_eq!((folder.model.as_str(), folder.side_multiple), ("sixteen", 16));
+        assert_eq!(
+            (folder.model.as_str(), folder.side_multiple),
+            ("sixteen", 16)
+        );
         assert!(matches!(
             registry.capabilities("broken"),
             Err(Error::Config(_))

@@ -1288,7 +1288,13 @@ async fn worker_capabilities_are_stored_listed_and_read_per_model(store: Store) 
         ModelCapabilities::of_family("acme/sd", Family::StableDiffusion, 8, max_side, Some(4))
     };
     let flux = ModelCapabilities::of_family("acme/flux", Family::Flux, 16, None, Some(64));
-    assert!(store.model_capabilities("acme/sd").await.expect("read").is_empty());
+    assert!(
+        store
+            .model_capabilities("acme/sd")
+            .await
+            .expect("read")
+            .is_empty()
+    );
 
     let a = WorkerId::new();
     // Reported in another order than the models: listed in the models' order.
@@ -1312,7 +1318,13 @@ async fn worker_capabilities_are_stored_listed_and_read_per_model(store: Store) 
         store.model_capabilities("acme/flux").await.expect("read"),
         vec![flux.clone()]
     );
-    assert!(store.model_capabilities("acme").await.expect("read").is_empty());
+    assert!(
+        store
+            .model_capabilities("acme")
+            .await
+            .expect("read")
+            .is_empty()
+    );
 
     let listed = store.list_workers(10).await.expect("list");
     let of = |id: WorkerId| {

@@ -7,7 +7,9 @@ use fresco_core::{ModelCapabilities, WorkerId};
 use super::PgStore;
 use crate::error::{Result, StoreError};
 use crate::records::{WorkerInfo, WorkerStatus};
-use crate::rows::{Columns, capabilities_json, model_capabilities as capabilities_row, worker_status};
+use crate::rows::{
+    Columns, capabilities_json, model_capabilities as capabilities_row, worker_status,
+};
 
 pub(super) async fn register_worker(store: &PgStore, worker: &WorkerInfo) -> Result<()> {
     sqlx::query(include_str!("sql/register_worker.sql"))

@@ -8,7 +8,9 @@ use super::SqliteStore;
 use super::columns::{id_text, json_list, now_ms};
 use crate::error::{Result, StoreError};
 use crate::records::{WorkerInfo, WorkerStatus};
-use crate::rows::{Columns, capabilities_json, model_capabilities as capabilities_row, worker_status};
+use crate::rows::{
+    Columns, capabilities_json, model_capabilities as capabilities_row, worker_status,
+};
 
 pub(super) async fn register_worker(store: &SqliteStore, worker: &WorkerInfo) -> Result<()> {
     sqlx::query(include_str!("sql/register_worker.sql"))
