@@ -521,6 +521,26 @@ pub fn stdout_json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("JSON on stdout")
 }
 
+/// A models directory holding the DiT folder `name` (the tiny built-in
+/// architecture: sides up to 512, multiples of 8). For a task the worker
+/// refuses as its own fault: start the coordinator with `--models name`, so
+/// it accepts `name` before any worker has reported what it runs, submit,
+/// then start a worker with `--models-dir` this directory; a task beyond
+/// those limits (e.g. 1024 wide) was admitted and fails on the worker.
+pub fn unreported_dit_models(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fresco_dit::DitPipeline::random(
+        name,
+        fresco_dit::DitConfig::tiny(),
+        11,
+        &candle_core::Device::Cpu,
+    )
+    .expect("a DiT")
+    .save(dir.path().join(name))
+    .expect("saving the DiT folder");
+    dir
+}
+
 /// Text of a command's output, for assertion messages.
 pub fn describe(output: &Output) -> String {
     format!(

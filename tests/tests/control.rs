@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use fresco_e2e::{Farm, FarmOptions, describe, stdout_json, wait_until};
+use fresco_e2e::{Farm, FarmOptions, describe, stdout_json, unreported_dit_models, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_cancel_one_task_and_resume() {
@@ -81,13 +81,16 @@ async fn pause_cancel_one_task_and_resume() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_runs_failed_tasks_again_and_keeps_their_history() {
-    let farm = Farm::start(FarmOptions {
-        workers: 1,
+    // The coordinator accepts `narrow-dit` before any worker has said what
+    // it draws (at most 512 pixels a side): the second task is stored, then
+    // fails on the worker, every time.
+    let models = unreported_dit_models("narrow-dit");
+    let mut farm = Farm::start(FarmOptions {
+        workers: 0,
+        coordinator_args: vec!["--models".into(), "narrow-dit".into()],
         ..FarmOptions::default()
     })
     .await;
-    // The tiny model draws at most 512 pixels a side: this task fails on
-    // the worker, every time.
     let file = farm.dir.path().join("mixed.jsonl");
     std::fs::write(
         &file,
@@ -96,7 +99,7 @@ async fn retry_runs_failed_tasks_again_and_keeps_their_history() {
     .expect("write");
     let job = farm.submit(&[
         "--model",
-        "tiny-random-dit",
+        "narrow-dit",
         "--steps",
         "4",
         "--max-attempts",
@@ -104,6 +107,8 @@ async fn retry_runs_failed_tasks_again_and_keeps_their_history() {
         "--prompts-file",
         file.to_str().expect("utf-8"),
     ]);
+    farm.start_worker_with(&["--models-dir".into(), models.path().display().to_string()])
+        .await;
     let done = farm.wait_finished(&job, Duration::from_secs(90)).await;
     assert_eq!(
         (

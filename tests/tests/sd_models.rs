@@ -2,9 +2,9 @@
 //! folder (random weights, the one fresco-diffusers matches against diffusers) in a
 //! worker's `--models-dir`, rendered through coordinator, queue, worker and
 //! storage. Every task picks its sampler and schedule knobs, and the pixels
-//! show that each reached the sampler: equal parameters give equal images,
-//! a changed knob a changed image, and a sampler the model cannot run fails
-//! the task with an error that says so.
+//! show that each reached the sampler: equal parameters give equal images
+//! and a changed knob a changed image. (A sampler the model cannot run is
+//! refused at submit: tests/capabilities.rs.)
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -98,8 +98,6 @@ async fn a_stable_diffusion_folder_renders_with_each_tasks_sampler_and_schedule(
         // 5 and 6: other samplers.
         r#"{"prompt": "a red cat", "sampler": "dpmpp_2m_karras"}"#,
         r#"{"prompt": "a blue dog", "sampler": "euler_a", "n": 2}"#,
-        // 7: a sampler for flow-matching models only.
-        r#"{"prompt": "a red cat", "sampler": "flow_euler"}"#,
     ];
     let prompts = tempfile::Builder::new()
         .suffix(".jsonl")
@@ -126,16 +124,12 @@ async fn a_stable_diffusion_folder_renders_with_each_tasks_sampler_and_schedule(
     ]);
     let status = farm.wait_finished(&job, Duration::from_secs(180)).await;
     assert_eq!(status["counts"]["succeeded"], 7, "{status}");
-    assert_eq!(status["counts"]["failed"], 1, "{status}");
-
-    let failed = &status["tasks"][7];
-    assert_eq!(failed["state"], "failed", "{failed}");
-    assert_eq!(failed["schedule"], serde_json::json!({}), "{failed}");
+    assert_eq!(status["counts"]["failed"], 0, "{status}");
     assert_eq!(status["tasks"][2]["schedule"]["eta"], 1.0, "{status}");
-    let message = failed["errors"].to_string();
-    assert!(
-        message.contains("unknown sampler `flow_euler`") && message.contains("ddim"),
-        "the failure names the sampler and what the model runs: {message}"
+    assert_eq!(
+        status["tasks"][5]["schedule"],
+        serde_json::json!({}),
+        "{status}"
     );
 
     let out = tempfile::tempdir().expect("temp dir");

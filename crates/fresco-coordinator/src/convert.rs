@@ -1,7 +1,7 @@
 //! Store records as API messages.
 
 use chrono::{DateTime, Utc};
-use fresco_core::TaskState;
+use fresco_core::{ModelCapabilities, TaskState};
 use fresco_proto::v1 as pb;
 use fresco_store::{JobSummary, OutputRecord, TaskRecord, WorkerStatus, is_finished};
 
@@ -112,6 +112,11 @@ pub fn worker(w: &WorkerStatus) -> pb::Worker {
                 task_id: e.task.to_string(),
             })
             .collect(),
-        capabilities: Vec::new(),
+        capabilities: w
+            .info
+            .capabilities
+            .iter()
+            .map(ModelCapabilities::to_proto)
+            .collect(),
     }
 }

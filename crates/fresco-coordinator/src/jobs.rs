@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use crate::error::{ApiError, ApiResult, respond};
-use crate::{Coordinator, control, convert, quarantine, waiting};
+use crate::{Coordinator, admission, control, convert, quarantine, waiting};
 
 /// Bytes per `ReadOutput` chunk.
 const CHUNK: usize = 1 << 20;
@@ -65,6 +65,8 @@ impl JobApi {
             &|model| models.iter().any(|m| m == model),
             &mut rand::random::<u64>,
         )?;
+        let known = admission::known_capabilities(self.app.store.as_ref(), &spec.model).await?;
+        admission::admit(&spec, &known)?;
         if spec.deadline.is_none() {
             spec.deadline = self.app.settings.queue_timeout;
         }

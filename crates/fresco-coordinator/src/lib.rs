@@ -6,6 +6,8 @@
 //! - [`convert`]: store records → API messages.
 //! - [`error`]: why a call fails, answered through `fresco_core::status`.
 //! - [`jobs`]: the client API.
+//! - [`admission`]: refusing at submit a task no known capability set of
+//!   its model admits.
 //! - [`control`]: cancelling a task, retrying, pausing and resuming a job.
 //! - [`workers`]: the worker API.
 //! - [`reaper`]: ends leases whose heartbeats stopped.
@@ -22,6 +24,7 @@
 //!   release run their passes in.
 //! - [`server`]: wires it all and serves until shutdown.
 
+pub mod admission;
 pub mod control;
 pub mod convert;
 pub mod deadlines;

@@ -2,7 +2,7 @@
 //! after a claim is checked against the fencing token by the store; each
 //! finished attempt counts for its worker's health (see [`quarantine`]).
 
-use fresco_core::{FailureKind, FieldError, TaskId, WorkerId, keys};
+use fresco_core::{FailureKind, FieldError, ModelCapabilities, TaskId, WorkerId, keys};
 use fresco_proto::v1 as pb;
 use fresco_proto::v1::worker_service_server::WorkerService;
 use fresco_store::{
@@ -42,15 +42,18 @@ impl WorkerApi {
             fresco_core::validate::model_id(model)
                 .map_err(|e| FieldError::new(format!("models[{i}]"), e.rule))?;
         }
+        let capabilities = reported_capabilities(&request)?;
         let info = WorkerInfo {
             id,
             name: request.name,
             device: request.device,
             models: request.models,
             loaded_models: request.loaded_models,
+            capabilities,
         };
         self.app.store.register_worker(&info).await?;
-        info!(worker_id = %id, name = %info.name, device = %info.device, models = ?info.models, "worker registered");
+        let described: Vec<&str> = info.capabilities.iter().map(|c| c.model.as_str()).collect();
+        info!(worker_id = %id, name = %info.name, device = %info.device, models = ?info.models, capabilities_for = ?described, "worker registered");
         let settings = &self.app.settings;
         Ok(pb::RegisterWorkerResponse {
             worker_id: id.to_string(),
@@ -201,6 +204,32 @@ fn failure_kind(kind: i32) -> Result<FailureKind, FieldError> {
                 ),
             )
         })
+}
+
+/// The capabilities a registering worker reports, one set per model it
+/// serves at most; errors name `capabilities[i]`'s field.
+fn reported_capabilities(
+    request: &pb::RegisterWorkerRequest,
+) -> Result<Vec<ModelCapabilities>, FieldError> {
+    let mut all: Vec<ModelCapabilities> = Vec::with_capacity(request.capabilities.len());
+    for (i, wire) in request.capabilities.iter().enumerate() {
+        let field = format!("capabilities[{i}]");
+        let caps = ModelCapabilities::from_proto(wire).map_err(|e| e.under(&field))?;
+        if !request.models.contains(&caps.model) {
+            return Err(FieldError::new(
+                format!("{field}.model"),
+                format!("must be one of the worker's models (got {:?})", caps.model),
+            ));
+        }
+        if all.iter().any(|c| c.model == caps.model) {
+            return Err(FieldError::new(
+                format!("{field}.model"),
+                format!("must be reported once (got {:?} again)", caps.model),
+            ));
+        }
+        all.push(caps);
+    }
+    Ok(all)
 }
 
 fn lease_token(worker: &str, task: &str, attempt: u32) -> Result<LeaseToken, FieldError> {

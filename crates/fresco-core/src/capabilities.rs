@@ -4,10 +4,16 @@
 //! every worker serves without files.
 //!
 //! The coordinator's validation accepts the union of the families' samplers
-//! ([`all_samplers`]); each pipeline checks a task against its own family's
-//! entry ([`Family::capabilities`]). Plain data: no candle, no gRPC.
+//! ([`all_samplers`]), then admits each task only where some known
+//! capability set of its model does
+//! ([`ModelCapabilities`](crate::ModelCapabilities), built from a family's
+//! entry and the model's own config); each pipeline still checks a task
+//! against its own family's entry ([`Family::capabilities`]). Plain data: no
+//! candle, no gRPC.
 
 use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
 
 use crate::schedule::Schedule;
 
@@ -28,7 +34,9 @@ pub const DEFAULT_MODEL: &str = FRESCO_SHAPES;
 pub const BUILTIN_MODELS: &[&str] = &[FRESCO_SHAPES, TINY_RANDOM_DIT, TINY_RANDOM_DIT_B];
 
 /// A family of models that share a pipeline and so accept the same tasks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Named on the wire and in JSON by [`Family::name`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Family {
     /// fresco's pixel-space DiT (the built-in models and DiT model folders).
     Dit,
@@ -213,6 +221,21 @@ const FLUX: Capabilities = Capabilities {
 };
 
 impl Family {
+    /// The family's name on the wire: `dit`, `stable-diffusion`, `sd3` or `flux`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Dit => "dit",
+            Self::StableDiffusion => "stable-diffusion",
+            Self::Sd3 => "sd3",
+            Self::Flux => "flux",
+        }
+    }
+
+    /// The family named `name` (see [`Family::name`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        FAMILIES.iter().copied().find(|f| f.name() == name)
+    }
+
     /// What this family accepts.
     pub const fn capabilities(self) -> &'static Capabilities {
         match self {
@@ -285,6 +308,16 @@ mod tests {
             assert!(!knobs.allow(&eta), "{family:?}");
         }
         assert!(Family::StableDiffusion.capabilities().knobs.allow(&eta));
+    }
+
+    #[test]
+    fn family_names_round_trip_and_match_serde() {
+        for &family in FAMILIES {
+            assert_eq!(Family::from_name(family.name()), Some(family));
+            let json = serde_json::to_string(&family).unwrap();
+            assert_eq!(json, format!("\"{}\"", family.name()));
+        }
+        assert_eq!(Family::from_name("unet"), None);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! - [`schedule`]: a task's sampler schedule knobs.
 //! - [`capabilities`]: what each model family accepts (samplers, schedule
 //!   knobs, image sides, negative prompt, guidance) and the built-in model ids.
+//! - [`model_capabilities`]: what one served model accepts, the rule that
+//!   admits a task to it, and the built-in models' capabilities.
 //! - [`state`]: the task state machine.
 //! - [`keys`]: where outputs live in the object store.
 //! - [`error`]: [`FieldError`], a request field that breaks a rule.
@@ -25,6 +27,7 @@ pub mod error;
 pub mod failure;
 pub mod ids;
 pub mod keys;
+pub mod model_capabilities;
 pub mod params;
 #[cfg(feature = "grpc")]
 pub mod prompts_file;
@@ -37,6 +40,7 @@ pub mod validate;
 pub use error::{FieldError, Result};
 pub use failure::FailureKind;
 pub use ids::{JobId, TaskId, WorkerId};
+pub use model_capabilities::ModelCapabilities;
 pub use params::{JobSpec, Limits, QueuedTask, TaskSpec};
 pub use state::TaskState;
 pub use status::{ErrorCode, Fault, ServiceError};

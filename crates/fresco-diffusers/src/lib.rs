@@ -17,6 +17,7 @@
 //! - [`unet`] / [`unet_config`]: the denoising UNet and its config checks and mapping;
 //!   [`unet_native`] and `unet_layers`: fresco's own UNet (SDXL's added embedding);
 //! - [`vae`]: the VAE config and latent decoding;
+//! - [`folder_capabilities`]: what a folder accepts, from its configs alone;
 //! - [`serve`]: a loaded folder behind the worker's `Pipeline` interface, and the
 //!   registry entry that recognises Stable Diffusion folders;
 //! - [`scheduler`]: `scheduler_config.json` → a fresco-schedulers sampler;
@@ -45,6 +46,7 @@ pub mod flow;
 pub mod flow_params;
 pub mod flux;
 pub mod flux_model;
+pub mod folder_capabilities;
 pub mod image;
 pub mod mmdit;
 pub mod noise;

@@ -2,7 +2,7 @@
 //! (SD 1.x/2.x, SDXL) or a flow-matching [`Sd3Pipeline`] / [`FluxPipeline`]
 //! behind fresco's [`Pipeline`] interface (task parameters in, RGB8 images
 //! and progress out), and the [`FolderKind`]s that let a worker's model
-//! registry recognise and load such folders.
+//! registry recognise and load such folders and read what they accept.
 
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -15,6 +15,7 @@ use fresco_schedulers::SchedulerKind;
 use crate::error::Error;
 use crate::flow_params::FlowParams;
 use crate::flux::FluxPipeline;
+use crate::folder_capabilities::{flow_capabilities, sd_capabilities};
 use crate::image::RgbImage;
 use crate::pipeline::{GenerateParams, Prompt, SdPipeline};
 use crate::sd3::Sd3Pipeline;
@@ -30,7 +31,8 @@ pub fn is_sd_folder(dir: &Path) -> bool {
     .all(|f| dir.join(f).is_file())
 }
 
-/// The registry entry for Stable Diffusion folders, loaded in `dtype`.
+/// The registry entry for Stable Diffusion folders, loaded in `dtype`; their
+/// capabilities are read from their configs ([`sd_capabilities`]).
 pub fn folder_kind(dtype: DType) -> FolderKind {
     FolderKind::new(
         "stable-diffusion",
@@ -40,6 +42,7 @@ pub fn folder_kind(dtype: DType) -> FolderKind {
             Ok(Arc::new(model) as Arc<dyn Pipeline>)
         },
     )
+    .with_capabilities(sd_capabilities)
 }
 
 /// A loaded Stable Diffusion folder serving tasks.
@@ -116,7 +119,7 @@ impl Pipeline for SdModel {
 }
 
 /// The diffusers class of a folder's `transformer/config.json`, if any.
-fn transformer_class(dir: &Path) -> Option<String> {
+pub(crate) fn transformer_class(dir: &Path) -> Option<String> {
     let text = std::fs::read_to_string(dir.join("transformer/config.json")).ok()?;
     let value: serde_json::Value = serde_json::from_str(&text).ok()?;
     value["_class_name"].as_str().map(str::to_owned)
@@ -130,7 +133,8 @@ pub fn is_flow_folder(dir: &Path) -> bool {
     )
 }
 
-/// The registry entry for SD3 and FLUX.1 folders, loaded in `dtype`.
+/// The registry entry for SD3 and FLUX.1 folders, loaded in `dtype`; their
+/// capabilities are read from their configs ([`flow_capabilities`]).
 pub fn flow_folder_kind(dtype: DType) -> FolderKind {
     FolderKind::new(
         "flow-matching",
@@ -140,6 +144,7 @@ pub fn flow_folder_kind(dtype: DType) -> FolderKind {
             Ok(Arc::new(model) as Arc<dyn Pipeline>)
         },
     )
+    .with_capabilities(flow_capabilities)
 }
 
 /// A loaded SD3 or FLUX.1 folder serving tasks. Its pipelines report progress
@@ -291,7 +296,7 @@ fn sampler_kind(name: &str) -> fresco_pipeline::Result<SchedulerKind> {
 
 /// fresco-diffusers' error as the farm's: cancellation and bad parameters keep
 /// their meaning, everything else names the model.
-fn to_farm_error(model_id: &str, e: Error) -> fresco_pipeline::Error {
+pub(crate) fn to_farm_error(model_id: &str, e: Error) -> fresco_pipeline::Error {
     match e {
         Error::Cancelled => fresco_pipeline::Error::Cancelled,
         Error::InvalidParams { field, rule } => {

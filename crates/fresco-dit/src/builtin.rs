@@ -52,6 +52,15 @@ fn builtin_seed(model_id: &str) -> Option<u64> {
     }
 }
 
+/// The config of a built-in model, [`Error::UnknownModel`] for other ids.
+pub fn builtin_config(model_id: &str) -> Result<DitConfig> {
+    match model_id {
+        FRESCO_SHAPES => Ok(serde_json::from_str(FRESCO_SHAPES_CONFIG)?),
+        _ if builtin_seed(model_id).is_some() => Ok(DitConfig::tiny()),
+        _ => Err(Error::UnknownModel(model_id.to_owned())),
+    }
+}
+
 /// Loads the pipeline for `model_id` on `device`; [`Error::UnknownModel`] for ids
 /// that are not built in.
 pub fn load(model_id: &str, device: &Device) -> Result<Arc<dyn Pipeline>> {
@@ -79,11 +88,13 @@ fn is_dit_folder(dir: &Path) -> bool {
     dir.join(CONFIG_FILE).is_file() && dir.join(WEIGHTS_FILE).is_file()
 }
 
-/// fresco's own DiT folders (`config.json` + `model.safetensors`).
+/// fresco's own DiT folders (`config.json` + `model.safetensors`); their
+/// capabilities come from `config.json` alone.
 pub fn folder_kind() -> FolderKind {
     FolderKind::new("fresco-dit", is_dit_folder, |dir, model_id, device| {
         Ok(Arc::new(DitPipeline::from_dir_with_id(dir, model_id, device)?) as Arc<dyn Pipeline>)
     })
+    .with_capabilities(|dir, model_id| Ok(DitConfig::from_dir(dir)?.capabilities(model_id)))
 }
 
 #[cfg(test)]
@@ -184,6 +195,89 @@ mod tests {
             seed,
             device,
         )?))
+    }
+
+    /// The capability table in fresco-core (what the coordinator checks
+    /// without a worker) is what each built-in model's real config says, and
+    /// what its loaded pipeline enforces.
+    #[test]
+    fn the_builtin_capability_table_matches_the_real_configs() {
+        use fresco_core::model_capabilities::builtin_capabilities;
+        use fresco_pipeline::{GenerateParams, Schedule};
+
+        for id in builtin_models() {
+            let table = builtin_capabilities(id).expect("in the table");
+            let config = builtin_config(id).unwrap();
+            assert_eq!(config.capabilities(id), table, "{id}");
+            let registry = dit_registry(None);
+            assert_eq!(registry.capabilities(id).unwrap(), table, "{id}");
+
+            let pipeline = load(id, &Device::Cpu).unwrap();
+            let max = table.max_side.expect("a DiT has a max side");
+            let multiple = table.side_multiple;
+            let params = |width: u32, sampler: &str| GenerateParams {
+                prompt: "a red circle".into(),
+                negative_prompt: String::new(),
+                seed: 1,
+                steps: 1,
+                width,
+                height: multiple,
+                guidance: 1.0,
+                n: 1,
+                sampler: sampler.into(),
+                schedule: Schedule::default(),
+            };
+            let refused = |p: GenerateParams| {
+                pipeline
+                    .generate(&p, &mut |_| std::ops::ControlFlow::Continue(()))
+                    .is_err()
+            };
+            assert!(
+                refused(params(max + multiple, "euler")),
+                "{id}: past max_side"
+            );
+            assert!(
+                refused(params(multiple + multiple / 2, "euler")),
+                "{id}: off the multiple"
+            );
+            assert!(
+                refused(params(multiple, "ddim")),
+                "{id}: a sampler it does not run"
+            );
+            assert_eq!(pipeline.samplers(), table.samplers, "{id}");
+        }
+        assert!(matches!(
+            builtin_config("sdxl"),
+            Err(Error::UnknownModel(_))
+        ));
+    }
+
+    #[test]
+    fn a_dit_folders_capabilities_come_from_its_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = DitConfig {
+            patch_size: 4,
+            max_side: 96,
+            ..DitConfig::tiny()
+        };
+        let model = DitPipeline::random("mine", config, 3, &Device::Cpu).unwrap();
+        model.save(dir.path().join("mine")).unwrap();
+        let registry = dit_registry(Some(dir.path().to_path_buf()));
+        let caps = registry.capabilities("mine").unwrap();
+        assert_eq!(caps.model, "mine");
+        assert_eq!(
+            (caps.side_multiple, caps.max_side, caps.max_images),
+            (4, Some(96), None)
+        );
+        assert_eq!(caps.samplers, ["euler", "heun"]);
+
+        // The weights are never read: a folder whose weights are garbage
+        // still tells what it accepts; a config that breaks its own rules
+        // does not.
+        std::fs::write(dir.path().join("mine/model.safetensors"), b"not weights").unwrap();
+        assert_eq!(registry.capabilities("mine").unwrap(), caps);
+        std::fs::write(dir.path().join("mine/config.json"), r#"{"patch_size": 0}"#).unwrap();
+        assert!(registry.capabilities("mine").is_err());
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! Model configuration (`config.json`) for DiT pipelines, and its validation.
 
-use fresco_pipeline::{Error, Result};
+use std::path::Path;
+
+use fresco_pipeline::{Error, Family, ModelCapabilities, Result};
 use serde::{Deserialize, Serialize};
+
+use crate::pipeline::CONFIG_FILE;
 
 /// Architecture and sampling defaults of a pixel-space DiT flow-matching model.
 ///
@@ -197,6 +201,36 @@ impl DitConfig {
             layout_hidden: 0,
             learned_positions: false,
         }
+    }
+
+    /// Reads and checks `dir/config.json` (the weights are not touched).
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let path = dir.join(CONFIG_FILE);
+        if !path.is_file() {
+            return Err(Error::MissingModelFile(path));
+        }
+        let json = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let config: Self = serde_json::from_str(&json)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// What a model of this config, served as `model_id`, accepts: the DiT
+    /// family's samplers and knobs, sides that are multiples of the patch
+    /// size (pixel space) up to `max_side`, any number of images.
+    pub fn capabilities(&self, model_id: &str) -> ModelCapabilities {
+        let sides = Family::Dit.capabilities().sides;
+        let multiple = sides.multiple(1, self.patch_size);
+        ModelCapabilities::of_family(
+            model_id,
+            Family::Dit,
+            u32::try_from(multiple).unwrap_or(u32::MAX),
+            sides.max_side_in_config.then_some(self.max_side),
+            None,
+        )
     }
 
     /// Checks internal consistency; every loader calls this before building modules.

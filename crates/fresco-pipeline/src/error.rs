@@ -68,6 +68,17 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// What a model accepts cannot be told without loading it: a built-in
+    /// model missing from the capability table, or a folder kind that reads
+    /// no capabilities.
+    #[error("capabilities of model `{model}` unknown: {reason}")]
+    CapabilitiesUnknown {
+        /// The model id.
+        model: String,
+        /// Why.
+        reason: String,
+    },
+
     /// A device name (`--device`) is malformed, or names a GPU this build or
     /// machine does not have.
     #[error("device {0}")]

@@ -33,7 +33,8 @@ pub mod types;
 pub use cache::{CacheStats, Loader, ModelCache};
 pub use device::{device_label, parse_device};
 pub use error::{Error, Result};
-pub use registry::{FolderKind, ModelRegistry};
+pub use fresco_core::ModelCapabilities;
+pub use registry::{CapabilitiesReader, FolderKind, ModelRegistry};
 pub use seed::{derive_image_seed, image_seed, splitmix64};
 pub use types::{
     Capabilities, Family, GenerateParams, GeneratedImage, Knobs, Pipeline, Progress, Schedule,

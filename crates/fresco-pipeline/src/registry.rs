@@ -6,12 +6,17 @@
 //! ([`ModelRegistry::with_kind`]): how to recognise one and how to load it.
 //! The registry then finds folders of those kinds in a models directory
 //! (served under the folder's name) and in a Hugging Face hub cache (served
-//! under the hub id, e.g. `stabilityai/sdxl-turbo`).
+//! under the hub id, e.g. `stabilityai/sdxl-turbo`). It also tells what a
+//! model accepts ([`ModelRegistry::capabilities`]) without loading weights:
+//! built-in models from fresco-core's table, folders from their config files
+//! through their kind's reader ([`FolderKind::with_capabilities`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use candle_core::Device;
+use fresco_core::ModelCapabilities;
+use fresco_core::model_capabilities::builtin_capabilities;
 use tracing::debug;
 
 use crate::error::{Error, Result};
@@ -31,14 +36,19 @@ struct Builtins {
 pub type FolderLoader =
     Arc<dyn Fn(&Path, &str, &Device) -> Result<Arc<dyn Pipeline>> + Send + Sync>;
 
+/// Reads what the model folder at a path accepts, served under a model id,
+/// from its config files alone (no weights).
+pub type CapabilitiesReader = Arc<dyn Fn(&Path, &str) -> Result<ModelCapabilities> + Send + Sync>;
+
 /// A kind of model folder a registry serves (e.g. fresco's DiT folders, or
-/// diffusers-layout Stable Diffusion folders): how to recognise one and how
-/// to load it.
+/// diffusers-layout Stable Diffusion folders): how to recognise one, how to
+/// load it, and how to read what it accepts.
 #[derive(Clone)]
 pub struct FolderKind {
     name: &'static str,
     detect: fn(&Path) -> bool,
     load: FolderLoader,
+    capabilities: Option<CapabilitiesReader>,
 }
 
 impl FolderKind {
@@ -52,7 +62,19 @@ impl FolderKind {
             name,
             detect,
             load: Arc::new(load),
+            capabilities: None,
         }
+    }
+
+    /// The same kind, reading a folder's capabilities with `read` (from its
+    /// config files, never its weights). Without one, its models' capabilities
+    /// are [`Error::CapabilitiesUnknown`].
+    pub fn with_capabilities(
+        mut self,
+        read: impl Fn(&Path, &str) -> Result<ModelCapabilities> + Send + Sync + 'static,
+    ) -> Self {
+        self.capabilities = Some(Arc::new(read));
+        self
     }
 
     /// The kind's name.
@@ -214,6 +236,33 @@ impl ModelRegistry {
         Ok(models)
     }
 
+    /// What `model_id` accepts, without loading its weights: a built-in model's
+    /// entry of fresco-core's table, or what a found folder's config files say
+    /// (through its kind's reader). Any other id is [`Error::UnknownModel`].
+    pub fn capabilities(&self, model_id: &str) -> Result<ModelCapabilities> {
+        let unknown = |reason: String| Error::CapabilitiesUnknown {
+            model: model_id.to_owned(),
+            reason,
+        };
+        if self.builtin(model_id).is_some() {
+            return builtin_capabilities(model_id).ok_or_else(|| {
+                unknown("a built-in model missing from the capability table".into())
+            });
+        }
+        let found = self.found_models()?;
+        let Some(model) = found.iter().find(|m| m.id == model_id) else {
+            return Err(Error::UnknownModel(model_id.to_owned()));
+        };
+        let Some(read) = &model.kind.capabilities else {
+            return Err(unknown(format!(
+                "{} folders read no capabilities",
+                model.kind.name
+            )));
+        };
+        debug!(model = model_id, kind = model.kind.name, dir = %model.dir.display(), "reading model capabilities");
+        read(&model.dir, model_id)
+    }
+
     /// Loads `model_id`: a built-in model, or a folder the registry found.
     /// Any other id is [`Error::UnknownModel`], never a path.
     pub fn load(&self, model_id: &str, device: &Device) -> Result<Arc<dyn Pipeline>> {
@@ -270,6 +319,8 @@ fn hub_snapshot(model_dir: &Path) -> Option<PathBuf> {
 
 #[cfg(test)]
 mod tests {
+    use fresco_core::capabilities::Family;
+
     use super::*;
 
     #[test]
@@ -290,5 +341,76 @@ mod tests {
             registry.load("tiny-random-dit", &Device::Cpu),
             Err(Error::UnknownModel(_))
         ));
+        assert!(matches!(
+            registry.capabilities("tiny-random-dit"),
+            Err(Error::UnknownModel(_))
+        ));
+    }
+
+    /// A folder kind of any folder holding `MARK`, whose capabilities say
+    /// `MARK`'s contents are its side multiple; it never loads.
+    fn marked() -> FolderKind {
+        FolderKind::new(
+            "marked",
+            |dir| dir.join("MARK").is_file(),
+            |_, id, _| Err(Error::UnknownModel(id.to_owned())),
+        )
+    }
+
+    fn read_mark(dir: &Path, id: &str) -> Result<ModelCapabilities> {
+        let path = dir.join("MARK");
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path, source })?;
+        let multiple = text
+            .trim()
+            .parse()
+            .map_err(|e| Error::Config(format!("MARK: {e}")))?;
+        Ok(ModelCapabilities::of_family(
+            id,
+            Family::StableDiffusion,
+            multiple,
+            None,
+            None,
+        ))
+    }
+
+    #[test]
+    fn capabilities_come_from_the_table_or_the_folder_kinds_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, mark) in [("sixteen", "16"), ("broken", "x")] {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+            std::fs::write(dir.path().join(name).join("MARK"), mark).unwrap();
+        }
+        let registry = ModelRegistry::new(Some(dir.path().to_path_buf()))
+            .with_builtins(&["tiny-random-dit", "not-in-the-table"], |id, _| {
+                Err(Error::UnknownModel(id.to_owned()))
+            })
+            .with_kind(marked().with_capabilities(read_mark));
+
+        let builtin = registry.capabilities("tiny-random-dit").unwrap();
+        assert_eq!(Some(builtin), builtin_capabilities("tiny-random-dit"));
+        assert!(matches!(
+            registry.capabilities("not-in-the-table"),
+            Err(Error::CapabilitiesUnknown { .. })
+        ));
+        let folder = registry.capabilities("sixteen").unwrap();
+        assert_eq!(
+            (folder.model.as_str(), folder.side_multiple),
+            ("sixteen", 16)
+        );
+        assert!(matches!(
+            registry.capabilities("broken"),
+            Err(Error::Config(_))
+        ));
+        assert!(matches!(
+            registry.capabilities("elsewhere"),
+            Err(Error::UnknownModel(_))
+        ));
+
+        let without_reader = ModelRegistry::new(Some(dir.path().to_path_buf())).with_kind(marked());
+        let err = without_reader.capabilities("sixteen").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "capabilities of model `sixteen` unknown: marked folders read no capabilities"
+        );
     }
 }

@@ -22,7 +22,7 @@ pub mod sqlite;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fresco_core::{FailureKind, JobId, JobSpec, TaskId, TaskState, WorkerId};
+use fresco_core::{FailureKind, JobId, JobSpec, ModelCapabilities, TaskId, TaskState, WorkerId};
 
 pub use error::{Result, StoreError};
 pub use postgres::PgStore;
@@ -86,6 +86,10 @@ pub trait JobStore: Send + Sync + 'static {
     async fn list_workers(&self, limit: u32) -> Result<Vec<WorkerStatus>>;
     /// Every model some registered worker serves.
     async fn served_models(&self) -> Result<Vec<String>>;
+    /// Every registered worker's capabilities for `model` (live or not;
+    /// workers that reported none for it are left out), the most recently
+    /// registered worker first.
+    async fn model_capabilities(&self, model: &str) -> Result<Vec<ModelCapabilities>>;
 
     /// Leases a queued task to a worker; `Conflict` when it is not queued,
     /// its job is paused or its backoff has not passed; `Refused` when the

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 pub use fresco_core::QueuedTask;
-use fresco_core::{FailureKind, JobId, TaskId, TaskSpec, TaskState, WorkerId};
+use fresco_core::{FailureKind, JobId, ModelCapabilities, TaskId, TaskSpec, TaskState, WorkerId};
 use serde::{Deserialize, Serialize};
 
 /// Task counts by state.
@@ -138,6 +138,9 @@ pub struct WorkerInfo {
     pub device: String,
     pub models: Vec<String>,
     pub loaded_models: Vec<String>,
+    /// What its models accept, as it reported (none for a model it could
+    /// not read them for), in the order of `models`.
+    pub capabilities: Vec<ModelCapabilities>,
 }
 
 /// A registered worker as `fresco workers` shows it.

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use fresco_core::params::Schedule;
-use fresco_core::{JobId, TaskId, TaskSpec, TaskState, WorkerId};
+use fresco_core::{JobId, ModelCapabilities, TaskId, TaskSpec, TaskState, WorkerId};
 use uuid::Uuid;
 
 use crate::error::{Result, StoreError};
@@ -40,6 +40,8 @@ pub(crate) trait Columns {
     fn worker_errors(&self, column: &str) -> Result<Vec<WorkerError>>;
     /// A task's sampler schedule, stored as a JSON object.
     fn schedule(&self, column: &str) -> Result<Schedule>;
+    /// A JSON column (a worker's capabilities).
+    fn json(&self, column: &str) -> Result<serde_json::Value>;
 
     /// A BIGINT column the records hold as a `u64`.
     fn big(&self, column: &str) -> Result<u64> {
@@ -243,17 +245,47 @@ pub(crate) fn attach_outputs<R: Columns>(rows: &[R], tasks: &mut [TaskRecord]) -
     Ok(())
 }
 
+/// A worker's capabilities as its `capabilities` column holds them: a JSON
+/// object keyed by model id.
+pub(crate) fn capabilities_json(capabilities: &[ModelCapabilities]) -> Result<serde_json::Value> {
+    let mut by_model = serde_json::Map::new();
+    for caps in capabilities {
+        let value = serde_json::to_value(caps).map_err(undecodable)?;
+        by_model.insert(caps.model.clone(), value);
+    }
+    Ok(serde_json::Value::Object(by_model))
+}
+
+/// One model's capabilities, from a value of a `capabilities` column.
+pub(crate) fn model_capabilities(row: &impl Columns) -> Result<ModelCapabilities> {
+    serde_json::from_value(row.json("capabilities")?).map_err(undecodable)
+}
+
+/// A worker's `capabilities` column, in the order of its `models`.
+fn worker_capabilities(row: &impl Columns, models: &[String]) -> Result<Vec<ModelCapabilities>> {
+    let by_model: HashMap<String, ModelCapabilities> =
+        serde_json::from_value(row.json("capabilities")?).map_err(undecodable)?;
+    let mut all: Vec<ModelCapabilities> = by_model.into_values().collect();
+    all.sort_by_key(|c| {
+        let position = models.iter().position(|m| *m == c.model);
+        (position.unwrap_or(usize::MAX), c.model.clone())
+    });
+    Ok(all)
+}
+
 /// A `workers` row of `id, name, device, models, loaded_models,
 /// registered_at, last_seen_at, consecutive_failures, quarantined_at,
-/// probation, recent_errors`, with `running`: the ids of the tasks it holds
-/// leases on, oldest claim first.
+/// probation, recent_errors, capabilities`, with `running`: the ids of the
+/// tasks it holds leases on, oldest claim first.
 pub(crate) fn worker_status(row: &impl Columns) -> Result<WorkerStatus> {
+    let models = row.names("models")?;
     Ok(WorkerStatus {
         info: WorkerInfo {
             id: WorkerId(row.uuid("id")?),
             name: row.text("name")?,
             device: row.text("device")?,
-            models: row.names("models")?,
+            capabilities: worker_capabilities(row, &models)?,
+            models,
             loaded_models: row.names("loaded_models")?,
         },
         registered_at: row.time("registered_at")?,

@@ -10,8 +10,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fresco_core::capabilities::Family;
 use fresco_core::params::Schedule;
-use fresco_core::{FailureKind, JobSpec, TaskId, TaskSpec, TaskState, WorkerId};
+use fresco_core::{FailureKind, JobSpec, ModelCapabilities, TaskId, TaskSpec, TaskState, WorkerId};
 use fresco_store::{
     AttemptOutcome, Backoff, FailOutcome, Heartbeat, JobStore, Lease, LeaseToken, OutputRecord,
     PgStore, RECENT_ERRORS, SqliteStore, StoreError, TaskQuery, WorkerHealth, WorkerInfo,
@@ -108,6 +109,7 @@ conformance!(
     model_workers_count_live_and_quarantined_workers,
     queued_tasks_past_their_jobs_deadline_fail_and_running_ones_finish,
     sweep_candidates_are_tasks_with_ended_attempts_a_lease_old,
+    worker_capabilities_are_stored_listed_and_read_per_model,
 );
 
 fn spec(tasks: usize, max_attempts: u32) -> JobSpec {
@@ -162,6 +164,15 @@ async fn worker_serving(store: &dyn JobStore, models: &[&str]) -> WorkerId {
 }
 
 async fn register(store: &dyn JobStore, id: WorkerId, models: &[&str]) {
+    register_with(store, id, models, vec![]).await;
+}
+
+async fn register_with(
+    store: &dyn JobStore,
+    id: WorkerId,
+    models: &[&str],
+    capabilities: Vec<ModelCapabilities>,
+) {
     store
         .register_worker(&WorkerInfo {
             id,
@@ -169,6 +180,7 @@ async fn register(store: &dyn JobStore, id: WorkerId, models: &[&str]) {
             device: "cpu".into(),
             models: models.iter().map(|m| m.to_string()).collect(),
             loaded_models: vec![],
+            capabilities,
         })
         .await
         .expect("registering");
@@ -1951,4 +1963,67 @@ async fn sweep_candidates_are_tasks_with_ended_attempts_a_lease_old(store: Store
         .await
         .expect("complete");
     assert_eq!(now(store.clone()).await, vec![]);
+}
+
+async fn worker_capabilities_are_stored_listed_and_read_per_model(store: Store) {
+    let sd = |max_side| {
+        ModelCapabilities::of_family("acme/sd", Family::StableDiffusion, 8, max_side, Some(4))
+    };
+    let flux = ModelCapabilities::of_family("acme/flux", Family::Flux, 16, None, Some(64));
+    assert!(
+        store
+            .model_capabilities("acme/sd")
+            .await
+            .expect("read")
+            .is_empty()
+    );
+
+    let a = WorkerId::new();
+    // Reported in another order than the models: listed in the models' order.
+    register_with(
+        &*store,
+        a,
+        &["acme/sd", "acme/flux"],
+        vec![flux.clone(), sd(Some(512))],
+    )
+    .await;
+    let b = WorkerId::new();
+    register_with(&*store, b, &["acme/sd"], vec![sd(None)]).await;
+    let c = worker_serving(&*store, &["acme/sd"]).await;
+
+    assert_eq!(
+        store.model_capabilities("acme/sd").await.expect("read"),
+        vec![sd(None), sd(Some(512))],
+        "every worker that reported some, the most recently registered first"
+    );
+    assert_eq!(
+        store.model_capabilities("acme/flux").await.expect("read"),
+        vec![flux.clone()]
+    );
+    assert!(
+        store
+            .model_capabilities("acme")
+            .await
+            .expect("read")
+            .is_empty()
+    );
+
+    let listed = store.list_workers(10).await.expect("list");
+    let of = |id: WorkerId| {
+        listed
+            .iter()
+            .find(|w| w.info.id == id)
+            .map(|w| w.info.capabilities.clone())
+            .expect("listed")
+    };
+    assert_eq!(of(a), vec![sd(Some(512)), flux]);
+    assert_eq!(of(b), vec![sd(None)]);
+    assert!(of(c).is_empty());
+
+    // Registering again replaces what the worker reported.
+    register_with(&*store, b, &["acme/sd"], vec![]).await;
+    assert_eq!(
+        store.model_capabilities("acme/sd").await.expect("read"),
+        vec![sd(Some(512))]
+    );
 }

@@ -98,7 +98,7 @@ async fn register(
         models: settings.models.clone(),
         loaded_models: Vec::new(),
         worker_id: String::new(),
-        capabilities: Vec::new(),
+        capabilities: served_capabilities(settings),
     };
     tokio::select! {
         _ = shutdown.cancelled() => Ok(None),
@@ -106,6 +106,24 @@ async fn register(
             Ok(Some(r.context("registering with the coordinator")?))
         }
     }
+}
+
+/// What each served model accepts, read from the registry without loading
+/// weights, for the coordinator to refuse at submit what no worker can run.
+/// A model whose capabilities cannot be read is registered without them (its
+/// tasks are then checked here only, when they run).
+fn served_capabilities(settings: &Settings) -> Vec<pb::ModelCapabilities> {
+    settings
+        .models
+        .iter()
+        .filter_map(|model| match settings.registry.capabilities(model) {
+            Ok(capabilities) => Some(capabilities.to_proto()),
+            Err(err) => {
+                warn!(model = %model, error = %err, "could not read the model's capabilities; registering it without them");
+                None
+            }
+        })
+        .collect()
 }
 
 /// The dispatch queues to pop from: Redis under the coordinator's key
@@ -266,5 +284,36 @@ mod tests {
             pop_order(&served, &["z".into(), "b".into()]),
             ["b", "a", "c"]
         );
+    }
+
+    #[test]
+    fn every_served_model_is_registered_with_its_capabilities_when_they_can_be_read() {
+        let models = tempfile::tempdir().expect("tempdir");
+        // A folder the DiT kind recognises, whose config cannot be read.
+        let broken = models.path().join("broken");
+        std::fs::create_dir(&broken).expect("mkdir");
+        std::fs::write(broken.join("config.json"), "{").expect("config");
+        std::fs::write(broken.join("model.safetensors"), "").expect("weights");
+        let registry = crate::models::model_registry(
+            Some(models.path().to_path_buf()),
+            None,
+            candle_core::DType::F32,
+        )
+        .expect("registry");
+        let settings = Settings::new(
+            "http://127.0.0.1:1",
+            DispatchSource::Redis {
+                url: "redis://127.0.0.1:1".into(),
+            },
+            "file:///tmp",
+            registry,
+            vec!["fresco-shapes".into(), "broken".into()],
+            candle_core::Device::Cpu,
+        );
+        let sent = served_capabilities(&settings);
+        assert_eq!(sent.len(), 1, "the unreadable model is left out: {sent:?}");
+        assert_eq!(sent[0].model, "fresco-shapes");
+        assert_eq!((sent[0].side_multiple, sent[0].max_side), (4, 64));
+        assert_eq!(sent[0].samplers, ["euler", "heun"]);
     }
 }

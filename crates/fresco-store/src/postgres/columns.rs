@@ -86,4 +86,8 @@ impl Columns for PgRow {
     fn schedule(&self, column: &str) -> Result<Schedule> {
         from_jsonb(self, column)
     }
+
+    fn json(&self, column: &str) -> Result<serde_json::Value> {
+        Ok(self.try_get(column)?)
+    }
 }

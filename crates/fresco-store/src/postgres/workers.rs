@@ -1,10 +1,11 @@
 //! Postgres workers: registration, liveness, runs of failed attempts,
 //! quarantine and its release onto probation, the listing `fresco workers`
-//! shows, the models served and how many live workers serve each.
+//! shows, the models served, how many live workers serve each and what
+//! they accept.
 
 use std::time::Duration;
 
-use fresco_core::WorkerId;
+use fresco_core::{ModelCapabilities, WorkerId};
 
 use super::PgStore;
 use super::columns::secs;
@@ -12,7 +13,10 @@ use crate::error::{Result, StoreError, not_quarantined};
 use crate::records::{
     AttemptOutcome, ModelWorkers, RECENT_ERRORS, WorkerHealth, WorkerInfo, WorkerStatus,
 };
-use crate::rows::{Columns, model_workers as model_workers_row, worker_health, worker_status};
+use crate::rows::{
+    Columns, capabilities_json, model_capabilities as capabilities_row,
+    model_workers as model_workers_row, worker_health, worker_status,
+};
 
 pub(super) async fn register_worker(store: &PgStore, worker: &WorkerInfo) -> Result<()> {
     sqlx::query(include_str!("sql/register_worker.sql"))
@@ -21,6 +25,7 @@ pub(super) async fn register_worker(store: &PgStore, worker: &WorkerInfo) -> Res
         .bind(&worker.device)
         .bind(&worker.models)
         .bind(&worker.loaded_models)
+        .bind(capabilities_json(&worker.capabilities)?)
         .execute(&store.pool)
         .await?;
     Ok(())
@@ -136,4 +141,15 @@ pub(super) async fn model_workers(
         .fetch_all(&store.pool)
         .await?;
     rows.iter().map(model_workers_row).collect()
+}
+
+pub(super) async fn model_capabilities(
+    store: &PgStore,
+    model: &str,
+) -> Result<Vec<ModelCapabilities>> {
+    let rows = sqlx::query(include_str!("sql/model_capabilities.sql"))
+        .bind(model)
+        .fetch_all(&store.pool)
+        .await?;
+    rows.iter().map(capabilities_row).collect()
 }

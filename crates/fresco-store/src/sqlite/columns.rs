@@ -132,4 +132,8 @@ impl Columns for SqliteRow {
     fn schedule(&self, column: &str) -> Result<Schedule> {
         Schedule::from_json(&self.text(column)?).map_err(undecodable)
     }
+
+    fn json(&self, column: &str) -> Result<serde_json::Value> {
+        from_json(self, column)
+    }
 }

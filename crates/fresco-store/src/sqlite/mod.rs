@@ -46,7 +46,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fresco_core::{FailureKind, JobId, JobSpec, TaskId, WorkerId};
+use fresco_core::{FailureKind, JobId, JobSpec, ModelCapabilities, TaskId, WorkerId};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -182,6 +182,10 @@ impl JobStore for SqliteStore {
 
     async fn served_models(&self) -> Result<Vec<String>> {
         workers::served_models(self).await
+    }
+
+    async fn model_capabilities(&self, model: &str) -> Result<Vec<ModelCapabilities>> {
+        workers::model_capabilities(self, model).await
     }
 
     async fn claim(&self, task: TaskId, worker: WorkerId, lease: Duration) -> Result<Claim> {

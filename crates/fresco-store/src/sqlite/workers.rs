@@ -1,10 +1,11 @@
 //! SQLite workers: registration, liveness, runs of failed attempts,
 //! quarantine and its release onto probation, the listing `fresco workers`
-//! shows, the models served and how many live workers serve each.
+//! shows, the models served, how many live workers serve each and what
+//! they accept.
 
 use std::time::Duration;
 
-use fresco_core::WorkerId;
+use fresco_core::{ModelCapabilities, WorkerId};
 
 use super::SqliteStore;
 use super::columns::{id_text, json_list, json_time, millis, now_ms};
@@ -12,7 +13,10 @@ use crate::error::{Result, StoreError, not_quarantined};
 use crate::records::{
     AttemptOutcome, ModelWorkers, RECENT_ERRORS, WorkerHealth, WorkerInfo, WorkerStatus,
 };
-use crate::rows::{Columns, model_workers as model_workers_row, worker_health, worker_status};
+use crate::rows::{
+    Columns, capabilities_json, model_capabilities as capabilities_row,
+    model_workers as model_workers_row, worker_health, worker_status,
+};
 
 pub(super) async fn register_worker(store: &SqliteStore, worker: &WorkerInfo) -> Result<()> {
     sqlx::query(include_str!("sql/register_worker.sql"))
@@ -22,6 +26,7 @@ pub(super) async fn register_worker(store: &SqliteStore, worker: &WorkerInfo) ->
         .bind(json_list(&worker.models)?)
         .bind(json_list(&worker.loaded_models)?)
         .bind(now_ms())
+        .bind(capabilities_json(&worker.capabilities)?.to_string())
         .execute(&store.writer)
         .await?;
     Ok(())
@@ -139,4 +144,15 @@ pub(super) async fn model_workers(
         .fetch_all(&store.reader)
         .await?;
     rows.iter().map(model_workers_row).collect()
+}
+
+pub(super) async fn model_capabilities(
+    store: &SqliteStore,
+    model: &str,
+) -> Result<Vec<ModelCapabilities>> {
+    let rows = sqlx::query(include_str!("sql/model_capabilities.sql"))
+        .bind(model)
+        .fetch_all(&store.reader)
+        .await?;
+    rows.iter().map(capabilities_row).collect()
 }

@@ -1,7 +1,8 @@
--- ?4, ?5: JSON arrays of model names; ?6: now.
+-- ?4, ?5: JSON arrays of model names; ?6: now; ?7: the capabilities of its
+-- models, a JSON object keyed by model id.
 INSERT INTO workers (id, name, device, models, loaded_models, registered_at,
-    last_seen_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+    last_seen_at, capabilities)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)
 ON CONFLICT (id) DO UPDATE SET name = excluded.name, device = excluded.device,
     models = excluded.models, loaded_models = excluded.loaded_models,
-    last_seen_at = excluded.last_seen_at
+    capabilities = excluded.capabilities, last_seen_at = excluded.last_seen_at

@@ -1,0 +1,104 @@
+//! Refusing at submit what no worker can run: every task of a job must be
+//! admitted by at least one known capability set of its model — the
+//! built-in table for a built-in model, and what every registered worker
+//! (live or not) reported for it. A model with no known set (one named only
+//! by `--extra-models`, or served by workers that reported none) is
+//! admitted as before, and its workers' own checks stay the last line.
+
+use fresco_core::model_capabilities::builtin_capabilities;
+use fresco_core::{FieldError, JobSpec, ModelCapabilities};
+use fresco_store::JobStore;
+
+use crate::error::ApiResult;
+
+/// Every known capability set of `model`: the registered workers' sets, the
+/// most recently registered worker first, then the built-in table's.
+pub async fn known_capabilities(
+    store: &dyn JobStore,
+    model: &str,
+) -> ApiResult<Vec<ModelCapabilities>> {
+    let mut known = store.model_capabilities(model).await?;
+    known.extend(builtin_capabilities(model));
+    Ok(known)
+}
+
+/// Checks every task of `spec` against `known` (newest first): a task that
+/// no set admits is refused as `tasks[i].<field>` with the rule of the
+/// first set. Nothing is refused when `known` is empty.
+pub fn admit(spec: &JobSpec, known: &[ModelCapabilities]) -> Result<(), FieldError> {
+    let Some(newest) = known.first() else {
+        return Ok(());
+    };
+    for (i, task) in spec.tasks.iter().enumerate() {
+        if known.iter().any(|caps| caps.admit(task).is_ok()) {
+            continue;
+        }
+        newest
+            .admit(task)
+            .map_err(|refusal| refusal.under(&format!("tasks[{i}]")))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use fresco_core::TaskSpec;
+    use fresco_core::capabilities::Family;
+    use fresco_core::params::Schedule;
+
+    use super::*;
+
+    fn task(width: u32, sampler: &str) -> TaskSpec {
+        TaskSpec {
+            prompt: "a".into(),
+            negative_prompt: String::new(),
+            seed: 1,
+            steps: 4,
+            width,
+            height: 64,
+            guidance: 4.0,
+            n: 1,
+            sampler: sampler.into(),
+            schedule: Schedule::default(),
+        }
+    }
+
+    fn spec(tasks: Vec<TaskSpec>) -> JobSpec {
+        JobSpec {
+            request_id: None,
+            name: String::new(),
+            owner: String::new(),
+            model: "acme/sd".into(),
+            priority: 0,
+            max_attempts: 1,
+            tasks,
+            deadline: None,
+        }
+    }
+
+    fn sd(max_side: u32) -> ModelCapabilities {
+        ModelCapabilities::of_family("acme/sd", Family::StableDiffusion, 8, Some(max_side), None)
+    }
+
+    #[test]
+    fn no_known_set_admits_everything() {
+        assert_eq!(admit(&spec(vec![task(4096, "warp")]), &[]), Ok(()));
+    }
+
+    #[test]
+    fn the_union_of_the_sets_is_admitted() {
+        let known = [sd(256), sd(1024)];
+        let job = spec(vec![task(128, "ddim"), task(1024, "euler")]);
+        assert_eq!(admit(&job, &known), Ok(()));
+    }
+
+    #[test]
+    fn a_task_no_set_admits_is_refused_with_the_newest_sets_rule() {
+        let known = [sd(256), sd(1024)];
+        let job = spec(vec![task(128, "ddim"), task(2048, "ddim")]);
+        assert_eq!(
+            admit(&job, &known).unwrap_err().to_string(),
+            "tasks[1].width: acme/sd draws at most 256 (got 2048)"
+        );
+    }
+}
