@@ -220,6 +220,29 @@ fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
             "tasks[1].sampler: unknown sampler \"warp\"; known: euler, heun, ddim, ddpm, euler_a, dpmpp_2m, dpmpp_2m_karras, unipc, flow_euler".into(),
         ),
         (
+            "a sampler the model cannot run",
+            submit(with_task(params(|t| t.sampler = Some("ddim".into())))),
+            invalid,
+            "tasks[1].sampler: tiny-random-dit runs euler, heun (got ddim)".into(),
+        ),
+        (
+            "wider than the model draws",
+            submit(with_task(params(|t| t.width = Some(1024)))),
+            invalid,
+            "tasks[1].width: tiny-random-dit draws at most 512 (got 1024)".into(),
+        ),
+        (
+            "a beta-schedule knob for a flow-matching model",
+            submit(with_task(params(|t| {
+                t.schedule = Some(pb::Schedule {
+                    eta: Some(0.5),
+                    ..Default::default()
+                })
+            }))),
+            invalid,
+            "tasks[1].schedule: tiny-random-dit is a flow-matching model and reads only flow_shift of the schedule knobs (got eta)".into(),
+        ),
+        (
             "SQL in a sampler",
             submit(with_task(params(|t| t.sampler = Some(SQL.into())))),
             invalid,

@@ -13,9 +13,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use fresco_e2e::models::tiny_sd_models_dir;
-use fresco_e2e::{
-    Farm, FarmOptions, Proc, binary, describe, free_port, stdout_json, wait_until,
-};
+use fresco_e2e::{Farm, FarmOptions, Proc, binary, describe, free_port, stdout_json, wait_until};
 
 /// More than the coordinator's default `--quarantine-after` (5).
 const BAD_PROMPTS: usize = 6;
@@ -64,7 +62,15 @@ async fn finished(endpoint: &str, job: &str) -> serde_json::Value {
 fn submit_refuses_what_the_model_cannot_run(endpoint: &str) {
     refused(
         endpoint,
-        &["submit", "--prompt", "a red circle", "--width", "512", "--height", "512"],
+        &[
+            "submit",
+            "--prompt",
+            "a red circle",
+            "--width",
+            "512",
+            "--height",
+            "512",
+        ],
         TOO_LARGE,
     );
     refused(
@@ -102,7 +108,10 @@ async fn request_faults_fail_alone(endpoint: &str) -> String {
     assert_eq!(worker["consecutive_failures"], 0, "{worker}");
     assert!(worker["quarantined_at"].is_null(), "{worker}");
 
-    let next = submitted(&cli(endpoint, &["submit", "--prompt", "a red circle", "--steps", "2"]));
+    let next = submitted(&cli(
+        endpoint,
+        &["submit", "--prompt", "a red circle", "--steps", "2"],
+    ));
     let status = finished(endpoint, &next).await;
     assert_eq!(status["counts"]["succeeded"], 1, "{status}");
     bad
@@ -121,7 +130,11 @@ async fn on_a_farm_bad_requests_are_refused_or_fail_alone_and_the_worker_renders
 
     let before = farm.snapshot().await;
     submit_refuses_what_the_model_cannot_run(&farm.endpoint);
-    assert_eq!(farm.snapshot().await, before, "a refused submission stores nothing");
+    assert_eq!(
+        farm.snapshot().await,
+        before,
+        "a refused submission stores nothing"
+    );
 
     request_faults_fail_alone(&farm.endpoint).await;
 }
@@ -142,17 +155,25 @@ async fn on_fresco_dev_bad_requests_are_refused_or_fail_alone_and_the_worker_ren
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null()),
     );
-    wait_until("fresco dev to list its worker", Duration::from_secs(60), || async {
-        let out = cli(&endpoint, &["workers", "--json"]);
-        out.status.success()
-            && serde_json::from_slice::<serde_json::Value>(&out.stdout)
-                .is_ok_and(|w| w.as_array().is_some_and(|w| !w.is_empty()))
-    })
+    wait_until(
+        "fresco dev to list its worker",
+        Duration::from_secs(60),
+        || async {
+            let out = cli(&endpoint, &["workers", "--json"]);
+            out.status.success()
+                && serde_json::from_slice::<serde_json::Value>(&out.stdout)
+                    .is_ok_and(|w| w.as_array().is_some_and(|w| !w.is_empty()))
+        },
+    )
     .await;
 
     submit_refuses_what_the_model_cannot_run(&endpoint);
     let jobs = stdout_json(&cli(&endpoint, &["list", "--json"]));
-    assert_eq!(jobs, serde_json::json!([]), "a refused submission stores nothing");
+    assert_eq!(
+        jobs,
+        serde_json::json!([]),
+        "a refused submission stores nothing"
+    );
 
     request_faults_fail_alone(&endpoint).await;
 }
