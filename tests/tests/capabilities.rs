@@ -5,11 +5,11 @@
 //! accepts (read from the folder's configs), and the coordinator then
 //! refuses beyond it and renders within it.
 
-use std::path::Path;
 use std::time::Duration;
 
 use candle_core::Device;
 use fresco_dit::{DitConfig, DitPipeline};
+use fresco_e2e::models::tiny_sd_models_dir;
 use fresco_e2e::{Farm, FarmOptions, describe};
 
 /// Asserts `fresco` exited 2 with `message` as its error line on stderr.
@@ -58,44 +58,11 @@ async fn the_default_model_refuses_at_submit_what_it_cannot_draw() {
     assert_eq!(stored_jobs(&farm).await, 1);
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("reading the model folder") {
-        let entry = entry.expect("dir entry");
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy");
-        }
-    }
-}
-
-/// A models directory holding the tiny SD folder (with a letter-by-letter
-/// CLIP tokenizer, as tests/sd_models.rs builds it) and a DiT folder whose
-/// config caps a side at 32.
+/// A models directory holding the tiny SD folder (with the harness's
+/// letter-by-letter CLIP tokenizer) and a DiT folder whose config caps a
+/// side at 32.
 fn models_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let tiny_sd =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/fresco-diffusers/tests/data/tiny-sd");
-    let model = dir.path().join("tiny-sd");
-    copy_dir(&tiny_sd, &model);
-    let tokenizer = model.join("tokenizer");
-    std::fs::create_dir(&tokenizer).expect("mkdir");
-    let mut vocab = serde_json::Map::new();
-    vocab.insert("<|startoftext|>".into(), 998.into());
-    vocab.insert("<|endoftext|>".into(), 999.into());
-    for (id, c) in ('a'..='z').enumerate() {
-        vocab.insert(c.to_string(), (id + 100).into());
-        vocab.insert(format!("{c}</w>"), (id + 200).into());
-    }
-    std::fs::write(
-        tokenizer.join("vocab.json"),
-        serde_json::Value::Object(vocab).to_string(),
-    )
-    .expect("vocab");
-    std::fs::write(tokenizer.join("merges.txt"), "#version: 0.2\n").expect("merges");
-
+    let dir = tiny_sd_models_dir(&[]);
     let small = DitConfig {
         max_side: 32,
         ..DitConfig::tiny()

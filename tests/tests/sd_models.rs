@@ -6,54 +6,11 @@
 //! and a changed knob a changed image. (A sampler the model cannot run is
 //! refused at submit: tests/capabilities.rs.)
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
+use fresco_e2e::models::tiny_sd_models_dir;
 use fresco_e2e::{Farm, FarmOptions, describe, stdout_json};
-
-fn tiny_sd() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/fresco-diffusers/tests/data/tiny-sd")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("reading the model folder") {
-        let entry = entry.expect("dir entry");
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy");
-        }
-    }
-}
-
-/// A models directory holding `tiny-sd` plus a CLIP tokenizer for it (the
-/// reference folder has none): a few lowercase words within its 1000 ids.
-fn models_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let model = dir.path().join("tiny-sd");
-    copy_dir(&tiny_sd(), &model);
-    std::fs::create_dir(model.join("tokenizer")).expect("mkdir");
-    let mut vocab = serde_json::Map::new();
-    vocab.insert("<|startoftext|>".into(), 998.into());
-    vocab.insert("<|endoftext|>".into(), 999.into());
-    for (id, word) in ["a", "red", "blue", "cat", "dog"].iter().enumerate() {
-        vocab.insert(format!("{word}</w>"), (id + 10).into());
-    }
-    for (id, c) in ('a'..='z').enumerate() {
-        vocab.insert(c.to_string(), (id + 100).into());
-        vocab.insert(format!("{c}</w>"), (id + 200).into());
-    }
-    std::fs::write(
-        model.join("tokenizer/vocab.json"),
-        serde_json::Value::Object(vocab).to_string(),
-    )
-    .expect("vocab");
-    // No merges: words are spelled letter by letter.
-    std::fs::write(model.join("tokenizer/merges.txt"), "#version: 0.2\n").expect("merges");
-    dir
-}
 
 /// RGB8 pixels of a PNG file.
 fn pixels(path: &Path) -> Vec<u8> {
@@ -69,7 +26,7 @@ fn pixels(path: &Path) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stable_diffusion_folder_renders_with_each_tasks_sampler_and_schedule() {
-    let models = models_dir();
+    let models = tiny_sd_models_dir(&[]);
     let mut farm = Farm::start(FarmOptions {
         workers: 0,
         ..FarmOptions::default()

@@ -10,24 +10,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use fresco_e2e::models::copy_dir;
 use fresco_e2e::{Farm, FarmOptions, describe};
 use fresco_worker::png::read_png_text;
 
 /// A task seed two below the top, so image 2's seed wraps around to 0.
 const TASK_SEED: u64 = u64::MAX - 1;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("reading a model folder") {
-        let entry = entry.expect("dir entry");
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy");
-        }
-    }
-}
 
 /// CLIP's `vocab.json` with no merges: words are spelled letter by letter.
 fn write_letter_tokenizer(dir: &Path) {
