@@ -4,15 +4,11 @@
 //! out of attempts).
 
 use fresco_core::{FailureKind, TaskState};
-use fresco_store::AttemptOutcome;
+use fresco_store::{AttemptOutcome, LEASE_EXPIRED};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::{Coordinator, quarantine, requeue, tick};
-
-/// What an expired lease's failure says, in its worker's recent errors (the
-/// task's history says the same, from the store).
-const LEASE_EXPIRED: &str = "lease expired: the worker stopped sending heartbeats";
 
 /// One pass; returns how many leases ended.
 pub async fn reap_once(app: &Coordinator) -> anyhow::Result<usize> {

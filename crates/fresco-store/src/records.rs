@@ -250,6 +250,10 @@ pub enum FailOutcome {
     Failed,
 }
 
+/// The message an expired lease's failure records, in its task's history
+/// and its worker's recent errors.
+pub const LEASE_EXPIRED: &str = "lease expired: the worker stopped sending heartbeats";
+
 /// How long a failed task waits before it may run again: `base · 2^(n−1)`
 /// after its n-th failure, at most `max`, times a random factor in
 /// [0.5, 1), so tasks that failed together do not come back together.

@@ -168,6 +168,7 @@ pub(super) async fn expire_leases(store: &PgStore, backoff: Backoff) -> Result<V
     let rows = sqlx::query(include_str!("sql/expire_leases.sql"))
         .bind(secs(backoff.base))
         .bind(secs(backoff.max))
+        .bind(LEASE_EXPIRED)
         .fetch_all(&store.pool)
         .await?;
     rows.iter().map(expired_lease).collect()

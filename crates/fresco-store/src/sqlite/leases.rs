@@ -184,6 +184,7 @@ pub(super) async fn expire_leases(store: &SqliteStore, backoff: Backoff) -> Resu
         .bind(json_time(now)?)
         .bind(millis(backoff.base))
         .bind(millis(backoff.max))
+        .bind(LEASE_EXPIRED)
         .fetch_all(&store.writer)
         .await?;
     rows.iter().map(expired_lease).collect()

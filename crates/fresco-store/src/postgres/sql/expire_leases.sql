@@ -1,14 +1,15 @@
 -- Ends up to 1000 leases whose heartbeats stopped, each as a failed
 -- attempt of kind `lease`: requeued after its backoff (base $1 ·
 -- 2^failures seconds, at most $2, times a random factor in [0.5, 1)), or
--- failed once attempts run out. Each row names the lease that ended
--- (worker_id, attempt). SKIP LOCKED: two coordinators reaping at once take different rows,
--- and a task being reported on right now is left for the next pass.
+-- failed once attempts run out; $3 is the message its error records. Each
+-- row names the lease that ended (worker_id, attempt). SKIP LOCKED: two
+-- coordinators reaping at once take different rows, and a task being
+-- reported on right now is left for the next pass.
 UPDATE tasks SET
     failures = failures + 1,
     errors = errors || jsonb_build_array(jsonb_build_object(
         'attempt', attempt, 'worker', coalesce(worker_id::TEXT, ''),
-        'message', 'lease expired: the worker stopped sending heartbeats',
+        'message', $3::TEXT,
         'kind', 'lease',
         'at', now())),
     state = CASE WHEN failures + 1 >= max_attempts THEN 'failed' ELSE 'queued' END,

@@ -2,13 +2,14 @@
 -- milliseconds, ?2 the same as RFC 3339 text), each as a failed attempt of
 -- kind `lease`: requeued after its backoff (base ?3 · 2^failures ms, at
 -- most ?4, times a random factor in [0.5, 1)), or failed once attempts run
--- out. Each row names the lease that ended (worker_id, attempt). SQLite
--- has one writer at a time, so no row locking is needed here.
+-- out, its error recording the message ?5. Each row names the lease that
+-- ended (worker_id, attempt). SQLite has one writer at a time, so no row
+-- locking is needed here.
 UPDATE tasks SET
     failures = failures + 1,
     errors = json_insert(errors, '$[#]', json_object(
         'attempt', attempt, 'worker', coalesce(worker_id, ''),
-        'message', 'lease expired: the worker stopped sending heartbeats',
+        'message', ?5,
         'kind', 'lease',
         'at', ?2)),
     state = CASE WHEN failures + 1 >= max_attempts THEN 'failed' ELSE 'queued' END,
