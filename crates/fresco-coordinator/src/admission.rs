@@ -68,6 +68,7 @@ mod tests {
             request_id: None,
             name: String::new(),
             owner: String::new(),
+            tenant: String::new(),
             model: "acme/sd".into(),
             priority: 0,
             max_attempts: 1,

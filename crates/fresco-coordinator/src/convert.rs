@@ -19,6 +19,7 @@ pub fn job(job: &JobSummary, waiting_reason: String) -> pb::Job {
         id: job.id.to_string(),
         name: job.name.clone(),
         owner: job.owner.clone(),
+        tenant: job.tenant.clone(),
         model: job.model.clone(),
         priority: job.priority,
         max_attempts: job.max_attempts,

@@ -26,6 +26,16 @@ pub enum ApiError {
         #[source]
         source: StorageError,
     },
+    /// No credential, or one malformed, unknown or revoked.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// A credential that does not open this call: a worker token on the
+    /// client API, a client key on the worker API, a lesser role.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A tenant's limit that this call would pass, naming it and the use.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// The coordinator is stopping; open watches end with this.
     #[error("the coordinator is shutting down; watch again")]
     ShuttingDown,
@@ -43,6 +53,9 @@ impl ServiceError for ApiError {
             // included), the client may try again later.
             ApiError::OutputUnreadable { .. } => ErrorCode::Unavailable,
             ApiError::ShuttingDown => ErrorCode::Unavailable,
+            ApiError::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            ApiError::Forbidden(_) => ErrorCode::Refused,
+            ApiError::QuotaExceeded(_) => ErrorCode::ResourceExhausted,
         }
     }
 

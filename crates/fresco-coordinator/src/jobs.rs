@@ -13,7 +13,9 @@ use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use crate::error::{ApiError, ApiResult, respond};
-use crate::{Coordinator, admission, control, convert, quarantine, waiting};
+use crate::{
+    Coordinator, admission, control, convert, downloads, quarantine, tenancy, usage, waiting,
+};
 
 /// Bytes per `ReadOutput` chunk.
 const CHUNK: usize = 1 << 20;
@@ -99,7 +101,7 @@ impl JobApi {
     async fn jobs(&self, request: pb::ListJobsRequest) -> ApiResult<pb::ListJobsResponse> {
         let limit = list_limit(request.limit, 50)?;
         let owner = (!request.owner.is_empty()).then_some(request.owner.as_str());
-        let jobs = self.app.store.list_jobs(limit, owner).await?;
+        let jobs = self.app.store.list_jobs(limit, owner, None).await?;
         Ok(pb::ListJobsResponse {
             jobs: waiting::job_messages(&self.app, &jobs).await?,
         })
@@ -309,6 +311,22 @@ impl JobService for JobApi {
         request: Request<pb::ReadOutputRequest>,
     ) -> Result<Response<Self::ReadOutputStream>, Status> {
         respond(self.output(request.into_inner().key).await.map(streamed))
+    }
+
+    async fn output_urls(
+        &self,
+        request: Request<pb::OutputUrlsRequest>,
+    ) -> Result<Response<pb::OutputUrlsResponse>, Status> {
+        let caller = tenancy::caller(&request);
+        respond(downloads::output_urls(&self.app, &caller, request.into_inner()).await)
+    }
+
+    async fn get_usage(
+        &self,
+        request: Request<pb::GetUsageRequest>,
+    ) -> Result<Response<pb::Usage>, Status> {
+        let caller = tenancy::caller(&request);
+        respond(usage::get_usage(&self.app, &caller, request.into_inner()).await)
     }
 }
 

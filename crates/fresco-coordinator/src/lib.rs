@@ -10,6 +10,8 @@
 //!   its model admits.
 //! - [`control`]: cancelling a task, retrying, pausing and resuming a job.
 //! - [`workers`]: the worker API.
+//! - [`downloads`]: presigned URLs for a job's outputs.
+//! - [`usage`]: a tenant's consumption and limits.
 //! - [`reaper`]: ends leases whose heartbeats stopped.
 //! - [`quarantine`]: worker health: failures in a row, quarantine, its
 //!   release onto probation after the cool-down or by an operator.
@@ -20,6 +22,8 @@
 //! - [`sweeper`]: deletes output objects of attempts that never recorded
 //!   them.
 //! - [`waiting`]: why a job's queued tasks wait, on every read of a job.
+//! - [`tenancy`]: the caller of a request, the role a call needs, and
+//!   another tenant's things answering as missing ones.
 //! - [`tick`]: the loop the reaper, the reconciler and the quarantine
 //!   release run their passes in.
 //! - [`server`]: wires it all and serves until shutdown.
@@ -28,6 +32,7 @@ pub mod admission;
 pub mod control;
 pub mod convert;
 pub mod deadlines;
+pub mod downloads;
 pub mod error;
 pub mod jobs;
 pub mod quarantine;
@@ -37,7 +42,9 @@ pub mod requeue;
 pub mod server;
 pub mod settings;
 pub mod sweeper;
+pub mod tenancy;
 pub mod tick;
+pub mod usage;
 pub mod waiting;
 pub mod workers;
 

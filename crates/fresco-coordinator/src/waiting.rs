@@ -134,6 +134,7 @@ mod tests {
             id: JobId::new(),
             name: String::new(),
             owner: String::new(),
+            tenant: String::new(),
             model: "sd-x".into(),
             priority: 0,
             max_attempts: 3,

@@ -65,7 +65,12 @@ fn sd(max_side: u32) -> ModelCapabilities {
 /// Asserts that nothing was stored or queued, read back through the store
 /// and the dispatch queues.
 async fn nothing_stored(farm: &TestCoordinator, model: &str) {
-    let jobs = farm.app.store.list_jobs(10, None).await.expect("list jobs");
+    let jobs = farm
+        .app
+        .store
+        .list_jobs(10, None, None)
+        .await
+        .expect("list jobs");
     assert!(jobs.is_empty(), "nothing is stored: {jobs:?}");
     assert_eq!(farm.queued_ids(model).await, 0, "nothing is queued");
 }
@@ -193,7 +198,12 @@ async fn a_folder_models_worker_capabilities_are_enforced() {
     );
 
     let within = farm.submit(big(512)).await.expect("within the limits");
-    let jobs = farm.app.store.list_jobs(10, None).await.expect("list jobs");
+    let jobs = farm
+        .app
+        .store
+        .list_jobs(10, None, None)
+        .await
+        .expect("list jobs");
     let ids: Vec<String> = jobs.iter().map(|j| j.id.to_string()).collect();
     assert_eq!(
         ids,

@@ -69,7 +69,12 @@ async fn a_resubmission_with_the_same_request_id_is_stored_once() {
         .into_inner();
     assert!(again.replayed);
     assert_eq!(again.job.expect("the stored job").id, first.id);
-    let jobs = farm.app.store.list_jobs(10, None).await.expect("list jobs");
+    let jobs = farm
+        .app
+        .store
+        .list_jobs(10, None, None)
+        .await
+        .expect("list jobs");
     assert_eq!(jobs.len(), 1);
     assert_eq!(farm.stored_tasks(&first.id).await.len(), 2);
     assert_eq!(farm.queued_ids(&first.model).await, 2);
@@ -90,7 +95,12 @@ async fn a_bad_field_is_invalid_argument_and_stores_nothing() {
     let message = refused(farm.submit(unknown).await, Code::InvalidArgument);
     assert!(message.contains("model"), "{message}");
 
-    let jobs = farm.app.store.list_jobs(10, None).await.expect("list jobs");
+    let jobs = farm
+        .app
+        .store
+        .list_jobs(10, None, None)
+        .await
+        .expect("list jobs");
     assert!(jobs.is_empty(), "nothing is stored: {jobs:?}");
     let queued = farm.app.store.queued_counts().await.expect("queued counts");
     assert!(queued.is_empty(), "nothing is queued: {queued:?}");

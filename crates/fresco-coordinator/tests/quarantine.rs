@@ -279,6 +279,7 @@ async fn a_failure_kind_outside_the_enum_is_refused_naming_the_field() {
     let result = farm
         .workers
         .fail_task(tonic::Request::new(pb::FailTaskRequest {
+            device_ms: 0,
             worker_id: worker.clone(),
             task_id: task.id.clone(),
             attempt: claim.attempt,

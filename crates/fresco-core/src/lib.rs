@@ -1,5 +1,6 @@
 //! fresco's domain, shared by the coordinator, the worker and the CLI.
 //!
+//! - [`access`]: credential kinds, client roles, tenants, the caller.
 //! - [`ids`]: job, task and worker ids, parsed with errors naming the field.
 //! - [`params`]: the parameters of a task, their defaults and limits.
 //! - [`schedule`]: a task's sampler schedule knobs.
@@ -22,6 +23,7 @@
 //! This crate never pulls in candle, sqlx or redis: a client install uses it.
 //! Without `grpc` it pulls no tonic either, which is how `fresco-store` uses it.
 
+pub mod access;
 pub mod capabilities;
 pub mod error;
 pub mod failure;
@@ -37,6 +39,7 @@ pub mod status;
 #[cfg(feature = "grpc")]
 pub mod validate;
 
+pub use access::{Caller, CredentialKind, DEFAULT_TENANT, Role};
 pub use error::{FieldError, Result};
 pub use failure::FailureKind;
 pub use ids::{JobId, TaskId, WorkerId};

@@ -105,6 +105,8 @@ pub struct JobSpec {
     pub request_id: Option<String>,
     pub name: String,
     pub owner: String,
+    /// The tenant the job belongs to: that of the key that submitted it.
+    pub tenant: String,
     pub model: String,
     pub priority: i32,
     pub max_attempts: u32,

@@ -30,9 +30,13 @@ pub enum ErrorCode {
     /// stale fencing token, a task that has ended, a request id used for
     /// another submission (`FAILED_PRECONDITION`).
     Conflict,
-    /// This caller may not do it: a quarantined worker, or one that already
-    /// failed the task (`PERMISSION_DENIED`).
+    /// This caller may not do it: a quarantined worker, one that already
+    /// failed the task, a role or credential kind that does not open the
+    /// call (`PERMISSION_DENIED`).
     Refused,
+    /// No credential, or one malformed, unknown or revoked
+    /// (`UNAUTHENTICATED`).
+    Unauthenticated,
     /// A message over the size limit (`RESOURCE_EXHAUSTED`).
     ResourceExhausted,
     /// The database, the object store or the coordinator is away for now
@@ -69,11 +73,12 @@ pub struct StatusClass {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 8] = [
+    pub const ALL: [ErrorCode; 9] = [
         ErrorCode::InvalidArgument,
         ErrorCode::NotFound,
         ErrorCode::Conflict,
         ErrorCode::Refused,
+        ErrorCode::Unauthenticated,
         ErrorCode::ResourceExhausted,
         ErrorCode::Unavailable,
         ErrorCode::Interrupted,
@@ -87,6 +92,7 @@ impl ErrorCode {
             | ErrorCode::NotFound
             | ErrorCode::Conflict
             | ErrorCode::Refused
+            | ErrorCode::Unauthenticated
             | ErrorCode::ResourceExhausted => Fault::Caller,
             ErrorCode::Unavailable | ErrorCode::Interrupted | ErrorCode::Internal => Fault::Server,
         }
@@ -115,6 +121,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not found",
             ErrorCode::Conflict => "conflict",
             ErrorCode::Refused => "refused",
+            ErrorCode::Unauthenticated => "unauthenticated",
             ErrorCode::ResourceExhausted => "resource exhausted",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Interrupted => "interrupted",
@@ -158,6 +165,7 @@ mod tests {
             (NotFound, false, Fault::Caller),
             (Conflict, false, Fault::Caller),
             (Refused, false, Fault::Caller),
+            (Unauthenticated, false, Fault::Caller),
             (ResourceExhausted, false, Fault::Caller),
             (Unavailable, true, Fault::Server),
             (Interrupted, true, Fault::Server),

@@ -85,6 +85,7 @@ pub fn job_spec(
         request_id,
         name,
         owner,
+        tenant: crate::access::DEFAULT_TENANT.to_owned(),
         model,
         priority: request.priority,
         max_attempts,

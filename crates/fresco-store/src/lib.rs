@@ -37,8 +37,13 @@ pub trait JobStore: Send + Sync + 'static {
     /// `Conflict` when that job differs in model or task count.
     async fn submit(&self, spec: &JobSpec) -> Result<Submitted>;
     async fn get_job(&self, id: JobId) -> Result<JobSummary>;
-    /// Newest first.
-    async fn list_jobs(&self, limit: u32, owner: Option<&str>) -> Result<Vec<JobSummary>>;
+    /// Newest first; `owner` and `tenant` filter when given.
+    async fn list_jobs(
+        &self,
+        limit: u32,
+        owner: Option<&str>,
+        tenant: Option<&str>,
+    ) -> Result<Vec<JobSummary>>;
     /// Cancels every queued or running task of the job; returns the ids.
     async fn cancel_job(&self, id: JobId) -> Result<Vec<QueuedTask>>;
     /// Cancels one queued or running task; returns it, to be taken out of

@@ -27,6 +27,8 @@ pub struct JobSummary {
     pub id: JobId,
     pub name: String,
     pub owner: String,
+    /// The tenant of the key that submitted it.
+    pub tenant: String,
     pub model: String,
     pub priority: i32,
     pub max_attempts: u32,

@@ -164,7 +164,7 @@ pub(crate) fn job_counts<R: Columns>(rows: &[R]) -> Result<JobCounts> {
 }
 
 /// `jobs` rows of `id, name, owner, model, priority, max_attempts,
-/// task_count, created_at, paused, deadline`, with their counts (from
+/// task_count, created_at, paused, deadline, tenant`, with their counts (from
 /// [`job_counts`]).
 pub(crate) fn job_summaries<R: Columns>(
     rows: &[R],
@@ -178,6 +178,7 @@ pub(crate) fn job_summaries<R: Columns>(
                 id: JobId(id),
                 name: row.text("name")?,
                 owner: row.text("owner")?,
+                tenant: row.text("tenant")?,
                 model: row.text("model")?,
                 priority: row.int32("priority")?,
                 max_attempts: row.small("max_attempts")?,

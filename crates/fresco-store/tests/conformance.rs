@@ -121,6 +121,7 @@ fn spec_for(model: &str, tasks: usize, max_attempts: u32) -> JobSpec {
         request_id: None,
         name: "test".into(),
         owner: "me".into(),
+        tenant: "default".into(),
         model: model.into(),
         priority: 0,
         max_attempts,
@@ -674,25 +675,25 @@ async fn jobs_are_listed_newest_first_per_owner(store: Store) {
     let listed =
         |jobs: Vec<fresco_store::JobSummary>| jobs.iter().map(|j| j.id).collect::<Vec<_>>();
     assert_eq!(
-        listed(store.list_jobs(10, None).await.expect("list")),
+        listed(store.list_jobs(10, None, None).await.expect("list")),
         vec![ids[2], ids[1], ids[0]]
     );
     assert_eq!(
-        listed(store.list_jobs(10, Some("ann")).await.expect("list")),
+        listed(store.list_jobs(10, Some("ann"), None).await.expect("list")),
         vec![ids[2], ids[0]]
     );
     assert_eq!(
-        listed(store.list_jobs(1, None).await.expect("list")),
+        listed(store.list_jobs(1, None, None).await.expect("list")),
         vec![ids[2]]
     );
     assert!(
         store
-            .list_jobs(10, Some("nobody"))
+            .list_jobs(10, Some("nobody"), None)
             .await
             .expect("list")
             .is_empty()
     );
-    let job = &store.list_jobs(10, Some("bob")).await.expect("list")[0];
+    let job = &store.list_jobs(10, Some("bob"), None).await.expect("list")[0];
     assert_eq!(job.owner, "bob");
     assert_eq!(job.task_count, 1);
     assert_eq!(job.counts.get(TaskState::Queued), 1);
@@ -1598,7 +1599,10 @@ async fn a_submission_sent_again_with_its_request_id_is_stored_once(store: Store
     assert!(again.replayed, "the second send is a replay");
     assert_eq!(again.job.id, first.job.id);
     assert!(again.tasks.is_empty(), "nothing new to dispatch");
-    assert_eq!(store.list_jobs(10, None).await.expect("list").len(), 1);
+    assert_eq!(
+        store.list_jobs(10, None, None).await.expect("list").len(),
+        1
+    );
 
     // The same key on another submission is refused, not merged.
     let other = JobSpec {
@@ -1612,7 +1616,10 @@ async fn a_submission_sent_again_with_its_request_id_is_stored_once(store: Store
     // Submissions without a key never collide.
     store.submit(&spec(1, 3)).await.expect("submit");
     store.submit(&spec(1, 3)).await.expect("submit");
-    assert_eq!(store.list_jobs(10, None).await.expect("list").len(), 3);
+    assert_eq!(
+        store.list_jobs(10, None, None).await.expect("list").len(),
+        3
+    );
 
     // Concurrent sends of one keyed submission store it once.
     let raced = JobSpec {
@@ -1631,7 +1638,10 @@ async fn a_submission_sent_again_with_its_request_id_is_stored_once(store: Store
         ids.insert(send.await.expect("join").expect("submit").job.id);
     }
     assert_eq!(ids.len(), 1, "one job for one request id");
-    assert_eq!(store.list_jobs(10, None).await.expect("list").len(), 4);
+    assert_eq!(
+        store.list_jobs(10, None, None).await.expect("list").len(),
+        4
+    );
 }
 
 async fn a_completion_reported_again_is_recorded_once(store: Store) {
@@ -1724,7 +1734,7 @@ async fn a_job_tells_its_deadline_and_how_its_queued_tasks_stand_against_backoff
     else {
         panic!("attempts were left");
     };
-    let listed = store.list_jobs(10, None).await.expect("list");
+    let listed = store.list_jobs(10, None, None).await.expect("list");
     let now = listed.iter().find(|j| j.id == job.id).expect("listed");
     assert_eq!(now.queued_ready, 0);
     let (first_retry, second_retry) = (not_before.expect("backoff"), later.expect("backoff"));

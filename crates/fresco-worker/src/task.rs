@@ -183,6 +183,7 @@ async fn report_success(
         task_id: task.id.clone(),
         attempt,
         outputs: outputs.clone(),
+        device_ms: 0,
     };
     match with_retries("complete", ctx.report_patience, || {
         ctx.client.complete(request.clone())
@@ -235,6 +236,7 @@ async fn report_failure(
         message,
         give_back,
         kind: kind.to_proto() as i32,
+        device_ms: 0,
     };
     match with_retries("fail", ctx.report_patience, || {
         ctx.client.fail(request.clone())

@@ -11,6 +11,7 @@ pub async fn run(endpoint: &str, args: ListArgs) -> Result<(), Failure> {
         .list_jobs(pb::ListJobsRequest {
             limit: args.limit,
             owner: args.owner,
+            all_tenants: false,
         })
         .await?
         .into_inner()

@@ -232,6 +232,7 @@ impl TestCoordinator {
     ) -> Result<pb::FailTaskResponse, Status> {
         self.workers
             .fail_task(Request::new(pb::FailTaskRequest {
+                device_ms: 0,
                 worker_id: worker_id.to_owned(),
                 task_id: task_id.to_owned(),
                 attempt,
@@ -254,6 +255,7 @@ impl TestCoordinator {
     ) -> Result<pb::FailTaskResponse, Status> {
         self.workers
             .fail_task(Request::new(pb::FailTaskRequest {
+                device_ms: 0,
                 worker_id: worker_id.to_owned(),
                 task_id: task_id.to_owned(),
                 attempt,
@@ -309,6 +311,7 @@ impl TestCoordinator {
             .collect();
         self.workers
             .complete_task(Request::new(pb::CompleteTaskRequest {
+                device_ms: 0,
                 worker_id: worker_id.to_owned(),
                 task_id: task.id.clone(),
                 attempt,

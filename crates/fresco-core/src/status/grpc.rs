@@ -24,6 +24,7 @@ impl ErrorCode {
             ErrorCode::NotFound => Code::NotFound,
             ErrorCode::Conflict => Code::FailedPrecondition,
             ErrorCode::Refused => Code::PermissionDenied,
+            ErrorCode::Unauthenticated => Code::Unauthenticated,
             ErrorCode::ResourceExhausted => Code::ResourceExhausted,
             ErrorCode::Unavailable => Code::Unavailable,
             ErrorCode::Interrupted => Code::Cancelled,
@@ -37,7 +38,8 @@ impl ErrorCode {
             Code::InvalidArgument | Code::OutOfRange => ErrorCode::InvalidArgument,
             Code::NotFound => ErrorCode::NotFound,
             Code::FailedPrecondition | Code::AlreadyExists => ErrorCode::Conflict,
-            Code::PermissionDenied | Code::Unauthenticated => ErrorCode::Refused,
+            Code::PermissionDenied => ErrorCode::Refused,
+            Code::Unauthenticated => ErrorCode::Unauthenticated,
             Code::ResourceExhausted => ErrorCode::ResourceExhausted,
             Code::Unavailable => ErrorCode::Unavailable,
             Code::Cancelled | Code::DeadlineExceeded | Code::Aborted | Code::Unknown => {
@@ -108,7 +110,7 @@ mod tests {
         (Code::Internal,           ErrorCode::Internal,          false, Fault::Server),
         (Code::Unavailable,        ErrorCode::Unavailable,       true,  Fault::Server),
         (Code::DataLoss,           ErrorCode::Internal,          false, Fault::Server),
-        (Code::Unauthenticated,    ErrorCode::Refused,           false, Fault::Caller),
+        (Code::Unauthenticated,    ErrorCode::Unauthenticated,   false, Fault::Caller),
     ];
 
     #[test]

@@ -26,10 +26,12 @@ pub(super) async fn list_jobs(
     store: &PgStore,
     limit: u32,
     owner: Option<&str>,
+    tenant: Option<&str>,
 ) -> Result<Vec<JobSummary>> {
     let rows = sqlx::query(include_str!("sql/list_jobs.sql"))
         .bind(i64::from(limit))
         .bind(owner)
+        .bind(tenant)
         .fetch_all(&store.pool)
         .await?;
     summaries(store, rows).await

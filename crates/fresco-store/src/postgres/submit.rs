@@ -32,6 +32,7 @@ pub(super) async fn submit(store: &PgStore, spec: &JobSpec) -> Result<Submitted>
         .bind(spec.tasks.len() as i64)
         .bind(spec.request_id.as_deref())
         .bind(spec.deadline.map(secs))
+        .bind(&spec.tenant)
         .fetch_optional(&mut *tx)
         .await?;
     let Some(row) = row else {
@@ -101,6 +102,7 @@ async fn job_by_request(store: &PgStore, spec: &JobSpec) -> Result<Option<JobSum
         return Ok(None);
     };
     let row = sqlx::query(include_str!("sql/job_by_request.sql"))
+        .bind(&spec.tenant)
         .bind(request_id)
         .fetch_optional(&store.pool)
         .await?;

@@ -119,8 +119,13 @@ impl JobStore for SqliteStore {
         reads::get_job(self, id).await
     }
 
-    async fn list_jobs(&self, limit: u32, owner: Option<&str>) -> Result<Vec<JobSummary>> {
-        reads::list_jobs(self, limit, owner).await
+    async fn list_jobs(
+        &self,
+        limit: u32,
+        owner: Option<&str>,
+        tenant: Option<&str>,
+    ) -> Result<Vec<JobSummary>> {
+        reads::list_jobs(self, limit, owner, tenant).await
     }
 
     async fn cancel_job(&self, id: JobId) -> Result<Vec<QueuedTask>> {

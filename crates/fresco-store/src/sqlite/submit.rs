@@ -84,6 +84,7 @@ async fn insert_submission(
         .bind(now)
         .bind(spec.request_id.as_deref())
         .bind(spec.deadline.map(|d| plus(now, d)))
+        .bind(&spec.tenant)
         .execute(&mut *tx)
         .await?;
 
@@ -140,6 +141,7 @@ async fn job_by_request(store: &SqliteStore, spec: &JobSpec) -> Result<Option<Jo
         return Ok(None);
     };
     let row = sqlx::query(include_str!("sql/job_by_request.sql"))
+        .bind(&spec.tenant)
         .bind(request_id)
         .fetch_optional(&store.writer)
         .await?;

@@ -1,2 +1,2 @@
-SELECT id, name, owner, model, priority, max_attempts, task_count, created_at, paused, deadline
+SELECT id, name, owner, model, priority, max_attempts, task_count, created_at, paused, deadline, tenant
 FROM jobs WHERE id = ?1

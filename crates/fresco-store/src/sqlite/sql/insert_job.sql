@@ -1,6 +1,6 @@
--- A request id stored already fails this with a unique violation: a
--- concurrent submission of the same request won. ?10: the deadline in
--- milliseconds since the Unix epoch (NULL: none).
+-- A request id the tenant stored already fails this with a unique
+-- violation: a concurrent submission of the same request won. ?10: the
+-- deadline in milliseconds since the Unix epoch (NULL: none).
 INSERT INTO jobs (id, name, owner, model, priority, max_attempts, task_count,
-    created_at, request_id, deadline)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+    created_at, request_id, deadline, tenant)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)

@@ -1,1 +1,1 @@
-SELECT id FROM jobs WHERE request_id = ?1
+SELECT id FROM jobs WHERE tenant = ?1 AND request_id = ?2
