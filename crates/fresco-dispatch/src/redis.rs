@@ -23,6 +23,10 @@
 //! reconciler pushes again what Postgres holds queued (a push also puts a
 //! tenant whose queue lost its place in the active set back), and a lost
 //! pass or clock only restarts the share from even.
+//!
+//! The keys of the layout before tenants (one `{prefix}:queue:{model}` per
+//! model) are no longer read: after an upgrade the reconciler pushes their
+//! tasks again under these keys, and the old ones may be deleted.
 
 use std::sync::LazyLock;
 use std::time::Duration;
