@@ -208,7 +208,8 @@ async fn the_reconciler_restores_queues_after_redis_is_flushed() {
     let job_id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
 
     let mut redis = farm.redis.connection().await;
-    let key = "fresco:queue:tiny-random-dit";
+    // The default tenant's queue of the model (a farm without keys).
+    let key = "fresco:queue:tiny-random-dit:default";
     let len: u64 = redis::cmd("ZCARD")
         .arg(key)
         .query_async(&mut redis)
@@ -245,6 +246,67 @@ async fn the_reconciler_restores_queues_after_redis_is_flushed() {
         "{}",
         describe(&out)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_finishes_every_task_when_redis_is_flushed_mid_job() {
+    let farm = Farm::start(FarmOptions::default()).await;
+    let prompts = farm.dir.path().join("prompts.txt");
+    let lines: Vec<String> = (0..300).map(|i| format!("a blue square {i}")).collect();
+    std::fs::write(&prompts, lines.join("\n")).expect("writing prompts");
+    let job_id = farm.submit(&[
+        "--model",
+        "tiny-random-dit",
+        "--prompts-file",
+        prompts.to_str().expect("utf-8"),
+        "--steps",
+        "2",
+        "--width",
+        "16",
+        "--height",
+        "16",
+    ]);
+    let pool = farm.db.pool().await;
+    let count = |state: &'static str| {
+        let pool = pool.clone();
+        let job_id = job_id.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM tasks WHERE job_id = $1::UUID AND state = $2",
+            )
+            .bind(job_id)
+            .bind(state)
+            .fetch_one(&pool)
+            .await
+            .expect("counting tasks")
+        }
+    };
+    fresco_e2e::wait_until(
+        "the job to be under way",
+        std::time::Duration::from_secs(60),
+        || async { count("succeeded").await >= 5 },
+    )
+    .await;
+
+    let mut redis = farm.redis.connection().await;
+    let _: () = redis::cmd("FLUSHALL")
+        .query_async(&mut redis)
+        .await
+        .expect("FLUSHALL");
+    // The flush took work that was still waiting: Postgres holds it queued.
+    let queued_at_flush = count("queued").await;
+    assert!(queued_at_flush > 0, "the flush came before the job ran dry");
+
+    let status = farm
+        .wait_finished(&job_id, std::time::Duration::from_secs(300))
+        .await;
+    assert_eq!(
+        status["counts"]["succeeded"],
+        300,
+        "{status}\n{}",
+        farm.logs()
+    );
+    assert_eq!(count("succeeded").await, 300);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

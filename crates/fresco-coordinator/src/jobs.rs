@@ -3,7 +3,7 @@
 use std::pin::Pin;
 
 use fresco_core::params::BUILTIN_MODELS;
-use fresco_core::{FieldError, JobId, TaskId, TaskState, validate};
+use fresco_core::{Caller, FieldError, JobId, Role, TaskId, TaskState, validate};
 use fresco_proto::v1 as pb;
 use fresco_proto::v1::job_service_server::JobService;
 use fresco_store::TaskQuery;
@@ -15,6 +15,7 @@ use tracing::{info, warn};
 use crate::error::{ApiError, ApiResult, respond};
 use crate::{
     Coordinator, admission, control, convert, downloads, quarantine, tenancy, usage, waiting,
+    weights,
 };
 
 /// Bytes per `ReadOutput` chunk.
@@ -59,7 +60,12 @@ impl JobApi {
         Ok(models)
     }
 
-    async fn submit(&self, request: pb::SubmitJobRequest) -> ApiResult<pb::SubmitJobResponse> {
+    async fn submit(
+        &self,
+        caller: &Caller,
+        request: pb::SubmitJobRequest,
+    ) -> ApiResult<pb::SubmitJobResponse> {
+        let (tenant, _) = tenancy::client(caller, Role::Submitter, "SubmitJob")?;
         let models = self.known_models().await?;
         let mut spec = validate::job_spec(
             &request,
@@ -72,12 +78,14 @@ impl JobApi {
         if spec.deadline.is_none() {
             spec.deadline = self.app.settings.queue_timeout;
         }
+        spec.tenant = tenant.to_owned();
         let submitted = self.app.store.submit(&spec).await?;
         if submitted.replayed {
             info!(job_id = %submitted.job.id, request_id = ?spec.request_id, "submission replayed: the job was stored before");
         } else {
-            info!(job_id = %submitted.job.id, tasks = submitted.tasks.len(), model = %spec.model, "job submitted");
+            info!(job_id = %submitted.job.id, tasks = submitted.tasks.len(), model = %spec.model, tenant = %spec.tenant, "job submitted");
         }
+        weights::publish_or_warn(&self.app).await;
         if let Err(err) = self.app.dispatch.push(&submitted.tasks).await {
             // Postgres has the job; the reconciler pushes it once Redis is back.
             warn!(job_id = %submitted.job.id, error = %err, "dispatch push failed; the reconciler will retry");
@@ -215,7 +223,8 @@ impl JobService for JobApi {
         &self,
         request: Request<pb::SubmitJobRequest>,
     ) -> Result<Response<pb::SubmitJobResponse>, Status> {
-        respond(self.submit(request.into_inner()).await)
+        let caller = tenancy::caller(&request);
+        respond(self.submit(&caller, request.into_inner()).await)
     }
 
     async fn get_job(

@@ -17,7 +17,9 @@
 //!   release onto probation after the cool-down or by an operator.
 //! - [`requeue`]: pushes requeued tasks once their backoff has passed.
 //! - [`reconciler`]: pushes again whatever Postgres holds as queued and the
-//!   dispatch queues lost.
+//!   dispatch queues lost, and publishes the tenants' weights.
+//! - [`weights`]: the tenants' weights, from the store to the dispatch
+//!   queues, which share each model's workers out by them.
 //! - [`deadlines`]: fails tasks still queued past their job's deadline.
 //! - [`sweeper`]: deletes output objects of attempts that never recorded
 //!   them.
@@ -46,6 +48,7 @@ pub mod tenancy;
 pub mod tick;
 pub mod usage;
 pub mod waiting;
+pub mod weights;
 pub mod workers;
 
 use std::sync::Arc;

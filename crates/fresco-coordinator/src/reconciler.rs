@@ -2,18 +2,20 @@
 //! than Postgres has queued tasks (Redis flushed or restarted, a worker died
 //! between pop and claim), every queued task of that model is pushed again.
 //! Pushes are idempotent (`ZADD NX`), and a worker that pops a task that is
-//! no longer queued simply drops it.
+//! no longer queued simply drops it. Each pass also publishes the tenants'
+//! weights (see [`crate::weights`]), which a flushed Redis lost too.
 
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::{Coordinator, tick};
+use crate::{Coordinator, tick, weights};
 
 /// Tasks read from Postgres per page.
 const PAGE: u32 = 5_000;
 
 /// One pass; returns how many task ids were pushed again.
 pub async fn reconcile_once(app: &Coordinator) -> anyhow::Result<u64> {
+    weights::publish_or_warn(app).await;
     let mut pushed = 0;
     for (model, queued) in app.store.queued_counts().await? {
         let in_queue = app.dispatch.len(&model).await?;

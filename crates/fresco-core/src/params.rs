@@ -121,6 +121,9 @@ pub struct JobSpec {
 pub struct QueuedTask {
     pub id: TaskId,
     pub model: String,
+    /// Its job's tenant: within a model's queue, tenants share the workers
+    /// by weight.
+    pub tenant: String,
     pub priority: i32,
     /// Submission order, increasing across all tasks.
     pub seq: i64,

@@ -2,12 +2,16 @@
 //! are waiting. The store stays the truth; whatever a queue loses, the
 //! coordinator's reconciler pushes again.
 //!
-//! - [`Dispatch`]: push, remove, count and pop task ids.
-//! - [`redis`]: the production implementation: one sorted set per model,
-//!   scored by priority then submission order, popped with `BZPOPMIN` over
-//!   the worker's preferred models first.
+//! - [`Dispatch`]: push, remove, count and pop task ids; publish tenants'
+//!   weights; skip a throttled tenant for a while.
+//! - [`fair`]: fair sharing of a model's queue between tenants (stride
+//!   scheduling by weight; priority orders work within a tenant).
+//! - [`redis`]: the production implementation: a sorted set per model and
+//!   tenant, shared out by Lua scripts that run the rules of [`fair`]
+//!   atomically, popped over the worker's preferred models first.
 //! - [`memory`]: the same queues inside one process, for `fresco dev`.
 
+pub mod fair;
 pub mod memory;
 pub mod redis;
 
@@ -34,6 +38,8 @@ pub type Result<T, E = DispatchError> = std::result::Result<T, E>;
 pub struct Popped {
     pub task: TaskId,
     pub model: String,
+    /// The tenant whose turn it was.
+    pub tenant: String,
 }
 
 #[async_trait]
@@ -42,14 +48,27 @@ pub trait Dispatch: Send + Sync + 'static {
     async fn push(&self, tasks: &[QueuedTask]) -> Result<()>;
     /// Takes tasks out of their queues (cancelled, for example).
     async fn remove(&self, tasks: &[QueuedTask]) -> Result<()>;
-    /// How many ids wait in a model's queue.
+    /// How many ids wait in a model's queue, over all its tenants.
     async fn len(&self, model: &str) -> Result<u64>;
-    /// Pops the first id from the first non-empty queue among `models`,
-    /// in that order, waiting up to `timeout`.
+    /// Pops an id from the first model among `models`, in that order, that
+    /// has one for a tenant not throttled: within that model, the tenant
+    /// whose turn it is by the rules of [`fair`], and that tenant's first
+    /// id (higher priority, then submission order). Waits up to `timeout`.
     async fn pop(&self, models: &[String], timeout: Duration) -> Result<Option<Popped>>;
+    /// Publishes the tenants' weights (from the `tenants` table), replacing
+    /// those published before; a tenant not listed weighs
+    /// [`fair::DEFAULT_WEIGHT`].
+    async fn set_weights(&self, weights: &[(String, u32)]) -> Result<()>;
+    /// Skips `tenant`'s ids of `model` in pops for `duration` (extending a
+    /// throttle already set, never shortening it): for a tenant at its
+    /// limit of running tasks, whose claims would be refused. Its ids stay
+    /// queued and its place in the share is kept, without credit for the
+    /// turns it was skipped.
+    async fn throttle(&self, model: &str, tenant: &str, duration: Duration) -> Result<()>;
 }
 
-/// The queue order: higher priority first, then submission order.
+/// The order within a tenant's queue: higher priority first, then
+/// submission order.
 pub fn score(task: &QueuedTask) -> f64 {
     // 2^40 submissions per priority level; priorities are bounded by
     // validation well inside f64's exact integer range.
@@ -64,6 +83,7 @@ mod tests {
         QueuedTask {
             id: TaskId::new(),
             model: "m".into(),
+            tenant: "t".into(),
             priority,
             seq,
         }

@@ -1,44 +1,79 @@
 //! In-process dispatch for a farm that lives in one process (`fresco dev`):
-//! one ordered set per model, in the same order as Redis (higher priority,
-//! then submission order), with waiters woken on every push. Nothing
-//! survives the process; the coordinator's reconciler refills the queues
-//! from the store at start, as it does after Redis loses its data.
+//! per model, a queue per tenant shared out by the stride rules of
+//! [`crate::fair`], in the same order as Redis, with waiters woken on every
+//! push. Nothing survives the process; the coordinator's reconciler refills
+//! the queues from the store at start, as it does after Redis loses its
+//! data.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use fresco_core::{QueuedTask, TaskId};
 use tokio::sync::Notify;
 
+use crate::fair::{DEFAULT_WEIGHT, ModelQueue, Place, place};
 use crate::{Dispatch, Popped, Result};
 
-/// A task's place in its queue: smaller pops first.
-type Place = (i64, i64, TaskId);
-
-fn place(task: &QueuedTask) -> Place {
-    (-i64::from(task.priority), task.seq, task.id)
-}
+/// The longest a waiting pop sleeps before it looks again, so the end of a
+/// throttle is noticed without a push.
+const RECHECK: Duration = Duration::from_millis(250);
 
 #[derive(Default)]
 struct Queues {
-    by_model: HashMap<String, BTreeSet<Place>>,
+    by_model: HashMap<String, ModelQueue>,
     /// Where each queued id sits, so a second push keeps it once.
-    members: HashMap<TaskId, (String, Place)>,
+    members: HashMap<TaskId, (String, String, Place)>,
+    weights: HashMap<String, u32>,
+    /// Until when a (model, tenant) is skipped.
+    throttled: HashMap<(String, String), Instant>,
 }
 
 impl Queues {
+    fn push(&mut self, task: &QueuedTask) {
+        if self.members.contains_key(&task.id) {
+            return;
+        }
+        let at = place(task);
+        self.by_model
+            .entry(task.model.clone())
+            .or_default()
+            .push(&task.tenant, at);
+        self.members
+            .insert(task.id, (task.model.clone(), task.tenant.clone(), at));
+    }
+
+    fn remove(&mut self, task: TaskId) {
+        if let Some((model, tenant, at)) = self.members.remove(&task)
+            && let Some(queue) = self.by_model.get_mut(&model)
+        {
+            queue.remove(&tenant, &at);
+        }
+    }
+
     fn pop_first(&mut self, models: &[String]) -> Option<Popped> {
+        let now = Instant::now();
+        self.throttled.retain(|_, until| *until > now);
+        let Self {
+            by_model,
+            members,
+            weights,
+            throttled,
+        } = self;
         for model in models {
-            let Some(queue) = self.by_model.get_mut(model) else {
+            let Some(queue) = by_model.get_mut(model) else {
                 continue;
             };
-            if let Some((_, _, task)) = queue.pop_first() {
-                self.members.remove(&task);
+            let weight = |tenant: &str| weights.get(tenant).copied().unwrap_or(DEFAULT_WEIGHT);
+            let skipped =
+                |tenant: &str| throttled.contains_key(&(model.clone(), tenant.to_owned()));
+            if let Some((task, tenant)) = queue.pop(weight, skipped) {
+                members.remove(&task);
                 return Some(Popped {
                     task,
                     model: model.clone(),
+                    tenant,
                 });
             }
         }
@@ -59,9 +94,10 @@ impl MemoryDispatch {
     }
 
     fn queues(&self) -> std::sync::MutexGuard<'_, Queues> {
-        // A panic while holding the lock cannot leave the sets half-changed
-        // (every change is one insert or remove), so a poisoned lock is safe
-        // to keep using.
+        // A panic while holding the lock cannot leave the queues half
+        // changed in a way that loses ids (the store stays the truth, and
+        // the reconciler pushes again what is missing), so a poisoned lock
+        // is safe to keep using.
         self.queues
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -74,16 +110,7 @@ impl Dispatch for MemoryDispatch {
         {
             let mut queues = self.queues();
             for task in tasks {
-                if queues.members.contains_key(&task.id) {
-                    continue;
-                }
-                let at = place(task);
-                queues
-                    .by_model
-                    .entry(task.model.clone())
-                    .or_default()
-                    .insert(at);
-                queues.members.insert(task.id, (task.model.clone(), at));
+                queues.push(task);
             }
         }
         self.pushed.notify_waiters();
@@ -93,11 +120,7 @@ impl Dispatch for MemoryDispatch {
     async fn remove(&self, tasks: &[QueuedTask]) -> Result<()> {
         let mut queues = self.queues();
         for task in tasks {
-            if let Some((model, at)) = queues.members.remove(&task.id)
-                && let Some(queue) = queues.by_model.get_mut(&model)
-            {
-                queue.remove(&at);
-            }
+            queues.remove(task.id);
         }
         Ok(())
     }
@@ -121,10 +144,29 @@ impl Dispatch for MemoryDispatch {
             if let Some(popped) = self.queues().pop_first(models) {
                 return Ok(Some(popped));
             }
-            if tokio::time::timeout_at(deadline, pushed).await.is_err() {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
                 return Ok(None);
             }
+            let wake = deadline.min(now + RECHECK);
+            let _ = tokio::time::timeout_at(wake, pushed).await;
         }
+    }
+
+    async fn set_weights(&self, weights: &[(String, u32)]) -> Result<()> {
+        self.queues().weights = weights.iter().cloned().collect();
+        Ok(())
+    }
+
+    async fn throttle(&self, model: &str, tenant: &str, duration: Duration) -> Result<()> {
+        let until = Instant::now() + duration;
+        let mut queues = self.queues();
+        let entry = queues
+            .throttled
+            .entry((model.to_owned(), tenant.to_owned()))
+            .or_insert(until);
+        *entry = (*entry).max(until);
+        Ok(())
     }
 }
 
@@ -136,6 +178,7 @@ mod tests {
         QueuedTask {
             id: TaskId::new(),
             model: model.into(),
+            tenant: "t".into(),
             priority,
             seq,
         }

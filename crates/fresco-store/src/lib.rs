@@ -143,6 +143,10 @@ pub trait JobStore: Send + Sync + 'static {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<QueuedTask>>;
+    /// Each tenant's weight, as its `tenants` row sets it (by name). A
+    /// tenant with no row weighs 1; the dispatch queues share a model's
+    /// workers between tenants in proportion to these.
+    async fn tenant_weights(&self) -> Result<Vec<(String, u32)>>;
 
     /// Per model of `models` that some registered worker serves, how many
     /// of its workers are live (seen within two leases, the rule claims

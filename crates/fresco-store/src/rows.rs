@@ -103,18 +103,19 @@ pub(crate) fn task_record(row: &impl Columns) -> Result<TaskRecord> {
     })
 }
 
-/// A `tasks` row of `id, model, priority, seq`.
+/// A `tasks` row of `id, model, priority, seq` with its job's `tenant`.
 pub(crate) fn queued_task(row: &impl Columns) -> Result<QueuedTask> {
     Ok(QueuedTask {
         id: TaskId(row.uuid("id")?),
         model: row.text("model")?,
+        tenant: row.text("tenant")?,
         priority: row.int32("priority")?,
         seq: row.int64("seq")?,
     })
 }
 
-/// A `tasks` row that left `running` (`id, model, priority, seq, state,
-/// not_before`): back to `queued`, or `failed` for good.
+/// A `tasks` row that left `running` (`id, model, priority, seq, tenant,
+/// state, not_before`): back to `queued`, or `failed` for good.
 pub(crate) fn requeue(row: &impl Columns) -> Result<Requeue> {
     Ok(Requeue {
         task: queued_task(row)?,
@@ -205,7 +206,7 @@ pub(crate) fn model_workers(row: &impl Columns) -> Result<ModelWorkers> {
     })
 }
 
-/// A `tasks` row of `id, model, priority, seq, job_id` failed at its job's
+/// A `tasks` row of `id, model, priority, seq, tenant, job_id` failed at its job's
 /// deadline.
 pub(crate) fn deadline_miss(row: &impl Columns) -> Result<DeadlineMiss> {
     Ok(DeadlineMiss {

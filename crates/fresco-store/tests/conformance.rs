@@ -110,7 +110,59 @@ conformance!(
     queued_tasks_past_their_jobs_deadline_fail_and_running_ones_finish,
     sweep_candidates_are_tasks_with_ended_attempts_a_lease_old,
     worker_capabilities_are_stored_listed_and_read_per_model,
+    every_queue_change_names_the_tasks_tenant,
 );
+
+/// Raw SQL on a store's database, for rows no store call writes.
+enum Sql {
+    Postgres(sqlx::PgPool),
+    Sqlite(sqlx::SqlitePool),
+}
+
+impl Sql {
+    /// Runs one statement that binds nothing (the same text in both).
+    async fn execute(&self, statement: &'static str) {
+        match self {
+            Sql::Postgres(pool) => sqlx::query(statement).execute(pool).await.map(|_| ()),
+            Sql::Sqlite(pool) => sqlx::query(statement).execute(pool).await.map(|_| ()),
+        }
+        .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+}
+
+/// Expands each test body `async fn name(store: Store, sql: Sql)` into a
+/// module `name` with one test per store, each also given raw SQL on the
+/// store's database.
+macro_rules! conformance_with_sql {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn postgres() {
+                    let Some(url) = super::support::fresh_database(stringify!($name)).await else {
+                        return;
+                    };
+                    let store = fresco_store::PgStore::connect(&url).await.expect("connecting the store");
+                    let pool = sqlx::PgPool::connect(&url).await.expect("connecting for raw SQL");
+                    super::$name(std::sync::Arc::new(store), super::Sql::Postgres(pool)).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn sqlite() {
+                    let dir = tempfile::tempdir().expect("temp dir");
+                    let path = dir.path().join("fresco.db");
+                    let store = fresco_store::SqliteStore::open(&path).await.expect("opening the store");
+                    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+                        .await
+                        .expect("connecting for raw SQL");
+                    super::$name(std::sync::Arc::new(store), super::Sql::Sqlite(pool)).await;
+                }
+            }
+        )*
+    };
+}
+
+conformance_with_sql!(tenant_weights_are_read_from_the_tenants_table);
 
 fn spec(tasks: usize, max_attempts: u32) -> JobSpec {
     spec_for("tiny-random-dit", tasks, max_attempts)
@@ -2035,5 +2087,111 @@ async fn worker_capabilities_are_stored_listed_and_read_per_model(store: Store) 
     assert_eq!(
         store.model_capabilities("acme/sd").await.expect("read"),
         vec![sd(Some(512))]
+    );
+}
+
+async fn every_queue_change_names_the_tasks_tenant(store: Store) {
+    let w = worker(&*store).await;
+    let lease = Duration::from_secs(30);
+    let acme = |tasks| JobSpec {
+        tenant: "acme".into(),
+        ..spec(tasks, 3)
+    };
+    let job = store.submit(&acme(6)).await.expect("submit");
+    let ids: Vec<TaskId> = job.tasks.iter().map(|t| t.id).collect();
+    let other = store.submit(&spec(1, 3)).await.expect("submit");
+    let of = |tasks: &[fresco_store::QueuedTask]| -> Vec<String> {
+        tasks.iter().map(|t| t.tenant.clone()).collect()
+    };
+    assert_eq!(of(&job.tasks), vec!["acme"; 6], "submitted");
+    assert_eq!(of(&other.tasks), ["default"], "submitted");
+    let queued = store
+        .queued_tasks("tiny-random-dit", i64::MIN, 100)
+        .await
+        .expect("queued");
+    assert_eq!(
+        of(&queued),
+        [vec!["acme"; 6], vec!["default"]].concat(),
+        "queued, in dispatch order"
+    );
+    let paused = store.set_paused(job.job.id, true).await.expect("pause");
+    assert_eq!(of(&paused), vec!["acme"; 6], "paused");
+    let resumed = store.set_paused(job.job.id, false).await.expect("resume");
+    assert_eq!(of(&resumed), vec!["acme"; 6], "resumed");
+    let cancelled = store.cancel_task(ids[0]).await.expect("cancel");
+    assert_eq!(cancelled.tenant, "acme", "cancelled");
+
+    let token = claimed(&*store, ids[1], w, lease).await;
+    let outcome = store
+        .fail(&token, "oom", FailureKind::Worker, false, Backoff::NONE)
+        .await
+        .expect("fail");
+    let FailOutcome::Requeued(requeued, _) = outcome else {
+        panic!("attempts are left: {outcome:?}");
+    };
+    assert_eq!(requeued.tenant, "acme", "requeued after a failure");
+
+    let short = claimed(&*store, ids[2], w, Duration::from_millis(50)).await;
+    let until = store
+        .get_task(short.task)
+        .await
+        .expect("task")
+        .lease_expires_at
+        .expect("a lease");
+    wait_past(until).await;
+    let expired = store.expire_leases(Backoff::NONE).await.expect("expire");
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].task.tenant, "acme", "an expired lease");
+
+    claimed(&*store, ids[3], w, lease).await;
+    let released = store.release_running().await.expect("release");
+    assert_eq!(of(&released), ["acme"], "released at start");
+
+    let failing = claimed(&*store, ids[4], w, lease).await;
+    store
+        .fail(
+            &failing,
+            "bad prompt",
+            FailureKind::Request,
+            false,
+            Backoff::NONE,
+        )
+        .await
+        .expect("fail for good");
+    let retried = store.retry_job(job.job.id).await.expect("retry");
+    assert_eq!(of(&retried), ["acme"], "retried");
+
+    let timed = store
+        .submit(&JobSpec {
+            deadline: Some(Duration::from_millis(10)),
+            ..acme(1)
+        })
+        .await
+        .expect("submit");
+    wait_past(timed.job.deadline.expect("a deadline")).await;
+    let missed = store.expire_deadlines().await.expect("deadlines");
+    assert_eq!(missed.len(), 1);
+    assert_eq!(missed[0].task.tenant, "acme", "failed at its deadline");
+
+    let all = store.cancel_job(job.job.id).await.expect("cancel job");
+    assert_eq!(of(&all), vec!["acme"; 5], "cancelled with its job");
+}
+
+async fn tenant_weights_are_read_from_the_tenants_table(store: Store, sql: Sql) {
+    assert!(
+        store.tenant_weights().await.expect("weights").is_empty(),
+        "no rows: every tenant weighs 1"
+    );
+    sql.execute("INSERT INTO tenants (name, weight) VALUES ('zeta', 1), ('acme', 3)")
+        .await;
+    sql.execute("INSERT INTO tenants (name, max_running_tasks) VALUES ('limited', 4)")
+        .await;
+    assert_eq!(
+        store.tenant_weights().await.expect("weights"),
+        [
+            ("acme".to_owned(), 3),
+            ("limited".to_owned(), 1),
+            ("zeta".to_owned(), 1)
+        ]
     );
 }

@@ -239,7 +239,7 @@ async fn claim(
             // The worker keeps popping and claiming, so once its
             // quarantine cool-down ends (or an operator releases it) its
             // next claim succeeds without a restart.
-            warn!(task_id = %popped.task, reason = %status.message(), "claim refused to this worker");
+            warn!(task_id = %popped.task, tenant = %popped.tenant, reason = %status.message(), "claim refused to this worker");
             tokio::select! {
                 _ = shutdown.cancelled() => return Attempt::Stop,
                 _ = tokio::time::sleep(settings.pop_timeout) => {}

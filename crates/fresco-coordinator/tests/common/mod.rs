@@ -33,14 +33,20 @@ pub struct TestCoordinator {
     pub app: Coordinator,
     pub jobs: JobApi,
     pub workers: WorkerApi,
-    /// The in-process queues, for tests that lose or read their ids.
-    pub dispatch: Arc<MemoryDispatch>,
+    /// The dispatch queues (in process unless a test gave others), for
+    /// tests that lose or read their ids.
+    pub dispatch: Arc<dyn Dispatch>,
     _dir: TempDir,
 }
 
 impl TestCoordinator {
     /// Opens a fresh store; `settings` starts from the defaults.
     pub async fn start(settings: Settings) -> Self {
+        Self::start_with_dispatch(settings, Arc::new(MemoryDispatch::new())).await
+    }
+
+    /// [`TestCoordinator::start`] over the dispatch queues given.
+    pub async fn start_with_dispatch(settings: Settings, dispatch: Arc<dyn Dispatch>) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let store = SqliteStore::open(&dir.path().join("fresco.db"))
             .await
@@ -49,7 +55,6 @@ impl TestCoordinator {
         std::fs::create_dir_all(&outputs).expect("creating the outputs directory");
         let storage_url = format!("file://{}", outputs.display());
         let storage = Storage::from_url(&storage_url).expect("opening file:// storage");
-        let dispatch = Arc::new(MemoryDispatch::new());
         let app = Coordinator {
             store: Arc::new(store),
             dispatch: dispatch.clone(),
@@ -66,6 +71,11 @@ impl TestCoordinator {
             dispatch,
             _dir: dir,
         }
+    }
+
+    /// The SQLite file the store keeps.
+    pub fn database_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("fresco.db")
     }
 
     /// The directory the `file://` output storage writes under.

@@ -189,6 +189,10 @@ impl JobStore for PgStore {
         queue::queued_tasks(self, model, after_seq, limit).await
     }
 
+    async fn tenant_weights(&self) -> Result<Vec<(String, u32)>> {
+        queue::tenant_weights(self).await
+    }
+
     async fn model_workers(&self, models: &[String], lease: Duration) -> Result<Vec<ModelWorkers>> {
         workers::model_workers(self, models, lease).await
     }

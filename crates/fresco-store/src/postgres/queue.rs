@@ -1,6 +1,7 @@
 //! What is dispatchable in Postgres now, for the reconciler: queued tasks
 //! of unpaused jobs past their backoff, counted per model and paged in
-//! dispatch order.
+//! dispatch order; and the tenants' weights, which share each model's
+//! queue out.
 
 use super::PgStore;
 use crate::error::Result;
@@ -29,4 +30,14 @@ pub(super) async fn queued_tasks(
         .fetch_all(&store.pool)
         .await?;
     rows.iter().map(queued_task).collect()
+}
+
+/// Every tenant row's weight, by name; a tenant without a row weighs 1.
+pub(super) async fn tenant_weights(store: &PgStore) -> Result<Vec<(String, u32)>> {
+    let rows = sqlx::query(include_str!("sql/tenant_weights.sql"))
+        .fetch_all(&store.pool)
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.text("name")?, row.small("weight")?)))
+        .collect()
 }

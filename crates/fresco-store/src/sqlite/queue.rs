@@ -1,6 +1,7 @@
 //! What is dispatchable in SQLite now, for the reconciler: queued tasks of
 //! unpaused jobs past their backoff, counted per model and paged in
-//! dispatch order.
+//! dispatch order; and the tenants' weights, which share each model's
+//! queue out.
 
 use super::SqliteStore;
 use super::columns::now_ms;
@@ -32,4 +33,14 @@ pub(super) async fn queued_tasks(
         .fetch_all(&store.reader)
         .await?;
     rows.iter().map(queued_task).collect()
+}
+
+/// Every tenant row's weight, by name; a tenant without a row weighs 1.
+pub(super) async fn tenant_weights(store: &SqliteStore) -> Result<Vec<(String, u32)>> {
+    let rows = sqlx::query(include_str!("sql/tenant_weights.sql"))
+        .fetch_all(&store.reader)
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.text("name")?, row.small("weight")?)))
+        .collect()
 }

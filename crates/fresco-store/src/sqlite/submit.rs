@@ -61,7 +61,9 @@ fn insert_tasks_sql(rows: usize) -> String {
         }
         sql.push_str(&row);
     }
-    sql.push_str(" RETURNING id, model, priority, seq");
+    sql.push_str(
+        " RETURNING id, model, priority, seq,\n    (SELECT tenant FROM jobs WHERE jobs.id = tasks.job_id) AS tenant",
+    );
     sql
 }
 

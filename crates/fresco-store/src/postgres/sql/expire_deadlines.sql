@@ -15,4 +15,4 @@ WHERE j.id = t.job_id AND t.state = 'queued'
   AND t.id IN (SELECT q.id FROM jobs d JOIN tasks q ON q.job_id = d.id
                WHERE d.deadline IS NOT NULL AND d.deadline <= now() AND q.state = 'queued'
                LIMIT 1000 FOR UPDATE OF q SKIP LOCKED)
-RETURNING t.id, t.model, t.priority, t.seq, t.job_id
+RETURNING t.id, t.model, t.priority, t.seq, t.job_id, j.tenant

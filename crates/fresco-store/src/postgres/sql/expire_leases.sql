@@ -20,4 +20,5 @@ UPDATE tasks SET
 WHERE id IN (SELECT id FROM tasks
              WHERE state = 'running' AND lease_expires_at < now()
              ORDER BY lease_expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED)
-RETURNING id, model, priority, seq, state, not_before, worker_id, attempt
+RETURNING id, model, priority, seq, state, not_before, worker_id, attempt,
+    (SELECT tenant FROM jobs WHERE jobs.id = tasks.job_id) AS tenant

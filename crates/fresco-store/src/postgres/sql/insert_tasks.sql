@@ -12,4 +12,5 @@ FROM UNNEST($1::UUID[], $6::INT[], $7::TEXT[], $8::TEXT[], $9::BIGINT[],
     AS t(id, idx, prompt, negative_prompt, seed, steps, width, height,
          guidance, n, sampler, schedule)
 ORDER BY t.idx
-RETURNING id, model, priority, seq
+RETURNING id, model, priority, seq,
+    (SELECT tenant FROM jobs WHERE jobs.id = tasks.job_id) AS tenant

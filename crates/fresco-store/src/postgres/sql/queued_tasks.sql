@@ -1,6 +1,6 @@
 -- Dispatchable tasks of model $1 after seq $2, in dispatch order (the
 -- same conditions as claim.sql).
-SELECT t.id, t.model, t.priority, t.seq FROM tasks t JOIN jobs j ON j.id = t.job_id
+SELECT t.id, t.model, t.priority, t.seq, j.tenant FROM tasks t JOIN jobs j ON j.id = t.job_id
 WHERE t.state = 'queued' AND t.model = $1 AND t.seq > $2 AND NOT j.paused
   AND (t.not_before IS NULL OR t.not_before <= now())
 ORDER BY t.seq LIMIT $3

@@ -1,4 +1,5 @@
 -- No failure counted; `attempt` stays, the last fencing token.
 UPDATE tasks SET state = 'queued', lease_expires_at = NULL, attempt_ended_at = now()
 WHERE state = 'running'
-RETURNING id, model, priority, seq
+RETURNING id, model, priority, seq,
+    (SELECT tenant FROM jobs WHERE jobs.id = tasks.job_id) AS tenant

@@ -13,4 +13,5 @@ UPDATE tasks SET
 WHERE seq IN (SELECT t.seq FROM jobs j JOIN tasks t ON t.job_id = j.id
               WHERE j.deadline IS NOT NULL AND j.deadline <= ?1 AND t.state = 'queued'
               LIMIT 1000)
-RETURNING id, model, priority, seq, job_id
+RETURNING id, model, priority, seq, job_id,
+    (SELECT tenant FROM jobs WHERE jobs.id = tasks.job_id) AS tenant

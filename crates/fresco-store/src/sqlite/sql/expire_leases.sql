@@ -20,4 +20,5 @@ UPDATE tasks SET
 WHERE seq IN (SELECT seq FROM tasks
               WHERE state = 'running' AND lease_expires_at < ?1
               ORDER BY lease_expires_at LIMIT 1000)
-RETURNING id, model, priority, seq, state, not_before, worker_id, attempt
+RETURNING id, model, priority, seq, state, not_before, worker_id, attempt,
+    (SELECT tenant FROM jobs WHERE jobs.id = tasks.job_id) AS tenant

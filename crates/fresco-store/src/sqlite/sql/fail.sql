@@ -23,4 +23,5 @@ UPDATE tasks SET
         END,
     lease_expires_at = NULL, attempt_ended_at = ?6
 WHERE id = ?1 AND worker_id = ?2 AND attempt = ?3 AND state = 'running'
-RETURNING id, model, priority, seq, state, not_before
+RETURNING id, model, priority, seq, state, not_before,
+    (SELECT tenant FROM jobs WHERE jobs.id = tasks.job_id) AS tenant

@@ -1,1 +1,3 @@
-SELECT id, model, priority, seq FROM tasks WHERE job_id = ?1 AND state = 'queued'
+SELECT t.id, t.model, t.priority, t.seq, j.tenant
+FROM tasks t JOIN jobs j ON j.id = t.job_id
+WHERE t.job_id = ?1 AND t.state = 'queued'

@@ -1,0 +1,1 @@
+SELECT name, weight FROM tenants ORDER BY name
