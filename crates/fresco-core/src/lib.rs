@@ -1,6 +1,8 @@
 //! fresco's domain, shared by the coordinator, the worker and the CLI.
 //!
 //! - [`access`]: credential kinds, client roles, tenants, the caller.
+//! - [`credentials`]: API keys and worker tokens as text: their format,
+//!   making one, reading one back, the digest a store keeps.
 //! - [`ids`]: job, task and worker ids, parsed with errors naming the field.
 //! - [`params`]: the parameters of a task, their defaults and limits.
 //! - [`schedule`]: a task's sampler schedule knobs.
@@ -25,6 +27,7 @@
 
 pub mod access;
 pub mod capabilities;
+pub mod credentials;
 pub mod error;
 pub mod failure;
 pub mod ids;
