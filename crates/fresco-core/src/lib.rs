@@ -18,6 +18,7 @@
 //!   (with `grpc`) their one map onto gRPC statuses and back.
 //!
 //! With the `grpc` feature (on by default), the wire side:
+//! - [`bearer`]: the interceptor that sends a client's key with every call.
 //! - [`validate`]: turns a `SubmitJobRequest` into a checked [`params::JobSpec`].
 //! - [`prompts_file`]: reads `.txt`, `.jsonl` and `.csv` prompt files.
 //! - the `fresco-proto` conversions of [`TaskState`] and [`params::Schedule`].
@@ -26,6 +27,8 @@
 //! Without `grpc` it pulls no tonic either, which is how `fresco-store` uses it.
 
 pub mod access;
+#[cfg(feature = "grpc")]
+pub mod bearer;
 pub mod capabilities;
 pub mod credentials;
 pub mod error;
