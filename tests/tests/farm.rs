@@ -297,8 +297,9 @@ async fn a_worker_stopped_by_sigterm_leaves_nothing_leased() {
     assert_eq!(errors, 0, "finishing or giving back is not a failure");
 
     // The coordinator stops cleanly too, even with a watcher attached.
-    let mut watcher = std::process::Command::new(fresco_e2e::bin_dir().join("fresco"))
-        .args(["--coordinator", &farm.endpoint, "watch", &job_id])
+    let mut watcher = farm
+        .cli_command(&farm.admin_key)
+        .args(["watch", &job_id])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
