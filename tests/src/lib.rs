@@ -565,7 +565,13 @@ impl Farm {
     /// Revokes `key` with the real `fresco-coordinator keys revoke`.
     pub fn revoke_key(&self, key: &str) {
         let out = binary("fresco-coordinator")
-            .args(["keys", "revoke", "--database-url", &self.db.url, key_id(key)])
+            .args([
+                "keys",
+                "revoke",
+                "--database-url",
+                &self.db.url,
+                key_id(key),
+            ])
             .output()
             .expect("running fresco-coordinator keys revoke");
         assert!(out.status.success(), "{}", describe(&out));

@@ -338,4 +338,19 @@ fn docker_compose_names_the_whole_farm() {
         coordinator_env.contains("FRESCO_DATABASE_URL"),
         "{coordinator_env}"
     );
+    // The farm asks for keys: `keys` makes an admin key and a worker token
+    // before the coordinator starts, and the workers call with the token.
+    let keys = serde_yaml::to_string(&doc["services"]["keys"]).expect("keys yaml");
+    for made in [
+        "keys create --kind client --tenant default --role admin",
+        "keys create --kind worker",
+    ] {
+        assert!(keys.contains(made), "{keys}");
+    }
+    assert_eq!(
+        doc["services"]["coordinator"]["depends_on"]["keys"]["condition"],
+        "service_completed_successfully"
+    );
+    assert!(worker_env.contains("FRESCO_WORKER_TOKEN"), "{worker_env}");
+    assert!(!coordinator_env.contains("INSECURE"), "{coordinator_env}");
 }
