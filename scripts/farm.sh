@@ -33,6 +33,13 @@ export FRESCO_REDIS_URL="$FRESCO_TEST_REDIS_URL"
 export FRESCO_STORAGE="s3://$FRESCO_TEST_BUCKET/renders"
 logs="$FRESCO_SERVICES_DIR/logs"; mkdir -p "$logs"
 
+# The farm asks for keys: an admin client key for the commands below
+# (FRESCO_API_KEY) and a token for the workers (FRESCO_WORKER_TOKEN).
+keys=(keys create --database-url "$FRESCO_TEST_DATABASE_URL")
+FRESCO_API_KEY=$("$bin/fresco-coordinator" "${keys[@]}" --kind client --tenant default --role admin --name farm.sh)
+FRESCO_WORKER_TOKEN=$("$bin/fresco-coordinator" "${keys[@]}" --kind worker --name "farm.sh workers")
+export FRESCO_API_KEY FRESCO_WORKER_TOKEN
+
 "$bin/fresco-coordinator" --listen "127.0.0.1:$port" --database-url "$FRESCO_TEST_DATABASE_URL" \
   2>"$logs/coordinator.log" & pids+=($!)
 for i in $(seq 1 "$workers"); do

@@ -5,13 +5,25 @@
 //! (`FRESCO_TEST_*`, `AWS_*`); each test then gets a database of its own,
 //! a Redis server of its own and a key prefix of its own in the bucket, so
 //! tests run in parallel without seeing each other.
+//!
+//! Every [`Farm`] asks for keys, as a production farm does: at start it
+//! makes an admin client key of the default tenant and a worker token with
+//! the real `fresco-coordinator keys create`, gives the token to its
+//! workers (`--token`) and the admin key to [`Farm::cli`] (`--api-key`) and
+//! to [`Farm::job_client`]. [`Farm::client_key`] makes keys of other
+//! tenants and roles.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use fresco_core::bearer::Bearer;
+use fresco_proto::v1::job_service_client::JobServiceClient;
+use fresco_proto::v1::worker_service_client::WorkerServiceClient;
 use sqlx::PgPool;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
 use uuid::Uuid;
 
 pub mod models;
@@ -276,6 +288,50 @@ impl Default for FarmOptions {
     }
 }
 
+/// A client of the client API sending a key with every call.
+pub type JobClient = JobServiceClient<InterceptedService<Channel, Bearer>>;
+/// A client of the worker API sending a worker token with every call.
+pub type WorkerClient = WorkerServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// A key's id: the 12 hex digits after `fresco_k_` or `fresco_w_`.
+pub fn key_id(key: &str) -> &str {
+    key.get(9..21)
+        .unwrap_or_else(|| panic!("{key:?} is not a fresco key"))
+}
+
+/// A client of the coordinator at `endpoint` sending `key` (none: no key).
+pub async fn job_client_at(endpoint: &str, key: Option<&str>) -> JobClient {
+    try_job_client_at(endpoint, key)
+        .await
+        .expect("connecting to the coordinator")
+}
+
+/// [`job_client_at`], `None` while the coordinator cannot be reached.
+pub async fn try_job_client_at(endpoint: &str, key: Option<&str>) -> Option<JobClient> {
+    let channel = Channel::from_shared(endpoint.to_owned())
+        .expect("an endpoint URL")
+        .connect()
+        .await
+        .ok()?;
+    let client =
+        JobServiceClient::with_interceptor(channel, Bearer::new(key).expect("a sendable key"));
+    Some(
+        client
+            .max_decoding_message_size(512 << 20)
+            .max_encoding_message_size(512 << 20),
+    )
+}
+
+/// A worker-API client of the coordinator at `endpoint` sending `token`.
+pub async fn worker_client_at(endpoint: &str, token: Option<&str>) -> WorkerClient {
+    let channel = Channel::from_shared(endpoint.to_owned())
+        .expect("an endpoint URL")
+        .connect()
+        .await
+        .expect("connecting to the coordinator");
+    WorkerServiceClient::with_interceptor(channel, Bearer::new(token).expect("a sendable token"))
+}
+
 /// A coordinator and workers over this test's own database, Redis and
 /// bucket prefix.
 pub struct Farm {
@@ -291,6 +347,11 @@ pub struct Farm {
     pub options: FarmOptions,
     /// Between the coordinator and Postgres, with `proxy_database`.
     pub db_proxy: Option<TcpProxy>,
+    /// An admin client key of the default tenant: what [`Farm::cli`] and
+    /// [`Farm::job_client`] call with.
+    pub admin_key: String,
+    /// The worker token every worker of the farm registers with.
+    pub worker_token: String,
     /// The database URL the coordinator is given.
     coordinator_db_url: String,
 }
@@ -311,6 +372,11 @@ impl Farm {
         } else {
             (None, db.url.clone())
         };
+        let admin_key = create_key(
+            &db.url,
+            &["--kind", "client", "--tenant", "default", "--role", "admin"],
+        );
+        let worker_token = create_key(&db.url, &["--kind", "worker", "--name", "farm workers"]);
         let mut farm = Self {
             services,
             db,
@@ -324,6 +390,8 @@ impl Farm {
             options,
             db_proxy,
             coordinator_db_url,
+            admin_key,
+            worker_token,
         };
         farm.start_coordinator().await;
         for _ in 0..farm.options.workers {
@@ -391,6 +459,7 @@ impl Farm {
             "fresco-worker",
             binary("fresco-worker")
                 .args(["--coordinator", &self.endpoint])
+                .args(["--token", &self.worker_token])
                 .args(["--redis-url", &self.redis.url])
                 .args(["--storage", &self.storage_url])
                 .args(["--name", &format!("worker-{n}")])
@@ -454,13 +523,78 @@ impl Farm {
         .expect("counting unswept tasks")
     }
 
-    /// Runs the real `fresco` CLI against this farm.
+    /// Runs the real `fresco` CLI against this farm, as its admin.
     pub fn cli(&self, args: &[&str]) -> Output {
-        binary("fresco")
-            .args(["--coordinator", &self.endpoint])
+        self.cli_as(&self.admin_key, args)
+    }
+
+    /// Runs the real `fresco` CLI against this farm with the client key
+    /// `key`.
+    pub fn cli_as(&self, key: &str, args: &[&str]) -> Output {
+        self.cli_command(key)
             .args(args)
             .output()
             .expect("running fresco")
+    }
+
+    /// `fresco --coordinator ENDPOINT` calling with `key` (in
+    /// `FRESCO_API_KEY`), to add arguments to and spawn.
+    pub fn cli_command(&self, key: &str) -> Command {
+        let mut command = binary("fresco");
+        command
+            .args(["--coordinator", &self.endpoint])
+            .env("FRESCO_API_KEY", key);
+        command
+    }
+
+    /// A new client key of `tenant` with `role` (admin, submitter or
+    /// viewer), made by the real `fresco-coordinator keys create`.
+    pub fn client_key(&self, tenant: &str, role: &str) -> String {
+        create_key(
+            &self.db.url,
+            &["--kind", "client", "--tenant", tenant, "--role", role],
+        )
+    }
+
+    /// A new worker token, made by the real `fresco-coordinator keys
+    /// create`.
+    pub fn new_worker_token(&self) -> String {
+        create_key(&self.db.url, &["--kind", "worker"])
+    }
+
+    /// Revokes `key` with the real `fresco-coordinator keys revoke`.
+    pub fn revoke_key(&self, key: &str) {
+        let out = binary("fresco-coordinator")
+            .args([
+                "keys",
+                "revoke",
+                "--database-url",
+                &self.db.url,
+                key_id(key),
+            ])
+            .output()
+            .expect("running fresco-coordinator keys revoke");
+        assert!(out.status.success(), "{}", describe(&out));
+    }
+
+    /// A client of the client API calling as the farm's admin.
+    pub async fn job_client(&self) -> JobClient {
+        self.job_client_as(&self.admin_key).await
+    }
+
+    /// A client of the client API calling with `key`.
+    pub async fn job_client_as(&self, key: &str) -> JobClient {
+        job_client_at(&self.endpoint, Some(key)).await
+    }
+
+    /// A client of the worker API calling with the farm's worker token.
+    pub async fn worker_client(&self) -> WorkerClient {
+        self.worker_client_as(&self.worker_token).await
+    }
+
+    /// A client of the worker API calling with `token`.
+    pub async fn worker_client_as(&self, token: &str) -> WorkerClient {
+        worker_client_at(&self.endpoint, Some(token)).await
     }
 
     /// Runs `fresco submit` with `args`; returns the job id it printed.
@@ -513,6 +647,18 @@ impl Farm {
         }
         out
     }
+}
+
+/// Makes a key with `fresco-coordinator keys create ARGS` against the
+/// database at `database_url`; returns the key it printed.
+fn create_key(database_url: &str, args: &[&str]) -> String {
+    let out = binary("fresco-coordinator")
+        .args(["keys", "create", "--database-url", database_url])
+        .args(args)
+        .output()
+        .expect("running fresco-coordinator keys create");
+    assert!(out.status.success(), "{}", describe(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// The JSON a command printed; panics, showing the output, if it failed.

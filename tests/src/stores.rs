@@ -28,6 +28,10 @@ const TABLES: &[(&str, &str)] = &[
         "SELECT count(*), md5(coalesce(string_agg(r::TEXT, '|' ORDER BY r::TEXT), '')) FROM outputs r",
     ),
     (
+        "api_keys",
+        "SELECT count(*), md5(coalesce(string_agg(r::TEXT, '|' ORDER BY r::TEXT), '')) FROM api_keys r",
+    ),
+    (
         "workers",
         "SELECT count(*), md5(coalesce(string_agg(r::TEXT, '|' ORDER BY r::TEXT), '')) FROM workers r",
     ),

@@ -7,11 +7,9 @@
 //! (listed through S3) must hold exactly what they held with the one job
 //! accepted before the table.
 
-use fresco_e2e::{Farm, FarmOptions, describe};
+use fresco_e2e::{Farm, FarmOptions, JobClient, describe};
 use fresco_proto::v1 as pb;
-use fresco_proto::v1::job_service_client::JobServiceClient;
 use tonic::Code;
-use tonic::transport::Channel;
 
 fn task(prompt: &str) -> pb::TaskParams {
     pb::TaskParams {
@@ -53,7 +51,7 @@ enum Call {
     ReadOutput(&'static str),
 }
 
-async fn send(client: &mut JobServiceClient<Channel>, call: Call) -> Result<(), tonic::Status> {
+async fn send(client: &mut JobClient, call: Call) -> Result<(), tonic::Status> {
     let id = |s: &str| s.to_owned();
     match call {
         Call::Submit(r) => client.submit_job(*r).await.map(drop),
@@ -405,9 +403,7 @@ async fn hostile_requests_get_precise_errors_and_store_nothing() {
         ..FarmOptions::default()
     })
     .await;
-    let mut client = JobServiceClient::connect(farm.endpoint.clone())
-        .await
-        .expect("connect");
+    let mut client = farm.job_client().await;
     // Accepted before the onslaught: it must come out of it untouched.
     let accepted = client
         .submit_job(pb::SubmitJobRequest {

@@ -23,16 +23,23 @@ const TOO_LARGE: &str = "error: tasks[0].width: fresco-shapes draws at most 64 (
 /// The whole stderr of the submission with a sampler the model cannot run.
 const WRONG_SAMPLER: &str = "error: tasks[0].sampler: fresco-shapes runs euler, heun (got ddim)";
 
-fn cli(endpoint: &str, args: &[&str]) -> Output {
-    binary("fresco")
-        .args(["--coordinator", endpoint])
-        .args(args)
-        .output()
-        .expect("running fresco")
+/// Where the CLI calls, and the key it calls with (none on `fresco dev`).
+struct Target {
+    endpoint: String,
+    key: Option<String>,
 }
 
-fn refused(endpoint: &str, args: &[&str], expected: &str) {
-    let out = cli(endpoint, args);
+fn cli(target: &Target, args: &[&str]) -> Output {
+    let mut command = binary("fresco");
+    command.args(["--coordinator", &target.endpoint]);
+    if let Some(key) = &target.key {
+        command.args(["--api-key", key]);
+    }
+    command.args(args).output().expect("running fresco")
+}
+
+fn refused(target: &Target, args: &[&str], expected: &str) {
+    let out = cli(target, args);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr).trim_end(),
@@ -47,21 +54,21 @@ fn submitted(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-async fn finished(endpoint: &str, job: &str) -> serde_json::Value {
+async fn finished(target: &Target, job: &str) -> serde_json::Value {
     wait_until("the job to finish", Duration::from_secs(120), || async {
-        let out = cli(endpoint, &["status", "--json", job]);
+        let out = cli(target, &["status", "--json", job]);
         out.status.success()
             && serde_json::from_slice::<serde_json::Value>(&out.stdout)
                 .is_ok_and(|status| status["finished"] == true)
     })
     .await;
-    stdout_json(&cli(endpoint, &["status", "--json", job]))
+    stdout_json(&cli(target, &["status", "--json", job]))
 }
 
 /// The two refusals at submit.
-fn submit_refuses_what_the_model_cannot_run(endpoint: &str) {
+fn submit_refuses_what_the_model_cannot_run(target: &Target) {
     refused(
-        endpoint,
+        target,
         &[
             "submit",
             "--prompt",
@@ -74,7 +81,7 @@ fn submit_refuses_what_the_model_cannot_run(endpoint: &str) {
         TOO_LARGE,
     );
     refused(
-        endpoint,
+        target,
         &["submit", "--prompt", "a red circle", "--sampler", "ddim"],
         WRONG_SAMPLER,
     );
@@ -82,15 +89,15 @@ fn submit_refuses_what_the_model_cannot_run(endpoint: &str) {
 
 /// Bad prompts fail alone; the worker stays in service and renders the
 /// next job. Returns the bad job's id.
-async fn request_faults_fail_alone(endpoint: &str) -> String {
+async fn request_faults_fail_alone(target: &Target) -> String {
     let mut args = vec![
         "submit", "--model", "tiny-sd", "--steps", "2", "--width", "16", "--height", "16",
     ];
     for _ in 0..BAD_PROMPTS {
         args.extend(["-p", "a q"]);
     }
-    let bad = submitted(&cli(endpoint, &args));
-    let status = finished(endpoint, &bad).await;
+    let bad = submitted(&cli(target, &args));
+    let status = finished(target, &bad).await;
     assert_eq!(status["counts"]["failed"], BAD_PROMPTS, "{status}");
     for task in status["tasks"].as_array().expect("tasks") {
         let errors = task["errors"].as_array().expect("errors");
@@ -103,16 +110,16 @@ async fn request_faults_fail_alone(endpoint: &str) -> String {
         );
     }
 
-    let workers = stdout_json(&cli(endpoint, &["workers", "--json"]));
+    let workers = stdout_json(&cli(target, &["workers", "--json"]));
     let worker = &workers[0];
     assert_eq!(worker["consecutive_failures"], 0, "{worker}");
     assert!(worker["quarantined_at"].is_null(), "{worker}");
 
     let next = submitted(&cli(
-        endpoint,
+        target,
         &["submit", "--prompt", "a red circle", "--steps", "2"],
     ));
-    let status = finished(endpoint, &next).await;
+    let status = finished(target, &next).await;
     assert_eq!(status["counts"]["succeeded"], 1, "{status}");
     bad
 }
@@ -128,15 +135,19 @@ async fn on_a_farm_bad_requests_are_refused_or_fail_alone_and_the_worker_renders
     farm.start_worker_with(&["--models-dir".into(), models.path().display().to_string()])
         .await;
 
+    let target = Target {
+        endpoint: farm.endpoint.clone(),
+        key: Some(farm.admin_key.clone()),
+    };
     let before = farm.snapshot().await;
-    submit_refuses_what_the_model_cannot_run(&farm.endpoint);
+    submit_refuses_what_the_model_cannot_run(&target);
     assert_eq!(
         farm.snapshot().await,
         before,
         "a refused submission stores nothing"
     );
 
-    request_faults_fail_alone(&farm.endpoint).await;
+    request_faults_fail_alone(&target).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,11 +166,15 @@ async fn on_fresco_dev_bad_requests_are_refused_or_fail_alone_and_the_worker_ren
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null()),
     );
+    let target = Target {
+        endpoint: endpoint.clone(),
+        key: None,
+    };
     wait_until(
         "fresco dev to list its worker",
         Duration::from_secs(60),
         || async {
-            let out = cli(&endpoint, &["workers", "--json"]);
+            let out = cli(&target, &["workers", "--json"]);
             out.status.success()
                 && serde_json::from_slice::<serde_json::Value>(&out.stdout)
                     .is_ok_and(|w| w.as_array().is_some_and(|w| !w.is_empty()))
@@ -167,13 +182,13 @@ async fn on_fresco_dev_bad_requests_are_refused_or_fail_alone_and_the_worker_ren
     )
     .await;
 
-    submit_refuses_what_the_model_cannot_run(&endpoint);
-    let jobs = stdout_json(&cli(&endpoint, &["list", "--json"]));
+    submit_refuses_what_the_model_cannot_run(&target);
+    let jobs = stdout_json(&cli(&target, &["list", "--json"]));
     assert_eq!(
         jobs,
         serde_json::json!([]),
         "a refused submission stores nothing"
     );
 
-    request_faults_fail_alone(&endpoint).await;
+    request_faults_fail_alone(&target).await;
 }

@@ -12,9 +12,8 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use fresco_e2e::{Farm, FarmOptions, TcpProxy, describe};
+use fresco_e2e::{Farm, FarmOptions, TcpProxy, describe, try_job_client_at};
 use fresco_proto::v1 as pb;
-use fresco_proto::v1::job_service_client::JobServiceClient;
 use fresco_worker::png::read_png_text;
 
 const TASKS: usize = 500;
@@ -31,8 +30,8 @@ impl Dice {
     }
 }
 
-async fn job_state(endpoint: &str, job: &str) -> Option<pb::Job> {
-    let mut client = JobServiceClient::connect(endpoint.to_owned()).await.ok()?;
+async fn job_state(farm: &Farm, job: &str) -> Option<pb::Job> {
+    let mut client = try_job_client_at(&farm.endpoint, Some(&farm.admin_key)).await?;
     client
         .get_job(pb::GetJobRequest {
             job_id: job.to_owned(),
@@ -124,7 +123,7 @@ async fn chaos_every_task_ends_exactly_once() {
     let mut s3_outage_done = false;
     let mut last_kill = Instant::now();
     loop {
-        let state = job_state(&farm.endpoint, &job).await;
+        let state = job_state(&farm, &job).await;
         let done = state
             .as_ref()
             .and_then(|j| j.counts)

@@ -286,3 +286,118 @@ fn a_dev_farm_killed_mid_job_finishes_it_after_a_restart() {
     assert!(download.status.success(), "{}", describe(&download));
     assert_eq!(std::fs::read_dir(&out).expect("out dir").count(), 24);
 }
+
+/// `fresco dev keys ARGS --data-dir DATA`; the output, checked to succeed.
+fn dev_keys(data: &Path, args: &[&str]) -> Output {
+    let output = binary("fresco")
+        .args(["dev", "keys"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .expect("running fresco dev keys");
+    assert!(output.status.success(), "{}", describe(&output));
+    output
+}
+
+#[test]
+fn fresco_dev_with_auth_asks_for_keys_and_serves_beyond_loopback() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let log_path = dir.path().join("dev.log");
+    let key = dev_keys(
+        &data,
+        &[
+            "create",
+            "--kind",
+            "client",
+            "--tenant",
+            "studio",
+            "--role",
+            "submitter",
+        ],
+    );
+    let key = String::from_utf8_lossy(&key.stdout).trim().to_owned();
+    let port = free_port();
+    let log = std::fs::File::create(&log_path).expect("a log file");
+    let mut dev = Proc::spawn(
+        "fresco dev --auth",
+        binary("fresco")
+            .args(["dev", "--auth", "--workers", "1", "--data-dir"])
+            .arg(&data)
+            // With keys, beyond loopback.
+            .args(["--listen", &format!("0.0.0.0:{port}")])
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log),
+    );
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let with_key = |args: &[&str]| {
+        binary("fresco")
+            .args(["--coordinator", &endpoint, "--api-key", &key])
+            .args(args)
+            .output()
+            .expect("running fresco")
+    };
+    wait_for(
+        "fresco dev --auth to serve",
+        Duration::from_secs(60),
+        || with_key(&["list"]).status.success(),
+    );
+
+    // Without a key: refused, saying so.
+    let refused = cli(&endpoint, &["list"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", describe(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("no API key"),
+        "{}",
+        describe(&refused)
+    );
+
+    // With one: the job is the key's tenant's, and the farm's own workers,
+    // calling with the token it made at start, render it.
+    let submitted = with_key(&[
+        "submit",
+        "--model",
+        "tiny-random-dit",
+        "--prompt",
+        "a key",
+        "--steps",
+        "2",
+        "--wait",
+    ]);
+    assert!(
+        submitted.status.success(),
+        "{}\n{}",
+        describe(&submitted),
+        std::fs::read_to_string(&log_path).unwrap_or_default()
+    );
+    let job = String::from_utf8_lossy(&submitted.stdout).trim().to_owned();
+    let status = with_key(&["status", "--json", &job]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("JSON");
+    assert_eq!(status["tenant"], "studio", "{status}");
+    assert_eq!(status["counts"]["succeeded"], 1, "{status}");
+
+    let listed = |data: &Path| -> serde_json::Value {
+        serde_json::from_slice(&dev_keys(data, &["list", "--json"]).stdout).expect("JSON")
+    };
+    let workers_token = |keys: &serde_json::Value| {
+        keys.as_array()
+            .expect("keys")
+            .iter()
+            .find(|k| k["name"] == "fresco dev workers")
+            .cloned()
+            .unwrap_or_else(|| panic!("the dev workers' token in {keys}"))
+    };
+    let running = listed(&data);
+    assert_eq!(workers_token(&running)["kind"], "worker", "{running}");
+    assert!(workers_token(&running)["revoked_at"].is_null(), "{running}");
+
+    // Stopped, the farm revokes its workers' token.
+    dev.signal("TERM");
+    assert!(dev.wait_exit(Duration::from_secs(30)).success());
+    let stopped = listed(&data);
+    assert!(
+        !workers_token(&stopped)["revoked_at"].is_null(),
+        "{stopped}"
+    );
+}

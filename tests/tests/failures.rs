@@ -159,8 +159,8 @@ async fn a_submission_during_a_coordinator_outage_is_stored_once() {
     })
     .await;
     farm.kill_coordinator();
-    let cli = fresco_e2e::binary("fresco")
-        .args(["--coordinator", &farm.endpoint])
+    let cli = farm
+        .cli_command(&farm.admin_key)
         .args(["submit", "--model", "tiny-random-dit", "-p", "a", "-p", "b"])
         .args(["--request-id", "outage-1", "--retry-seconds", "60"])
         .stdout(std::process::Stdio::piped())

@@ -359,8 +359,9 @@ async fn a_worker_stopped_by_sigterm_leaves_nothing_leased() {
     assert_eq!(errors, 0, "finishing or giving back is not a failure");
 
     // The coordinator stops cleanly too, even with a watcher attached.
-    let mut watcher = std::process::Command::new(fresco_e2e::bin_dir().join("fresco"))
-        .args(["--coordinator", &farm.endpoint, "watch", &job_id])
+    let mut watcher = farm
+        .cli_command(&farm.admin_key)
+        .args(["watch", &job_id])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -399,4 +400,19 @@ fn docker_compose_names_the_whole_farm() {
         coordinator_env.contains("FRESCO_DATABASE_URL"),
         "{coordinator_env}"
     );
+    // The farm asks for keys: `keys` makes an admin key and a worker token
+    // before the coordinator starts, and the workers call with the token.
+    let keys = serde_yaml::to_string(&doc["services"]["keys"]).expect("keys yaml");
+    for made in [
+        "keys create --kind client --tenant default --role admin",
+        "keys create --kind worker",
+    ] {
+        assert!(keys.contains(made), "{keys}");
+    }
+    assert_eq!(
+        doc["services"]["coordinator"]["depends_on"]["keys"]["condition"],
+        "service_completed_successfully"
+    );
+    assert!(worker_env.contains("FRESCO_WORKER_TOKEN"), "{worker_env}");
+    assert!(!coordinator_env.contains("INSECURE"), "{coordinator_env}");
 }

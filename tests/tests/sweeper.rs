@@ -10,8 +10,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use fresco_e2e::{Farm, FarmOptions, describe, wait_until};
 use fresco_proto::v1 as pb;
-use fresco_proto::v1::job_service_client::JobServiceClient;
-use fresco_proto::v1::worker_service_client::WorkerServiceClient;
 
 const MODEL: &str = "tiny-random-dit";
 
@@ -33,9 +31,7 @@ async fn a_vanished_workers_upload_is_swept_and_the_winners_outputs_stay() {
     let job_id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
 
     // A worker that claims through the API, uploads, and vanishes.
-    let mut workers = WorkerServiceClient::connect(farm.endpoint.clone())
-        .await
-        .expect("connecting as a worker");
+    let mut workers = farm.worker_client().await;
     let worker_id = workers
         .register_worker(pb::RegisterWorkerRequest {
             name: "vanishing".into(),
@@ -47,9 +43,7 @@ async fn a_vanished_workers_upload_is_swept_and_the_winners_outputs_stay() {
         .expect("RegisterWorker")
         .into_inner()
         .worker_id;
-    let mut jobs = JobServiceClient::connect(farm.endpoint.clone())
-        .await
-        .expect("connecting as a client");
+    let mut jobs = farm.job_client().await;
     let tasks = jobs
         .list_tasks(pb::ListTasksRequest {
             job_id: job_id.clone(),

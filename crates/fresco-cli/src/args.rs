@@ -20,6 +20,10 @@ pub struct Cli {
         default_value = "http://127.0.0.1:50051"
     )]
     pub coordinator: String,
+    /// The client key sent with every call (`fresco-coordinator keys
+    /// create --kind client ...`); none for a farm served without keys.
+    #[arg(long, global = true, env = "FRESCO_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -195,6 +199,9 @@ pub struct ListArgs {
     pub limit: u32,
     #[arg(long, default_value = "")]
     pub owner: String,
+    /// Every tenant's jobs, not only the key's own tenant's (an admin key).
+    #[arg(long)]
+    pub all_tenants: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -238,7 +245,12 @@ pub struct DownloadArgs {
 #[derive(Debug, Args)]
 pub struct DevArgs {
     /// Where the farm keeps its database and images.
-    #[arg(long, env = "FRESCO_DATA_DIR", default_value = ".fresco")]
+    #[arg(
+        long,
+        env = "FRESCO_DATA_DIR",
+        default_value = ".fresco",
+        global = true
+    )]
     pub data_dir: PathBuf,
     /// Address to serve the gRPC API on.
     #[arg(long, env = "FRESCO_LISTEN", default_value = "127.0.0.1:50051")]
@@ -278,4 +290,20 @@ pub struct DevArgs {
     /// ended without recording them (0: no sweeping).
     #[arg(long, env = "FRESCO_SWEEP_INTERVAL_SECONDS", default_value_t = 60)]
     pub sweep_interval_seconds: u64,
+    /// Ask every caller for a key, checked against the keys in the data
+    /// directory (`fresco dev keys create`), as a production coordinator
+    /// does; required to --listen on other than a loopback address.
+    #[arg(long, env = "FRESCO_DEV_AUTH")]
+    pub auth: bool,
+    #[command(subcommand)]
+    pub keys: Option<DevCommand>,
+}
+
+#[cfg(feature = "dev")]
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Client keys and worker tokens of the dev farm in --data-dir (for
+    /// `fresco dev --auth`): create, list, revoke.
+    #[command(subcommand)]
+    Keys(fresco_dev::KeysCommand),
 }

@@ -16,6 +16,7 @@ use clap::Parser;
 use fresco_core::status::{ErrorCode, classify};
 
 use crate::args::{Cli, Command};
+use crate::client::Target;
 use crate::commands::control::{self, Action};
 
 /// Why the CLI stopped, as an exit code.
@@ -41,6 +42,13 @@ impl From<tonic::Status> for Failure {
             ErrorCode::InvalidArgument | ErrorCode::NotFound => {
                 Failure::Invalid(status.message().to_owned())
             }
+            ErrorCode::Unauthenticated => Failure::Invalid(format!(
+                "the coordinator did not take the API key: {} (give a client key with --api-key or FRESCO_API_KEY)",
+                status.message()
+            )),
+            ErrorCode::Refused => {
+                Failure::Invalid(format!("permission denied: {}", status.message()))
+            }
             ErrorCode::Unavailable => Failure::Other(anyhow::anyhow!(
                 "the coordinator is unavailable: {}",
                 status.message()
@@ -53,19 +61,23 @@ impl From<tonic::Status> for Failure {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let target = Target {
+        endpoint: cli.coordinator,
+        api_key: cli.api_key,
+    };
     let result = match cli.command {
-        Command::Submit(args) => commands::submit::run(&cli.coordinator, args).await,
-        Command::Status(args) => commands::status::run(&cli.coordinator, args).await,
-        Command::List(args) => commands::list::run(&cli.coordinator, args).await,
-        Command::Watch(args) => commands::watch::run(&cli.coordinator, args).await,
-        Command::Cancel(args) => commands::cancel::run(&cli.coordinator, args).await,
-        Command::Retry(args) => control::run(&cli.coordinator, Action::Retry, args).await,
-        Command::Pause(args) => control::run(&cli.coordinator, Action::Pause, args).await,
-        Command::Resume(args) => control::run(&cli.coordinator, Action::Resume, args).await,
-        Command::Download(args) => commands::download::run(&cli.coordinator, args).await,
-        Command::Workers(args) => commands::workers::run(&cli.coordinator, args).await,
+        Command::Submit(args) => commands::submit::run(&target, args).await,
+        Command::Status(args) => commands::status::run(&target, args).await,
+        Command::List(args) => commands::list::run(&target, args).await,
+        Command::Watch(args) => commands::watch::run(&target, args).await,
+        Command::Cancel(args) => commands::cancel::run(&target, args).await,
+        Command::Retry(args) => control::run(&target, Action::Retry, args).await,
+        Command::Pause(args) => control::run(&target, Action::Pause, args).await,
+        Command::Resume(args) => control::run(&target, Action::Resume, args).await,
+        Command::Download(args) => commands::download::run(&target, args).await,
+        Command::Workers(args) => commands::workers::run(&target, args).await,
         #[cfg(feature = "dev")]
-        Command::Dev(args) => commands::dev::run(args).await,
+        Command::Dev(args) => commands::dev::run(args, target.api_key).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

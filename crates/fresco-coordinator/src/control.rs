@@ -2,17 +2,19 @@
 //! tasks, pause and resume a job. Each changes the store first, then brings
 //! the dispatch queues in line; a queue change that fails is only logged,
 //! because the store stays the truth (workers drop ids they cannot claim,
-//! and the reconciler pushes again what the queues miss).
+//! and the reconciler pushes again what the queues miss). A job or task of
+//! another tenant than the caller's answers as a missing one.
 
-use fresco_core::{JobId, TaskId};
+use fresco_core::{Caller, JobId, TaskId};
 use fresco_proto::v1 as pb;
 use tracing::{info, warn};
 
 use crate::error::ApiResult;
-use crate::{Coordinator, convert, waiting};
+use crate::{Coordinator, convert, tenancy, waiting};
 
-pub async fn cancel_task(app: &Coordinator, task_id: &str) -> ApiResult<pb::Task> {
+pub async fn cancel_task(app: &Coordinator, caller: &Caller, task_id: &str) -> ApiResult<pb::Task> {
     let id = TaskId::parse_field("task_id", task_id)?;
+    tenancy::visible_task(app, caller, id).await?;
     let cancelled = app.store.cancel_task(id).await?;
     info!(task_id = %id, "task cancelled");
     if let Err(err) = app.dispatch.remove(std::slice::from_ref(&cancelled)).await {
@@ -21,8 +23,9 @@ pub async fn cancel_task(app: &Coordinator, task_id: &str) -> ApiResult<pb::Task
     Ok(convert::task(&app.store.get_task(id).await?))
 }
 
-pub async fn retry_job(app: &Coordinator, job_id: &str) -> ApiResult<pb::Job> {
+pub async fn retry_job(app: &Coordinator, caller: &Caller, job_id: &str) -> ApiResult<pb::Job> {
     let id = JobId::parse_field("job_id", job_id)?;
+    tenancy::visible_job(app, caller, id).await?;
     let requeued = app.store.retry_job(id).await?;
     info!(job_id = %id, tasks = requeued.len(), "failed tasks queued again");
     if let Err(err) = app.dispatch.push(&requeued).await {
@@ -31,8 +34,14 @@ pub async fn retry_job(app: &Coordinator, job_id: &str) -> ApiResult<pb::Job> {
     waiting::job_message(app, &app.store.get_job(id).await?).await
 }
 
-pub async fn set_paused(app: &Coordinator, job_id: &str, paused: bool) -> ApiResult<pb::Job> {
+pub async fn set_paused(
+    app: &Coordinator,
+    caller: &Caller,
+    job_id: &str,
+    paused: bool,
+) -> ApiResult<pb::Job> {
     let id = JobId::parse_field("job_id", job_id)?;
+    tenancy::visible_job(app, caller, id).await?;
     let queued = app.store.set_paused(id, paused).await?;
     let moved = if paused {
         app.dispatch.remove(&queued).await

@@ -1,4 +1,8 @@
 //! The client API: submit, inspect, watch and cancel jobs, read outputs.
+//!
+//! Who may call what is one table, in the `JobService` impl below: each
+//! call names the least role it needs ([`allowed`]); a job, task or output
+//! of another tenant answers as a missing one (see [`tenancy`]).
 
 use std::pin::Pin;
 
@@ -47,6 +51,14 @@ pub struct JobApi {
 
 type Streamed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
+/// The caller of `request`, once it holds at least `needed` (a client key
+/// of that role or above); `PERMISSION_DENIED` naming `call` otherwise.
+fn allowed<T>(request: &Request<T>, needed: Role, call: &str) -> Result<Caller, Status> {
+    let caller = tenancy::caller(request);
+    tenancy::client(&caller, needed, call)?;
+    Ok(caller)
+}
+
 /// A stream of results as a stream of gRPC answers.
 fn streamed<T>(stream: impl Stream<Item = ApiResult<T>> + Send + 'static) -> Streamed<T> {
     Box::pin(stream.map(|item| item.map_err(Status::from)))
@@ -75,6 +87,7 @@ impl JobApi {
         )?;
         let known = admission::known_capabilities(self.app.store.as_ref(), &spec.model).await?;
         admission::admit(&spec, &known)?;
+        spec.tenant = tenant.to_owned();
         if spec.deadline.is_none() {
             spec.deadline = self.app.settings.queue_timeout;
         }
@@ -101,22 +114,37 @@ impl JobApi {
         })
     }
 
-    async fn job(&self, job_id: &str) -> ApiResult<pb::Job> {
+    async fn job(&self, caller: &Caller, job_id: &str) -> ApiResult<pb::Job> {
         let id = JobId::parse_field("job_id", job_id)?;
-        waiting::job_message(&self.app, &self.app.store.get_job(id).await?).await
+        let job = tenancy::visible_job(&self.app, caller, id).await?;
+        waiting::job_message(&self.app, &job).await
     }
 
-    async fn jobs(&self, request: pb::ListJobsRequest) -> ApiResult<pb::ListJobsResponse> {
+    /// The caller's tenant's jobs; every tenant's for an admin asking
+    /// `all_tenants`.
+    async fn jobs(
+        &self,
+        caller: &Caller,
+        request: pb::ListJobsRequest,
+    ) -> ApiResult<pb::ListJobsResponse> {
+        let (tenant, role) = tenancy::client(caller, Role::Viewer, "ListJobs")?;
+        if request.all_tenants && role != Role::Admin {
+            return Err(ApiError::Forbidden(format!(
+                "ListJobs with all_tenants needs the admin role; this key is a {role}"
+            )));
+        }
+        let tenant = (!request.all_tenants).then_some(tenant);
         let limit = list_limit(request.limit, 50)?;
         let owner = (!request.owner.is_empty()).then_some(request.owner.as_str());
-        let jobs = self.app.store.list_jobs(limit, owner, None).await?;
+        let jobs = self.app.store.list_jobs(limit, owner, tenant).await?;
         Ok(pb::ListJobsResponse {
             jobs: waiting::job_messages(&self.app, &jobs).await?,
         })
     }
 
-    async fn cancel(&self, job_id: &str) -> ApiResult<pb::Job> {
+    async fn cancel(&self, caller: &Caller, job_id: &str) -> ApiResult<pb::Job> {
         let id = JobId::parse_field("job_id", job_id)?;
+        tenancy::visible_job(&self.app, caller, id).await?;
         let cancelled = self.app.store.cancel_job(id).await?;
         info!(job_id = %id, tasks = cancelled.len(), "job cancelled");
         if let Err(err) = self.app.dispatch.remove(&cancelled).await {
@@ -140,14 +168,17 @@ impl JobApi {
     /// The job now, then each time it changes, until it has finished.
     async fn watch(
         &self,
+        caller: &Caller,
         job_id: &str,
     ) -> ApiResult<impl Stream<Item = ApiResult<pb::Job>> + Send + 'static> {
         let id = JobId::parse_field("job_id", job_id)?;
         let app = self.app.clone();
         let interval = self.app.settings.watch_interval;
         let shutdown = self.shutdown.clone();
-        // Fail fast on an unknown job, before the stream starts.
-        let first = waiting::job_message(&app, &app.store.get_job(id).await?).await?;
+        // Fail fast on an unknown (or unseen) job, before the stream starts;
+        // a job never changes tenant, so later reads need no check.
+        let job = tenancy::visible_job(&app, caller, id).await?;
+        let first = waiting::job_message(&app, &job).await?;
         Ok(async_stream::try_stream! {
             let mut last = first;
             yield last.clone();
@@ -168,19 +199,25 @@ impl JobApi {
         })
     }
 
-    async fn task(&self, task_id: &str) -> ApiResult<pb::Task> {
+    async fn task(&self, caller: &Caller, task_id: &str) -> ApiResult<pb::Task> {
         let id = TaskId::parse_field("task_id", task_id)?;
-        Ok(convert::task(&self.app.store.get_task(id).await?))
+        Ok(convert::task(
+            &tenancy::visible_task(&self.app, caller, id).await?,
+        ))
     }
 
-    async fn tasks(&self, request: pb::ListTasksRequest) -> ApiResult<pb::ListTasksResponse> {
+    async fn tasks(
+        &self,
+        caller: &Caller,
+        request: pb::ListTasksRequest,
+    ) -> ApiResult<pb::ListTasksResponse> {
         let job = JobId::parse_field("job_id", &request.job_id)?;
         let state = pb::TaskState::try_from(request.state).map_err(|_| {
             FieldError::new("state", format!("unknown task state {}", request.state))
         })?;
         let limit = list_limit(request.limit, 1000)?;
-        // An unknown job is an error, not an empty list.
-        self.app.store.get_job(job).await?;
+        // An unknown (or unseen) job is an error, not an empty list.
+        tenancy::visible_job(&self.app, caller, job).await?;
         let tasks = self
             .app
             .store
@@ -199,10 +236,16 @@ impl JobApi {
     /// A recorded output's bytes, in chunks.
     async fn output(
         &self,
+        caller: &Caller,
         key: String,
     ) -> ApiResult<impl Stream<Item = ApiResult<pb::OutputChunk>> + Send + 'static> {
-        // Only recorded outputs can be read, never arbitrary bucket keys.
-        if !self.app.store.has_output(&key).await? {
+        // Only recorded outputs can be read, never arbitrary bucket keys,
+        // and only those of jobs the caller sees: another tenant's output
+        // answers as a missing one.
+        let Some(job) = self.app.store.output_job(&key).await? else {
+            return Err(ApiError::OutputNotFound(key));
+        };
+        if !tenancy::sees(caller, &self.app.store.get_job(job).await?.tenant) {
             return Err(ApiError::OutputNotFound(key));
         }
         let bytes = match self.app.storage.get(&key).await {
@@ -223,7 +266,7 @@ impl JobService for JobApi {
         &self,
         request: Request<pb::SubmitJobRequest>,
     ) -> Result<Response<pb::SubmitJobResponse>, Status> {
-        let caller = tenancy::caller(&request);
+        let caller = allowed(&request, Role::Submitter, "SubmitJob")?;
         respond(self.submit(&caller, request.into_inner()).await)
     }
 
@@ -231,55 +274,63 @@ impl JobService for JobApi {
         &self,
         request: Request<pb::GetJobRequest>,
     ) -> Result<Response<pb::Job>, Status> {
-        respond(self.job(&request.get_ref().job_id).await)
+        let caller = allowed(&request, Role::Viewer, "GetJob")?;
+        respond(self.job(&caller, &request.get_ref().job_id).await)
     }
 
     async fn list_jobs(
         &self,
         request: Request<pb::ListJobsRequest>,
     ) -> Result<Response<pb::ListJobsResponse>, Status> {
-        respond(self.jobs(request.into_inner()).await)
+        let caller = allowed(&request, Role::Viewer, "ListJobs")?;
+        respond(self.jobs(&caller, request.into_inner()).await)
     }
 
     async fn cancel_job(
         &self,
         request: Request<pb::CancelJobRequest>,
     ) -> Result<Response<pb::Job>, Status> {
-        respond(self.cancel(&request.get_ref().job_id).await)
+        let caller = allowed(&request, Role::Submitter, "CancelJob")?;
+        respond(self.cancel(&caller, &request.get_ref().job_id).await)
     }
 
     async fn cancel_task(
         &self,
         request: Request<pb::CancelTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
-        respond(control::cancel_task(&self.app, &request.get_ref().task_id).await)
+        let caller = allowed(&request, Role::Submitter, "CancelTask")?;
+        respond(control::cancel_task(&self.app, &caller, &request.get_ref().task_id).await)
     }
 
     async fn retry_job(
         &self,
         request: Request<pb::RetryJobRequest>,
     ) -> Result<Response<pb::Job>, Status> {
-        respond(control::retry_job(&self.app, &request.get_ref().job_id).await)
+        let caller = allowed(&request, Role::Submitter, "RetryJob")?;
+        respond(control::retry_job(&self.app, &caller, &request.get_ref().job_id).await)
     }
 
     async fn pause_job(
         &self,
         request: Request<pb::PauseJobRequest>,
     ) -> Result<Response<pb::Job>, Status> {
-        respond(control::set_paused(&self.app, &request.get_ref().job_id, true).await)
+        let caller = allowed(&request, Role::Submitter, "PauseJob")?;
+        respond(control::set_paused(&self.app, &caller, &request.get_ref().job_id, true).await)
     }
 
     async fn resume_job(
         &self,
         request: Request<pb::ResumeJobRequest>,
     ) -> Result<Response<pb::Job>, Status> {
-        respond(control::set_paused(&self.app, &request.get_ref().job_id, false).await)
+        let caller = allowed(&request, Role::Submitter, "ResumeJob")?;
+        respond(control::set_paused(&self.app, &caller, &request.get_ref().job_id, false).await)
     }
 
     async fn list_workers(
         &self,
         request: Request<pb::ListWorkersRequest>,
     ) -> Result<Response<pb::ListWorkersResponse>, Status> {
+        allowed(&request, Role::Admin, "ListWorkers")?;
         respond(self.workers(request.get_ref()).await)
     }
 
@@ -287,6 +338,7 @@ impl JobService for JobApi {
         &self,
         request: Request<pb::ReleaseWorkerRequest>,
     ) -> Result<Response<pb::Worker>, Status> {
+        allowed(&request, Role::Admin, "ReleaseWorker")?;
         respond(quarantine::release_worker(&self.app, &request.get_ref().worker_id).await)
     }
 
@@ -296,21 +348,28 @@ impl JobService for JobApi {
         &self,
         request: Request<pb::WatchJobRequest>,
     ) -> Result<Response<Self::WatchJobStream>, Status> {
-        respond(self.watch(&request.get_ref().job_id).await.map(streamed))
+        let caller = allowed(&request, Role::Viewer, "WatchJob")?;
+        respond(
+            self.watch(&caller, &request.get_ref().job_id)
+                .await
+                .map(streamed),
+        )
     }
 
     async fn get_task(
         &self,
         request: Request<pb::GetTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
-        respond(self.task(&request.get_ref().task_id).await)
+        let caller = allowed(&request, Role::Viewer, "GetTask")?;
+        respond(self.task(&caller, &request.get_ref().task_id).await)
     }
 
     async fn list_tasks(
         &self,
         request: Request<pb::ListTasksRequest>,
     ) -> Result<Response<pb::ListTasksResponse>, Status> {
-        respond(self.tasks(request.into_inner()).await)
+        let caller = allowed(&request, Role::Viewer, "ListTasks")?;
+        respond(self.tasks(&caller, request.into_inner()).await)
     }
 
     type ReadOutputStream = Streamed<pb::OutputChunk>;
@@ -319,14 +378,19 @@ impl JobService for JobApi {
         &self,
         request: Request<pb::ReadOutputRequest>,
     ) -> Result<Response<Self::ReadOutputStream>, Status> {
-        respond(self.output(request.into_inner().key).await.map(streamed))
+        let caller = allowed(&request, Role::Viewer, "ReadOutput")?;
+        respond(
+            self.output(&caller, request.into_inner().key)
+                .await
+                .map(streamed),
+        )
     }
 
     async fn output_urls(
         &self,
         request: Request<pb::OutputUrlsRequest>,
     ) -> Result<Response<pb::OutputUrlsResponse>, Status> {
-        let caller = tenancy::caller(&request);
+        let caller = allowed(&request, Role::Viewer, "OutputUrls")?;
         respond(downloads::output_urls(&self.app, &caller, request.into_inner()).await)
     }
 
@@ -334,7 +398,7 @@ impl JobService for JobApi {
         &self,
         request: Request<pb::GetUsageRequest>,
     ) -> Result<Response<pb::Usage>, Status> {
-        let caller = tenancy::caller(&request);
+        let caller = allowed(&request, Role::Viewer, "GetUsage")?;
         respond(usage::get_usage(&self.app, &caller, request.into_inner()).await)
     }
 }

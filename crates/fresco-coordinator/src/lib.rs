@@ -2,7 +2,11 @@
 //! worker API (`WorkerService`), keeps every state change in the
 //! [`fresco_store::JobStore`] first, and feeds the dispatch queues.
 //!
-//! - [`settings`]: lease and loop timings, limits.
+//! - [`settings`]: lease and loop timings, limits, whether keys are asked.
+//! - [`authentication`]: the key a request presents, checked against the
+//!   store on every call, into the caller.
+//! - [`guard`]: each service's door: authenticates before any handler.
+//! - [`keys`]: `keys create | list | revoke`, against any store.
 //! - [`convert`]: store records → API messages.
 //! - [`error`]: why a call fails, answered through `fresco_core::status`.
 //! - [`jobs`]: the client API.
@@ -31,12 +35,15 @@
 //! - [`server`]: wires it all and serves until shutdown.
 
 pub mod admission;
+pub mod authentication;
 pub mod control;
 pub mod convert;
 pub mod deadlines;
 pub mod downloads;
 pub mod error;
+pub mod guard;
 pub mod jobs;
+pub mod keys;
 pub mod quarantine;
 pub mod reaper;
 pub mod reconciler;

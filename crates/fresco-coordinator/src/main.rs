@@ -1,27 +1,57 @@
-//! `fresco-coordinator`: the farm's control plane.
+//! `fresco-coordinator`: the farm's control plane. With no subcommand it
+//! serves; `keys` issues, lists and revokes the farm's credentials (see
+//! `fresco_coordinator::keys`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
+use fresco_coordinator::authentication::Access;
+use fresco_coordinator::keys::{self, KeysCommand};
 use fresco_coordinator::{Coordinator, Settings, server};
 use fresco_dispatch::RedisDispatch;
 use fresco_storage::Storage;
 use fresco_store::{Backoff, PgStore};
 use fresco_telemetry::LogFormat;
+use tracing::warn;
 
 /// Serves fresco's gRPC API, keeps jobs in Postgres and dispatches tasks
 /// through Redis. Every flag also reads `FRESCO_<FLAG>`.
 #[derive(Debug, Parser)]
-#[command(name = "fresco-coordinator", version)]
-struct Args {
+#[command(name = "fresco-coordinator", version, subcommand_negates_reqs = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Client keys and worker tokens: create, list, revoke (against
+    /// --database-url, its migrations applied first).
+    Keys(KeysArgs),
+}
+
+#[derive(Debug, Args)]
+struct KeysArgs {
+    /// Postgres URL (name the user: postgres://user@host/db).
+    #[arg(long, env = "FRESCO_DATABASE_URL", global = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: KeysCommand,
+}
+
+/// Serving (no subcommand).
+#[derive(Debug, Args)]
+struct ServeArgs {
     /// Address to serve the gRPC API on.
     #[arg(long, env = "FRESCO_LISTEN", default_value = "127.0.0.1:50051")]
     listen: String,
     /// Postgres URL (name the user: postgres://user@host/db).
-    #[arg(long, env = "FRESCO_DATABASE_URL")]
-    database_url: String,
+    #[arg(long, env = "FRESCO_DATABASE_URL", required = true)]
+    database_url: Option<String>,
     /// Redis URL for the dispatch queues.
     #[arg(
         long,
@@ -30,8 +60,8 @@ struct Args {
     )]
     redis_url: String,
     /// Output storage: s3://bucket/prefix or file:///dir.
-    #[arg(long, env = "FRESCO_STORAGE")]
-    storage: String,
+    #[arg(long, env = "FRESCO_STORAGE", required = true)]
+    storage: Option<String>,
     /// Key prefix of the Redis queues.
     #[arg(long, env = "FRESCO_QUEUE_PREFIX", default_value = "fresco")]
     queue_prefix: String,
@@ -83,24 +113,56 @@ struct Args {
     /// ended without recording them (0: no sweeping).
     #[arg(long, env = "FRESCO_SWEEP_INTERVAL_SECONDS", default_value_t = 60)]
     sweep_interval_seconds: u64,
+    /// Serve without keys: every caller is an admin of the default tenant,
+    /// and anyone who reaches the address can act as a worker. Only for a
+    /// network no one else reaches.
+    #[arg(long, env = "FRESCO_INSECURE_NO_AUTH")]
+    insecure_no_auth: bool,
     #[arg(long, env = "FRESCO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Keys(args)) => manage_keys(args).await,
+        None => serve(cli.serve).await,
+    }
+}
+
+/// `keys ...`: logs only warnings, so stdout holds what the command prints.
+async fn manage_keys(args: KeysArgs) -> anyhow::Result<()> {
+    fresco_telemetry::init_tracing_with_default(LogFormat::Text, "warn");
+    let url = args
+        .database_url
+        .context("keys needs --database-url (or FRESCO_DATABASE_URL)")?;
+    let store = PgStore::connect(&url)
+        .await
+        .context("connecting to Postgres and applying migrations")?;
+    keys::run(&store, args.command).await
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     fresco_telemetry::init_tracing(args.log_format);
     let settings = settings(&args);
     settings.validate()?;
+    if settings.access == Access::Open {
+        warn!(
+            "serving WITHOUT authentication (--insecure-no-auth): every caller is an admin of the default tenant and anyone who reaches this address can act as a worker"
+        );
+    }
+    let (Some(database_url), Some(storage_url)) = (&args.database_url, &args.storage) else {
+        anyhow::bail!("serving needs --database-url and --storage");
+    };
     let shutdown = fresco_telemetry::shutdown_on_signals();
-    let store = PgStore::connect(&args.database_url)
+    let store = PgStore::connect(database_url)
         .await
         .context("connecting to Postgres and applying migrations")?;
     let dispatch = RedisDispatch::connect(&args.redis_url, &args.queue_prefix)
         .await
         .context("connecting to Redis")?;
-    let storage = Storage::from_url(&args.storage).context("opening output storage")?;
+    let storage = Storage::from_url(storage_url).context("opening output storage")?;
     let app = Coordinator {
         store: Arc::new(store),
         dispatch: Arc::new(dispatch),
@@ -114,7 +176,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// The settings the flags name, the others at their defaults.
-fn settings(args: &Args) -> Settings {
+fn settings(args: &ServeArgs) -> Settings {
     let mut settings = Settings {
         lease: Duration::from_secs(args.lease_seconds),
         heartbeat: Duration::from_secs(args.heartbeat_seconds),
@@ -131,6 +193,11 @@ fn settings(args: &Args) -> Settings {
         queue_timeout: (args.queue_timeout_seconds > 0)
             .then(|| Duration::from_secs(args.queue_timeout_seconds)),
         sweep_interval: Duration::from_secs(args.sweep_interval_seconds),
+        access: if args.insecure_no_auth {
+            Access::Open
+        } else {
+            Access::Keys
+        },
         ..Settings::default()
     };
     settings.limits.max_tasks = args.max_tasks_per_job;

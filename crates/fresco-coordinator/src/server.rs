@@ -1,9 +1,11 @@
-//! Serves both APIs on one address, with the reaper, the reconciler, the
+//! Serves both APIs on one address, each behind its [`Guarded`] door (the
+//! caller's key checked before any handler runs), with the reaper, the reconciler, the
 //! quarantine release pass, the deadline pass and the sweeper beside them,
 //! until the shutdown token is cancelled.
 
 use std::net::SocketAddr;
 
+use fresco_core::CredentialKind;
 use fresco_proto::v1::job_service_server::JobServiceServer;
 use fresco_proto::v1::worker_service_server::WorkerServiceServer;
 use tokio::net::TcpListener;
@@ -11,6 +13,8 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use crate::authentication::{Access, Authenticator};
+use crate::guard::Guarded;
 use crate::jobs::JobApi;
 use crate::workers::WorkerApi;
 use crate::{Coordinator, deadlines, quarantine, reaper, reconciler, sweeper};
@@ -32,14 +36,24 @@ pub async fn serve(
         tokio::spawn(sweeper::run(app.clone(), shutdown.clone())),
         tokio::spawn(quarantine::run(app.clone(), shutdown.clone())),
     ];
+    let access = app.settings.access;
+    let authenticator = Authenticator::new(app.store.clone(), access);
     let jobs = JobServiceServer::new(JobApi {
         app: app.clone(),
         shutdown: shutdown.clone(),
     })
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let workers = WorkerServiceServer::new(WorkerApi { app });
-    info!(%addr, "coordinator listening");
+    let jobs = Guarded::new(jobs, authenticator.clone(), CredentialKind::Client);
+    let workers = Guarded::new(
+        WorkerServiceServer::new(WorkerApi { app }),
+        authenticator,
+        CredentialKind::Worker,
+    );
+    match access {
+        Access::Keys => info!(%addr, "coordinator listening; every call needs a key"),
+        Access::Open => info!(%addr, "coordinator listening without keys"),
+    }
     tonic::transport::Server::builder()
         .add_service(jobs)
         .add_service(workers)

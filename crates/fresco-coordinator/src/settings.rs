@@ -9,6 +9,8 @@ use anyhow::ensure;
 use fresco_core::Limits;
 use fresco_store::Backoff;
 
+use crate::authentication::Access;
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// How long a claim or heartbeat keeps a task leased.
@@ -39,6 +41,9 @@ pub struct Settings {
     /// How often output objects of attempts that never recorded them are
     /// looked for and deleted (zero: never).
     pub sweep_interval: Duration,
+    /// Whether callers must present keys (the default) or the farm is
+    /// served without them.
+    pub access: Access,
 }
 
 impl Default for Settings {
@@ -60,6 +65,7 @@ impl Default for Settings {
             extra_models: Vec::new(),
             queue_timeout: None,
             sweep_interval: Duration::from_secs(60),
+            access: Access::Keys,
         }
     }
 }

@@ -21,6 +21,19 @@ pub fn caller<T>(request: &Request<T>) -> Caller {
         .unwrap_or_else(Caller::unauthenticated_client)
 }
 
+/// The worker token a call to the worker API came with: none on a farm
+/// served without keys, or for a request that never passed the
+/// authentication layer (called in-process); `Forbidden` for a client key.
+pub fn worker_token<T>(request: &Request<T>) -> ApiResult<Option<String>> {
+    match request.extensions().get::<Caller>() {
+        None => Ok(None),
+        Some(Caller::Worker { key_id }) => Ok(key_id.clone()),
+        Some(Caller::Client { .. }) => Err(ApiError::Forbidden(
+            "the worker API needs a worker token; a client key opens only the client API".into(),
+        )),
+    }
+}
+
 /// A client caller's tenant and role, once it holds at least `needed`;
 /// `Forbidden` for a worker token or a lesser role, naming the call.
 pub fn client<'a>(caller: &'a Caller, needed: Role, call: &str) -> ApiResult<(&'a str, Role)> {

@@ -1,18 +1,21 @@
-//! The worker API: register, claim, heartbeat, complete, fail. Every write
-//! after a claim is checked against the fencing token by the store; each
-//! finished attempt counts for its worker's health (see [`quarantine`]).
+//! The worker API: register, claim, heartbeat, complete, fail. A worker is
+//! bound to the worker token it registered with: a call naming a worker
+//! registered with another token (or never registered) is refused, so a
+//! token cannot act for another's workers. Every write after a claim is
+//! checked against the fencing token by the store; each finished attempt
+//! counts for its worker's health (see [`quarantine`]).
 
 use fresco_core::{FailureKind, FieldError, ModelCapabilities, TaskId, WorkerId, keys};
 use fresco_proto::v1 as pb;
 use fresco_proto::v1::worker_service_server::WorkerService;
 use fresco_store::{
-    AttemptOutcome, FailOutcome, Heartbeat, Lease, LeaseToken, OutputRecord, WorkerInfo,
+    AttemptOutcome, FailOutcome, Heartbeat, Lease, LeaseToken, OutputRecord, StoreError, WorkerInfo,
 };
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
-use crate::error::{ApiResult, respond};
-use crate::{Coordinator, convert, quarantine, requeue};
+use crate::error::{ApiError, ApiResult, respond};
+use crate::{Coordinator, convert, quarantine, requeue, tenancy};
 
 pub struct WorkerApi {
     pub app: Coordinator,
@@ -29,8 +32,31 @@ impl WorkerApi {
 }
 
 impl WorkerApi {
+    /// `Forbidden` unless `worker` registered with `token`, the worker
+    /// token of the call (none: a farm served without keys, where any
+    /// caller may act for any worker). An unknown worker is refused alike,
+    /// so the answer tells nothing of other tokens' workers.
+    async fn bound(&self, worker: WorkerId, token: Option<&str>) -> ApiResult<()> {
+        let Some(token) = token else {
+            return Ok(());
+        };
+        match self.app.store.worker_token(worker).await {
+            Ok(Some(registered)) if registered == token => Ok(()),
+            Ok(_) | Err(StoreError::NotFound(_)) => {
+                warn!(worker_id = %worker, token_id = %token, "call refused: the worker is not registered with this token");
+                Err(ApiError::Forbidden(format!(
+                    "worker {worker} is not registered with this worker token"
+                )))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
+impl WorkerApi {
     async fn register(
         &self,
+        token: Option<&str>,
         request: pb::RegisterWorkerRequest,
     ) -> ApiResult<pb::RegisterWorkerResponse> {
         let id = if request.worker_id.is_empty() {
@@ -51,7 +77,7 @@ impl WorkerApi {
             loaded_models: request.loaded_models,
             capabilities,
         };
-        self.app.store.register_worker(&info).await?;
+        self.app.store.register_worker(&info, token).await?;
         let described: Vec<&str> = info.capabilities.iter().map(|c| c.model.as_str()).collect();
         info!(worker_id = %id, name = %info.name, device = %info.device, models = ?info.models, capabilities_for = ?described, "worker registered");
         let settings = &self.app.settings;
@@ -63,9 +89,14 @@ impl WorkerApi {
         })
     }
 
-    async fn claim(&self, request: pb::ClaimTaskRequest) -> ApiResult<pb::ClaimTaskResponse> {
+    async fn claim(
+        &self,
+        token: Option<&str>,
+        request: pb::ClaimTaskRequest,
+    ) -> ApiResult<pb::ClaimTaskResponse> {
         let worker = WorkerId::parse_field("worker_id", &request.worker_id)?;
         let task = TaskId::parse_field("task_id", &request.task_id)?;
+        self.bound(worker, token).await?;
         self.seen(worker, Some(&request.loaded_models)).await;
         let claim = self
             .app
@@ -80,8 +111,13 @@ impl WorkerApi {
         })
     }
 
-    async fn beat(&self, request: pb::HeartbeatRequest) -> ApiResult<pb::HeartbeatResponse> {
+    async fn beat(
+        &self,
+        token: Option<&str>,
+        request: pb::HeartbeatRequest,
+    ) -> ApiResult<pb::HeartbeatResponse> {
         let lease = lease_token(&request.worker_id, &request.task_id, request.attempt)?;
+        self.bound(lease.worker, token).await?;
         self.seen(lease.worker, None).await;
         let beat = Heartbeat {
             lease,
@@ -110,9 +146,11 @@ impl WorkerApi {
 
     async fn complete(
         &self,
+        token: Option<&str>,
         request: pb::CompleteTaskRequest,
     ) -> ApiResult<pb::CompleteTaskResponse> {
         let lease = lease_token(&request.worker_id, &request.task_id, request.attempt)?;
+        self.bound(lease.worker, token).await?;
         let task = self.app.store.get_task(lease.task).await?;
         if request.outputs.len() != task.spec.n as usize {
             return Err(FieldError::new(
@@ -154,8 +192,13 @@ impl WorkerApi {
         Ok(pb::CompleteTaskResponse {})
     }
 
-    async fn fail(&self, request: pb::FailTaskRequest) -> ApiResult<pb::FailTaskResponse> {
+    async fn fail(
+        &self,
+        token: Option<&str>,
+        request: pb::FailTaskRequest,
+    ) -> ApiResult<pb::FailTaskResponse> {
         let lease = lease_token(&request.worker_id, &request.task_id, request.attempt)?;
+        self.bound(lease.worker, token).await?;
         let kind = failure_kind(request.kind)?;
         let outcome = self
             .app
@@ -246,34 +289,39 @@ impl WorkerService for WorkerApi {
         &self,
         request: Request<pb::RegisterWorkerRequest>,
     ) -> Result<Response<pb::RegisterWorkerResponse>, Status> {
-        respond(self.register(request.into_inner()).await)
+        let token = tenancy::worker_token(&request)?;
+        respond(self.register(token.as_deref(), request.into_inner()).await)
     }
 
     async fn claim_task(
         &self,
         request: Request<pb::ClaimTaskRequest>,
     ) -> Result<Response<pb::ClaimTaskResponse>, Status> {
-        respond(self.claim(request.into_inner()).await)
+        let token = tenancy::worker_token(&request)?;
+        respond(self.claim(token.as_deref(), request.into_inner()).await)
     }
 
     async fn heartbeat(
         &self,
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
-        respond(self.beat(request.into_inner()).await)
+        let token = tenancy::worker_token(&request)?;
+        respond(self.beat(token.as_deref(), request.into_inner()).await)
     }
 
     async fn complete_task(
         &self,
         request: Request<pb::CompleteTaskRequest>,
     ) -> Result<Response<pb::CompleteTaskResponse>, Status> {
-        respond(self.complete(request.into_inner()).await)
+        let token = tenancy::worker_token(&request)?;
+        respond(self.complete(token.as_deref(), request.into_inner()).await)
     }
 
     async fn fail_task(
         &self,
         request: Request<pb::FailTaskRequest>,
     ) -> Result<Response<pb::FailTaskResponse>, Status> {
-        respond(self.fail(request.into_inner()).await)
+        let token = tenancy::worker_token(&request)?;
+        respond(self.fail(token.as_deref(), request.into_inner()).await)
     }
 }

@@ -8,6 +8,29 @@ use std::str::FromStr;
 /// `--insecure-no-auth`), and of jobs stored before tenants existed.
 pub const DEFAULT_TENANT: &str = "default";
 
+/// The longest tenant name.
+pub const MAX_TENANT_LEN: usize = 64;
+
+/// A tenant name's rule: 1 to 64 ASCII letters, digits, '.', '_' or '-'.
+/// Returns the rule broken, for a message naming the flag or field.
+pub fn check_tenant(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_TENANT_LEN {
+        return Err(format!(
+            "must be 1 to {MAX_TENANT_LEN} characters (got {})",
+            name.chars().count()
+        ));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(format!(
+            "must be letters, digits, '.', '_' or '-' (got {name:?})"
+        ));
+    }
+    Ok(())
+}
+
 /// What a client key may do, within its tenant (`Admin`: in every tenant).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
@@ -123,6 +146,23 @@ mod tests {
         assert!(Role::Submitter.allows(Role::Viewer));
         assert!(!Role::Viewer.allows(Role::Submitter));
         assert!(!Role::Submitter.allows(Role::Admin));
+    }
+
+    #[test]
+    fn tenant_names_are_short_and_plain() {
+        assert_eq!(check_tenant("team-a.render_1"), Ok(()));
+        assert_eq!(
+            check_tenant(""),
+            Err("must be 1 to 64 characters (got 0)".into())
+        );
+        assert_eq!(
+            check_tenant(&"t".repeat(65)),
+            Err("must be 1 to 64 characters (got 65)".into())
+        );
+        assert_eq!(
+            check_tenant("a b"),
+            Err("must be letters, digits, '.', '_' or '-' (got \"a b\")".into())
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! fresco's domain, shared by the coordinator, the worker and the CLI.
 //!
 //! - [`access`]: credential kinds, client roles, tenants, the caller.
+//! - [`credentials`]: API keys and worker tokens as text: their format,
+//!   making one, reading one back, the digest a store keeps.
 //! - [`ids`]: job, task and worker ids, parsed with errors naming the field.
 //! - [`params`]: the parameters of a task, their defaults and limits.
 //! - [`schedule`]: a task's sampler schedule knobs.
@@ -16,6 +18,7 @@
 //!   (with `grpc`) their one map onto gRPC statuses and back.
 //!
 //! With the `grpc` feature (on by default), the wire side:
+//! - [`bearer`]: the interceptor that sends a client's key with every call.
 //! - [`validate`]: turns a `SubmitJobRequest` into a checked [`params::JobSpec`].
 //! - [`prompts_file`]: reads `.txt`, `.jsonl` and `.csv` prompt files.
 //! - the `fresco-proto` conversions of [`TaskState`] and [`params::Schedule`].
@@ -24,7 +27,10 @@
 //! Without `grpc` it pulls no tonic either, which is how `fresco-store` uses it.
 
 pub mod access;
+#[cfg(feature = "grpc")]
+pub mod bearer;
 pub mod capabilities;
+pub mod credentials;
 pub mod error;
 pub mod failure;
 pub mod ids;

@@ -3,7 +3,11 @@
 //! writing images under a data directory, with the real worker code
 //! talking to it over the same gRPC API as in production.
 //!
-//! - [`DevOptions`]: where the data lives, where to listen, how many workers.
+//! - [`DevOptions`]: where the data lives, where to listen, how many
+//!   workers, whether keys are asked.
+//! - [`check_listen`]: a farm without keys listens on loopback only.
+//! - [`keys`]: `fresco dev keys create | list | revoke`, against the data
+//!   directory's database.
 //! - [`DevFarm`]: a started farm; [`DevFarm::stop`] shuts it down in order
 //!   (workers first, so they finish or give back their tasks, then the
 //!   coordinator).
@@ -13,6 +17,12 @@
 //! stopped: queued tasks stay queued, tasks that were running are queued
 //! again without counting a failure, and the reconciler refills the
 //! in-process queues from the store.
+//!
+//! Keys: by default a dev farm serves without them (every caller is an
+//! admin of the default tenant), so it listens on loopback only. With
+//! `auth` it asks for keys like a production coordinator, checked against
+//! the keys stored in `fresco.db` (`fresco dev keys create`); its own
+//! workers get a worker token made at start and revoked at stop.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,15 +30,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use fresco_coordinator::authentication::Access;
 use fresco_coordinator::{Coordinator, Settings as CoordinatorSettings, server};
 use fresco_dispatch::{Dispatch, MemoryDispatch};
 use fresco_storage::Storage;
-use fresco_store::{JobStore, SqliteStore};
+use fresco_store::{JobStore, KeyScope, SqliteStore};
 use fresco_worker::models::{model_registry, served_models};
 use fresco_worker::{DispatchSource, Settings as WorkerSettings};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+
+pub use fresco_coordinator::keys::KeysCommand;
 
 /// How a dev farm is set up.
 #[derive(Debug, Clone)]
@@ -51,6 +64,9 @@ pub struct DevOptions {
     pub sweep_interval: Duration,
     /// How long a quarantined worker waits before it goes on probation.
     pub quarantine_cooldown: Duration,
+    /// Ask callers for keys (those in the data directory's database);
+    /// without, the farm serves on loopback only.
+    pub auth: bool,
 }
 
 impl DevOptions {
@@ -66,6 +82,7 @@ impl DevOptions {
             queue_timeout: None,
             sweep_interval: CoordinatorSettings::default().sweep_interval,
             quarantine_cooldown: CoordinatorSettings::default().quarantine_cooldown,
+            auth: false,
         }
     }
 }
@@ -73,11 +90,36 @@ impl DevOptions {
 /// A running dev farm.
 pub struct DevFarm {
     addr: SocketAddr,
+    store: Arc<dyn JobStore>,
+    /// The id of the worker token its workers call with (with `auth`).
+    worker_token: Option<String>,
     outputs: PathBuf,
     workers_stop: CancellationToken,
     server_stop: CancellationToken,
     workers: Vec<JoinHandle<anyhow::Result<()>>>,
     server: JoinHandle<anyhow::Result<()>>,
+}
+
+/// `Err` naming the flag unless `listen` is a loopback address (an IP, or a
+/// host name whose every address is loopback): a farm without keys must
+/// not be reachable from other machines.
+pub async fn check_listen(listen: &str) -> Result<(), String> {
+    let refused = || {
+        format!(
+            "--listen {listen}: fresco dev serves without keys, so it listens on a loopback address only (127.0.0.1, [::1] or localhost); to serve other machines, turn keys on with --auth and make them with `fresco dev keys create`"
+        )
+    };
+    let addrs: Vec<SocketAddr> = match listen.parse::<SocketAddr>() {
+        Ok(addr) => vec![addr],
+        Err(_) => tokio::net::lookup_host(listen)
+            .await
+            .map_err(|e| format!("--listen {listen}: {e}"))?
+            .collect(),
+    };
+    if addrs.is_empty() || addrs.iter().any(|a| !a.ip().is_loopback()) {
+        return Err(refused());
+    }
+    Ok(())
 }
 
 /// `file://` URL of a directory, made absolute.
@@ -94,6 +136,11 @@ impl DevFarm {
     /// returns once the API accepts connections.
     pub async fn start(options: &DevOptions) -> anyhow::Result<Self> {
         anyhow::ensure!(options.workers >= 1, "a dev farm needs at least one worker");
+        if !options.auth {
+            check_listen(&options.listen)
+                .await
+                .map_err(|why| anyhow::anyhow!(why))?;
+        }
         std::fs::create_dir_all(&options.data_dir)
             .with_context(|| format!("creating {}", options.data_dir.display()))?;
         let database = options.data_dir.join("fresco.db");
@@ -127,8 +174,30 @@ impl DevFarm {
             ..CoordinatorSettings::default()
         };
         settings.validate()?;
+        let store: Arc<dyn JobStore> = Arc::new(store);
+        let token = match options.auth {
+            true => Some(
+                fresco_coordinator::keys::create(
+                    store.as_ref(),
+                    KeyScope::Worker,
+                    "fresco dev workers",
+                )
+                .await
+                .context("making the dev workers' token")?
+                .1,
+            ),
+            false => None,
+        };
+        let settings = CoordinatorSettings {
+            access: if options.auth {
+                Access::Keys
+            } else {
+                Access::Open
+            },
+            ..settings
+        };
         let app = Coordinator {
-            store: Arc::new(store),
+            store: store.clone(),
             dispatch: dispatch.clone(),
             storage,
             settings: Arc::new(settings),
@@ -145,6 +214,7 @@ impl DevFarm {
             .map(|n| {
                 let settings = WorkerSettings {
                     name: format!("dev-worker-{n}"),
+                    token: token.as_ref().map(|t| t.key.clone()),
                     cache_budget_bytes: options.cache_budget_bytes,
                     ..WorkerSettings::new(
                         format!("http://{addr}"),
@@ -161,6 +231,8 @@ impl DevFarm {
         info!(%addr, data_dir = %options.data_dir.display(), workers = options.workers, models = ?models, "dev farm started");
         Ok(Self {
             addr,
+            store,
+            worker_token: token.map(|t| t.id),
             outputs,
             workers_stop,
             server_stop,
@@ -199,7 +271,43 @@ impl DevFarm {
         }
         self.server_stop.cancel();
         self.server.await.context("joining the coordinator")??;
+        if let Some(id) = &self.worker_token {
+            // The next start makes a new one; this one opens nothing more.
+            fresco_coordinator::keys::revoke(self.store.as_ref(), id)
+                .await
+                .context("revoking the dev workers' token")?;
+        }
         info!("dev farm stopped");
         Ok(())
+    }
+}
+
+/// `fresco dev keys ...`: runs a keys command against the database of the
+/// data directory `data_dir` (created if missing), as a running dev farm
+/// with `auth` reads it.
+pub async fn keys(data_dir: &Path, command: KeysCommand) -> anyhow::Result<()> {
+    let database = data_dir.join("fresco.db");
+    let store = SqliteStore::open(&database)
+        .await
+        .with_context(|| format!("opening {}", database.display()))?;
+    fresco_coordinator::keys::run(&store, command).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_farm_without_keys_listens_on_loopback_only() {
+        for local in ["127.0.0.1:50051", "[::1]:0", "localhost:50051"] {
+            assert_eq!(check_listen(local).await, Ok(()), "{local}");
+        }
+        for open in ["0.0.0.0:50051", "[::]:50051", "192.0.2.7:50051"] {
+            let refused = check_listen(open).await.expect_err(open);
+            assert!(
+                refused.starts_with(&format!("--listen {open}: fresco dev serves without keys")),
+                "{refused}"
+            );
+        }
     }
 }

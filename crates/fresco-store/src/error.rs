@@ -76,6 +76,18 @@ pub(crate) fn not_quarantined(worker: fresco_core::WorkerId) -> StoreError {
     ))
 }
 
+/// A registration that wrote no row: the worker is registered with another
+/// worker token, and a worker's id is not another token's to take.
+pub(crate) fn registered(worker: &crate::WorkerInfo, rows: u64) -> Result<()> {
+    if rows == 0 {
+        return Err(StoreError::Refused(format!(
+            "worker {} is registered with another worker token",
+            worker.id
+        )));
+    }
+    Ok(())
+}
+
 /// The job stored earlier under `spec.request_id`, as a replayed
 /// submission; `Conflict` when it is not the same submission.
 pub(crate) fn replay(

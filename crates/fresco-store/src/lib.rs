@@ -4,6 +4,8 @@
 //!   statement (or one transaction) guarded by the task's state and, after a
 //!   claim, by its fencing token (the attempt number).
 //! - [`records`]: what the store hands back.
+//!   Credentials (API keys and worker tokens) are kept as SHA-256 digests
+//!   only; see `fresco_core::credentials` for their format.
 //! - [`postgres`]: the production store, through sqlx, with its migrations
 //!   (`migrations/postgres/`).
 //! - [`sqlite`]: the embedded store of `fresco dev`, one SQLite file, with
@@ -61,9 +63,16 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Whether `key` is the key of a recorded output.
     async fn has_output(&self, key: &str) -> Result<bool>;
+    /// The job of the recorded output `key` (none: no task recorded it).
+    async fn output_job(&self, key: &str) -> Result<Option<JobId>>;
 
-    /// Registers a worker (or refreshes one that registers again).
-    async fn register_worker(&self, worker: &WorkerInfo) -> Result<()>;
+    /// Registers a worker (or refreshes one that registers again) with the
+    /// id of the worker token it called with (none on a farm served without
+    /// keys). `Refused` when the worker is registered with another token.
+    async fn register_worker(&self, worker: &WorkerInfo, token: Option<&str>) -> Result<()>;
+    /// The id of the worker token a worker registered with (none: it
+    /// registered without one); `NotFound` for an unknown worker.
+    async fn worker_token(&self, id: WorkerId) -> Result<Option<String>>;
     /// Notes that a worker is alive (a claim or heartbeat) and, when it
     /// says, which models it holds loaded.
     async fn worker_seen(&self, id: WorkerId, loaded_models: Option<&[String]>) -> Result<()>;
@@ -166,6 +175,18 @@ pub trait JobStore: Send + Sync + 'static {
     async fn sweep_candidates(&self, lease: Duration, limit: u32) -> Result<Vec<SweepCandidate>>;
     /// Notes that `task`'s attempts through `through` hold no stray objects.
     async fn mark_swept(&self, task: TaskId, through: u32) -> Result<()>;
+
+    /// Stores a credential (its digest, never the key); `Conflict` when its
+    /// id is taken.
+    async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey>;
+    /// A credential and its digest, read from the store on every call so a
+    /// revocation holds from the next call on (none: no such id).
+    async fn api_key(&self, id: &str) -> Result<Option<StoredKey>>;
+    /// Every credential, oldest first, without digests.
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>>;
+    /// Revokes a credential (revoking it again keeps the first time);
+    /// `NotFound` for an unknown id.
+    async fn revoke_api_key(&self, id: &str) -> Result<ApiKey>;
 }
 
 /// Whether a job is finished: none of its tasks is queued or running.

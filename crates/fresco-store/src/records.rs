@@ -1,12 +1,15 @@
 //! What the store hands back: jobs with their counts, tasks with their
-//! outputs and errors, leases.
+//! outputs and errors, leases, API keys.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 pub use fresco_core::QueuedTask;
-use fresco_core::{FailureKind, JobId, ModelCapabilities, TaskId, TaskSpec, TaskState, WorkerId};
+use fresco_core::{
+    CredentialKind, FailureKind, JobId, ModelCapabilities, Role, TaskId, TaskSpec, TaskState,
+    WorkerId,
+};
 use serde::{Deserialize, Serialize};
 
 /// Task counts by state.
@@ -310,4 +313,49 @@ mod tests {
         .expect("an entry with a kind");
         assert_eq!(new.kind, FailureKind::Request);
     }
+}
+
+/// What a credential opens: a client key's tenant and role, or the worker
+/// API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyScope {
+    Client { tenant: String, role: Role },
+    Worker,
+}
+
+impl KeyScope {
+    pub fn kind(&self) -> CredentialKind {
+        match self {
+            KeyScope::Client { .. } => CredentialKind::Client,
+            KeyScope::Worker => CredentialKind::Worker,
+        }
+    }
+}
+
+/// A credential to store: the SHA-256 of the key, never the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApiKey {
+    pub id: String,
+    pub scope: KeyScope,
+    /// A name for listings (who holds it, what for).
+    pub name: String,
+    pub secret_sha256: [u8; 32],
+}
+
+/// A stored credential as listings show it: never its digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: String,
+    pub scope: KeyScope,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    /// Since when it opens nothing.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A stored credential with the digest a presented key is checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub key: ApiKey,
+    pub secret_sha256: Vec<u8>,
 }

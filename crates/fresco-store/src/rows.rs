@@ -12,9 +12,9 @@ use uuid::Uuid;
 
 use crate::error::{Result, StoreError};
 use crate::records::{
-    AttemptError, DeadlineMiss, JobSummary, LeaseToken, ModelWorkers, OutputRecord, QueuedTask,
-    Requeue, StateCounts, SweepCandidate, TaskRecord, WorkerError, WorkerHealth, WorkerInfo,
-    WorkerStatus,
+    ApiKey, AttemptError, DeadlineMiss, JobSummary, KeyScope, LeaseToken, ModelWorkers,
+    OutputRecord, QueuedTask, Requeue, StateCounts, StoredKey, SweepCandidate, TaskRecord,
+    WorkerError, WorkerHealth, WorkerInfo, WorkerStatus,
 };
 
 /// One fetched row, read column by column as the records need it.
@@ -42,6 +42,10 @@ pub(crate) trait Columns {
     fn schedule(&self, column: &str) -> Result<Schedule>;
     /// A JSON column (a worker's capabilities).
     fn json(&self, column: &str) -> Result<serde_json::Value>;
+    /// A TEXT column that may be NULL.
+    fn optional_text(&self, column: &str) -> Result<Option<String>>;
+    /// A BYTEA (BLOB) column.
+    fn bytes(&self, column: &str) -> Result<Vec<u8>>;
 
     /// A BIGINT column the records hold as a `u64`.
     fn big(&self, column: &str) -> Result<u64> {
@@ -324,4 +328,41 @@ pub(crate) fn missed(task: TaskId, wanted: &str, row: Option<&impl Columns>) -> 
             ))
         }
     }
+}
+
+/// An `api_keys` row of `id, kind, tenant, role, name, created_at,
+/// revoked_at`.
+pub(crate) fn api_key(row: &impl Columns) -> Result<ApiKey> {
+    let id = row.text("id")?;
+    let scope = match (
+        row.text("kind")?.as_str(),
+        row.optional_text("tenant")?,
+        row.optional_text("role")?,
+    ) {
+        ("client", Some(tenant), Some(role)) => KeyScope::Client {
+            tenant,
+            role: role.parse().map_err(undecodable)?,
+        },
+        ("worker", None, None) => KeyScope::Worker,
+        (kind, ..) => {
+            return Err(undecodable(format!(
+                "key {id} of kind {kind:?} has a tenant and role that do not fit it"
+            )));
+        }
+    };
+    Ok(ApiKey {
+        id,
+        scope,
+        name: row.text("name")?,
+        created_at: row.time("created_at")?,
+        revoked_at: row.optional_time("revoked_at")?,
+    })
+}
+
+/// An `api_keys` row as [`api_key`] reads it, with `secret_sha256`.
+pub(crate) fn stored_key(row: &impl Columns) -> Result<StoredKey> {
+    Ok(StoredKey {
+        key: api_key(row)?,
+        secret_sha256: row.bytes("secret_sha256")?,
+    })
 }

@@ -12,11 +12,13 @@ use std::time::Duration;
 
 use fresco_core::capabilities::Family;
 use fresco_core::params::Schedule;
-use fresco_core::{FailureKind, JobSpec, ModelCapabilities, TaskId, TaskSpec, TaskState, WorkerId};
+use fresco_core::{
+    FailureKind, JobSpec, ModelCapabilities, Role, TaskId, TaskSpec, TaskState, WorkerId,
+};
 use fresco_store::{
-    AttemptOutcome, Backoff, FailOutcome, Heartbeat, JobStore, Lease, LeaseToken, OutputRecord,
-    PgStore, RECENT_ERRORS, SqliteStore, StoreError, TaskQuery, WorkerHealth, WorkerInfo,
-    WorkerStatus,
+    AttemptOutcome, Backoff, FailOutcome, Heartbeat, JobStore, KeyScope, Lease, LeaseToken,
+    NewApiKey, OutputRecord, PgStore, RECENT_ERRORS, SqliteStore, StoreError, TaskQuery,
+    WorkerHealth, WorkerInfo, WorkerStatus,
 };
 
 mod support;
@@ -111,6 +113,9 @@ conformance!(
     sweep_candidates_are_tasks_with_ended_attempts_a_lease_old,
     worker_capabilities_are_stored_listed_and_read_per_model,
     every_queue_change_names_the_tasks_tenant,
+    api_keys_are_kept_as_digests_listed_and_revoked,
+    a_worker_keeps_the_token_it_registered_with,
+    an_output_names_its_job,
 );
 
 /// Raw SQL on a store's database, for rows no store call writes.
@@ -227,14 +232,17 @@ async fn register_with(
     capabilities: Vec<ModelCapabilities>,
 ) {
     store
-        .register_worker(&WorkerInfo {
-            id,
-            name: "w".into(),
-            device: "cpu".into(),
-            models: models.iter().map(|m| m.to_string()).collect(),
-            loaded_models: vec![],
-            capabilities,
-        })
+        .register_worker(
+            &WorkerInfo {
+                id,
+                name: "w".into(),
+                device: "cpu".into(),
+                models: models.iter().map(|m| m.to_string()).collect(),
+                loaded_models: vec![],
+                capabilities,
+            },
+            None,
+        )
         .await
         .expect("registering");
 }
@@ -2194,4 +2202,181 @@ async fn tenant_weights_are_read_from_the_tenants_table(store: Store, sql: Sql) 
             ("zeta".to_owned(), 1)
         ]
     );
+}
+
+fn new_key(id: &str, scope: KeyScope, digest_byte: u8) -> NewApiKey {
+    NewApiKey {
+        id: id.into(),
+        scope,
+        name: format!("key {id}"),
+        secret_sha256: [digest_byte; 32],
+    }
+}
+
+async fn api_keys_are_kept_as_digests_listed_and_revoked(store: Store) {
+    let viewer = KeyScope::Client {
+        tenant: "team-a".into(),
+        role: Role::Viewer,
+    };
+    let client = store
+        .create_api_key(&new_key("0123456789ab", viewer.clone(), 7))
+        .await
+        .expect("a client key");
+    assert_eq!(
+        (client.id.as_str(), &client.scope, client.name.as_str()),
+        ("0123456789ab", &viewer, "key 0123456789ab")
+    );
+    assert_eq!(client.revoked_at, None);
+    let worker = store
+        .create_api_key(&new_key("ba9876543210", KeyScope::Worker, 9))
+        .await
+        .expect("a worker token");
+    assert_eq!(worker.scope, KeyScope::Worker);
+
+    // Looked up by id, with the digest a presented key is checked against.
+    let stored = store
+        .api_key("0123456789ab")
+        .await
+        .expect("lookup")
+        .expect("the client key");
+    assert_eq!(stored.key, client);
+    assert_eq!(stored.secret_sha256, vec![7u8; 32]);
+    assert!(
+        store
+            .api_key("000000000000")
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+
+    // An id is never taken twice.
+    let taken = store
+        .create_api_key(&new_key("0123456789ab", KeyScope::Worker, 1))
+        .await
+        .expect_err("a taken id");
+    assert!(matches!(taken, StoreError::Conflict(_)), "{taken:?}");
+    assert_eq!(
+        store
+            .api_key("0123456789ab")
+            .await
+            .expect("lookup")
+            .expect("still there")
+            .secret_sha256,
+        vec![7u8; 32],
+        "the first key is left as it was"
+    );
+
+    let listed = store.list_api_keys().await.expect("list");
+    let mut ids: Vec<&str> = listed.iter().map(|k| k.id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["0123456789ab", "ba9876543210"]);
+
+    // Revoked at once, for the very next lookup; revoking again keeps the
+    // first time.
+    let revoked = store.revoke_api_key("ba9876543210").await.expect("revoke");
+    let at = revoked.revoked_at.expect("a revocation time");
+    let seen = store
+        .api_key("ba9876543210")
+        .await
+        .expect("lookup")
+        .expect("a revoked key is still known");
+    assert_eq!(seen.key.revoked_at, Some(at));
+    let again = store.revoke_api_key("ba9876543210").await.expect("again");
+    assert_eq!(again.revoked_at, Some(at));
+    let unknown = store
+        .revoke_api_key("ffffffffffff")
+        .await
+        .expect_err("an unknown key");
+    assert_eq!(unknown.to_string(), "key ffffffffffff not found");
+    let listed = store.list_api_keys().await.expect("list");
+    let client_listed = listed
+        .iter()
+        .find(|k| k.id == "0123456789ab")
+        .expect("listed");
+    assert_eq!(client_listed.revoked_at, None, "only the one revoked");
+}
+
+fn info(id: WorkerId) -> WorkerInfo {
+    WorkerInfo {
+        id,
+        name: "w".into(),
+        device: "cpu".into(),
+        models: vec!["tiny-random-dit".into()],
+        loaded_models: vec![],
+        capabilities: vec![],
+    }
+}
+
+async fn a_worker_keeps_the_token_it_registered_with(store: Store) {
+    let bound = WorkerId::new();
+    store
+        .register_worker(&info(bound), Some("aaaaaaaaaaaa"))
+        .await
+        .expect("register");
+    assert_eq!(
+        store.worker_token(bound).await.expect("token").as_deref(),
+        Some("aaaaaaaaaaaa")
+    );
+    // The same token registers it again; another, or none, may not take it.
+    let mut renamed = info(bound);
+    renamed.name = "renamed".into();
+    store
+        .register_worker(&renamed, Some("aaaaaaaaaaaa"))
+        .await
+        .expect("again with its token");
+    for other in [Some("bbbbbbbbbbbb"), None] {
+        let mut hijack = info(bound);
+        hijack.name = "hijack".into();
+        let refused = store
+            .register_worker(&hijack, other)
+            .await
+            .expect_err("another token");
+        assert!(matches!(refused, StoreError::Refused(_)), "{refused:?}");
+        assert_eq!(
+            refused.to_string(),
+            format!("worker {bound} is registered with another worker token")
+        );
+    }
+    let listed = store.list_workers(10).await.expect("list");
+    assert_eq!(
+        listed[0].info.name, "renamed",
+        "the refused ones changed nothing"
+    );
+    assert_eq!(
+        store.worker_token(bound).await.expect("token").as_deref(),
+        Some("aaaaaaaaaaaa")
+    );
+
+    // A farm without keys: no token.
+    let open = WorkerId::new();
+    store
+        .register_worker(&info(open), None)
+        .await
+        .expect("register");
+    assert_eq!(store.worker_token(open).await.expect("token"), None);
+    store
+        .register_worker(&info(open), None)
+        .await
+        .expect("again without a token");
+
+    let unknown = WorkerId::new();
+    let missing = store.worker_token(unknown).await.expect_err("unknown");
+    assert_eq!(missing.to_string(), format!("worker {unknown} not found"));
+}
+
+async fn an_output_names_its_job(store: Store) {
+    let w = worker(&*store).await;
+    let submitted = store.submit(&spec(1, 3)).await.expect("submit");
+    let task = submitted.tasks[0].id;
+    assert_eq!(store.output_job("k").await.expect("output job"), None);
+    let token = claimed(&*store, task, w, Duration::from_secs(30)).await;
+    store
+        .complete(&token, &[output("k")])
+        .await
+        .expect("complete");
+    assert_eq!(
+        store.output_job("k").await.expect("output job"),
+        Some(submitted.job.id)
+    );
+    assert_eq!(store.output_job("other").await.expect("output job"), None);
 }

@@ -3,17 +3,19 @@
 
 use std::time::Duration;
 
+use fresco_core::bearer::Bearer;
 use fresco_core::status::{ErrorCode, classify};
 use fresco_proto::v1 as pb;
 use fresco_proto::v1::worker_service_client::WorkerServiceClient;
 use tonic::Status;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tracing::warn;
 
 /// A connected client.
 #[derive(Clone)]
 pub struct CoordinatorClient {
-    inner: WorkerServiceClient<Channel>,
+    inner: WorkerServiceClient<InterceptedService<Channel, Bearer>>,
 }
 
 /// Whether the coordinator answered that the task is not this worker's to
@@ -27,15 +29,17 @@ pub fn task_not_ours(status: &Status) -> bool {
 }
 
 impl CoordinatorClient {
-    /// A lazily connecting client: calls fail with UNAVAILABLE while the
-    /// coordinator is down, and reconnect when it is back.
-    pub fn new(endpoint: &str) -> anyhow::Result<Self> {
+    /// A lazily connecting client sending `token` with every call: calls
+    /// fail with UNAVAILABLE while the coordinator is down, and reconnect
+    /// when it is back.
+    pub fn new(endpoint: &str, token: Option<&str>) -> anyhow::Result<Self> {
+        let bearer = Bearer::new(token).map_err(|e| anyhow::anyhow!("--token: {e}"))?;
         let channel = Channel::from_shared(endpoint.to_owned())?
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(30))
             .connect_lazy();
         Ok(Self {
-            inner: WorkerServiceClient::new(channel),
+            inner: WorkerServiceClient::with_interceptor(channel, bearer),
         })
     }
 

@@ -44,7 +44,7 @@ pub fn pop_order(served: &[String], loaded: &[String]) -> Vec<String> {
 /// the grace period is given back.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     settings.validate().context("invalid worker settings")?;
-    let client = CoordinatorClient::new(&settings.coordinator)?;
+    let client = CoordinatorClient::new(&settings.coordinator, settings.token.as_deref())?;
     let storage = Storage::from_url(&settings.storage).context("opening output storage")?;
     let cache = Arc::new(model_cache(&settings));
     let Some(registered) = register(&client, &settings, &shutdown).await? else {
@@ -103,8 +103,28 @@ async fn register(
     tokio::select! {
         _ = shutdown.cancelled() => Ok(None),
         r = with_retries("register", Duration::from_secs(120), || client.register(register.clone())) => {
-            Ok(Some(r.context("registering with the coordinator")?))
+            Ok(Some(r.map_err(refused_registration)?))
         }
+    }
+}
+
+/// Why registering failed, in words an operator acts on: a token the
+/// coordinator does not take says so and names the flag.
+fn refused_registration(status: tonic::Status) -> anyhow::Error {
+    match classify(&status).code {
+        ErrorCode::Unauthenticated => anyhow::anyhow!(
+            "the coordinator refused the worker token: {} (give a worker token with --token or FRESCO_WORKER_TOKEN)",
+            status.message()
+        ),
+        ErrorCode::Refused => anyhow::anyhow!(
+            "the coordinator refused the registration: {}",
+            status.message()
+        ),
+        _ => anyhow::anyhow!(
+            "registering with the coordinator: {:?}: {}",
+            status.code(),
+            status.message()
+        ),
     }
 }
 

@@ -32,6 +32,10 @@ struct Args {
     /// Output storage: s3://bucket/prefix or file:///dir.
     #[arg(long, env = "FRESCO_STORAGE")]
     storage: String,
+    /// The worker token (`fresco-coordinator keys create --kind worker`)
+    /// sent with every call; none for a coordinator served without keys.
+    #[arg(long, env = "FRESCO_WORKER_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// A name for logs and listings (default: host name and process id).
     #[arg(long, env = "FRESCO_NAME")]
     name: Option<String>,
@@ -96,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(name) = args.name {
         settings.name = name;
     }
+    settings.token = args.token;
     settings.cache_budget_bytes = cache_budget_bytes;
     settings.shutdown_grace = Duration::from_secs(args.shutdown_grace_seconds);
     settings.report_patience = Duration::from_secs(args.report_patience_seconds);

@@ -31,6 +31,9 @@ impl std::fmt::Debug for DispatchSource {
 pub struct Settings {
     /// The coordinator's gRPC endpoint, e.g. `http://127.0.0.1:50051`.
     pub coordinator: String,
+    /// The worker token sent with every call (none: a farm served without
+    /// keys).
+    pub token: Option<String>,
     pub dispatch: DispatchSource,
     /// Output storage URL (s3://bucket/prefix or file:///dir).
     pub storage: String,
@@ -65,8 +68,8 @@ impl Settings {
 
     /// A worker of `coordinator` popping from `dispatch`, writing to
     /// `storage`, serving `models` of `registry` on `device`; named after the
-    /// host and process, with the default budget, grace, pop timeout and
-    /// report patience (change the fields to override them).
+    /// host and process, with no token, the default budget, grace, pop
+    /// timeout and report patience (change the fields to override them).
     pub fn new(
         coordinator: impl Into<String>,
         dispatch: DispatchSource,
@@ -77,6 +80,7 @@ impl Settings {
     ) -> Self {
         Self {
             coordinator: coordinator.into(),
+            token: None,
             dispatch,
             storage: storage.into(),
             name: default_name(),

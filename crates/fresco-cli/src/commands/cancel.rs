@@ -3,10 +3,11 @@
 use fresco_proto::v1 as pb;
 
 use crate::args::CancelArgs;
+use crate::client::Target;
 use crate::{Failure, client, report};
 
-pub async fn run(endpoint: &str, args: CancelArgs) -> Result<(), Failure> {
-    let mut client = client::connect(endpoint).await?;
+pub async fn run(target: &Target, args: CancelArgs) -> Result<(), Failure> {
+    let mut client = client::connect(target).await?;
     match (args.job_id, args.task) {
         (_, Some(task_id)) => {
             let task = client

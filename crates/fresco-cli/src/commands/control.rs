@@ -4,6 +4,7 @@
 use fresco_proto::v1 as pb;
 
 use crate::args::JobArgs;
+use crate::client::Target;
 use crate::{Failure, client, report};
 
 /// What to do to the job.
@@ -14,8 +15,8 @@ pub enum Action {
     Resume,
 }
 
-pub async fn run(endpoint: &str, action: Action, args: JobArgs) -> Result<(), Failure> {
-    let mut client = client::connect(endpoint).await?;
+pub async fn run(target: &Target, action: Action, args: JobArgs) -> Result<(), Failure> {
+    let mut client = client::connect(target).await?;
     let job_id = args.job_id;
     let job = match action {
         Action::Retry => client.retry_job(pb::RetryJobRequest { job_id }).await?,

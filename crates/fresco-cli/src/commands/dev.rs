@@ -1,7 +1,9 @@
 //! `fresco dev`: the whole farm in this process ([`fresco_dev::DevFarm`]).
 //! Without `--submit` it serves until Ctrl-C; with `--submit FILE` it
 //! renders the file as one job, downloads the images, names their folder
-//! and exits (non-zero when a task failed).
+//! and exits (non-zero when a task failed). Without `--auth` it serves
+//! without keys, on loopback only; `fresco dev keys ...` manages the keys
+//! `--auth` checks.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,7 +11,8 @@ use std::time::Duration;
 use fresco_dev::{DevFarm, DevOptions};
 use fresco_telemetry::LogFormat;
 
-use crate::args::{DevArgs, DownloadArgs, SubmitArgs};
+use crate::args::{DevArgs, DevCommand, DownloadArgs, SubmitArgs};
+use crate::client::Target;
 use crate::commands::{download, submit, watch};
 use crate::{Failure, client};
 
@@ -24,14 +27,24 @@ fn options(args: &DevArgs) -> DevOptions {
             .then(|| Duration::from_secs(args.queue_timeout_seconds)),
         sweep_interval: Duration::from_secs(args.sweep_interval_seconds),
         quarantine_cooldown: Duration::from_secs(args.quarantine_cooldown_seconds),
+        auth: args.auth,
         ..DevOptions::new(&args.data_dir)
     }
 }
 
-/// Submits `file`, follows it to the end and downloads its images.
-async fn render(farm: &DevFarm, file: PathBuf, args: &DevArgs) -> Result<(), Failure> {
-    let endpoint = farm.endpoint();
-    let mut client = client::connect(&endpoint).await?;
+/// Submits `file`, follows it to the end and downloads its images, calling
+/// with `api_key` (needed with `--auth`).
+async fn render(
+    farm: &DevFarm,
+    file: PathBuf,
+    args: &DevArgs,
+    api_key: Option<String>,
+) -> Result<(), Failure> {
+    let target = Target {
+        endpoint: farm.endpoint(),
+        api_key,
+    };
+    let mut client = client::connect(&target).await?;
     let submit_args = SubmitArgs {
         model: args.model.clone(),
         prompts_file: Some(file),
@@ -46,7 +59,7 @@ async fn render(farm: &DevFarm, file: PathBuf, args: &DevArgs) -> Result<(), Fai
         .clone()
         .unwrap_or_else(|| PathBuf::from("out").join(&job.id));
     download::run(
-        &endpoint,
+        &target,
         DownloadArgs {
             job_id: job.id.clone(),
             out: out.clone(),
@@ -58,7 +71,11 @@ async fn render(farm: &DevFarm, file: PathBuf, args: &DevArgs) -> Result<(), Fai
     Ok(())
 }
 
-pub async fn run(args: DevArgs) -> Result<(), Failure> {
+pub async fn run(args: DevArgs, api_key: Option<String>) -> Result<(), Failure> {
+    if let Some(DevCommand::Keys(command)) = args.keys {
+        fresco_telemetry::init_tracing_with_default(LogFormat::Text, "warn");
+        return Ok(fresco_dev::keys(&args.data_dir, command).await?);
+    }
     if args.submit.is_some() && std::env::var_os("RUST_LOG").is_none() {
         // Keep the progress bar readable: only problems are logged.
         fresco_telemetry::init_tracing_with_default(LogFormat::Text, "warn");
@@ -73,13 +90,28 @@ pub async fn run(args: DevArgs) -> Result<(), Failure> {
             file.display()
         )));
     }
+    if !args.auth {
+        fresco_dev::check_listen(&args.listen)
+            .await
+            .map_err(Failure::Invalid)?;
+    }
+    if args.auth && args.submit.is_some() && api_key.is_none() {
+        return Err(Failure::Invalid(
+            "--submit with --auth needs a client key: give --api-key (make one with `fresco dev keys create`)".into(),
+        ));
+    }
     let farm = DevFarm::start(&options(&args)).await?;
     let outcome = match args.submit.clone() {
-        Some(file) => render(&farm, file, &args).await,
+        Some(file) => render(&farm, file, &args, api_key).await,
         None => {
             eprintln!(
-                "fresco dev: serving on {} (data in {}); Ctrl-C stops",
+                "fresco dev: serving on {} {} (data in {}); Ctrl-C stops",
                 farm.endpoint(),
+                if args.auth {
+                    "with keys"
+                } else {
+                    "without keys"
+                },
                 args.data_dir.display()
             );
             fresco_telemetry::shutdown_on_signals().cancelled().await;

@@ -5,20 +5,15 @@ use std::path::Path;
 
 use anyhow::Context;
 use fresco_proto::v1 as pb;
-use fresco_proto::v1::job_service_client::JobServiceClient;
 use tokio::io::AsyncWriteExt;
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
 
 use crate::Failure;
 use crate::args::DownloadArgs;
+use crate::client::{Client, Target};
 use crate::commands::status::all_tasks;
 
-async fn fetch(
-    client: &mut JobServiceClient<Channel>,
-    key: &str,
-    to: &Path,
-) -> Result<u64, Failure> {
+async fn fetch(client: &mut Client, key: &str, to: &Path) -> Result<u64, Failure> {
     let mut stream = client
         .read_output(pb::ReadOutputRequest {
             key: key.to_owned(),
@@ -44,8 +39,8 @@ async fn fetch(
     Ok(bytes)
 }
 
-pub async fn run(endpoint: &str, args: DownloadArgs) -> Result<(), Failure> {
-    let mut client = crate::client::connect(endpoint).await?;
+pub async fn run(target: &Target, args: DownloadArgs) -> Result<(), Failure> {
+    let mut client = crate::client::connect(target).await?;
     let tasks = all_tasks(&mut client, &args.job_id).await?;
     tokio::fs::create_dir_all(&args.out)
         .await

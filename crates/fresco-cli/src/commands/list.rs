@@ -3,15 +3,16 @@
 use fresco_proto::v1 as pb;
 
 use crate::args::ListArgs;
+use crate::client::Target;
 use crate::{Failure, client, report};
 
-pub async fn run(endpoint: &str, args: ListArgs) -> Result<(), Failure> {
-    let mut client = client::connect(endpoint).await?;
+pub async fn run(target: &Target, args: ListArgs) -> Result<(), Failure> {
+    let mut client = client::connect(target).await?;
     let jobs = client
         .list_jobs(pb::ListJobsRequest {
             limit: args.limit,
             owner: args.owner,
-            all_tenants: false,
+            all_tenants: args.all_tenants,
         })
         .await?
         .into_inner()
@@ -26,8 +27,9 @@ pub async fn run(endpoint: &str, args: ListArgs) -> Result<(), Failure> {
             .map(|w| format!("  ({w})"))
             .unwrap_or_default();
         println!(
-            "{}  {:<11} {:>7} tasks  {}  {}{waiting}",
+            "{}  {:<12} {:<11} {:>7} tasks  {}  {}{waiting}",
             job.id,
+            job.tenant,
             if job.finished {
                 "finished"
             } else {

@@ -2,20 +2,16 @@
 //! keys and errors.
 
 use fresco_proto::v1 as pb;
-use fresco_proto::v1::job_service_client::JobServiceClient;
-use tonic::transport::Channel;
 
 use crate::args::StatusArgs;
+use crate::client::{Client, Target};
 use crate::{Failure, client, report};
 
 /// Tasks per `ListTasks` page.
 const PAGE: u32 = 1000;
 
 /// Every task of a job, in index order.
-pub async fn all_tasks(
-    client: &mut JobServiceClient<Channel>,
-    job_id: &str,
-) -> Result<Vec<pb::Task>, Failure> {
+pub async fn all_tasks(client: &mut Client, job_id: &str) -> Result<Vec<pb::Task>, Failure> {
     let mut tasks = Vec::new();
     loop {
         let page = client
@@ -36,8 +32,8 @@ pub async fn all_tasks(
     }
 }
 
-pub async fn run(endpoint: &str, args: StatusArgs) -> Result<(), Failure> {
-    let mut client = client::connect(endpoint).await?;
+pub async fn run(target: &Target, args: StatusArgs) -> Result<(), Failure> {
+    let mut client = client::connect(target).await?;
     let job = client
         .get_job(pb::GetJobRequest {
             job_id: args.job_id.clone(),
@@ -52,14 +48,15 @@ pub async fn run(endpoint: &str, args: StatusArgs) -> Result<(), Failure> {
         return Ok(());
     }
     println!(
-        "job {} ({}) model {}",
+        "job {} ({}) model {} tenant {}",
         job.id,
         if job.finished {
             "finished"
         } else {
             "in progress"
         },
-        job.model
+        job.model,
+        job.tenant
     );
     println!("tasks {}: {}", job.task_count, report::counts_line(&job));
     if let Some(waiting) = report::waiting_line(&job) {

@@ -10,10 +10,9 @@ use fresco_core::params::Schedule;
 use fresco_core::prompts_file::{self, PromptsFileError};
 use fresco_core::status::classify;
 use fresco_proto::v1 as pb;
-use fresco_proto::v1::job_service_client::JobServiceClient;
-use tonic::transport::Channel;
 
 use crate::args::{ScheduleArgs, SubmitArgs};
+use crate::client::{Client, Target};
 use crate::commands::watch;
 use crate::{Failure, client, report};
 
@@ -88,10 +87,7 @@ fn request_of(args: &SubmitArgs, request_id: &str) -> Result<pb::SubmitJobReques
 
 /// Submits the job the flags describe once; returns it as stored.
 #[cfg(feature = "dev")]
-pub async fn submit(
-    client: &mut JobServiceClient<Channel>,
-    args: &SubmitArgs,
-) -> Result<pb::Job, Failure> {
+pub async fn submit(client: &mut Client, args: &SubmitArgs) -> Result<pb::Job, Failure> {
     let request = request_of(args, args.request_id.as_deref().unwrap_or_default())?;
     let job = client
         .submit_job(request)
@@ -106,21 +102,23 @@ pub async fn submit(
 /// `--retry-seconds`. Every try carries the same request id, so a job
 /// stored by a try whose answer was lost is returned, never stored twice.
 async fn submit_until_answered(
-    endpoint: &str,
+    target: &Target,
     request: pb::SubmitJobRequest,
     patience: Duration,
-) -> Result<(JobServiceClient<Channel>, pb::SubmitJobResponse), Failure> {
+) -> Result<(Client, pb::SubmitJobResponse), Failure> {
     let deadline = Instant::now() + patience;
     let id = request.request_id.clone();
     loop {
-        let why = match client::connect(endpoint).await {
+        let why = match client::connect(target).await {
             Ok(mut client) => match client.submit_job(request.clone()).await {
                 Ok(response) => return Ok((client, response.into_inner())),
                 // Not reached, or its answer lost: sent again under the same id.
                 Err(status) if classify(&status).retryable => status.message().to_owned(),
                 Err(status) => return Err(status.into()),
             },
-            Err(err) => format!("{err:#}"),
+            // Not reached: tried again.
+            Err(Failure::Other(err)) => format!("{err:#}"),
+            Err(refused) => return Err(refused),
         };
         if Instant::now() >= deadline {
             return Err(Failure::Other(anyhow::anyhow!(
@@ -134,14 +132,14 @@ async fn submit_until_answered(
     }
 }
 
-pub async fn run(endpoint: &str, args: SubmitArgs) -> Result<(), Failure> {
+pub async fn run(target: &Target, args: SubmitArgs) -> Result<(), Failure> {
     let request_id = args
         .request_id
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let request = request_of(&args, &request_id)?;
     let patience = Duration::from_secs(args.retry_seconds);
-    let (mut client, response) = submit_until_answered(endpoint, request, patience).await?;
+    let (mut client, response) = submit_until_answered(target, request, patience).await?;
     let job = response
         .job
         .context("the coordinator's reply held no job")?;

@@ -5,21 +5,16 @@ use std::io::IsTerminal;
 
 use anyhow::Context;
 use fresco_proto::v1 as pb;
-use fresco_proto::v1::job_service_client::JobServiceClient;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
 
 use crate::args::JobArgs;
+use crate::client::{Client, Target};
 use crate::{Failure, client, report};
 
 /// Streams the job's progress to stderr until it finishes; returns the last
 /// state.
-pub async fn follow(
-    client: &mut JobServiceClient<Channel>,
-    job_id: &str,
-    show: bool,
-) -> Result<pb::Job, Failure> {
+pub async fn follow(client: &mut Client, job_id: &str, show: bool) -> Result<pb::Job, Failure> {
     let mut stream = client
         .watch_job(pb::WatchJobRequest {
             job_id: job_id.to_owned(),
@@ -90,8 +85,8 @@ pub fn check_outcome(job: &pb::Job) -> Result<(), Failure> {
     Ok(())
 }
 
-pub async fn run(endpoint: &str, args: JobArgs) -> Result<(), Failure> {
-    let mut client = client::connect(endpoint).await?;
+pub async fn run(target: &Target, args: JobArgs) -> Result<(), Failure> {
+    let mut client = client::connect(target).await?;
     let job = follow(&mut client, &args.job_id, true).await?;
     println!("{}: {}", job.id, report::counts_line(&job));
     check_outcome(&job)

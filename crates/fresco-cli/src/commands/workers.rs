@@ -7,6 +7,7 @@ use fresco_proto::v1 as pb;
 use serde_json::json;
 
 use crate::args::{ReleaseArgs, WorkersAction, WorkersArgs};
+use crate::client::Target;
 use crate::{Failure, client};
 
 fn seconds_ago(at: Option<prost_types::Timestamp>) -> i64 {
@@ -105,15 +106,15 @@ fn print_worker(w: &pb::Worker) {
     }
 }
 
-pub async fn run(endpoint: &str, args: WorkersArgs) -> Result<(), Failure> {
+pub async fn run(target: &Target, args: WorkersArgs) -> Result<(), Failure> {
     match args.action {
-        Some(WorkersAction::Release(release_args)) => release(endpoint, release_args).await,
-        None => list(endpoint, &args).await,
+        Some(WorkersAction::Release(release_args)) => release(target, release_args).await,
+        None => list(target, &args).await,
     }
 }
 
-async fn list(endpoint: &str, args: &WorkersArgs) -> Result<(), Failure> {
-    let mut client = client::connect(endpoint).await?;
+async fn list(target: &Target, args: &WorkersArgs) -> Result<(), Failure> {
+    let mut client = client::connect(target).await?;
     let workers = client
         .list_workers(pb::ListWorkersRequest { limit: args.limit })
         .await?
@@ -130,8 +131,8 @@ async fn list(endpoint: &str, args: &WorkersArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn release(endpoint: &str, args: ReleaseArgs) -> Result<(), Failure> {
-    let mut client = client::connect(endpoint).await?;
+async fn release(target: &Target, args: ReleaseArgs) -> Result<(), Failure> {
+    let mut client = client::connect(target).await?;
     let worker = client
         .release_worker(pb::ReleaseWorkerRequest {
             worker_id: args.worker_id,

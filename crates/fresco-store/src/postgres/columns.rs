@@ -90,4 +90,11 @@ impl Columns for PgRow {
     fn json(&self, column: &str) -> Result<serde_json::Value> {
         Ok(self.try_get(column)?)
     }
+    fn optional_text(&self, column: &str) -> Result<Option<String>> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn bytes(&self, column: &str) -> Result<Vec<u8>> {
+        Ok(self.try_get(column)?)
+    }
 }

@@ -12,12 +12,15 @@
 //!   guarded update touched no row.
 //! - `control`: cancel, retry, pause and resume.
 //! - `workers`: registration, liveness, failures in a row, listing.
+//! - `keys`: credentials (digests only), and the token a worker
+//!   registered with.
 //! - `leases`: claim, heartbeat, complete, fail, expiry and release.
 //! - `queue`: what is dispatchable now, for the reconciler.
 //! - `upkeep`: deadlines passed, and attempts to sweep stray objects of.
 
 mod columns;
 mod control;
+mod keys;
 mod leases;
 mod queue;
 mod reads;
@@ -108,8 +111,16 @@ impl JobStore for PgStore {
         reads::has_output(self, key).await
     }
 
-    async fn register_worker(&self, worker: &WorkerInfo) -> Result<()> {
-        workers::register_worker(self, worker).await
+    async fn output_job(&self, key: &str) -> Result<Option<JobId>> {
+        reads::output_job(self, key).await
+    }
+
+    async fn register_worker(&self, worker: &WorkerInfo, token: Option<&str>) -> Result<()> {
+        workers::register_worker(self, worker, token).await
+    }
+
+    async fn worker_token(&self, id: WorkerId) -> Result<Option<String>> {
+        keys::worker_token(self, id).await
     }
 
     async fn worker_seen(&self, id: WorkerId, loaded_models: Option<&[String]>) -> Result<()> {
@@ -207,5 +218,21 @@ impl JobStore for PgStore {
 
     async fn mark_swept(&self, task: TaskId, through: u32) -> Result<()> {
         upkeep::mark_swept(self, task, through).await
+    }
+
+    async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey> {
+        keys::create_api_key(self, key).await
+    }
+
+    async fn api_key(&self, id: &str) -> Result<Option<StoredKey>> {
+        keys::api_key_by_id(self, id).await
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+        keys::list_api_keys(self).await
+    }
+
+    async fn revoke_api_key(&self, id: &str) -> Result<ApiKey> {
+        keys::revoke_api_key(self, id).await
     }
 }

@@ -9,7 +9,7 @@ use fresco_core::{ModelCapabilities, WorkerId};
 
 use super::PgStore;
 use super::columns::secs;
-use crate::error::{Result, StoreError, not_quarantined};
+use crate::error::{Result, StoreError, not_quarantined, registered};
 use crate::records::{
     AttemptOutcome, ModelWorkers, RECENT_ERRORS, WorkerHealth, WorkerInfo, WorkerStatus,
 };
@@ -18,17 +18,22 @@ use crate::rows::{
     model_workers as model_workers_row, worker_health, worker_status,
 };
 
-pub(super) async fn register_worker(store: &PgStore, worker: &WorkerInfo) -> Result<()> {
-    sqlx::query(include_str!("sql/register_worker.sql"))
+pub(super) async fn register_worker(
+    store: &PgStore,
+    worker: &WorkerInfo,
+    token: Option<&str>,
+) -> Result<()> {
+    let done = sqlx::query(include_str!("sql/register_worker.sql"))
         .bind(worker.id.0)
         .bind(&worker.name)
         .bind(&worker.device)
         .bind(&worker.models)
         .bind(&worker.loaded_models)
         .bind(capabilities_json(&worker.capabilities)?)
+        .bind(token)
         .execute(&store.pool)
         .await?;
-    Ok(())
+    registered(worker, done.rows_affected())
 }
 
 pub(super) async fn worker_seen(

@@ -136,4 +136,11 @@ impl Columns for SqliteRow {
     fn json(&self, column: &str) -> Result<serde_json::Value> {
         from_json(self, column)
     }
+    fn optional_text(&self, column: &str) -> Result<Option<String>> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn bytes(&self, column: &str) -> Result<Vec<u8>> {
+        Ok(self.try_get(column)?)
+    }
 }

@@ -71,6 +71,14 @@ pub(super) async fn has_output(store: &SqliteStore, key: &str) -> Result<bool> {
     Ok(row.is_some())
 }
 
+pub(super) async fn output_job(store: &SqliteStore, key: &str) -> Result<Option<JobId>> {
+    let row = sqlx::query(include_str!("sql/output_job.sql"))
+        .bind(key)
+        .fetch_optional(&store.reader)
+        .await?;
+    row.map(|row| Ok(JobId(row.uuid("job_id")?))).transpose()
+}
+
 /// `NotFound` unless the job exists.
 pub(super) async fn job_exists(store: &SqliteStore, id: JobId) -> Result<()> {
     let exists = sqlx::query(include_str!("sql/job_exists.sql"))

@@ -9,7 +9,7 @@ use fresco_core::{ModelCapabilities, WorkerId};
 
 use super::SqliteStore;
 use super::columns::{id_text, json_list, json_time, millis, now_ms};
-use crate::error::{Result, StoreError, not_quarantined};
+use crate::error::{Result, StoreError, not_quarantined, registered};
 use crate::records::{
     AttemptOutcome, ModelWorkers, RECENT_ERRORS, WorkerHealth, WorkerInfo, WorkerStatus,
 };
@@ -18,8 +18,12 @@ use crate::rows::{
     model_workers as model_workers_row, worker_health, worker_status,
 };
 
-pub(super) async fn register_worker(store: &SqliteStore, worker: &WorkerInfo) -> Result<()> {
-    sqlx::query(include_str!("sql/register_worker.sql"))
+pub(super) async fn register_worker(
+    store: &SqliteStore,
+    worker: &WorkerInfo,
+    token: Option<&str>,
+) -> Result<()> {
+    let done = sqlx::query(include_str!("sql/register_worker.sql"))
         .bind(id_text(worker.id.0))
         .bind(&worker.name)
         .bind(&worker.device)
@@ -27,9 +31,10 @@ pub(super) async fn register_worker(store: &SqliteStore, worker: &WorkerInfo) ->
         .bind(json_list(&worker.loaded_models)?)
         .bind(now_ms())
         .bind(capabilities_json(&worker.capabilities)?.to_string())
+        .bind(token)
         .execute(&store.writer)
         .await?;
-    Ok(())
+    registered(worker, done.rows_affected())
 }
 
 pub(super) async fn worker_seen(
