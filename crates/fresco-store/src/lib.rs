@@ -61,6 +61,10 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Whether `key` is the key of a recorded output.
     async fn has_output(&self, key: &str) -> Result<bool>;
+    /// The recorded outputs of job `id` whose keys are in `keys` (every
+    /// recorded output of the job when `keys` is empty), in task then image
+    /// order. A key of another job's output, or of none, is left out.
+    async fn job_outputs(&self, id: JobId, keys: &[String]) -> Result<Vec<OutputRecord>>;
 
     /// Registers a worker (or refreshes one that registers again).
     async fn register_worker(&self, worker: &WorkerInfo) -> Result<()>;

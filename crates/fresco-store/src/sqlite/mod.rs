@@ -156,6 +156,10 @@ impl JobStore for SqliteStore {
         reads::has_output(self, key).await
     }
 
+    async fn job_outputs(&self, id: JobId, keys: &[String]) -> Result<Vec<OutputRecord>> {
+        reads::job_outputs(self, id, keys).await
+    }
+
     async fn register_worker(&self, worker: &WorkerInfo) -> Result<()> {
         workers::register_worker(self, worker).await
     }
