@@ -20,6 +20,10 @@ pub struct Cli {
         default_value = "http://127.0.0.1:50051"
     )]
     pub coordinator: String,
+    /// PEM CA certificate(s) to trust for an https:// coordinator, instead
+    /// of the system's roots.
+    #[arg(long, global = true, env = "FRESCO_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -15,6 +15,7 @@ use chrono::Utc;
 use fresco_core::{Caller, FieldError, JobId, Role};
 use fresco_proto::v1 as pb;
 use fresco_store::OutputRecord;
+use tracing::info;
 
 use crate::error::{ApiError, ApiResult};
 use crate::{Coordinator, convert, tenancy};
@@ -59,6 +60,7 @@ pub async fn output_urls(
     for output in outputs {
         urls.push(sign(app, output, expires_in).await?);
     }
+    info!(job_id = %job, urls = urls.len(), expires_in_s = expires_in.as_secs(), "output URLs signed");
     Ok(pb::OutputUrlsResponse {
         urls,
         expires_at: Some(convert::timestamp(expires_at)),

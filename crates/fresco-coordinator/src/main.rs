@@ -1,5 +1,6 @@
 //! `fresco-coordinator`: the farm's control plane.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use fresco_dispatch::RedisDispatch;
 use fresco_storage::Storage;
 use fresco_store::{Backoff, PgStore};
 use fresco_telemetry::LogFormat;
+use fresco_tls::{ServerFiles, ServerTls};
 
 /// Serves fresco's gRPC API, keeps jobs in Postgres and dispatches tasks
 /// through Redis. Every flag also reads `FRESCO_<FLAG>`.
@@ -85,14 +87,32 @@ struct Args {
     sweep_interval_seconds: u64,
     #[arg(long, env = "FRESCO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Serve gRPC over TLS with this PEM certificate (chain); needs
+    /// --tls-key. Clients then connect to an https:// URL.
+    #[arg(long, env = "FRESCO_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "FRESCO_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Verify client certificates against this PEM CA: worker API calls
+    /// need a certificate it signed (workers' --tls-cert, --tls-key);
+    /// clients without one still reach the client API.
+    #[arg(long, env = "FRESCO_TLS_CLIENT_CA")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    fresco_telemetry::init_tracing(args.log_format);
+    // Refused TLS handshakes (a client certificate no trusted CA signed,
+    // plain HTTP on a TLS port) are logged by tonic at debug: keep them.
+    fresco_telemetry::init_tracing_with_default(
+        args.log_format,
+        "info,tonic::transport::server::io_stream=debug",
+    );
     let settings = settings(&args);
     settings.validate()?;
+    let tls = server_tls(&args)?;
     let shutdown = fresco_telemetry::shutdown_on_signals();
     let store = PgStore::connect(&args.database_url)
         .await
@@ -110,7 +130,17 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    server::serve(app, listener, shutdown).await
+    server::serve_with_tls(app, listener, tls, shutdown).await
+}
+
+/// The TLS the flags ask for: none, or their files read and checked.
+fn server_tls(args: &Args) -> anyhow::Result<Option<ServerTls>> {
+    let files = ServerFiles::from_flags(
+        args.tls_cert.clone(),
+        args.tls_key.clone(),
+        args.tls_client_ca.clone(),
+    )?;
+    Ok(files.as_ref().map(ServerTls::load).transpose()?)
 }
 
 /// The settings the flags name, the others at their defaults.

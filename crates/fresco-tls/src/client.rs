@@ -91,10 +91,10 @@ pub fn endpoint(url: &str, files: &ClientFiles) -> Result<Endpoint, TlsError> {
 /// check found and which flag fixes it; plain `http://` that reached a
 /// server but broke says TLS may be what it speaks.
 pub fn describe_connect_error(url: &str, err: &(dyn StdError + 'static)) -> String {
-    if let Some(tls) = find_rustls_error(err) {
+    if find_rustls_error(err).is_some() {
         return format!(
             "TLS handshake with the coordinator at {url} failed: {}",
-            tls_hint(tls)
+            describe_cause(err)
         );
     }
     let mut message = format!("cannot reach the coordinator at {url}: {}", chain(err));
@@ -104,6 +104,16 @@ pub fn describe_connect_error(url: &str, err: &(dyn StdError + 'static)) -> Stri
         );
     }
     message
+}
+
+/// What went wrong, from the error's whole chain: for a TLS failure what
+/// the certificate check found and which flag fixes it, else every message
+/// of the chain.
+pub fn describe_cause(err: &(dyn StdError + 'static)) -> String {
+    match find_rustls_error(err) {
+        Some(tls) => tls_hint(tls),
+        None => chain(err),
+    }
 }
 
 fn tls_hint(err: &RustlsError) -> String {
@@ -125,12 +135,16 @@ fn tls_hint(err: &RustlsError) -> String {
     }
 }
 
-/// Every message of the chain, joined by `: `, repeats left out.
+/// Every message of the chain, joined by `: `, repeats left out (a gRPC
+/// status by its message alone).
 fn chain(err: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut next = Some(err);
     while let Some(e) = next {
-        let text = e.to_string();
+        let text = match e.downcast_ref::<tonic::Status>() {
+            Some(status) => status.message().to_owned(),
+            None => e.to_string(),
+        };
         if !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }

@@ -15,18 +15,19 @@ pub mod client;
 pub mod pem;
 pub mod server;
 
-pub use client::{ClientFiles, describe_connect_error, endpoint};
+pub use client::{ClientFiles, describe_cause, describe_connect_error, endpoint};
 pub use server::{ServerFiles, ServerTls};
 
 /// Why TLS could not be set up from what was given.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("{flag} {path}: cannot read it: {source}")]
+    /// The I/O error is told in the message, not chained as a source, so
+    /// it is said once however the error is printed.
+    #[error("{flag} {path}: cannot read it: {error}")]
     Read {
         flag: &'static str,
         path: String,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{flag} {path}: {why}")]
     Pem {

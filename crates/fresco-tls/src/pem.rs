@@ -11,10 +11,10 @@ use crate::TlsError;
 
 /// The bytes of `path`, given as `flag`.
 pub fn read(flag: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
+    std::fs::read(path).map_err(|error| TlsError::Read {
         flag,
         path: path.display().to_string(),
-        source,
+        error,
     })
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use fresco_core::status::{ErrorCode, classify};
 use fresco_proto::v1 as pb;
 use fresco_proto::v1::worker_service_client::WorkerServiceClient;
+use fresco_tls::ClientFiles;
 use tonic::Status;
 use tonic::transport::Channel;
 use tracing::warn;
@@ -28,9 +29,10 @@ pub fn task_not_ours(status: &Status) -> bool {
 
 impl CoordinatorClient {
     /// A lazily connecting client: calls fail with UNAVAILABLE while the
-    /// coordinator is down, and reconnect when it is back.
-    pub fn new(endpoint: &str) -> anyhow::Result<Self> {
-        let channel = Channel::from_shared(endpoint.to_owned())?
+    /// coordinator is down, and reconnect when it is back. An `https://`
+    /// endpoint connects over TLS with `tls`.
+    pub fn new(endpoint: &str, tls: &ClientFiles) -> anyhow::Result<Self> {
+        let channel = fresco_tls::endpoint(endpoint, tls)?
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(30))
             .connect_lazy();
@@ -88,7 +90,7 @@ where
             Err(status)
                 if classify(&status).retryable && tokio::time::Instant::now() + wait < deadline =>
             {
-                warn!(call = what, code = ?status.code(), error = %status.message(), retry_in_ms = wait.as_millis() as u64, "coordinator call failed; retrying");
+                warn!(call = what, code = ?status.code(), error = %fresco_tls::describe_cause(&status), retry_in_ms = wait.as_millis() as u64, "coordinator call failed; retrying");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(5));
             }

@@ -31,7 +31,7 @@ fn options(args: &DevArgs) -> DevOptions {
 /// Submits `file`, follows it to the end and downloads its images.
 async fn render(farm: &DevFarm, file: PathBuf, args: &DevArgs) -> Result<(), Failure> {
     let endpoint = farm.endpoint();
-    let mut client = client::connect(&endpoint).await?;
+    let mut client = client::connect_in_process(&endpoint).await?;
     let submit_args = SubmitArgs {
         model: args.model.clone(),
         prompts_file: Some(file),
@@ -45,9 +45,9 @@ async fn render(farm: &DevFarm, file: PathBuf, args: &DevArgs) -> Result<(), Fai
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("out").join(&job.id));
-    download::run(
-        &endpoint,
-        DownloadArgs {
+    download::download(
+        &mut client,
+        &DownloadArgs {
             job_id: job.id.clone(),
             out: out.clone(),
         },
