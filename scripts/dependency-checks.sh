@@ -52,6 +52,6 @@ lacks "the worker does not carry the DiT's training code (feature train)" \
   'fresco-dit feature "train"' -p fresco-worker -e features
 
 lacks "TLS is rustls: the binaries pull no OpenSSL" \
-  'openssl' -p fresco-coordinator -p fresco-worker -p fresco-cli -e normal
+  'openssl-sys|native-tls' -p fresco-coordinator -p fresco-worker -p fresco-cli -e normal
 
 echo "dependency checks passed"
