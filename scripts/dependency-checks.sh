@@ -51,4 +51,7 @@ lacks "the diffusers-format families do not depend on fresco's DiT" \
 lacks "the worker does not carry the DiT's training code (feature train)" \
   'fresco-dit feature "train"' -p fresco-worker -e features
 
+lacks "TLS is rustls: the binaries pull no OpenSSL" \
+  'openssl-sys|native-tls' -p fresco-coordinator -p fresco-worker -p fresco-cli -e normal
+
 echo "dependency checks passed"

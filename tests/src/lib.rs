@@ -27,7 +27,9 @@ use tonic::transport::Channel;
 use uuid::Uuid;
 
 pub mod models;
+pub mod pki;
 pub mod stores;
+pub use pki::TestPki;
 pub use stores::{Snapshot, bucket_keys};
 
 /// Where the shared services are, from the environment.
@@ -268,6 +270,10 @@ pub struct FarmOptions {
     /// Whether the coordinator reaches Postgres through a [`TcpProxy`]
     /// (`Farm::db_proxy`) that a test can switch off.
     pub proxy_database: bool,
+    /// Serve gRPC over TLS with these certificates: the endpoint is
+    /// `https://`, workers and the CLI trust the test CA, and with
+    /// `verify_workers` workers present its client certificate.
+    pub tls: Option<TestPki>,
 }
 
 impl Default for FarmOptions {
@@ -284,6 +290,7 @@ impl Default for FarmOptions {
             coordinator_args: Vec::new(),
             env: Vec::new(),
             proxy_database: false,
+            tls: None,
         }
     }
 }
@@ -382,7 +389,14 @@ impl Farm {
             db,
             redis,
             storage_url,
-            endpoint: format!("http://127.0.0.1:{port}"),
+            endpoint: format!(
+                "{}://127.0.0.1:{port}",
+                if options.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                }
+            ),
             listen: format!("127.0.0.1:{port}"),
             dir: tempfile::tempdir().expect("temp dir"),
             coordinator: None,
@@ -420,21 +434,30 @@ impl Farm {
                     &o.sweep_interval_seconds.to_string(),
                 ])
                 .args(&o.coordinator_args)
+                .args(o.tls.iter().flat_map(TestPki::coordinator_args))
                 .envs(o.env.iter().map(|(k, v)| (k, v)))
                 .stdout(Stdio::null())
                 .stderr(log),
         );
         self.coordinator = Some(proc);
-        let endpoint = self.endpoint.clone();
+        let endpoint = self.client_endpoint();
         wait_until("the coordinator to serve", Duration::from_secs(30), || {
             let endpoint = endpoint.clone();
-            async move {
-                fresco_proto::v1::job_service_client::JobServiceClient::connect(endpoint)
-                    .await
-                    .is_ok()
-            }
+            async move { endpoint.connect().await.is_ok() }
         })
         .await;
+    }
+
+    /// The endpoint a client in the test process connects to the
+    /// coordinator with (over TLS trusting the test CA on a TLS farm).
+    pub fn client_endpoint(&self) -> tonic::transport::Endpoint {
+        let files = self
+            .options
+            .tls
+            .as_ref()
+            .map(TestPki::client_files)
+            .unwrap_or_default();
+        fresco_tls::endpoint(&self.endpoint, &files).expect("the coordinator's endpoint")
     }
 
     /// SIGKILLs the coordinator and waits until it is gone.
@@ -454,22 +477,14 @@ impl Farm {
     pub async fn start_worker_with(&mut self, extra_args: &[String]) {
         let before = self.registered_workers().await;
         let n = self.workers.len();
-        let log = log_file(self.dir.path(), &format!("worker-{n}"));
-        let proc = Proc::spawn(
-            "fresco-worker",
-            binary("fresco-worker")
-                .args(["--coordinator", &self.endpoint])
-                .args(["--token", &self.worker_token])
-                .args(["--redis-url", &self.redis.url])
-                .args(["--storage", &self.storage_url])
-                .args(["--name", &format!("worker-{n}")])
-                .args(["--shutdown-grace-seconds", "10"])
-                .args(&self.options.worker_args)
-                .args(extra_args)
-                .envs(self.options.env.iter().map(|(k, v)| (k, v)))
-                .stdout(Stdio::null())
-                .stderr(log),
-        );
+        let tls_args: Vec<String> = self
+            .options
+            .tls
+            .iter()
+            .flat_map(TestPki::worker_args)
+            .collect();
+        let mut command = self.worker_command(&format!("worker-{n}"), &tls_args);
+        let proc = Proc::spawn("fresco-worker", command.args(extra_args));
         self.workers.push(proc);
         let pool = self.db.pool().await;
         wait_until("the worker to register", Duration::from_secs(30), || {
@@ -483,6 +498,31 @@ impl Farm {
             }
         })
         .await;
+    }
+
+    /// A worker of this farm named `name`, with `tls_args` as its only TLS
+    /// flags and its stderr in the log `name`, not started.
+    pub fn worker_command(&self, name: &str, tls_args: &[String]) -> Command {
+        let log = log_file(self.dir.path(), name);
+        let mut command = binary("fresco-worker");
+        command
+            .args(["--coordinator", &self.endpoint])
+            .args(["--token", &self.worker_token])
+            .args(["--redis-url", &self.redis.url])
+            .args(["--storage", &self.storage_url])
+            .args(["--name", name])
+            .args(["--shutdown-grace-seconds", "10"])
+            .args(&self.options.worker_args)
+            .args(tls_args)
+            .envs(self.options.env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(log);
+        command
+    }
+
+    /// The text of the log `name` (e.g. "coordinator", "worker-0").
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
     }
 
     /// Waits until some task of the farm is running.
@@ -501,7 +541,8 @@ impl Farm {
         .await;
     }
 
-    async fn registered_workers(&self) -> i64 {
+    /// How many workers the farm's Postgres holds.
+    pub async fn registered_workers(&self) -> i64 {
         let pool = self.db.pool().await;
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM workers")
             .fetch_one(&pool)
@@ -543,6 +584,7 @@ impl Farm {
         let mut command = binary("fresco");
         command
             .args(["--coordinator", &self.endpoint])
+            .args(self.options.tls.iter().flat_map(TestPki::cli_args))
             .env("FRESCO_API_KEY", key);
         command
     }

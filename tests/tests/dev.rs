@@ -76,6 +76,13 @@ fn the_readme_first_command_renders_the_examples_on_a_clean_machine() {
         .output()
         .expect("running fresco dev");
     assert!(output.status.success(), "{}", describe(&output));
+    // Its images are files the in-process coordinator streams: file://
+    // storage signs no URLs.
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains(" through the coordinator"),
+        "{}",
+        describe(&output)
+    );
 
     // The command names the folder with the images on its last line.
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -285,6 +292,13 @@ fn a_dev_farm_killed_mid_job_finishes_it_after_a_restart() {
     );
     assert!(download.status.success(), "{}", describe(&download));
     assert_eq!(std::fs::read_dir(&out).expect("out dir").count(), 24);
+    // `fresco dev` keeps its images in files: OutputUrls answers
+    // FAILED_PRECONDITION and the download streams through it.
+    let said = String::from_utf8_lossy(&download.stderr);
+    assert!(
+        said.starts_with("downloaded 24 images (") && said.contains(" through the coordinator"),
+        "{said}"
+    );
 }
 
 /// `fresco dev keys ARGS --data-dir DATA`; the output, checked to succeed.

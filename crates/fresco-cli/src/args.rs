@@ -24,6 +24,10 @@ pub struct Cli {
     /// create --kind client ...`); none for a farm served without keys.
     #[arg(long, global = true, env = "FRESCO_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// PEM CA certificate(s) to trust for an https:// coordinator, instead
+    /// of the system's roots.
+    #[arg(long, global = true, env = "FRESCO_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }

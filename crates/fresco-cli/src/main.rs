@@ -26,6 +26,10 @@ pub enum Failure {
     Invalid(String),
     /// The job finished with failed or cancelled tasks (exit 1).
     JobFailed(String),
+    /// A call the connection itself failed (the status was made on this
+    /// side, not sent by the coordinator): told with its whole cause and
+    /// the coordinator's URL (exit 1).
+    Transport(tonic::Status),
     /// Anything else (exit 1).
     Other(anyhow::Error),
 }
@@ -38,6 +42,9 @@ impl From<anyhow::Error> for Failure {
 
 impl From<tonic::Status> for Failure {
     fn from(status: tonic::Status) -> Self {
+        if std::error::Error::source(&status).is_some() {
+            return Failure::Transport(status);
+        }
         match classify(&status).code {
             ErrorCode::InvalidArgument | ErrorCode::NotFound => {
                 Failure::Invalid(status.message().to_owned())
@@ -61,8 +68,12 @@ impl From<tonic::Status> for Failure {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    client::use_tls(fresco_tls::ClientFiles {
+        ca: cli.tls_ca.clone(),
+        ..fresco_tls::ClientFiles::default()
+    });
     let target = Target {
-        endpoint: cli.coordinator,
+        endpoint: cli.coordinator.clone(),
         api_key: cli.api_key,
     };
     let result = match cli.command {
@@ -87,6 +98,13 @@ async fn main() -> ExitCode {
         }
         Err(Failure::JobFailed(message)) => {
             eprintln!("{message}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Transport(status)) => {
+            eprintln!(
+                "error: {}",
+                fresco_tls::describe_connect_error(&cli.coordinator, &status)
+            );
             ExitCode::from(1)
         }
         Err(Failure::Other(err)) => {

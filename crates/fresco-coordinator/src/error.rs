@@ -26,6 +26,19 @@ pub enum ApiError {
         #[source]
         source: StorageError,
     },
+    /// The output storage cannot sign URLs (`file://`): `OutputUrls` is
+    /// refused and `ReadOutput` streams the outputs instead.
+    #[error(
+        "this farm's output storage cannot sign URLs (file://); read the outputs through ReadOutput"
+    )]
+    CannotSignUrls,
+    /// The object store could not sign a URL for a recorded output.
+    #[error("cannot sign a URL for output {key:?}: {source}")]
+    UrlNotSigned {
+        key: String,
+        #[source]
+        source: StorageError,
+    },
     /// No credential, or one malformed, unknown or revoked.
     #[error("{0}")]
     Unauthenticated(String),
@@ -53,6 +66,8 @@ impl ServiceError for ApiError {
             // included), the client may try again later.
             ApiError::OutputUnreadable { .. } => ErrorCode::Unavailable,
             ApiError::ShuttingDown => ErrorCode::Unavailable,
+            ApiError::CannotSignUrls => ErrorCode::Conflict,
+            ApiError::UrlNotSigned { source, .. } => source.error_code(),
             ApiError::Unauthenticated(_) => ErrorCode::Unauthenticated,
             ApiError::Forbidden(_) => ErrorCode::Refused,
             ApiError::QuotaExceeded(_) => ErrorCode::ResourceExhausted,
@@ -65,6 +80,9 @@ impl ServiceError for ApiError {
             ApiError::Store(err) => err.client_message(),
             ApiError::OutputUnreadable { key, .. } => {
                 format!("cannot read output {key:?} from storage")
+            }
+            ApiError::UrlNotSigned { key, .. } => {
+                format!("cannot sign a URL for output {key:?}")
             }
             other => other.to_string(),
         }

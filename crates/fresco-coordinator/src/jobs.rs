@@ -252,6 +252,7 @@ impl JobApi {
             Ok(bytes) => bytes,
             Err(source) => return Err(ApiError::OutputUnreadable { key, source }),
         };
+        info!(key = %key, bytes = bytes.len(), "output streamed through the coordinator");
         Ok(async_stream::stream! {
             for chunk in bytes.chunks(CHUNK) {
                 yield Ok(pb::OutputChunk { data: chunk.to_vec() });

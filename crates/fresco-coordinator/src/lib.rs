@@ -14,6 +14,8 @@
 //!   its model admits.
 //! - [`control`]: cancelling a task, retrying, pausing and resuming a job.
 //! - [`workers`]: the worker API.
+//! - [`worker_certs`]: with mutual TLS, the worker API only for
+//!   connections that presented a client certificate.
 //! - [`downloads`]: presigned URLs for a job's outputs.
 //! - [`usage`]: a tenant's consumption and limits.
 //! - [`reaper`]: ends leases whose heartbeats stopped.
@@ -56,6 +58,7 @@ pub mod tick;
 pub mod usage;
 pub mod waiting;
 pub mod weights;
+pub mod worker_certs;
 pub mod workers;
 
 use std::sync::Arc;

@@ -2,6 +2,7 @@
 //! serves; `keys` issues, lists and revokes the farm's credentials (see
 //! `fresco_coordinator::keys`).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use fresco_dispatch::RedisDispatch;
 use fresco_storage::Storage;
 use fresco_store::{Backoff, PgStore};
 use fresco_telemetry::LogFormat;
+use fresco_tls::{ServerFiles, ServerTls};
 use tracing::warn;
 
 /// Serves fresco's gRPC API, keeps jobs in Postgres and dispatches tasks
@@ -120,6 +122,18 @@ struct ServeArgs {
     insecure_no_auth: bool,
     #[arg(long, env = "FRESCO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Serve gRPC over TLS with this PEM certificate (chain); needs
+    /// --tls-key. Clients then connect to an https:// URL.
+    #[arg(long, env = "FRESCO_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "FRESCO_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Verify client certificates against this PEM CA: worker API calls
+    /// need a certificate it signed (workers' --tls-cert, --tls-key);
+    /// clients without one still reach the client API.
+    #[arg(long, env = "FRESCO_TLS_CLIENT_CA")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -144,9 +158,15 @@ async fn manage_keys(args: KeysArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    fresco_telemetry::init_tracing(args.log_format);
+    // Refused TLS handshakes (a client certificate no trusted CA signed,
+    // plain HTTP on a TLS port) are logged by tonic at debug: keep them.
+    fresco_telemetry::init_tracing_with_default(
+        args.log_format,
+        "info,tonic::transport::server::io_stream=debug",
+    );
     let settings = settings(&args);
     settings.validate()?;
+    let tls = server_tls(&args)?;
     if settings.access == Access::Open {
         warn!(
             "serving WITHOUT authentication (--insecure-no-auth): every caller is an admin of the default tenant and anyone who reaches this address can act as a worker"
@@ -172,7 +192,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    server::serve(app, listener, shutdown).await
+    server::serve_with_tls(app, listener, tls, shutdown).await
+}
+
+/// The TLS the flags ask for: none, or their files read and checked.
+fn server_tls(args: &ServeArgs) -> anyhow::Result<Option<ServerTls>> {
+    let files = ServerFiles::from_flags(
+        args.tls_cert.clone(),
+        args.tls_key.clone(),
+        args.tls_client_ca.clone(),
+    )?;
+    Ok(files.as_ref().map(ServerTls::load).transpose()?)
 }
 
 /// The settings the flags name, the others at their defaults.

@@ -1,13 +1,15 @@
-//! Serves both APIs on one address, each behind its [`Guarded`] door (the
-//! caller's key checked before any handler runs), with the reaper, the reconciler, the
-//! quarantine release pass, the deadline pass and the sweeper beside them,
-//! until the shutdown token is cancelled.
+//! Serves both APIs on one address, plain or over TLS, each behind its
+//! [`Guarded`] door (the caller's key checked before any handler runs),
+//! with the reaper, the reconciler, the quarantine release pass, the
+//! deadline pass and the sweeper beside them, until the shutdown token is
+//! cancelled.
 
 use std::net::SocketAddr;
 
 use fresco_core::CredentialKind;
 use fresco_proto::v1::job_service_server::JobServiceServer;
 use fresco_proto::v1::worker_service_server::WorkerServiceServer;
+use fresco_tls::ServerTls;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
@@ -16,16 +18,29 @@ use tracing::info;
 use crate::authentication::{Access, Authenticator};
 use crate::guard::Guarded;
 use crate::jobs::JobApi;
+use crate::worker_certs::WorkerCertGate;
 use crate::workers::WorkerApi;
 use crate::{Coordinator, deadlines, quarantine, reaper, reconciler, sweeper};
 
 /// The largest request accepted: a submission of many prompts is big.
 const MAX_MESSAGE_BYTES: usize = 512 << 20;
 
-/// Serves on `listener` until `shutdown`; returns once in-flight calls end.
+/// Serves plain gRPC on `listener` until `shutdown`; returns once
+/// in-flight calls end.
 pub async fn serve(
     app: Coordinator,
     listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    serve_with_tls(app, listener, None, shutdown).await
+}
+
+/// As [`serve`], over TLS when `tls` is given; when it verifies client
+/// certificates, the worker API needs one ([`WorkerCertGate`]).
+pub async fn serve_with_tls(
+    app: Coordinator,
+    listener: TcpListener,
+    tls: Option<ServerTls>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
@@ -45,16 +60,29 @@ pub async fn serve(
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let jobs = Guarded::new(jobs, authenticator.clone(), CredentialKind::Client);
-    let workers = Guarded::new(
-        WorkerServiceServer::new(WorkerApi { app }),
-        authenticator,
-        CredentialKind::Worker,
+    let gate = WorkerCertGate {
+        required: tls.as_ref().is_some_and(ServerTls::verifies_clients),
+    };
+    let workers = tonic::service::interceptor::InterceptedService::new(
+        Guarded::new(
+            WorkerServiceServer::new(WorkerApi { app }),
+            authenticator,
+            CredentialKind::Worker,
+        ),
+        gate,
     );
-    match access {
-        Access::Keys => info!(%addr, "coordinator listening; every call needs a key"),
-        Access::Open => info!(%addr, "coordinator listening without keys"),
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &tls {
+        builder = builder.tls_config(tls.config())?;
     }
-    tonic::transport::Server::builder()
+    info!(
+        %addr,
+        tls = tls.is_some(),
+        worker_certificates = gate.required,
+        keys = access == Access::Keys,
+        "coordinator listening"
+    );
+    builder
         .add_service(jobs)
         .add_service(workers)
         .serve_with_incoming_shutdown(

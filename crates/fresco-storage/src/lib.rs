@@ -2,7 +2,9 @@
 //! credentials from the standard `AWS_*` variables) or `file:///dir`.
 //!
 //! [`Storage`] pairs an object store with the key prefix from the URL, and
-//! retries transient errors with backoff (object_store's retry policy).
+//! retries transient errors with backoff (object_store's retry policy). An
+//! S3 store also signs GET URLs ([`Storage::signed_get_url`]), so a client
+//! downloads an object straight from the bucket; `file://` cannot.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +15,7 @@ use futures_util::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+use object_store::signer::{Method, Signer};
 use object_store::{ObjectStore, ObjectStoreExt, RetryConfig};
 use url::Url;
 
@@ -24,6 +27,9 @@ pub enum StorageError {
     Store(#[from] object_store::Error),
     #[error("object key {0:?} is not valid")]
     BadKey(String),
+    /// The store cannot hand out signed URLs (`file://`).
+    #[error("storage {0} cannot sign URLs")]
+    CannotSign(String),
 }
 
 impl ServiceError for StorageError {
@@ -32,6 +38,8 @@ impl ServiceError for StorageError {
             // A farm started with a URL it cannot use: nothing a caller can fix.
             StorageError::BadUrl { .. } => ErrorCode::Internal,
             StorageError::BadKey(_) => ErrorCode::InvalidArgument,
+            // A `file://` farm streams its outputs instead.
+            StorageError::CannotSign(_) => ErrorCode::Conflict,
             StorageError::Store(object_store::Error::NotFound { .. }) => ErrorCode::NotFound,
             // The object store is away or failed past its retries.
             StorageError::Store(_) => ErrorCode::Unavailable,
@@ -45,6 +53,8 @@ pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 #[derive(Clone)]
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
+    /// The same store as a URL signer, when it can sign (S3).
+    signer: Option<Arc<dyn Signer>>,
     prefix: String,
     url: String,
 }
@@ -71,35 +81,40 @@ impl Storage {
             why: why.to_owned(),
         };
         let parsed = Url::parse(url).map_err(|e| bad(&e.to_string()))?;
-        let (store, prefix): (Arc<dyn ObjectStore>, String) = match parsed.scheme() {
-            "s3" => {
-                let bucket = parsed
-                    .host_str()
-                    .filter(|b| !b.is_empty())
-                    .ok_or_else(|| bad("names no bucket"))?;
-                let store = AmazonS3Builder::from_env()
-                    .with_bucket_name(bucket)
-                    .with_retry(retry())
-                    .build()?;
-                (Arc::new(store), parsed.path().trim_matches('/').to_owned())
-            }
-            "file" => {
-                let dir = parsed
-                    .to_file_path()
-                    .map_err(|()| bad("is not an absolute file path"))?;
-                std::fs::create_dir_all(&dir)
-                    .map_err(|e| bad(&format!("cannot create {}: {e}", dir.display())))?;
-                let store = LocalFileSystem::new_with_prefix(&dir)?;
-                (Arc::new(store), String::new())
-            }
-            other => {
-                return Err(bad(&format!(
-                    "unsupported scheme {other:?} (use s3:// or file://)"
-                )));
-            }
-        };
+        let (store, signer, prefix): (Arc<dyn ObjectStore>, Option<Arc<dyn Signer>>, String) =
+            match parsed.scheme() {
+                "s3" => {
+                    let bucket = parsed
+                        .host_str()
+                        .filter(|b| !b.is_empty())
+                        .ok_or_else(|| bad("names no bucket"))?;
+                    let store = Arc::new(
+                        AmazonS3Builder::from_env()
+                            .with_bucket_name(bucket)
+                            .with_retry(retry())
+                            .build()?,
+                    );
+                    let prefix = parsed.path().trim_matches('/').to_owned();
+                    (store.clone(), Some(store), prefix)
+                }
+                "file" => {
+                    let dir = parsed
+                        .to_file_path()
+                        .map_err(|()| bad("is not an absolute file path"))?;
+                    std::fs::create_dir_all(&dir)
+                        .map_err(|e| bad(&format!("cannot create {}: {e}", dir.display())))?;
+                    let store = LocalFileSystem::new_with_prefix(&dir)?;
+                    (Arc::new(store), None, String::new())
+                }
+                other => {
+                    return Err(bad(&format!(
+                        "unsupported scheme {other:?} (use s3:// or file://)"
+                    )));
+                }
+            };
         Ok(Self {
             store,
+            signer,
             prefix,
             url: url.to_owned(),
         })
@@ -141,6 +156,25 @@ impl Storage {
             .into_iter()
             .map(|o| o.location.to_string())
             .collect())
+    }
+
+    /// Whether this storage can sign URLs ([`Storage::signed_get_url`]).
+    pub fn can_sign(&self) -> bool {
+        self.signer.is_some()
+    }
+
+    /// A URL that lets whoever holds it GET the object `key` straight from
+    /// the store, without credentials, for `expires_in` (S3 presigned URLs,
+    /// signed locally with the store's credentials: no request is made).
+    /// [`StorageError::CannotSign`] for `file://`.
+    pub async fn signed_get_url(&self, key: &str, expires_in: Duration) -> Result<Url> {
+        let signer = self
+            .signer
+            .as_ref()
+            .ok_or_else(|| StorageError::CannotSign(self.url.clone()))?;
+        Ok(signer
+            .signed_url(Method::GET, &Self::path(key)?, expires_in)
+            .await?)
     }
 
     /// Whether an object exists.
@@ -186,6 +220,19 @@ mod tests {
         keys.sort();
         assert_eq!(keys, ["j/t/1/0.png", "j/t/2/0.png", "j/t/2/1.png"]);
         assert!(storage.list("j/none/").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn file_storage_cannot_sign_urls() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::from_url(&format!("file://{}", dir.path().display())).unwrap();
+        assert!(!storage.can_sign());
+        let err = storage
+            .signed_get_url("a/0.png", Duration::from_secs(60))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_code(), ErrorCode::Conflict);
+        assert!(err.to_string().contains("cannot sign URLs"), "{err}");
     }
 
     #[test]

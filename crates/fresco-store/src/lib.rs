@@ -65,6 +65,10 @@ pub trait JobStore: Send + Sync + 'static {
     async fn has_output(&self, key: &str) -> Result<bool>;
     /// The job of the recorded output `key` (none: no task recorded it).
     async fn output_job(&self, key: &str) -> Result<Option<JobId>>;
+    /// The recorded outputs of job `id` whose keys are in `keys` (every
+    /// recorded output of the job when `keys` is empty), in task then image
+    /// order. A key of another job's output, or of none, is left out.
+    async fn job_outputs(&self, id: JobId, keys: &[String]) -> Result<Vec<OutputRecord>>;
 
     /// Registers a worker (or refreshes one that registers again) with the
     /// id of the worker token it called with (none on a farm served without

@@ -230,20 +230,25 @@ pub(crate) fn sweep_candidate(row: &impl Columns) -> Result<SweepCandidate> {
 
 /// Hands each task its outputs, from `outputs` rows of `task_id, idx, key,
 /// width, height, seed, bytes` in index order.
+/// One row of `outputs`.
+pub(crate) fn output_record<R: Columns>(row: &R) -> Result<OutputRecord> {
+    Ok(OutputRecord {
+        index: row.small("idx")?,
+        key: row.text("key")?,
+        width: row.small("width")?,
+        height: row.small("height")?,
+        seed: row.big("seed")?,
+        bytes: row.big("bytes")?,
+    })
+}
+
 pub(crate) fn attach_outputs<R: Columns>(rows: &[R], tasks: &mut [TaskRecord]) -> Result<()> {
     let mut by_task: HashMap<Uuid, Vec<OutputRecord>> = HashMap::new();
     for row in rows {
         by_task
             .entry(row.uuid("task_id")?)
             .or_default()
-            .push(OutputRecord {
-                index: row.small("idx")?,
-                key: row.text("key")?,
-                width: row.small("width")?,
-                height: row.small("height")?,
-                seed: row.big("seed")?,
-                bytes: row.big("bytes")?,
-            });
+            .push(output_record(row)?);
     }
     for task in tasks {
         task.outputs = by_task.remove(&task.id.0).unwrap_or_default();

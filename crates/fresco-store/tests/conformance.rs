@@ -91,6 +91,7 @@ conformance!(
     queued_tasks_page_in_dispatch_order_per_model,
     served_models_are_the_union_of_registered_workers,
     outputs_are_known_by_key,
+    a_jobs_outputs_are_listed_in_order_and_only_its_own,
     concurrent_claims_take_every_task_exactly_once,
     a_paused_job_is_neither_dispatched_nor_claimed_until_resumed,
     a_retried_job_queues_its_failed_tasks_with_their_history,
@@ -853,6 +854,71 @@ async fn outputs_are_known_by_key(store: Store) {
     let done = store.get_task(task).await.expect("task");
     assert_eq!(done.outputs, vec![output("k"), second]);
     assert_eq!(done.progress_step, 4);
+}
+
+/// Completes `task` for `w` with one output per key, at image indexes 0..
+async fn complete_with(store: &dyn JobStore, w: WorkerId, task: TaskId, keys: &[&str]) {
+    let token = claimed(store, task, w, Duration::from_secs(30)).await;
+    let outputs: Vec<OutputRecord> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| OutputRecord {
+            index: i as u32,
+            bytes: 10 + i as u64,
+            ..output(key)
+        })
+        .collect();
+    store.complete(&token, &outputs).await.expect("complete");
+}
+
+async fn a_jobs_outputs_are_listed_in_order_and_only_its_own(store: Store) {
+    let w = worker(&*store).await;
+    let job = store.submit(&spec(3, 3)).await.expect("submit");
+    let other = store.submit(&spec(1, 3)).await.expect("submit");
+    // Completed out of index order: the listing still follows the tasks.
+    complete_with(&*store, w, job.tasks[2].id, &["j/2/0.png"]).await;
+    complete_with(&*store, w, job.tasks[0].id, &["j/0/0.png", "j/0/1.png"]).await;
+    complete_with(&*store, w, other.tasks[0].id, &["o/0/0.png"]).await;
+    let keys = |outputs: Vec<OutputRecord>| -> Vec<(String, u64)> {
+        outputs.into_iter().map(|o| (o.key, o.bytes)).collect()
+    };
+
+    let all = store
+        .job_outputs(job.job.id, &[])
+        .await
+        .expect("job_outputs");
+    assert_eq!(
+        keys(all),
+        [
+            ("j/0/0.png".to_owned(), 10),
+            ("j/0/1.png".to_owned(), 11),
+            ("j/2/0.png".to_owned(), 10)
+        ],
+        "every recorded output, in task then image order; a task without outputs has none"
+    );
+    let asked: Vec<String> = ["j/2/0.png", "o/0/0.png", "none.png", "j/0/1.png"]
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+    let some = store
+        .job_outputs(job.job.id, &asked)
+        .await
+        .expect("job_outputs");
+    assert_eq!(
+        keys(some),
+        [("j/0/1.png".to_owned(), 11), ("j/2/0.png".to_owned(), 10)],
+        "only the keys asked for, and of those only this job's recorded outputs"
+    );
+    let theirs = store
+        .job_outputs(other.job.id, &[])
+        .await
+        .expect("job_outputs");
+    assert_eq!(keys(theirs), [("o/0/0.png".to_owned(), 10)]);
+    let unknown = store
+        .job_outputs(fresco_core::JobId::new(), &[])
+        .await
+        .expect("job_outputs of an unknown job");
+    assert!(unknown.is_empty());
 }
 
 async fn concurrent_claims_take_every_task_exactly_once(store: Store) {

@@ -7,6 +7,7 @@ use fresco_core::bearer::Bearer;
 use fresco_core::status::{ErrorCode, classify};
 use fresco_proto::v1 as pb;
 use fresco_proto::v1::worker_service_client::WorkerServiceClient;
+use fresco_tls::ClientFiles;
 use tonic::Status;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -31,10 +32,10 @@ pub fn task_not_ours(status: &Status) -> bool {
 impl CoordinatorClient {
     /// A lazily connecting client sending `token` with every call: calls
     /// fail with UNAVAILABLE while the coordinator is down, and reconnect
-    /// when it is back.
-    pub fn new(endpoint: &str, token: Option<&str>) -> anyhow::Result<Self> {
+    /// when it is back. An `https://` endpoint connects over TLS with `tls`.
+    pub fn new(endpoint: &str, token: Option<&str>, tls: &ClientFiles) -> anyhow::Result<Self> {
         let bearer = Bearer::new(token).map_err(|e| anyhow::anyhow!("--token: {e}"))?;
-        let channel = Channel::from_shared(endpoint.to_owned())?
+        let channel = fresco_tls::endpoint(endpoint, tls)?
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(30))
             .connect_lazy();
@@ -92,7 +93,7 @@ where
             Err(status)
                 if classify(&status).retryable && tokio::time::Instant::now() + wait < deadline =>
             {
-                warn!(call = what, code = ?status.code(), error = %status.message(), retry_in_ms = wait.as_millis() as u64, "coordinator call failed; retrying");
+                warn!(call = what, code = ?status.code(), error = %fresco_tls::describe_cause(&status), retry_in_ms = wait.as_millis() as u64, "coordinator call failed; retrying");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(5));
             }

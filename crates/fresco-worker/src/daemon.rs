@@ -44,7 +44,11 @@ pub fn pop_order(served: &[String], loaded: &[String]) -> Vec<String> {
 /// the grace period is given back.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     settings.validate().context("invalid worker settings")?;
-    let client = CoordinatorClient::new(&settings.coordinator, settings.token.as_deref())?;
+    let client = CoordinatorClient::new(
+        &settings.coordinator,
+        settings.token.as_deref(),
+        &settings.tls,
+    )?;
     let storage = Storage::from_url(&settings.storage).context("opening output storage")?;
     let cache = Arc::new(model_cache(&settings));
     let Some(registered) = register(&client, &settings, &shutdown).await? else {

@@ -73,6 +73,18 @@ struct Args {
     report_patience_seconds: u64,
     #[arg(long, env = "FRESCO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// PEM CA certificate(s) to trust for an https:// coordinator, instead
+    /// of the system's roots.
+    #[arg(long, env = "FRESCO_TLS_CA")]
+    tls_ca: Option<PathBuf>,
+    /// PEM client certificate to present to an https:// coordinator (one
+    /// its --tls-client-ca signed, when it verifies workers); needs
+    /// --tls-key.
+    #[arg(long, env = "FRESCO_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "FRESCO_TLS_KEY")]
+    tls_key: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -104,6 +116,11 @@ async fn main() -> anyhow::Result<()> {
     settings.cache_budget_bytes = cache_budget_bytes;
     settings.shutdown_grace = Duration::from_secs(args.shutdown_grace_seconds);
     settings.report_patience = Duration::from_secs(args.report_patience_seconds);
+    settings.tls = fresco_tls::ClientFiles {
+        ca: args.tls_ca,
+        cert: args.tls_cert,
+        key: args.tls_key,
+    };
     let shutdown = fresco_telemetry::shutdown_on_signals();
     fresco_worker::daemon::run(settings, shutdown).await
 }

@@ -53,6 +53,10 @@ pub struct Settings {
     pub pop_timeout: Duration,
     /// How long a finished result is held while its report keeps failing.
     pub report_patience: Duration,
+    /// TLS files for an `https://` coordinator: the CA to trust and this
+    /// worker's client certificate (none: the system's roots, no
+    /// certificate).
+    pub tls: fresco_tls::ClientFiles,
 }
 
 impl Settings {
@@ -91,6 +95,7 @@ impl Settings {
             shutdown_grace: Self::DEFAULT_SHUTDOWN_GRACE,
             pop_timeout: Self::DEFAULT_POP_TIMEOUT,
             report_patience: Self::DEFAULT_REPORT_PATIENCE,
+            tls: fresco_tls::ClientFiles::default(),
         }
     }
 

@@ -44,7 +44,7 @@ async fn render(
         endpoint: farm.endpoint(),
         api_key,
     };
-    let mut client = client::connect(&target).await?;
+    let mut client = client::connect_in_process(&target).await?;
     let submit_args = SubmitArgs {
         model: args.model.clone(),
         prompts_file: Some(file),
@@ -58,9 +58,9 @@ async fn render(
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("out").join(&job.id));
-    download::run(
-        &target,
-        DownloadArgs {
+    download::download(
+        &mut client,
+        &DownloadArgs {
             job_id: job.id.clone(),
             out: out.clone(),
         },

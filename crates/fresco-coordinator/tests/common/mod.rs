@@ -42,19 +42,36 @@ pub struct TestCoordinator {
 impl TestCoordinator {
     /// Opens a fresh store; `settings` starts from the defaults.
     pub async fn start(settings: Settings) -> Self {
-        Self::start_with_dispatch(settings, Arc::new(MemoryDispatch::new())).await
+        Self::start_with(settings, Arc::new(MemoryDispatch::new()), None).await
     }
 
     /// [`TestCoordinator::start`] over the dispatch queues given.
     pub async fn start_with_dispatch(settings: Settings, dispatch: Arc<dyn Dispatch>) -> Self {
+        Self::start_with(settings, dispatch, None).await
+    }
+
+    /// As [`TestCoordinator::start`], with outputs in the storage
+    /// `storage_url` names instead of `file://` beside the store.
+    pub async fn start_with_storage(settings: Settings, storage_url: Option<&str>) -> Self {
+        Self::start_with(settings, Arc::new(MemoryDispatch::new()), storage_url).await
+    }
+
+    async fn start_with(
+        settings: Settings,
+        dispatch: Arc<dyn Dispatch>,
+        storage_url: Option<&str>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let store = SqliteStore::open(&dir.path().join("fresco.db"))
             .await
             .expect("opening the SQLite store");
         let outputs = dir.path().join("outputs");
         std::fs::create_dir_all(&outputs).expect("creating the outputs directory");
-        let storage_url = format!("file://{}", outputs.display());
-        let storage = Storage::from_url(&storage_url).expect("opening file:// storage");
+        let storage_url = match storage_url {
+            Some(url) => url.to_owned(),
+            None => format!("file://{}", outputs.display()),
+        };
+        let storage = Storage::from_url(&storage_url).expect("opening the output storage");
         let app = Coordinator {
             store: Arc::new(store),
             dispatch: dispatch.clone(),

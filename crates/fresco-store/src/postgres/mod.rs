@@ -111,6 +111,10 @@ impl JobStore for PgStore {
         reads::has_output(self, key).await
     }
 
+    async fn job_outputs(&self, id: JobId, keys: &[String]) -> Result<Vec<OutputRecord>> {
+        reads::job_outputs(self, id, keys).await
+    }
+
     async fn output_job(&self, key: &str) -> Result<Option<JobId>> {
         reads::output_job(self, key).await
     }

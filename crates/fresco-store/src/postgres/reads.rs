@@ -8,8 +8,10 @@ use uuid::Uuid;
 
 use super::PgStore;
 use crate::error::{Result, StoreError};
-use crate::records::{JobSummary, TaskQuery, TaskRecord};
-use crate::rows::{Columns, attach_outputs, job_counts, job_summaries, missed, task_record};
+use crate::records::{JobSummary, OutputRecord, TaskQuery, TaskRecord};
+use crate::rows::{
+    Columns, attach_outputs, job_counts, job_summaries, missed, output_record, task_record,
+};
 
 pub(super) async fn get_job(store: &PgStore, id: JobId) -> Result<JobSummary> {
     let rows = sqlx::query(include_str!("sql/get_job.sql"))
@@ -77,6 +79,19 @@ pub(super) async fn output_job(store: &PgStore, key: &str) -> Result<Option<JobI
         .fetch_optional(&store.pool)
         .await?;
     row.map(|row| Ok(JobId(row.uuid("job_id")?))).transpose()
+}
+
+pub(super) async fn job_outputs(
+    store: &PgStore,
+    id: JobId,
+    keys: &[String],
+) -> Result<Vec<OutputRecord>> {
+    let rows = sqlx::query(include_str!("sql/job_outputs.sql"))
+        .bind(id.0)
+        .bind(keys)
+        .fetch_all(&store.pool)
+        .await?;
+    rows.iter().map(output_record).collect()
 }
 
 /// `NotFound` unless the job exists.

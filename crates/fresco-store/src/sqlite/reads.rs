@@ -8,8 +8,11 @@ use sqlx::sqlite::SqliteRow;
 use super::SqliteStore;
 use super::columns::{id_array, id_text, now_ms};
 use crate::error::{Result, StoreError};
-use crate::records::{JobSummary, TaskQuery, TaskRecord};
-use crate::rows::{Columns, attach_outputs, job_counts, job_summaries, missed, task_record};
+use crate::records::{JobSummary, OutputRecord, TaskQuery, TaskRecord};
+use crate::rows::{
+    Columns, attach_outputs, job_counts, job_summaries, missed, output_record, task_record,
+    undecodable,
+};
 
 pub(super) async fn get_job(store: &SqliteStore, id: JobId) -> Result<JobSummary> {
     let rows = sqlx::query(include_str!("sql/get_job.sql"))
@@ -77,6 +80,20 @@ pub(super) async fn output_job(store: &SqliteStore, key: &str) -> Result<Option<
         .fetch_optional(&store.reader)
         .await?;
     row.map(|row| Ok(JobId(row.uuid("job_id")?))).transpose()
+}
+
+pub(super) async fn job_outputs(
+    store: &SqliteStore,
+    id: JobId,
+    keys: &[String],
+) -> Result<Vec<OutputRecord>> {
+    let keys = serde_json::to_string(keys).map_err(undecodable)?;
+    let rows = sqlx::query(include_str!("sql/job_outputs.sql"))
+        .bind(id_text(id.0))
+        .bind(keys)
+        .fetch_all(&store.reader)
+        .await?;
+    rows.iter().map(output_record).collect()
 }
 
 /// `NotFound` unless the job exists.
