@@ -316,7 +316,7 @@ async fn world(farm: &Farm) -> World {
     // A lists only A's jobs; an admin lists both with --all-tenants, and
     // its own tenant's without.
     let a_listed = stdout_json(&farm.cli_as(&a_viewer, &["list", "--json"]));
-    assert_eq!(job_ids(&a_listed), [a_job.clone()], "{a_listed}");
+    assert_eq!(job_ids(&a_listed), vec![a_job.clone()], "{a_listed}");
     let all = stdout_json(&farm.cli(&["list", "--all-tenants", "--json"]));
     let mut all_ids = job_ids(&all);
     all_ids.sort();
