@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # Starts throwaway Postgres, Redis and an S3-compatible server (moto) for
-# fresco's tests and demo, installing whichever is missing (Debian packages
-# and PyPI). Each runs on a free loopback port with its data under
+# fresco's tests and demo, installing whichever is missing (Debian packages,
+# PyPI and npm). Each runs on a free loopback port with its data under
 # $FRESCO_SERVICES_DIR (default ./.services). Writes the variables that
 # point at them to $FRESCO_SERVICES_DIR/env; `source` that file to use them.
+#
+# It also starts a second S3 server, one that checks signatures
+# (scripts/signing-s3.js: npm's @20minutes/s3rver, kept under
+# $FRESCO_NODE_CACHE, default ~/.cache/fresco-node): moto checks no
+# signature at all, so the presigned-URL tests (an expired URL, a URL edited
+# to name another object) run against this one, which refuses them
+# (FRESCO_TEST_SIGNING_S3_*, its own key pair, the same bucket name).
 #
 #   scripts/services.sh start   # install if needed, start, write env
 #   scripts/services.sh stop    # stop everything started here
@@ -11,6 +18,12 @@ set -euo pipefail
 
 dir="${FRESCO_SERVICES_DIR:-$(pwd)/.services}"
 bucket="${FRESCO_BUCKET:-fresco}"
+scripts="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# Outside $dir: `start` empties $dir, the npm install is kept.
+node_cache="${FRESCO_NODE_CACHE:-$HOME/.cache/fresco-node}"
+s3rver_version=4.0.4
+signing_key_id=fresco-signing
+signing_secret=fresco-signing-secret
 
 log() { printf '[services] %s\n' "$*" >&2; }
 
@@ -46,6 +59,25 @@ ensure_installed() {
     python3 -m pip install --quiet 'moto[server]' 2>/dev/null \
       || python3 -m pip install --quiet --break-system-packages 'moto[server]'
   fi
+  if ! command -v node >/dev/null 2>&1; then
+    log "installing Node.js"; apt_install nodejs npm
+  fi
+  if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+    log "warning: node $(node --version) is older than s3rver $s3rver_version asks for (20)"
+  fi
+  if [ "$(s3rver_installed)" != "$s3rver_version" ]; then
+    command -v npm >/dev/null 2>&1 || { log "installing npm"; apt_install npm; }
+    log "installing the signing S3 server (s3rver $s3rver_version) into $node_cache"
+    mkdir -p "$node_cache"
+    npm install --no-audit --no-fund --prefix "$node_cache" "@20minutes/s3rver@$s3rver_version" >/dev/null
+  fi
+}
+
+# The version of s3rver under $node_cache, empty if none.
+s3rver_installed() {
+  local manifest="$node_cache/node_modules/@20minutes/s3rver/package.json"
+  [ -f "$manifest" ] || return 0
+  node -p 'require(process.argv[1]).version' "$manifest" 2>/dev/null || true
 }
 
 wait_for() { # what, command...
@@ -61,9 +93,9 @@ start() {
   ensure_installed
   stop 2>/dev/null || true
   rm -rf "$dir"; mkdir -p "$dir"
-  local bindir pg_port redis_port s3_port
+  local bindir pg_port redis_port s3_port signing_port
   bindir=$(pg_bindir)
-  pg_port=$(free_port); redis_port=$(free_port); s3_port=$(free_port)
+  pg_port=$(free_port); redis_port=$(free_port); s3_port=$(free_port); signing_port=$(free_port)
 
   # Postgres refuses to run as root: use the postgres user when we are root.
   local run_pg=()
@@ -93,6 +125,16 @@ req = urllib.request.Request(f"http://127.0.0.1:{port}/{bucket}", method="PUT")
 urllib.request.urlopen(req).read()
 PY
 
+  # The S3 server that checks signatures, with the bucket made before it
+  # listens. It writes its own pid, as moto does.
+  (cd "$dir" && export NODE_PATH="$node_cache/node_modules" SIGNING_S3_PID_FILE="$dir/signing-s3.pid" \
+    && exec nohup node --openssl-legacy-provider "$scripts/signing-s3.js" "$dir/signing-s3" \
+      "$signing_port" "$signing_key_id" "$signing_secret" "$bucket" >"$dir/signing-s3.log" 2>&1) &
+  # Any HTTP answer will do: it is listening.
+  wait_for "the signing S3 server" python3 -c 'import sys, urllib.error, urllib.request
+try: urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/", timeout=1)
+except urllib.error.HTTPError: pass' "$signing_port"
+
   cat >"$dir/env" <<ENV
 export FRESCO_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:$pg_port/postgres
 export FRESCO_TEST_REDIS_URL=redis://127.0.0.1:$redis_port
@@ -104,8 +146,11 @@ export AWS_ALLOW_HTTP=true
 export AWS_ACCESS_KEY_ID=fresco
 export AWS_SECRET_ACCESS_KEY=fresco-secret
 export AWS_REGION=us-east-1
+export FRESCO_TEST_SIGNING_S3_ENDPOINT=http://127.0.0.1:$signing_port
+export FRESCO_TEST_SIGNING_S3_KEY_ID=$signing_key_id
+export FRESCO_TEST_SIGNING_S3_SECRET=$signing_secret
 ENV
-  log "Postgres :$pg_port, Redis :$redis_port, S3 :$s3_port (bucket $bucket); env in $dir/env"
+  log "Postgres :$pg_port, Redis :$redis_port, S3 :$s3_port, signing S3 :$signing_port (bucket $bucket); env in $dir/env"
 }
 
 stop() {
@@ -115,7 +160,7 @@ stop() {
     if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$bindir/pg_ctl" -D "$dir/pg" -m immediate stop >/dev/null 2>&1 || true
     else "$bindir/pg_ctl" -D "$dir/pg" -m immediate stop >/dev/null 2>&1 || true; fi
   fi
-  for pidfile in "$dir/redis.pid" "$dir/s3.pid"; do
+  for pidfile in "$dir/redis.pid" "$dir/s3.pid" "$dir/signing-s3.pid"; do
     [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
   done
   return 0

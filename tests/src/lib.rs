@@ -28,8 +28,10 @@ use uuid::Uuid;
 
 pub mod models;
 pub mod pki;
+pub mod signing_s3;
 pub mod stores;
 pub use pki::TestPki;
+pub use signing_s3::TestStorage;
 pub use stores::{Snapshot, bucket_keys};
 
 /// Where the shared services are, from the environment.
@@ -274,6 +276,14 @@ pub struct FarmOptions {
     /// `https://`, workers and the CLI trust the test CA, and with
     /// `verify_workers` workers present its client certificate.
     pub tls: Option<TestPki>,
+    /// Keep the outputs in this S3 server instead of the services' moto
+    /// (e.g. [`TestStorage::signing_from_env`], which checks presigned
+    /// URLs): the storage URL names its bucket, and the coordinator and
+    /// every worker get its `AWS_*` variables (before `env`, which wins).
+    /// The test process's own S3 reads ([`Farm::storage`],
+    /// [`Farm::bucket_keys`], [`Farm::snapshot`]) still go to moto: read
+    /// this one through [`TestStorage::store`].
+    pub storage: Option<TestStorage>,
 }
 
 impl Default for FarmOptions {
@@ -291,6 +301,7 @@ impl Default for FarmOptions {
             env: Vec::new(),
             proxy_database: false,
             tls: None,
+            storage: None,
         }
     }
 }
@@ -320,13 +331,14 @@ pub async fn try_job_client_at(endpoint: &str, key: Option<&str>) -> Option<JobC
         .connect()
         .await
         .ok()?;
-    let client =
-        JobServiceClient::with_interceptor(channel, Bearer::new(key).expect("a sendable key"));
-    Some(
-        client
-            .max_decoding_message_size(512 << 20)
-            .max_encoding_message_size(512 << 20),
-    )
+    Some(job_client_over(channel, key))
+}
+
+/// A client of the client API over `channel`, sending `key`.
+fn job_client_over(channel: Channel, key: Option<&str>) -> JobClient {
+    JobServiceClient::with_interceptor(channel, Bearer::new(key).expect("a sendable key"))
+        .max_decoding_message_size(512 << 20)
+        .max_encoding_message_size(512 << 20)
 }
 
 /// A worker-API client of the coordinator at `endpoint` sending `token`.
@@ -336,6 +348,11 @@ pub async fn worker_client_at(endpoint: &str, token: Option<&str>) -> WorkerClie
         .connect()
         .await
         .expect("connecting to the coordinator");
+    worker_client_over(channel, token)
+}
+
+/// A client of the worker API over `channel`, sending `token`.
+fn worker_client_over(channel: Channel, token: Option<&str>) -> WorkerClient {
     WorkerServiceClient::with_interceptor(channel, Bearer::new(token).expect("a sendable token"))
 }
 
@@ -364,11 +381,20 @@ pub struct Farm {
 }
 
 impl Farm {
-    pub async fn start(options: FarmOptions) -> Self {
+    pub async fn start(mut options: FarmOptions) -> Self {
         let services = Services::from_env();
         let db = TestDatabase::create(&services).await;
         let redis = RedisServer::start(&services).await;
-        let storage_url = format!("s3://{}/t-{}", services.bucket, Uuid::new_v4().simple());
+        let bucket = options
+            .storage
+            .as_ref()
+            .map_or(services.bucket.as_str(), |storage| storage.bucket.as_str());
+        let storage_url = format!("s3://{bucket}/t-{}", Uuid::new_v4().simple());
+        if let Some(storage) = &options.storage {
+            let mut env = storage.env();
+            env.append(&mut options.env);
+            options.env = env;
+        }
         let port = free_port();
         let (db_proxy, coordinator_db_url) = if options.proxy_database {
             let (head, rest) = db.url.split_once('@').expect("a URL with a user");
@@ -624,9 +650,31 @@ impl Farm {
         self.job_client_as(&self.admin_key).await
     }
 
-    /// A client of the client API calling with `key`.
+    /// A client of the client API calling with `key` (over TLS on a TLS
+    /// farm).
     pub async fn job_client_as(&self, key: &str) -> JobClient {
-        job_client_at(&self.endpoint, Some(key)).await
+        job_client_over(self.channel().await, Some(key))
+    }
+
+    /// A connection to the coordinator from the test process.
+    async fn channel(&self) -> Channel {
+        self.client_endpoint()
+            .connect()
+            .await
+            .expect("connecting to the coordinator")
+    }
+
+    /// Runs the real `fresco-coordinator tenants ARGS` against this farm's
+    /// database; asserts that it succeeded and returns what it printed.
+    pub fn tenants(&self, args: &[&str]) -> String {
+        let out = binary("fresco-coordinator")
+            .arg("tenants")
+            .args(args)
+            .args(["--database-url", &self.db.url])
+            .output()
+            .expect("running fresco-coordinator tenants");
+        assert!(out.status.success(), "{}", describe(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// A client of the worker API calling with the farm's worker token.
@@ -634,9 +682,10 @@ impl Farm {
         self.worker_client_as(&self.worker_token).await
     }
 
-    /// A client of the worker API calling with `token`.
+    /// A client of the worker API calling with `token` (over TLS on a TLS
+    /// farm).
     pub async fn worker_client_as(&self, token: &str) -> WorkerClient {
-        worker_client_at(&self.endpoint, Some(token)).await
+        worker_client_over(self.channel().await, Some(token))
     }
 
     /// Runs `fresco submit` with `args`; returns the job id it printed.

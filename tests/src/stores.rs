@@ -35,6 +35,14 @@ const TABLES: &[(&str, &str)] = &[
         "workers",
         "SELECT count(*), md5(coalesce(string_agg(r::TEXT, '|' ORDER BY r::TEXT), '')) FROM workers r",
     ),
+    (
+        "tenants",
+        "SELECT count(*), md5(coalesce(string_agg(r::TEXT, '|' ORDER BY r::TEXT), '')) FROM tenants r",
+    ),
+    (
+        "tenant_usage",
+        "SELECT count(*), md5(coalesce(string_agg(r::TEXT, '|' ORDER BY r::TEXT), '')) FROM tenant_usage r",
+    ),
 ];
 
 /// Every row of every table, every Redis key with its length, every object

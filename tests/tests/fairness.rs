@@ -69,17 +69,13 @@ struct Share {
     a_left: i64,
 }
 
-/// A's long job, then B's short one once A is running (B's weight set in
-/// the tenants table first, when given); A is cancelled at the end.
+/// A's long job, then B's short one once A is running (B's weight set
+/// with `fresco-coordinator tenants set` first, when given); A is cancelled at the end.
 async fn a_long_job_then_a_short_one(b_weight: Option<u32>) -> Share {
     let farm = Farm::start(FarmOptions::default()).await;
     let pool = farm.db.pool().await;
     if let Some(weight) = b_weight {
-        sqlx::query("INSERT INTO tenants (name, weight) VALUES ('b', $1)")
-            .bind(weight as i32)
-            .execute(&pool)
-            .await
-            .expect("B's weight");
+        farm.tenants(&["set", "b", "--weight", &weight.to_string()]);
     }
     let a = submit_as(&farm, "a", A_TASKS);
     wait_until("A to be running", Duration::from_secs(60), || async {

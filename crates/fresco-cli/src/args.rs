@@ -58,6 +58,9 @@ pub enum Command {
     /// why a quarantined worker was quarantined; `workers release ID` puts a
     /// quarantined worker on probation.
     Workers(WorkersArgs),
+    /// Show a tenant's use of the farm against its limits: tasks queued
+    /// and running, device-seconds today (UTC) and in all.
+    Usage(UsageArgs),
     /// Run the whole farm in this process (embedded store, local files, CPU
     /// workers), serving the same API; with --submit, render a prompts file
     /// and exit.
@@ -211,6 +214,15 @@ pub struct ListArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct UsageArgs {
+    /// Another tenant's (an admin key); the key's own tenant by default.
+    #[arg(long, default_value = "")]
+    pub tenant: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct WorkersArgs {
     #[command(subcommand)]
@@ -310,4 +322,8 @@ pub enum DevCommand {
     /// `fresco dev --auth`): create, list, revoke.
     #[command(subcommand)]
     Keys(fresco_dev::KeysCommand),
+    /// Tenants' weights and limits of the dev farm in --data-dir: set,
+    /// list.
+    #[command(subcommand)]
+    Tenants(fresco_dev::TenantsCommand),
 }

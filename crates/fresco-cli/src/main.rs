@@ -87,6 +87,7 @@ async fn main() -> ExitCode {
         Command::Resume(args) => control::run(&target, Action::Resume, args).await,
         Command::Download(args) => commands::download::run(&target, args).await,
         Command::Workers(args) => commands::workers::run(&target, args).await,
+        Command::Usage(args) => commands::usage::run(&target, args).await,
         #[cfg(feature = "dev")]
         Command::Dev(args) => commands::dev::run(args, target.api_key).await,
     };

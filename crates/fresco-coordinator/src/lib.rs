@@ -7,6 +7,8 @@
 //!   store on every call, into the caller.
 //! - [`guard`]: each service's door: authenticates before any handler.
 //! - [`keys`]: `keys create | list | revoke`, against any store.
+//! - [`tenants`]: `tenants set | list` (weights and limits), against any
+//!   store.
 //! - [`convert`]: store records → API messages.
 //! - [`error`]: why a call fails, answered through `fresco_core::status`.
 //! - [`jobs`]: the client API.
@@ -18,6 +20,8 @@
 //!   connections that presented a client certificate.
 //! - [`downloads`]: presigned URLs for a job's outputs.
 //! - [`usage`]: a tenant's consumption and limits.
+//! - [`quotas`]: a claim of a tenant at a quota: the task back in the
+//!   queues, the tenant held back for a moment.
 //! - [`reaper`]: ends leases whose heartbeats stopped.
 //! - [`quarantine`]: worker health: failures in a row, quarantine, its
 //!   release onto probation after the cool-down or by an operator.
@@ -47,6 +51,7 @@ pub mod guard;
 pub mod jobs;
 pub mod keys;
 pub mod quarantine;
+pub mod quotas;
 pub mod reaper;
 pub mod reconciler;
 pub mod requeue;
@@ -54,6 +59,7 @@ pub mod server;
 pub mod settings;
 pub mod sweeper;
 pub mod tenancy;
+pub mod tenants;
 pub mod tick;
 pub mod usage;
 pub mod waiting;

@@ -1,6 +1,7 @@
 //! `fresco-coordinator`: the farm's control plane. With no subcommand it
 //! serves; `keys` issues, lists and revokes the farm's credentials (see
-//! `fresco_coordinator::keys`).
+//! `fresco_coordinator::keys`); `tenants` sets and lists the tenants'
+//! weights and limits (see `fresco_coordinator::tenants`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use fresco_coordinator::authentication::Access;
 use fresco_coordinator::keys::{self, KeysCommand};
+use fresco_coordinator::tenants::{self, TenantsCommand};
 use fresco_coordinator::{Coordinator, Settings, server};
 use fresco_dispatch::RedisDispatch;
 use fresco_storage::Storage;
@@ -34,6 +36,18 @@ enum Command {
     /// Client keys and worker tokens: create, list, revoke (against
     /// --database-url, its migrations applied first).
     Keys(KeysArgs),
+    /// Tenants' weights and limits: set, list (against --database-url, its
+    /// migrations applied first).
+    Tenants(TenantsArgs),
+}
+
+#[derive(Debug, Args)]
+struct TenantsArgs {
+    /// Postgres URL (name the user: postgres://user@host/db).
+    #[arg(long, env = "FRESCO_DATABASE_URL", global = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: TenantsCommand,
 }
 
 #[derive(Debug, Args)]
@@ -141,6 +155,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Keys(args)) => manage_keys(args).await,
+        Some(Command::Tenants(args)) => manage_tenants(args).await,
         None => serve(cli.serve).await,
     }
 }
@@ -155,6 +170,19 @@ async fn manage_keys(args: KeysArgs) -> anyhow::Result<()> {
         .await
         .context("connecting to Postgres and applying migrations")?;
     keys::run(&store, args.command).await
+}
+
+/// `tenants ...`: logs only warnings, so stdout holds what the command
+/// prints.
+async fn manage_tenants(args: TenantsArgs) -> anyhow::Result<()> {
+    fresco_telemetry::init_tracing_with_default(LogFormat::Text, "warn");
+    let url = args
+        .database_url
+        .context("tenants needs --database-url (or FRESCO_DATABASE_URL)")?;
+    let store = PgStore::connect(&url)
+        .await
+        .context("connecting to Postgres and applying migrations")?;
+    tenants::run(&store, args.command).await
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

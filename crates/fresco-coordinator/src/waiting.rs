@@ -1,6 +1,6 @@
 //! Why a job's queued tasks are not running: paused, no live worker serves
-//! its model, every worker serving it is quarantined, or every queued task
-//! waits out a retry backoff. [`reason`] decides from what the store read
+//! its model, every worker serving it is quarantined, every queued task
+//! waits out a retry backoff, or its tenant is at a quota ([`quota_reason`]). [`reason`] decides from what the store read
 //! (a pure function); [`job_messages`] reads it and builds the API
 //! messages, so every read of a job explains itself at once.
 
@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, SecondsFormat, Utc};
 use fresco_core::TaskState;
 use fresco_proto::v1 as pb;
-use fresco_store::{JobSummary, ModelWorkers};
+use fresco_store::{JobSummary, ModelWorkers, TenantUsage};
 
 use crate::error::ApiResult;
 use crate::{Coordinator, convert};
@@ -78,22 +78,70 @@ async fn workers_of(app: &Coordinator, models: &[String]) -> ApiResult<Vec<Model
     Ok(app.store.model_workers(models, app.settings.lease).await?)
 }
 
+/// Why a tenant's queued tasks wait on its quotas, if they do: it has
+/// spent today's device time, or runs as many tasks as its limit allows.
+pub fn quota_reason(usage: &TenantUsage) -> Option<String> {
+    let limits = &usage.limits;
+    let tenant = &usage.tenant;
+    if let Some(max) = limits.max_device_seconds_per_day
+        && usage.device_ms_today >= max.saturating_mul(1_000)
+    {
+        return Some(format!(
+            "tenant {tenant} has spent its {max} device-seconds for today (UTC)"
+        ));
+    }
+    match limits.max_running_tasks {
+        Some(max) if usage.running_tasks >= max => Some(format!(
+            "tenant {tenant} runs {} tasks, its limit (max_running_tasks {max})",
+            usage.running_tasks
+        )),
+        _ => None,
+    }
+}
+
+/// The usage of every tenant of `jobs` with queued tasks whose running or
+/// device-time limit could hold them (read only for tenants with one).
+async fn held_tenants(app: &Coordinator, jobs: &[&JobSummary]) -> ApiResult<Vec<TenantUsage>> {
+    let waiting: BTreeSet<&str> = jobs.iter().map(|j| j.tenant.as_str()).collect();
+    if waiting.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut usages = Vec::new();
+    for tenant in app.store.list_tenants().await? {
+        let limited = tenant.limits.max_running_tasks.is_some()
+            || tenant.limits.max_device_seconds_per_day.is_some();
+        if limited && waiting.contains(tenant.name.as_str()) {
+            usages.push(app.store.tenant_usage(&tenant.name).await?);
+        }
+    }
+    Ok(usages)
+}
+
 /// The API messages of `jobs`, each with its waiting reason.
 pub async fn job_messages(app: &Coordinator, jobs: &[JobSummary]) -> ApiResult<Vec<pb::Job>> {
-    let models: Vec<String> = jobs
+    let waiting: Vec<&JobSummary> = jobs
         .iter()
         .filter(|j| j.counts.get(TaskState::Queued) > 0 && !j.paused)
+        .collect();
+    let models: Vec<String> = waiting
+        .iter()
         .map(|j| j.model.clone())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
     let workers = workers_of(app, &models).await?;
+    let held = held_tenants(app, &waiting).await?;
     let now = Utc::now();
     Ok(jobs
         .iter()
         .map(|job| {
             let served = workers.iter().find(|w| w.model == job.model);
-            convert::job(job, reason(job, served, now))
+            let mut why = reason(job, served, now);
+            if why.is_empty() && job.counts.get(TaskState::Queued) > 0 {
+                let usage = held.iter().find(|u| u.tenant == job.tenant);
+                why = usage.and_then(quota_reason).unwrap_or_default();
+            }
+            convert::job(job, why)
         })
         .collect())
 }
@@ -222,6 +270,35 @@ mod tests {
             reason(&one_ready, Some(&workers(1, 1, 0)), now()),
             "",
             "a task that may run now waits only for a free worker"
+        );
+    }
+
+    #[test]
+    fn a_tenant_at_a_quota_says_which() {
+        let mut usage = TenantUsage {
+            tenant: "acme".into(),
+            limits: fresco_store::TenantLimits {
+                max_running_tasks: Some(2),
+                max_device_seconds_per_day: Some(60),
+                ..Default::default()
+            },
+            queued_tasks: 5,
+            running_tasks: 1,
+            device_ms_today: 59_999,
+            device_ms_total: 59_999,
+            attempts_today: 3,
+            attempts_total: 3,
+        };
+        assert_eq!(quota_reason(&usage), None);
+        usage.running_tasks = 2;
+        assert_eq!(
+            quota_reason(&usage).as_deref(),
+            Some("tenant acme runs 2 tasks, its limit (max_running_tasks 2)")
+        );
+        usage.device_ms_today = 60_000;
+        assert_eq!(
+            quota_reason(&usage).as_deref(),
+            Some("tenant acme has spent its 60 device-seconds for today (UTC)")
         );
     }
 

@@ -3,19 +3,22 @@
 //! registered with another token (or never registered) is refused, so a
 //! token cannot act for another's workers. Every write after a claim is
 //! checked against the fencing token by the store; each finished attempt
-//! counts for its worker's health (see [`quarantine`]).
+//! counts for its worker's health (see [`quarantine`]), and its measured
+//! device time for its tenant's usage. A claim of a task whose tenant is
+//! at a quota is held back (see [`quotas`]).
 
 use fresco_core::{FailureKind, FieldError, ModelCapabilities, TaskId, WorkerId, keys};
 use fresco_proto::v1 as pb;
 use fresco_proto::v1::worker_service_server::WorkerService;
 use fresco_store::{
-    AttemptOutcome, FailOutcome, Heartbeat, Lease, LeaseToken, OutputRecord, StoreError, WorkerInfo,
+    AttemptOutcome, FailOutcome, FailReport, Heartbeat, Lease, LeaseToken, OutputRecord,
+    StoreError, WorkerInfo,
 };
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use crate::error::{ApiError, ApiResult, respond};
-use crate::{Coordinator, convert, quarantine, requeue, tenancy};
+use crate::{Coordinator, convert, quarantine, quotas, requeue, tenancy};
 
 pub struct WorkerApi {
     pub app: Coordinator,
@@ -98,11 +101,19 @@ impl WorkerApi {
         let task = TaskId::parse_field("task_id", &request.task_id)?;
         self.bound(worker, token).await?;
         self.seen(worker, Some(&request.loaded_models)).await;
-        let claim = self
+        let claim = match self
             .app
             .store
             .claim(task, worker, self.app.settings.lease)
-            .await?;
+            .await
+        {
+            Ok(claim) => claim,
+            Err(StoreError::TenantAtLimit { message, task }) => {
+                quotas::hold_back(&self.app, &task, &message).await;
+                return Err(StoreError::OverQuota(message).into());
+            }
+            Err(err) => return Err(err.into()),
+        };
         info!(task_id = %task, worker_id = %worker, attempt = claim.attempt, "task claimed");
         Ok(pb::ClaimTaskResponse {
             task: Some(convert::task(&claim.task)),
@@ -186,7 +197,10 @@ impl WorkerApi {
                 bytes: o.bytes,
             });
         }
-        self.app.store.complete(&lease, &outputs).await?;
+        self.app
+            .store
+            .complete(&lease, &outputs, request.device_ms)
+            .await?;
         info!(task_id = %lease.task, attempt = lease.attempt, images = outputs.len(), "task succeeded");
         quarantine::count_attempt(&self.app, lease.worker, AttemptOutcome::Succeeded).await;
         Ok(pb::CompleteTaskResponse {})
@@ -205,9 +219,12 @@ impl WorkerApi {
             .store
             .fail(
                 &lease,
-                &request.message,
-                kind,
-                request.give_back,
+                &FailReport {
+                    message: &request.message,
+                    kind,
+                    give_back: request.give_back,
+                    device_ms: request.device_ms,
+                },
                 self.app.settings.retry_backoff,
             )
             .await?;

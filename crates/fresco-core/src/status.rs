@@ -37,7 +37,8 @@ pub enum ErrorCode {
     /// No credential, or one malformed, unknown or revoked
     /// (`UNAUTHENTICATED`).
     Unauthenticated,
-    /// A message over the size limit (`RESOURCE_EXHAUSTED`).
+    /// A message over the size limit, or a tenant at one of its quotas
+    /// (`RESOURCE_EXHAUSTED`).
     ResourceExhausted,
     /// The database, the object store or the coordinator is away for now
     /// (`UNAVAILABLE`).

@@ -42,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub use fresco_coordinator::keys::KeysCommand;
+pub use fresco_coordinator::tenants::TenantsCommand;
 
 /// How a dev farm is set up.
 #[derive(Debug, Clone)]
@@ -286,11 +287,23 @@ impl DevFarm {
 /// data directory `data_dir` (created if missing), as a running dev farm
 /// with `auth` reads it.
 pub async fn keys(data_dir: &Path, command: KeysCommand) -> anyhow::Result<()> {
-    let database = data_dir.join("fresco.db");
-    let store = SqliteStore::open(&database)
-        .await
-        .with_context(|| format!("opening {}", database.display()))?;
+    let store = open_data_dir(data_dir).await?;
     fresco_coordinator::keys::run(&store, command).await
+}
+
+/// `fresco dev tenants ...`: sets or lists tenants' weights and limits in
+/// the database of the data directory `data_dir` (created if missing).
+pub async fn tenants(data_dir: &Path, command: TenantsCommand) -> anyhow::Result<()> {
+    let store = open_data_dir(data_dir).await?;
+    fresco_coordinator::tenants::run(&store, command).await
+}
+
+/// The store of the data directory `data_dir`.
+async fn open_data_dir(data_dir: &Path) -> anyhow::Result<SqliteStore> {
+    let database = data_dir.join("fresco.db");
+    SqliteStore::open(&database)
+        .await
+        .with_context(|| format!("opening {}", database.display()))
 }
 
 #[cfg(test)]

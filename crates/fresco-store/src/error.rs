@@ -18,6 +18,19 @@ pub enum StoreError {
     /// failed the task while another worker can take it.
     #[error("{0}")]
     Refused(String),
+    /// The tenant is at one of its limits: a submission that would pass
+    /// its queued-task limit, a claim at its running-task limit, or either
+    /// once today's device time is spent.
+    #[error("{0}")]
+    OverQuota(String),
+    /// A claim refused because the task's tenant is at its running limit
+    /// or has spent today's device time: the task stays queued, and
+    /// `task` is it, to go back to the dispatch queues.
+    #[error("{message}")]
+    TenantAtLimit {
+        message: String,
+        task: Box<fresco_core::QueuedTask>,
+    },
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
     #[error("database error: {0}")]
@@ -127,6 +140,9 @@ impl ServiceError for StoreError {
             StoreError::NotFound(_) => ErrorCode::NotFound,
             StoreError::Conflict(_) => ErrorCode::Conflict,
             StoreError::Refused(_) => ErrorCode::Refused,
+            StoreError::OverQuota(_) | StoreError::TenantAtLimit { .. } => {
+                ErrorCode::ResourceExhausted
+            }
             StoreError::Unavailable(_) => ErrorCode::Unavailable,
             StoreError::Internal(_) | StoreError::Migrate(_) => ErrorCode::Internal,
         }

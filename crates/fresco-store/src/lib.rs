@@ -13,10 +13,13 @@
 //!   Both stores are laid out alike: the same modules, and each statement
 //!   whole in a `.sql` file of the same name in each store's `sql/`.
 //! - `rows`: fetched columns into records, once for both stores.
+//! - `quota`: a tenant's limits against its use, checked inside the
+//!   submission's and the claim's transaction.
 //! - [`error`]: store errors and the error code each one stands for.
 
 pub mod error;
 pub mod postgres;
+mod quota;
 pub mod records;
 mod rows;
 pub mod sqlite;
@@ -24,7 +27,7 @@ pub mod sqlite;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fresco_core::{FailureKind, JobId, JobSpec, ModelCapabilities, TaskId, TaskState, WorkerId};
+use fresco_core::{JobId, JobSpec, ModelCapabilities, TaskId, TaskState, WorkerId};
 
 pub use error::{Result, StoreError};
 pub use postgres::PgStore;
@@ -37,6 +40,8 @@ pub trait JobStore: Send + Sync + 'static {
     /// Stores a job and all its tasks, all or nothing. A spec whose
     /// `request_id` names a stored job returns that job (`replayed`), or
     /// `Conflict` when that job differs in model or task count.
+    /// `OverQuota`, storing nothing, when the tenant's queued tasks would
+    /// pass its limit or today's device time is spent.
     async fn submit(&self, spec: &JobSpec) -> Result<Submitted>;
     async fn get_job(&self, id: JobId) -> Result<JobSummary>;
     /// Newest first; `owner` and `tenant` filter when given.
@@ -113,26 +118,34 @@ pub trait JobStore: Send + Sync + 'static {
     /// its job is paused or its backoff has not passed; `Refused` when the
     /// worker is quarantined, on probation while it runs its probe task,
     /// or already failed this task while another live worker (seen within
-    /// two leases) serving its model has not.
+    /// two leases) serving its model has not; `OverQuota` when the task's
+    /// tenant runs as many tasks as its limit allows or has spent today's
+    /// device time.
     async fn claim(&self, task: TaskId, worker: WorkerId, lease: Duration) -> Result<Claim>;
     /// Extends a lease; `Lease::Lost` when the token is stale or the task
     /// was cancelled.
     async fn heartbeat(&self, beat: &Heartbeat, lease: Duration) -> Result<Lease>;
     /// Records the outputs and marks the task succeeded; `Conflict` when the
     /// token is stale. Reporting again what this attempt already recorded
-    /// (its answer was lost) is `Ok` and records nothing more.
-    async fn complete(&self, lease: &LeaseToken, outputs: &[OutputRecord]) -> Result<()>;
+    /// (its answer was lost) is `Ok` and records nothing more. `device_ms`,
+    /// the device time the worker measured, counts towards the tenant's
+    /// usage once.
+    async fn complete(
+        &self,
+        lease: &LeaseToken,
+        outputs: &[OutputRecord],
+        device_ms: u64,
+    ) -> Result<()>;
     /// Records a failed attempt of `kind` in the task's history: a
     /// `request` failure fails the task at once, whatever attempts are
     /// left; any other goes back to the queue after `backoff` while
     /// attempts are left, else fails. `give_back` returns the task at once
-    /// without counting a failure (`kind` is then ignored).
+    /// without counting a failure (`kind` is then ignored). `device_ms`
+    /// counts towards the tenant's usage, as for `complete`.
     async fn fail(
         &self,
         lease: &LeaseToken,
-        message: &str,
-        kind: FailureKind,
-        give_back: bool,
+        report: &FailReport<'_>,
         backoff: Backoff,
     ) -> Result<FailOutcome>;
     /// Ends leases whose heartbeats stopped, as failed attempts of kind
@@ -160,6 +173,13 @@ pub trait JobStore: Send + Sync + 'static {
     /// tenant with no row weighs 1; the dispatch queues share a model's
     /// workers between tenants in proportion to these.
     async fn tenant_weights(&self) -> Result<Vec<(String, u32)>>;
+    /// Stores a tenant's weight and limits, replacing what it had.
+    async fn set_tenant(&self, tenant: &TenantSettings) -> Result<()>;
+    /// Every tenant with stored settings, by name.
+    async fn list_tenants(&self) -> Result<Vec<TenantSettings>>;
+    /// A tenant's use now against its limits (a tenant nobody ever named
+    /// uses nothing and has the default limits).
+    async fn tenant_usage(&self, tenant: &str) -> Result<TenantUsage>;
 
     /// Per model of `models` that some registered worker serves, how many
     /// of its workers are live (seen within two leases, the rule claims

@@ -223,6 +223,17 @@ pub struct LeaseToken {
     pub attempt: u32,
 }
 
+/// A worker's report that an attempt failed.
+#[derive(Debug, Clone, Copy)]
+pub struct FailReport<'a> {
+    pub message: &'a str,
+    pub kind: FailureKind,
+    /// Hand the task back without counting a failure (shutdown).
+    pub give_back: bool,
+    /// Device time the worker measured on the attempt.
+    pub device_ms: u64,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Heartbeat {
     pub lease: LeaseToken,
@@ -358,4 +369,55 @@ pub struct ApiKey {
 pub struct StoredKey {
     pub key: ApiKey,
     pub secret_sha256: Vec<u8>,
+}
+
+/// A tenant's share of the farm and its limits; `None` is no limit. A
+/// tenant without a stored row has [`TenantLimits::default`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantLimits {
+    /// Its share of each model's workers against other tenants with queued
+    /// work, 1 to 10,000.
+    pub weight: u32,
+    /// Tasks it may have queued at once; a submission that would pass it
+    /// is refused whole.
+    pub max_queued_tasks: Option<u64>,
+    /// Tasks it may have running at once; claims past it wait.
+    pub max_running_tasks: Option<u64>,
+    /// Device-seconds its tasks may take per UTC day; once spent, its
+    /// submissions are refused and its queued tasks wait for the next day.
+    pub max_device_seconds_per_day: Option<u64>,
+}
+
+impl Default for TenantLimits {
+    fn default() -> Self {
+        Self {
+            weight: 1,
+            max_queued_tasks: None,
+            max_running_tasks: None,
+            max_device_seconds_per_day: None,
+        }
+    }
+}
+
+/// A tenant's stored settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantSettings {
+    pub name: String,
+    pub limits: TenantLimits,
+}
+
+/// What a tenant uses now, against its limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantUsage {
+    pub tenant: String,
+    pub limits: TenantLimits,
+    pub queued_tasks: u64,
+    pub running_tasks: u64,
+    /// Device time the workers measured on its attempts, today (UTC) and
+    /// in all.
+    pub device_ms_today: u64,
+    pub device_ms_total: u64,
+    /// Attempts that reported device time, today and in all.
+    pub attempts_today: u64,
+    pub attempts_total: u64,
 }

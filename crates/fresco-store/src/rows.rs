@@ -14,7 +14,7 @@ use crate::error::{Result, StoreError};
 use crate::records::{
     ApiKey, AttemptError, DeadlineMiss, JobSummary, KeyScope, LeaseToken, ModelWorkers,
     OutputRecord, QueuedTask, Requeue, StateCounts, StoredKey, SweepCandidate, TaskRecord,
-    WorkerError, WorkerHealth, WorkerInfo, WorkerStatus,
+    TenantLimits, TenantSettings, TenantUsage, WorkerError, WorkerHealth, WorkerInfo, WorkerStatus,
 };
 
 /// One fetched row, read column by column as the records need it.
@@ -26,6 +26,8 @@ pub(crate) trait Columns {
     fn small(&self, column: &str) -> Result<u32>;
     fn int32(&self, column: &str) -> Result<i32>;
     fn int64(&self, column: &str) -> Result<i64>;
+    /// A BIGINT column that may be NULL.
+    fn optional_int64(&self, column: &str) -> Result<Option<i64>>;
     fn real(&self, column: &str) -> Result<f32>;
     fn flag(&self, column: &str) -> Result<bool>;
     fn time(&self, column: &str) -> Result<DateTime<Utc>>;
@@ -369,5 +371,43 @@ pub(crate) fn stored_key(row: &impl Columns) -> Result<StoredKey> {
     Ok(StoredKey {
         key: api_key(row)?,
         secret_sha256: row.bytes("secret_sha256")?,
+    })
+}
+
+/// A `tenants` row's weight and limits.
+pub(crate) fn tenant_limits(row: &impl Columns) -> Result<TenantLimits> {
+    Ok(TenantLimits {
+        weight: row.small("weight")?,
+        max_queued_tasks: crate::quota::limit(row.optional_int64("max_queued_tasks")?),
+        max_running_tasks: crate::quota::limit(row.optional_int64("max_running_tasks")?),
+        max_device_seconds_per_day: crate::quota::limit(
+            row.optional_int64("max_device_seconds_per_day")?,
+        ),
+    })
+}
+
+/// A whole `tenants` row.
+pub(crate) fn tenant_settings(row: &impl Columns) -> Result<TenantSettings> {
+    Ok(TenantSettings {
+        name: row.text("name")?,
+        limits: tenant_limits(row)?,
+    })
+}
+
+/// A tenant's use (`tenant_use.sql`) against its limits.
+pub(crate) fn tenant_usage(
+    tenant: &str,
+    limits: TenantLimits,
+    row: &impl Columns,
+) -> Result<TenantUsage> {
+    Ok(TenantUsage {
+        tenant: tenant.to_owned(),
+        limits,
+        queued_tasks: row.big("queued")?,
+        running_tasks: row.big("running")?,
+        device_ms_today: row.big("device_ms_today")?,
+        device_ms_total: row.big("device_ms_total")?,
+        attempts_today: row.big("attempts_today")?,
+        attempts_total: row.big("attempts_total")?,
     })
 }

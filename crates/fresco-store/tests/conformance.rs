@@ -16,9 +16,9 @@ use fresco_core::{
     FailureKind, JobSpec, ModelCapabilities, Role, TaskId, TaskSpec, TaskState, WorkerId,
 };
 use fresco_store::{
-    AttemptOutcome, Backoff, FailOutcome, Heartbeat, JobStore, KeyScope, Lease, LeaseToken,
-    NewApiKey, OutputRecord, PgStore, RECENT_ERRORS, SqliteStore, StoreError, TaskQuery,
-    WorkerHealth, WorkerInfo, WorkerStatus,
+    AttemptOutcome, Backoff, FailOutcome, FailReport, Heartbeat, JobStore, KeyScope, Lease,
+    LeaseToken, NewApiKey, OutputRecord, PgStore, RECENT_ERRORS, SqliteStore, StoreError,
+    TaskQuery, TenantLimits, TenantSettings, TenantUsage, WorkerHealth, WorkerInfo, WorkerStatus,
 };
 
 mod support;
@@ -117,6 +117,13 @@ conformance!(
     api_keys_are_kept_as_digests_listed_and_revoked,
     a_worker_keeps_the_token_it_registered_with,
     an_output_names_its_job,
+    tenants_are_set_replaced_and_listed,
+    a_submission_past_the_queued_limit_stores_nothing,
+    concurrent_submissions_never_pass_the_queued_limit,
+    claims_wait_at_the_running_limit,
+    concurrent_claims_never_pass_the_running_limit,
+    reports_add_their_device_time_once,
+    spent_device_time_refuses_submissions_and_holds_claims,
 );
 
 /// Raw SQL on a store's database, for rows no store call writes.
@@ -318,7 +325,7 @@ async fn claims_and_reports_follow_the_state_machine(store: Store) {
         attempt: 1,
     };
     assert!(matches!(
-        store.complete(&token, &[output("k0")]).await,
+        store.complete(&token, &[output("k0")], 0).await,
         Err(StoreError::Conflict(_))
     ));
 
@@ -342,7 +349,7 @@ async fn claims_and_reports_follow_the_state_machine(store: Store) {
     assert_eq!(store.get_task(task).await.expect("task").progress_step, 2);
 
     store
-        .complete(&token, &[output("k0")])
+        .complete(&token, &[output("k0")], 0)
         .await
         .expect("complete");
     let done = store.get_task(task).await.expect("task");
@@ -354,12 +361,21 @@ async fn claims_and_reports_follow_the_state_machine(store: Store) {
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        store.complete(&token, &[output("k1")]).await,
+        store.complete(&token, &[output("k1")], 0).await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
         store
-            .fail(&token, "late", FailureKind::Worker, false, Backoff::NONE)
+            .fail(
+                &token,
+                &FailReport {
+                    message: "late",
+                    kind: FailureKind::Worker,
+                    give_back: false,
+                    device_ms: 0
+                },
+                Backoff::NONE
+            )
             .await,
         Err(StoreError::Conflict(_))
     ));
@@ -401,12 +417,21 @@ async fn a_stale_fencing_token_is_refused(store: Store) {
         attempt: 1,
     };
     assert!(matches!(
-        store.complete(&stale, &[output("stale")]).await,
+        store.complete(&stale, &[output("stale")], 0).await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
         store
-            .fail(&stale, "x", FailureKind::Worker, false, Backoff::NONE)
+            .fail(
+                &stale,
+                &FailReport {
+                    message: "x",
+                    kind: FailureKind::Worker,
+                    give_back: false,
+                    device_ms: 0
+                },
+                Backoff::NONE
+            )
             .await,
         Err(StoreError::Conflict(_))
     ));
@@ -430,7 +455,7 @@ async fn a_stale_fencing_token_is_refused(store: Store) {
         attempt: 2,
     };
     assert!(matches!(
-        store.complete(&wrong, &[output("wrong")]).await,
+        store.complete(&wrong, &[output("wrong")], 0).await,
         Err(StoreError::Conflict(_))
     ));
 
@@ -440,7 +465,7 @@ async fn a_stale_fencing_token_is_refused(store: Store) {
         attempt: 2,
     };
     store
-        .complete(&winner, &[output("winner")])
+        .complete(&winner, &[output("winner")], 0)
         .await
         .expect("winner completes");
     let done = store.get_task(task).await.expect("task");
@@ -469,9 +494,12 @@ async fn attempts_run_out_and_the_history_is_kept(store: Store) {
         store
             .fail(
                 &t1,
-                "out of memory",
-                FailureKind::Worker,
-                false,
+                &FailReport {
+                    message: "out of memory",
+                    kind: FailureKind::Worker,
+                    give_back: false,
+                    device_ms: 0
+                },
                 Backoff::NONE
             )
             .await
@@ -490,9 +518,12 @@ async fn attempts_run_out_and_the_history_is_kept(store: Store) {
         store
             .fail(
                 &t2,
-                "shutting down",
-                FailureKind::Worker,
-                true,
+                &FailReport {
+                    message: "shutting down",
+                    kind: FailureKind::Worker,
+                    give_back: true,
+                    device_ms: 0
+                },
                 Backoff::NONE
             )
             .await
@@ -510,9 +541,12 @@ async fn attempts_run_out_and_the_history_is_kept(store: Store) {
         store
             .fail(
                 &t3,
-                "nan in latents",
-                FailureKind::Worker,
-                false,
+                &FailReport {
+                    message: "nan in latents",
+                    kind: FailureKind::Worker,
+                    give_back: false,
+                    device_ms: 0
+                },
                 Backoff::NONE
             )
             .await
@@ -597,7 +631,7 @@ async fn cancelling_a_job_cancels_queued_and_running_tasks(store: Store) {
         "the worker learns through its heartbeat"
     );
     assert!(matches!(
-        store.complete(&token, &[output("late")]).await,
+        store.complete(&token, &[output("late")], 0).await,
         Err(StoreError::Conflict(_))
     ));
     let job = store.get_job(submitted.job.id).await.expect("job");
@@ -625,9 +659,12 @@ async fn releasing_running_tasks_requeues_them_without_a_failure(store: Store) {
     store
         .fail(
             &t1,
-            "out of memory",
-            FailureKind::Worker,
-            false,
+            &FailReport {
+                message: "out of memory",
+                kind: FailureKind::Worker,
+                give_back: false,
+                device_ms: 0,
+            },
             Backoff::NONE,
         )
         .await
@@ -666,12 +703,21 @@ async fn releasing_running_tasks_requeues_them_without_a_failure(store: Store) {
         Lease::Lost
     );
     assert!(matches!(
-        store.complete(&t2, &[output("released")]).await,
+        store.complete(&t2, &[output("released")], 0).await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
         store
-            .fail(&t2, "late", FailureKind::Worker, false, Backoff::NONE)
+            .fail(
+                &t2,
+                &FailReport {
+                    message: "late",
+                    kind: FailureKind::Worker,
+                    give_back: false,
+                    device_ms: 0
+                },
+                Backoff::NONE
+            )
             .await,
         Err(StoreError::Conflict(_))
     ));
@@ -686,7 +732,16 @@ async fn releasing_running_tasks_requeues_them_without_a_failure(store: Store) {
     };
     assert!(matches!(
         store
-            .fail(&t3, "again", FailureKind::Worker, false, Backoff::NONE)
+            .fail(
+                &t3,
+                &FailReport {
+                    message: "again",
+                    kind: FailureKind::Worker,
+                    give_back: false,
+                    device_ms: 0
+                },
+                Backoff::NONE
+            )
             .await
             .expect("fail"),
         FailOutcome::Requeued(..)
@@ -845,7 +900,7 @@ async fn outputs_are_known_by_key(store: Store) {
     let mut second = output("k2");
     second.index = 1;
     store
-        .complete(&token, &[output("k"), second.clone()])
+        .complete(&token, &[output("k"), second.clone()], 0)
         .await
         .expect("complete");
     assert!(store.has_output("k").await.expect("has_output"));
@@ -868,7 +923,7 @@ async fn complete_with(store: &dyn JobStore, w: WorkerId, task: TaskId, keys: &[
             ..output(key)
         })
         .collect();
-    store.complete(&token, &outputs).await.expect("complete");
+    store.complete(&token, &outputs, 0).await.expect("complete");
 }
 
 async fn a_jobs_outputs_are_listed_in_order_and_only_its_own(store: Store) {
@@ -944,7 +999,7 @@ async fn concurrent_claims_take_every_task_exactly_once(store: Store) {
                             attempt: claim.attempt,
                         };
                         store
-                            .complete(&token, &[output(&format!("out-{task}"))])
+                            .complete(&token, &[output(&format!("out-{task}"))], 0)
                             .await
                             .expect("completing a claimed task");
                         mine.push(task);
@@ -1048,7 +1103,16 @@ async fn a_retried_job_queues_its_failed_tasks_with_their_history(store: Store) 
         async move {
             let token = claimed(&*store, bad, w, lease).await;
             store
-                .fail(&token, message, FailureKind::Worker, false, Backoff::NONE)
+                .fail(
+                    &token,
+                    &FailReport {
+                        message,
+                        kind: FailureKind::Worker,
+                        give_back: false,
+                        device_ms: 0,
+                    },
+                    Backoff::NONE,
+                )
                 .await
                 .expect("fail")
         }
@@ -1056,7 +1120,7 @@ async fn a_retried_job_queues_its_failed_tasks_with_their_history(store: Store) 
     assert_eq!(fail_once("first").await, FailOutcome::Failed);
     let token = claimed(&*store, good, w, lease).await;
     store
-        .complete(&token, &[output("retry/good/0.png")])
+        .complete(&token, &[output("retry/good/0.png")], 0)
         .await
         .expect("complete");
 
@@ -1142,7 +1206,7 @@ async fn cancelling_one_task_leaves_the_others(store: Store) {
         "a cancelled running task loses its lease"
     );
     assert!(matches!(
-        store.complete(&token, &[output("cancel/1/0.png")]).await,
+        store.complete(&token, &[output("cancel/1/0.png")], 0).await,
         Err(StoreError::Conflict(_))
     ));
     assert!(
@@ -1221,7 +1285,16 @@ async fn a_failed_task_waits_out_its_backoff(store: Store) {
             let token = claimed(&*store, task, w, lease).await;
             let before = chrono::Utc::now();
             match store
-                .fail(&token, "boom", FailureKind::Worker, give_back, backoff)
+                .fail(
+                    &token,
+                    &FailReport {
+                        message: "boom",
+                        kind: FailureKind::Worker,
+                        give_back,
+                        device_ms: 0,
+                    },
+                    backoff,
+                )
                 .await
                 .expect("fail")
             {
@@ -1313,9 +1386,12 @@ async fn a_task_is_not_handed_again_to_a_worker_that_failed_it(store: Store) {
     store
         .fail(
             &token,
-            "cuda error",
-            FailureKind::Worker,
-            false,
+            &FailReport {
+                message: "cuda error",
+                kind: FailureKind::Worker,
+                give_back: false,
+                device_ms: 0,
+            },
             Backoff::NONE,
         )
         .await
@@ -1329,9 +1405,12 @@ async fn a_task_is_not_handed_again_to_a_worker_that_failed_it(store: Store) {
     store
         .fail(
             &token,
-            "cuda error again",
-            FailureKind::Worker,
-            false,
+            &FailReport {
+                message: "cuda error again",
+                kind: FailureKind::Worker,
+                give_back: false,
+                device_ms: 0,
+            },
             Backoff::NONE,
         )
         .await
@@ -1348,7 +1427,16 @@ async fn a_task_is_not_handed_again_to_a_worker_that_failed_it(store: Store) {
         attempt: 3,
     };
     store
-        .fail(&token, "third", FailureKind::Worker, true, Backoff::NONE)
+        .fail(
+            &token,
+            &FailReport {
+                message: "third",
+                kind: FailureKind::Worker,
+                give_back: true,
+                device_ms: 0,
+            },
+            Backoff::NONE,
+        )
         .await
         .expect("give back");
 
@@ -1359,7 +1447,16 @@ async fn a_task_is_not_handed_again_to_a_worker_that_failed_it(store: Store) {
     let task = second.tasks[0].id;
     let token = claimed(&*store, task, b, lease).await;
     store
-        .fail(&token, "boom", FailureKind::Worker, false, Backoff::NONE)
+        .fail(
+            &token,
+            &FailReport {
+                message: "boom",
+                kind: FailureKind::Worker,
+                give_back: false,
+                device_ms: 0,
+            },
+            Backoff::NONE,
+        )
         .await
         .expect("fail");
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -1609,16 +1706,19 @@ async fn a_worker_on_probation_claims_one_probe_at_a_time(store: Store) {
     store
         .fail(
             &probe,
-            "caption too long",
-            FailureKind::Request,
-            false,
+            &FailReport {
+                message: "caption too long",
+                kind: FailureKind::Request,
+                give_back: false,
+                device_ms: 0,
+            },
             Backoff::NONE,
         )
         .await
         .expect("fail");
     let probe = claimed(&*store, t2, w, lease).await;
     store
-        .complete(&probe, &[output("probe/0.png")])
+        .complete(&probe, &[output("probe/0.png")], 0)
         .await
         .expect("complete");
     let health = store
@@ -1666,9 +1766,12 @@ async fn a_request_failure_fails_the_task_at_once(store: Store) {
     let outcome = store
         .fail(
             &bad,
-            "invalid generation parameters: caption must have 1..=32 tokens, got 40",
-            FailureKind::Request,
-            false,
+            &FailReport {
+                message: "invalid generation parameters: caption must have 1..=32 tokens, got 40",
+                kind: FailureKind::Request,
+                give_back: false,
+                device_ms: 0,
+            },
             Backoff::NONE,
         )
         .await
@@ -1685,9 +1788,12 @@ async fn a_request_failure_fails_the_task_at_once(store: Store) {
     let outcome = store
         .fail(
             &flaky,
-            "cuda error",
-            FailureKind::Worker,
-            false,
+            &FailReport {
+                message: "cuda error",
+                kind: FailureKind::Worker,
+                give_back: false,
+                device_ms: 0,
+            },
             Backoff::NONE,
         )
         .await
@@ -1701,9 +1807,12 @@ async fn a_request_failure_fails_the_task_at_once(store: Store) {
     store
         .fail(
             &again,
-            "shutting down",
-            FailureKind::Request,
-            true,
+            &FailReport {
+                message: "shutting down",
+                kind: FailureKind::Request,
+                give_back: true,
+                device_ms: 0,
+            },
             Backoff::NONE,
         )
         .await
@@ -1776,11 +1885,11 @@ async fn a_completion_reported_again_is_recorded_once(store: Store) {
     let task = submitted.tasks[0].id;
     let token = claimed(&*store, task, w, Duration::from_secs(30)).await;
     let outputs = [output("again/0.png")];
-    store.complete(&token, &outputs).await.expect("complete");
+    store.complete(&token, &outputs, 0).await.expect("complete");
     // The answer was lost and the worker reports again: still fine, and
     // the worker must not take it for a refusal (it would delete the image).
     store
-        .complete(&token, &outputs)
+        .complete(&token, &outputs, 0)
         .await
         .expect("a repeated report of a recorded result");
     let recorded = store.get_task(task).await.expect("task");
@@ -1792,7 +1901,7 @@ async fn a_completion_reported_again_is_recorded_once(store: Store) {
         ..token
     };
     assert!(matches!(
-        store.complete(&stale, &outputs).await,
+        store.complete(&stale, &outputs, 0).await,
         Err(StoreError::Conflict(_))
     ));
 }
@@ -1841,7 +1950,16 @@ async fn a_job_tells_its_deadline_and_how_its_queued_tasks_stand_against_backoff
     };
     let first = claimed(&*store, submitted.tasks[0].id, w, lease).await;
     let FailOutcome::Requeued(_, not_before) = store
-        .fail(&first, "boom", FailureKind::Worker, false, backoff)
+        .fail(
+            &first,
+            &FailReport {
+                message: "boom",
+                kind: FailureKind::Worker,
+                give_back: false,
+                device_ms: 0,
+            },
+            backoff,
+        )
         .await
         .expect("fail")
     else {
@@ -1854,7 +1972,16 @@ async fn a_job_tells_its_deadline_and_how_its_queued_tasks_stand_against_backoff
     let w2 = worker(&*store).await;
     let second = claimed(&*store, submitted.tasks[1].id, w2, lease).await;
     let FailOutcome::Requeued(_, later) = store
-        .fail(&second, "boom", FailureKind::Worker, false, backoff)
+        .fail(
+            &second,
+            &FailReport {
+                message: "boom",
+                kind: FailureKind::Worker,
+                give_back: false,
+                device_ms: 0,
+            },
+            backoff,
+        )
         .await
         .expect("fail")
     else {
@@ -1991,7 +2118,7 @@ async fn queued_tasks_past_their_jobs_deadline_fail_and_running_ones_finish(stor
         assert_eq!(task.errors[0].worker, "");
     }
     store
-        .complete(&running, &[output("deadline/late.png")])
+        .complete(&running, &[output("deadline/late.png")], 0)
         .await
         .expect("a running task finishes");
     let job = store.get_job(timed.job.id).await.expect("job");
@@ -2034,13 +2161,22 @@ async fn sweep_candidates_are_tasks_with_ended_attempts_a_lease_old(store: Store
     // Completed at its first attempt: nothing to sweep, ever.
     let t = claimed(&*store, ids[0], w, lease).await;
     store
-        .complete(&t, &[output("s/0/1/0.png")])
+        .complete(&t, &[output("s/0/1/0.png")], 0)
         .await
         .expect("complete");
     // Failed once, running again: its first attempt is one.
     let t = claimed(&*store, ids[1], w, lease).await;
     store
-        .fail(&t, "boom", FailureKind::Worker, false, Backoff::NONE)
+        .fail(
+            &t,
+            &FailReport {
+                message: "boom",
+                kind: FailureKind::Worker,
+                give_back: false,
+                device_ms: 0,
+            },
+            Backoff::NONE,
+        )
         .await
         .expect("fail");
     let w2 = worker(&*store).await;
@@ -2048,12 +2184,21 @@ async fn sweep_candidates_are_tasks_with_ended_attempts_a_lease_old(store: Store
     // Failed once, then completed: both attempts.
     let t = claimed(&*store, ids[2], w, lease).await;
     store
-        .fail(&t, "boom", FailureKind::Worker, false, Backoff::NONE)
+        .fail(
+            &t,
+            &FailReport {
+                message: "boom",
+                kind: FailureKind::Worker,
+                give_back: false,
+                device_ms: 0,
+            },
+            Backoff::NONE,
+        )
         .await
         .expect("fail");
     let t = claimed(&*store, ids[2], w2, lease).await;
     store
-        .complete(&t, &[output("s/2/2/0.png")])
+        .complete(&t, &[output("s/2/2/0.png")], 0)
         .await
         .expect("complete");
     // Cancelled while running.
@@ -2095,7 +2240,7 @@ async fn sweep_candidates_are_tasks_with_ended_attempts_a_lease_old(store: Store
         attempt: running.attempt,
     };
     store
-        .complete(&token, &[output("s/1/2/0.png")])
+        .complete(&token, &[output("s/1/2/0.png")], 0)
         .await
         .expect("complete");
     assert_eq!(now(store.clone()).await, vec![]);
@@ -2197,7 +2342,16 @@ async fn every_queue_change_names_the_tasks_tenant(store: Store) {
 
     let token = claimed(&*store, ids[1], w, lease).await;
     let outcome = store
-        .fail(&token, "oom", FailureKind::Worker, false, Backoff::NONE)
+        .fail(
+            &token,
+            &FailReport {
+                message: "oom",
+                kind: FailureKind::Worker,
+                give_back: false,
+                device_ms: 0,
+            },
+            Backoff::NONE,
+        )
         .await
         .expect("fail");
     let FailOutcome::Requeued(requeued, _) = outcome else {
@@ -2225,9 +2379,12 @@ async fn every_queue_change_names_the_tasks_tenant(store: Store) {
     store
         .fail(
             &failing,
-            "bad prompt",
-            FailureKind::Request,
-            false,
+            &FailReport {
+                message: "bad prompt",
+                kind: FailureKind::Request,
+                give_back: false,
+                device_ms: 0,
+            },
             Backoff::NONE,
         )
         .await
@@ -2437,7 +2594,7 @@ async fn an_output_names_its_job(store: Store) {
     assert_eq!(store.output_job("k").await.expect("output job"), None);
     let token = claimed(&*store, task, w, Duration::from_secs(30)).await;
     store
-        .complete(&token, &[output("k")])
+        .complete(&token, &[output("k")], 0)
         .await
         .expect("complete");
     assert_eq!(
@@ -2445,4 +2602,272 @@ async fn an_output_names_its_job(store: Store) {
         Some(submitted.job.id)
     );
     assert_eq!(store.output_job("other").await.expect("output job"), None);
+}
+
+fn tenant_spec(tenant: &str, tasks: usize) -> JobSpec {
+    JobSpec {
+        tenant: tenant.into(),
+        ..spec(tasks, 3)
+    }
+}
+
+fn limits(queued: Option<u64>, running: Option<u64>, device_seconds: Option<u64>) -> TenantLimits {
+    TenantLimits {
+        weight: 1,
+        max_queued_tasks: queued,
+        max_running_tasks: running,
+        max_device_seconds_per_day: device_seconds,
+    }
+}
+
+async fn set_limits(store: &dyn JobStore, tenant: &str, limits: TenantLimits) {
+    store
+        .set_tenant(&TenantSettings {
+            name: tenant.into(),
+            limits,
+        })
+        .await
+        .expect("setting the tenant");
+}
+
+/// The message of an over-quota refusal of a submission.
+fn over_quota(result: fresco_store::Result<fresco_store::Submitted>) -> String {
+    match result {
+        Err(StoreError::OverQuota(message)) => message,
+        Err(other) => panic!("expected an over-quota refusal, got {other}"),
+        Ok(s) => panic!(
+            "expected an over-quota refusal, job {} was stored",
+            s.job.id
+        ),
+    }
+}
+
+/// The message and task of a claim held back by its tenant's quota.
+fn held(result: fresco_store::Result<fresco_store::Claim>) -> (String, fresco_store::QueuedTask) {
+    match result {
+        Err(StoreError::TenantAtLimit { message, task }) => (message, *task),
+        Err(other) => panic!("expected a claim held at the tenant's limit, got {other}"),
+        Ok(c) => panic!(
+            "expected a claim held at the tenant's limit, got attempt {}",
+            c.attempt
+        ),
+    }
+}
+
+async fn usage(store: &dyn JobStore, tenant: &str) -> TenantUsage {
+    store.tenant_usage(tenant).await.expect("usage")
+}
+
+async fn tenants_are_set_replaced_and_listed(store: Store) {
+    assert!(store.list_tenants().await.expect("list").is_empty());
+    let unknown = usage(&*store, "nobody").await;
+    assert_eq!(unknown.limits, TenantLimits::default());
+    assert_eq!(
+        (
+            unknown.queued_tasks,
+            unknown.running_tasks,
+            unknown.device_ms_total
+        ),
+        (0, 0, 0)
+    );
+    set_limits(&*store, "zeta", limits(Some(10), None, Some(3600))).await;
+    let weighty = TenantLimits {
+        weight: 5,
+        ..limits(None, Some(2), None)
+    };
+    set_limits(&*store, "acme", weighty.clone()).await;
+    set_limits(&*store, "zeta", limits(None, None, None)).await;
+    let listed = store.list_tenants().await.expect("list");
+    assert_eq!(
+        listed,
+        vec![
+            TenantSettings {
+                name: "acme".into(),
+                limits: weighty.clone()
+            },
+            TenantSettings {
+                name: "zeta".into(),
+                limits: limits(None, None, None)
+            },
+        ]
+    );
+    assert_eq!(usage(&*store, "acme").await.limits, weighty);
+    assert_eq!(
+        store.tenant_weights().await.expect("weights"),
+        vec![("acme".to_owned(), 5), ("zeta".to_owned(), 1)]
+    );
+}
+
+async fn a_submission_past_the_queued_limit_stores_nothing(store: Store) {
+    set_limits(&*store, "acme", limits(Some(5), None, None)).await;
+    store.submit(&tenant_spec("acme", 3)).await.expect("3 of 5");
+    let message = over_quota(store.submit(&tenant_spec("acme", 3)).await);
+    assert_eq!(
+        message,
+        "tenant \"acme\" may have at most 5 queued tasks (max_queued_tasks); it has 3 queued and this job adds 3"
+    );
+    let jobs = store
+        .list_jobs(100, None, Some("acme"))
+        .await
+        .expect("jobs");
+    assert_eq!(jobs.len(), 1, "the refused job is not stored");
+    assert_eq!(usage(&*store, "acme").await.queued_tasks, 3);
+    // Another tenant is not held by acme's limit; acme may fill it exactly.
+    store
+        .submit(&tenant_spec("other", 50))
+        .await
+        .expect("no limit");
+    store.submit(&tenant_spec("acme", 2)).await.expect("5 of 5");
+    // Running tasks no longer count as queued.
+    let w = worker(&*store).await;
+    let first = jobs[0].id;
+    let task = store
+        .list_tasks(&TaskQuery {
+            job: Some(first),
+            limit: 10,
+            ..TaskQuery::default()
+        })
+        .await
+        .expect("tasks")[0]
+        .id;
+    claimed(&*store, task, w, Duration::from_secs(30)).await;
+    store
+        .submit(&tenant_spec("acme", 1))
+        .await
+        .expect("5 of 5 again");
+    assert_eq!(usage(&*store, "acme").await.queued_tasks, 5);
+}
+
+async fn concurrent_submissions_never_pass_the_queued_limit(store: Store) {
+    set_limits(&*store, "acme", limits(Some(10), None, None)).await;
+    let mut handles = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            store.submit(&tenant_spec("acme", 3)).await
+        }));
+    }
+    let mut stored = 0;
+    for handle in handles {
+        match handle.await.expect("submitter") {
+            Ok(_) => stored += 1,
+            Err(StoreError::OverQuota(_)) => {}
+            Err(other) => panic!("submitting: {other}"),
+        }
+    }
+    assert_eq!(
+        stored, 3,
+        "3 × 3 tasks fit a limit of 10; a fourth would not"
+    );
+    assert_eq!(usage(&*store, "acme").await.queued_tasks, 9);
+}
+
+async fn claims_wait_at_the_running_limit(store: Store) {
+    set_limits(&*store, "acme", limits(None, Some(1), None)).await;
+    let submitted = store.submit(&tenant_spec("acme", 2)).await.expect("submit");
+    let free = store
+        .submit(&tenant_spec("other", 1))
+        .await
+        .expect("submit");
+    let (a, b) = (submitted.tasks[0].id, submitted.tasks[1].id);
+    let w = worker(&*store).await;
+    let first = claimed(&*store, a, w, Duration::from_secs(30)).await;
+    let (message, task) = held(store.claim(b, w, Duration::from_secs(30)).await);
+    assert_eq!(
+        message,
+        "tenant \"acme\" may run at most 1 tasks at once (max_running_tasks); 1 are running"
+    );
+    assert_eq!(
+        task, submitted.tasks[1],
+        "the held task, as the queues hold it"
+    );
+    let record = store.get_task(b).await.expect("task");
+    assert_eq!((record.state, record.attempt), (TaskState::Queued, 0));
+    // Another tenant's task is claimed meanwhile.
+    claimed(&*store, free.tasks[0].id, w, Duration::from_secs(30)).await;
+    store
+        .complete(&first, &[output("acme/0.png")], 10)
+        .await
+        .expect("complete");
+    claimed(&*store, b, w, Duration::from_secs(30)).await;
+}
+
+async fn concurrent_claims_never_pass_the_running_limit(store: Store) {
+    set_limits(&*store, "acme", limits(None, Some(2), None)).await;
+    let submitted = store
+        .submit(&tenant_spec("acme", 12))
+        .await
+        .expect("submit");
+    let mut handles = Vec::new();
+    for task in submitted.tasks.iter().map(|t| t.id) {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            let w = worker(&*store).await;
+            store.claim(task, w, Duration::from_secs(30)).await
+        }));
+    }
+    let mut won = 0;
+    for handle in handles {
+        match handle.await.expect("claimer") {
+            Ok(_) => won += 1,
+            Err(StoreError::TenantAtLimit { .. }) => {}
+            Err(other) => panic!("claiming: {other}"),
+        }
+    }
+    assert_eq!(won, 2);
+    assert_eq!(usage(&*store, "acme").await.running_tasks, 2);
+}
+
+async fn reports_add_their_device_time_once(store: Store) {
+    let w = worker(&*store).await;
+    let submitted = store.submit(&tenant_spec("acme", 2)).await.expect("submit");
+    let first = claimed(&*store, submitted.tasks[0].id, w, Duration::from_secs(30)).await;
+    let outputs = [output("acme/a.png")];
+    store
+        .complete(&first, &outputs, 1_200)
+        .await
+        .expect("complete");
+    store
+        .complete(&first, &outputs, 1_200)
+        .await
+        .expect("the same report again");
+    let second = claimed(&*store, submitted.tasks[1].id, w, Duration::from_secs(30)).await;
+    let report = FailReport {
+        message: "nan in latents",
+        kind: FailureKind::Worker,
+        give_back: false,
+        device_ms: 300,
+    };
+    store
+        .fail(&second, &report, Backoff::NONE)
+        .await
+        .expect("fail");
+    let used = usage(&*store, "acme").await;
+    assert_eq!((used.device_ms_today, used.device_ms_total), (1_500, 1_500));
+    assert_eq!((used.attempts_today, used.attempts_total), (2, 2));
+    assert_eq!(usage(&*store, "other").await.device_ms_total, 0);
+}
+
+async fn spent_device_time_refuses_submissions_and_holds_claims(store: Store) {
+    set_limits(&*store, "acme", limits(None, None, Some(1))).await;
+    let submitted = store.submit(&tenant_spec("acme", 2)).await.expect("submit");
+    let w = worker(&*store).await;
+    let first = claimed(&*store, submitted.tasks[0].id, w, Duration::from_secs(30)).await;
+    store
+        .complete(&first, &[output("acme/0.png")], 1_000)
+        .await
+        .expect("complete");
+    let (message, _) = held(
+        store
+            .claim(submitted.tasks[1].id, w, Duration::from_secs(30))
+            .await,
+    );
+    assert_eq!(
+        message,
+        "tenant \"acme\" may use 1 device-seconds a day (max_device_seconds_per_day); it used 1.0 today (UTC)"
+    );
+    let refused = over_quota(store.submit(&tenant_spec("acme", 1)).await);
+    assert_eq!(refused, message);
+    set_limits(&*store, "acme", limits(None, None, Some(2))).await;
+    claimed(&*store, submitted.tasks[1].id, w, Duration::from_secs(30)).await;
 }

@@ -14,7 +14,7 @@ use fresco_proto::v1 as pb;
 use fresco_storage::Storage;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::Settings;
 use crate::coordinator::{CoordinatorClient, task_not_ours, with_retries};
@@ -254,6 +254,14 @@ async fn claim(
         Ok(claimed) => claimed,
         Err(status) if task_not_ours(&status) => {
             // Cancelled, already taken, or a duplicate entry: nothing to do.
+            return Attempt::Again;
+        }
+        Err(status) if classify(&status).code == ErrorCode::ResourceExhausted => {
+            // The task's tenant is at its running limit or has spent
+            // today's device time: the task stays queued and the
+            // coordinator holds that tenant back for a moment, so the next
+            // pop serves another.
+            debug!(task_id = %popped.task, tenant = %popped.tenant, reason = %status.message(), "claim held back: the tenant is at a quota");
             return Attempt::Again;
         }
         Err(status) if classify(&status).code == ErrorCode::Refused => {

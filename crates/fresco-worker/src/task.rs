@@ -1,12 +1,13 @@
 //! One claimed task, end to end: heartbeat while sampling, upload the
 //! images under this attempt's keys, then report (a failure with its kind,
-//! from [`crate::failure`]). A lost lease stops the
+//! from [`crate::failure`]) with the device time sampling took (wall time
+//! of the render, the model's load included when it was not warm). A lost lease stops the
 //! sampler within one step and records nothing; a shutdown past its grace
 //! gives the task back.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use fresco_core::{FailureKind, JobId, TaskId, keys};
@@ -56,7 +57,12 @@ pub async fn run(ctx: &TaskContext, task: pb::Task, attempt: u32) -> Ended {
             progress.cancel.store(true, Ordering::Relaxed);
         })
     };
+    let started = Instant::now();
     let outcome = sampling.await;
+    let sampled = Sampled {
+        attempt,
+        device_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    };
     cancel_on_give_back.abort();
     let lost = progress.cancel.load(Ordering::Relaxed) && !ctx.give_back.is_cancelled();
     let result = if lost {
@@ -65,20 +71,28 @@ pub async fn run(ctx: &TaskContext, task: pb::Task, attempt: u32) -> Ended {
     } else {
         match outcome {
             Ok(images) => match upload(ctx, &task, attempt, &images).await {
-                Ok(outputs) => report_success(ctx, &task, attempt, outputs).await,
+                Ok(outputs) => report_success(ctx, &task, sampled, outputs).await,
                 Err(err) => {
                     let failure = AttemptFailure::Storage(err);
-                    report_failure(ctx, &task, attempt, Report::Failed(&failure)).await
+                    report_failure(ctx, &task, sampled, Report::Failed(&failure)).await
                 }
             },
             Err(_) if ctx.give_back.is_cancelled() => {
-                report_failure(ctx, &task, attempt, Report::GiveBack).await
+                report_failure(ctx, &task, sampled, Report::GiveBack).await
             }
-            Err(failure) => report_failure(ctx, &task, attempt, Report::Failed(&failure)).await,
+            Err(failure) => report_failure(ctx, &task, sampled, Report::Failed(&failure)).await,
         }
     };
     heartbeat.abort();
     result
+}
+
+/// An attempt that sampled (or tried to): its number, and the device time
+/// its sampling took, which its report carries for the tenant's usage.
+#[derive(Debug, Clone, Copy)]
+struct Sampled {
+    attempt: u32,
+    device_ms: u64,
 }
 
 /// Samples `task` on a blocking thread. A panic inside sampling comes back
@@ -175,15 +189,16 @@ async fn upload(
 async fn report_success(
     ctx: &TaskContext,
     task: &pb::Task,
-    attempt: u32,
+    sampled: Sampled,
     outputs: Vec<pb::Output>,
 ) -> Ended {
+    let attempt = sampled.attempt;
     let request = pb::CompleteTaskRequest {
         worker_id: ctx.worker_id.clone(),
         task_id: task.id.clone(),
         attempt,
         outputs: outputs.clone(),
-        device_ms: 0,
+        device_ms: sampled.device_ms,
     };
     match with_retries("complete", ctx.report_patience, || {
         ctx.client.complete(request.clone())
@@ -221,9 +236,10 @@ enum Report<'a> {
 async fn report_failure(
     ctx: &TaskContext,
     task: &pb::Task,
-    attempt: u32,
+    sampled: Sampled,
     report: Report<'_>,
 ) -> Ended {
+    let attempt = sampled.attempt;
     let (message, kind, give_back) = match report {
         Report::Failed(failure) => (failure.message(), failure.kind(), false),
         Report::GiveBack => ("worker shutting down".to_owned(), FailureKind::Worker, true),
@@ -236,7 +252,7 @@ async fn report_failure(
         message,
         give_back,
         kind: kind.to_proto() as i32,
-        device_ms: 0,
+        device_ms: sampled.device_ms,
     };
     match with_retries("fail", ctx.report_patience, || {
         ctx.client.fail(request.clone())

@@ -72,9 +72,13 @@ async fn render(
 }
 
 pub async fn run(args: DevArgs, api_key: Option<String>) -> Result<(), Failure> {
-    if let Some(DevCommand::Keys(command)) = args.keys {
+    if let Some(command) = args.keys {
         fresco_telemetry::init_tracing_with_default(LogFormat::Text, "warn");
-        return Ok(fresco_dev::keys(&args.data_dir, command).await?);
+        match command {
+            DevCommand::Keys(command) => fresco_dev::keys(&args.data_dir, command).await?,
+            DevCommand::Tenants(command) => fresco_dev::tenants(&args.data_dir, command).await?,
+        }
+        return Ok(());
     }
     if args.submit.is_some() && std::env::var_os("RUST_LOG").is_none() {
         // Keep the progress bar readable: only problems are logged.

@@ -8,5 +8,6 @@ pub mod download;
 pub mod list;
 pub mod status;
 pub mod submit;
+pub mod usage;
 pub mod watch;
 pub mod workers;

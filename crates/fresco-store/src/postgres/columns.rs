@@ -51,6 +51,10 @@ impl Columns for PgRow {
         Ok(self.try_get(column)?)
     }
 
+    fn optional_int64(&self, column: &str) -> Result<Option<i64>> {
+        Ok(self.try_get(column)?)
+    }
+
     fn real(&self, column: &str) -> Result<f32> {
         Ok(self.try_get(column)?)
     }

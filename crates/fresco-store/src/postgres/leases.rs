@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use fresco_core::{FailureKind, TaskId, TaskState, WorkerId};
+use fresco_core::{TaskId, TaskState, WorkerId};
 
 use super::PgStore;
 use super::columns::secs;
@@ -21,12 +21,15 @@ pub(super) async fn claim(
     worker: WorkerId,
     lease: Duration,
 ) -> Result<Claim> {
+    let mut tx = store.pool.begin().await?;
+    super::tenants::check_claim(&mut tx, task).await?;
     let row = sqlx::query(include_str!("sql/claim.sql"))
         .bind(task.0)
         .bind(worker.0)
         .bind(secs(lease))
-        .fetch_optional(&store.pool)
+        .fetch_optional(&mut *tx)
         .await?;
+    tx.commit().await?;
     let Some(row) = row else {
         if let Some(refused) = refusal(store, task, worker, lease).await? {
             return Err(refused);
@@ -94,6 +97,7 @@ pub(super) async fn complete(
     store: &PgStore,
     lease: &LeaseToken,
     outputs: &[OutputRecord],
+    device_ms: u64,
 ) -> Result<()> {
     let mut tx = store.pool.begin().await?;
     let done = sqlx::query(include_str!("sql/complete.sql"))
@@ -127,6 +131,7 @@ pub(super) async fn complete(
         .bind(outputs.iter().map(|o| o.bytes as i64).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
+    super::tenants::record_usage(&mut tx, lease.task, device_ms).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -134,26 +139,28 @@ pub(super) async fn complete(
 pub(super) async fn fail(
     store: &PgStore,
     lease: &LeaseToken,
-    message: &str,
-    kind: FailureKind,
-    give_back: bool,
+    report: &FailReport<'_>,
     backoff: Backoff,
 ) -> Result<FailOutcome> {
+    let mut tx = store.pool.begin().await?;
     let row = sqlx::query(include_str!("sql/fail.sql"))
         .bind(lease.task.0)
         .bind(lease.worker.0)
         .bind(lease.attempt as i32)
-        .bind(message)
-        .bind(give_back)
+        .bind(report.message)
+        .bind(report.give_back)
         .bind(secs(backoff.base))
         .bind(secs(backoff.max))
-        .bind(kind.as_str())
-        .bind(kind.is_retryable())
-        .fetch_optional(&store.pool)
+        .bind(report.kind.as_str())
+        .bind(report.kind.is_retryable())
+        .fetch_optional(&mut *tx)
         .await?;
     let Some(row) = row else {
+        drop(tx);
         return Err(explain_miss(store, lease.task, "the lease is not held by this attempt").await);
     };
+    super::tenants::record_usage(&mut tx, lease.task, report.device_ms).await?;
+    tx.commit().await?;
     if row.state("state")? == TaskState::Queued {
         Ok(FailOutcome::Requeued(
             queued_task(&row)?,

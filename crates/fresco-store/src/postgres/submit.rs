@@ -1,5 +1,6 @@
 //! Storing a submission in Postgres: the job row and all its tasks in one
-//! transaction, the tasks as `UNNEST` inserts of [`INSERT_CHUNK`] rows; a
+//! transaction, the tasks as `UNNEST` inserts of [`INSERT_CHUNK`] rows,
+//! after the tenant's limits are checked in the same transaction; a
 //! submission whose request id is stored already is replayed instead.
 
 use fresco_core::{JobId, JobSpec, TaskId, TaskSpec};
@@ -22,6 +23,7 @@ pub(super) async fn submit(store: &PgStore, spec: &JobSpec) -> Result<Submitted>
     }
     let job = JobId::new();
     let mut tx = store.pool.begin().await?;
+    super::tenants::check_submit(&mut tx, &spec.tenant, spec.tasks.len() as u64).await?;
     let row = sqlx::query(include_str!("sql/insert_job.sql"))
         .bind(job.0)
         .bind(&spec.name)

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use fresco_core::{FailureKind, TaskId, TaskState, WorkerId};
+use fresco_core::{TaskId, TaskState, WorkerId};
 
 use super::SqliteStore;
 use super::columns::{id_text, json_time, millis, now_ms, plus};
@@ -20,14 +20,17 @@ pub(super) async fn claim(
     worker: WorkerId,
     lease: Duration,
 ) -> Result<Claim> {
+    let mut tx = store.writer.begin_with("BEGIN IMMEDIATE").await?;
+    super::tenants::check_claim(&mut tx, task).await?;
     let now = now_ms();
     let row = sqlx::query(include_str!("sql/claim.sql"))
         .bind(id_text(task.0))
         .bind(id_text(worker.0))
         .bind(plus(now, lease))
         .bind(now)
-        .fetch_optional(&store.writer)
+        .fetch_optional(&mut *tx)
         .await?;
+    tx.commit().await?;
     let Some(row) = row else {
         if let Some(refused) = refusal(store, task, worker, lease).await? {
             return Err(refused);
@@ -101,6 +104,7 @@ pub(super) async fn complete(
     store: &SqliteStore,
     lease: &LeaseToken,
     outputs: &[OutputRecord],
+    device_ms: u64,
 ) -> Result<()> {
     let mut tx = store.writer.begin_with("BEGIN IMMEDIATE").await?;
     let done = sqlx::query(include_str!("sql/complete.sql"))
@@ -137,6 +141,7 @@ pub(super) async fn complete(
             .execute(&mut *tx)
             .await?;
     }
+    super::tenants::record_usage(&mut tx, lease.task, device_ms).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -144,29 +149,31 @@ pub(super) async fn complete(
 pub(super) async fn fail(
     store: &SqliteStore,
     lease: &LeaseToken,
-    message: &str,
-    kind: FailureKind,
-    give_back: bool,
+    report: &FailReport<'_>,
     backoff: Backoff,
 ) -> Result<FailOutcome> {
     let now = now_ms();
+    let mut tx = store.writer.begin_with("BEGIN IMMEDIATE").await?;
     let row = sqlx::query(include_str!("sql/fail.sql"))
         .bind(id_text(lease.task.0))
         .bind(id_text(lease.worker.0))
         .bind(i64::from(lease.attempt))
-        .bind(message)
-        .bind(give_back)
+        .bind(report.message)
+        .bind(report.give_back)
         .bind(now)
         .bind(json_time(now)?)
         .bind(millis(backoff.base))
         .bind(millis(backoff.max))
-        .bind(kind.as_str())
-        .bind(kind.is_retryable())
-        .fetch_optional(&store.writer)
+        .bind(report.kind.as_str())
+        .bind(report.kind.is_retryable())
+        .fetch_optional(&mut *tx)
         .await?;
     let Some(row) = row else {
+        tx.rollback().await?;
         return Err(explain_miss(store, lease.task, "the lease is not held by this attempt").await);
     };
+    super::tenants::record_usage(&mut tx, lease.task, report.device_ms).await?;
+    tx.commit().await?;
     if row.state("state")? == TaskState::Queued {
         Ok(FailOutcome::Requeued(
             queued_task(&row)?,

@@ -34,6 +34,8 @@
 //! - `leases`: claim, heartbeat, complete, fail, expiry and release.
 //! - `queue`: what is dispatchable now, for the reconciler.
 //! - `upkeep`: deadlines passed, and attempts to sweep stray objects of.
+//! - `tenants`: weights and limits, use, the quota checks of submissions
+//!   and claims, and the device time reports add.
 
 mod columns;
 mod control;
@@ -42,6 +44,7 @@ mod leases;
 mod queue;
 mod reads;
 mod submit;
+mod tenants;
 mod upkeep;
 mod workers;
 
@@ -49,7 +52,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fresco_core::{FailureKind, JobId, JobSpec, ModelCapabilities, TaskId, WorkerId};
+use fresco_core::{JobId, JobSpec, ModelCapabilities, TaskId, WorkerId};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -216,19 +219,22 @@ impl JobStore for SqliteStore {
         leases::heartbeat(self, beat, lease).await
     }
 
-    async fn complete(&self, lease: &LeaseToken, outputs: &[OutputRecord]) -> Result<()> {
-        leases::complete(self, lease, outputs).await
+    async fn complete(
+        &self,
+        lease: &LeaseToken,
+        outputs: &[OutputRecord],
+        device_ms: u64,
+    ) -> Result<()> {
+        leases::complete(self, lease, outputs, device_ms).await
     }
 
     async fn fail(
         &self,
         lease: &LeaseToken,
-        message: &str,
-        kind: FailureKind,
-        give_back: bool,
+        report: &FailReport<'_>,
         backoff: Backoff,
     ) -> Result<FailOutcome> {
-        leases::fail(self, lease, message, kind, give_back, backoff).await
+        leases::fail(self, lease, report, backoff).await
     }
 
     async fn expire_leases(&self, backoff: Backoff) -> Result<Vec<Requeue>> {
@@ -254,6 +260,18 @@ impl JobStore for SqliteStore {
 
     async fn tenant_weights(&self) -> Result<Vec<(String, u32)>> {
         queue::tenant_weights(self).await
+    }
+
+    async fn set_tenant(&self, tenant: &TenantSettings) -> Result<()> {
+        tenants::set_tenant(self, tenant).await
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<TenantSettings>> {
+        tenants::list_tenants(self).await
+    }
+
+    async fn tenant_usage(&self, tenant: &str) -> Result<TenantUsage> {
+        tenants::usage(self, tenant).await
     }
 
     async fn model_workers(&self, models: &[String], lease: Duration) -> Result<Vec<ModelWorkers>> {

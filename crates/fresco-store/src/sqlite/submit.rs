@@ -1,7 +1,8 @@
 //! Storing a submission in SQLite: the job row and all its tasks in one
 //! write transaction, as multi-row INSERTs in chunks that stay under
-//! SQLite's limit of 32,766 bound parameters per statement; a submission
-//! whose request id is stored already is replayed instead.
+//! SQLite's limit of 32,766 bound parameters per statement, after the
+//! tenant's limits are checked in the same transaction; a submission whose
+//! request id is stored already is replayed instead.
 
 use fresco_core::{JobId, JobSpec, TaskId, TaskSpec};
 use sqlx::AssertSqlSafe;
@@ -75,6 +76,7 @@ async fn insert_submission(
     now: i64,
 ) -> Result<Vec<QueuedTask>> {
     let mut tx = store.writer.begin_with("BEGIN IMMEDIATE").await?;
+    super::tenants::check_submit(&mut tx, &spec.tenant, spec.tasks.len() as u64).await?;
     sqlx::query(include_str!("sql/insert_job.sql"))
         .bind(id_text(job.0))
         .bind(&spec.name)

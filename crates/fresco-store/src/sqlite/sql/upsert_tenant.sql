@@ -1,0 +1,9 @@
+-- Stores tenant ?1's weight and limits, replacing what it had.
+INSERT INTO tenants (name, weight, max_queued_tasks, max_running_tasks,
+                     max_device_seconds_per_day)
+VALUES (?1, ?2, ?3, ?4, ?5)
+ON CONFLICT (name) DO UPDATE
+SET weight = excluded.weight,
+    max_queued_tasks = excluded.max_queued_tasks,
+    max_running_tasks = excluded.max_running_tasks,
+    max_device_seconds_per_day = excluded.max_device_seconds_per_day
