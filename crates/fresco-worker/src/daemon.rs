@@ -68,7 +68,8 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         give_back: give_back.clone(),
     };
     let grace_timer = spawn_grace_timer(&shutdown, settings.shutdown_grace, give_back);
-    while let Some((task, attempt)) = next_task(&settings, &ctx, dispatch.as_ref(), &shutdown).await
+    while let Some((task, attempt)) =
+        next_task(&settings, &ctx, dispatch.as_ref(), &shutdown).await?
     {
         info!(task_id = %task.id, job_id = %task.job_id, attempt, model = %task.model, "running task");
         let ended = task::run(&ctx, task, attempt).await;
@@ -189,29 +190,35 @@ enum Attempt<T> {
     Again,
     /// Shutdown: stop popping.
     Stop,
+    /// The coordinator will take nothing more from this worker (its token
+    /// was revoked): stop, failing.
+    Fatal(anyhow::Error),
 }
 
 /// Pops and claims until a task is this worker's (with its attempt number),
-/// or `None` once `shutdown` fires.
+/// or `None` once `shutdown` fires; an error once the coordinator refuses
+/// the worker's token.
 async fn next_task(
     settings: &Settings,
     ctx: &TaskContext,
     dispatch: &dyn Dispatch,
     shutdown: &CancellationToken,
-) -> Option<(pb::Task, u32)> {
+) -> anyhow::Result<Option<(pb::Task, u32)>> {
     while !shutdown.is_cancelled() {
         let popped = match pop(settings, &ctx.cache, dispatch, shutdown).await {
             Attempt::Got(popped) => popped,
             Attempt::Again => continue,
-            Attempt::Stop => return None,
+            Attempt::Stop => return Ok(None),
+            Attempt::Fatal(err) => return Err(err),
         };
         match claim(settings, ctx, &popped, shutdown).await {
-            Attempt::Got(claimed) => return Some(claimed),
+            Attempt::Got(claimed) => return Ok(Some(claimed)),
             Attempt::Again => continue,
-            Attempt::Stop => return None,
+            Attempt::Stop => return Ok(None),
+            Attempt::Fatal(err) => return Err(err),
         }
     }
-    None
+    Ok(None)
 }
 
 /// One pop of the queues this worker serves, models already loaded first.
@@ -255,6 +262,14 @@ async fn claim(
         Err(status) if task_not_ours(&status) => {
             // Cancelled, already taken, or a duplicate entry: nothing to do.
             return Attempt::Again;
+        }
+        Err(status) if classify(&status).code == ErrorCode::Unauthenticated => {
+            // Revoked while the worker ran: the popped task stays queued
+            // (the reconciler queues it again for another worker).
+            return Attempt::Fatal(anyhow::anyhow!(
+                "the coordinator refused the worker token: {} (it was revoked, or is not a worker token); the worker stops",
+                status.message()
+            ));
         }
         Err(status) if classify(&status).code == ErrorCode::ResourceExhausted => {
             // The task's tenant is at its running limit or has spent
