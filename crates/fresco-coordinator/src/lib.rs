@@ -33,6 +33,8 @@
 //! - [`deadlines`]: fails tasks still queued past their job's deadline.
 //! - [`sweeper`]: deletes output objects of attempts that never recorded
 //!   them.
+//! - [`retention`]: deletes finished jobs past the retention period, with
+//!   their objects (opt-in).
 //! - [`waiting`]: why a job's queued tasks wait, on every read of a job.
 //! - [`tenancy`]: the caller of a request, the role a call needs, and
 //!   another tenant's things answering as missing ones.
@@ -55,6 +57,7 @@ pub mod quotas;
 pub mod reaper;
 pub mod reconciler;
 pub mod requeue;
+pub mod retention;
 pub mod server;
 pub mod settings;
 pub mod sweeper;

@@ -129,6 +129,11 @@ struct ServeArgs {
     /// ended without recording them (0: no sweeping).
     #[arg(long, env = "FRESCO_SWEEP_INTERVAL_SECONDS", default_value_t = 60)]
     sweep_interval_seconds: u64,
+    /// Seconds a finished job is kept after its last task ended; older
+    /// ones are deleted with their images, each sweep interval (0: kept
+    /// for ever).
+    #[arg(long, env = "FRESCO_JOB_RETENTION_SECONDS", default_value_t = 0)]
+    job_retention_seconds: u64,
     /// Serve without keys: every caller is an admin of the default tenant,
     /// and anyone who reaches the address can act as a worker. Only for a
     /// network no one else reaches.
@@ -251,6 +256,8 @@ fn settings(args: &ServeArgs) -> Settings {
         queue_timeout: (args.queue_timeout_seconds > 0)
             .then(|| Duration::from_secs(args.queue_timeout_seconds)),
         sweep_interval: Duration::from_secs(args.sweep_interval_seconds),
+        job_retention: (args.job_retention_seconds > 0)
+            .then(|| Duration::from_secs(args.job_retention_seconds)),
         access: if args.insecure_no_auth {
             Access::Open
         } else {

@@ -41,6 +41,9 @@ pub struct Settings {
     /// How often output objects of attempts that never recorded them are
     /// looked for and deleted (zero: never).
     pub sweep_interval: Duration,
+    /// Finished jobs older than this are deleted with their objects, each
+    /// `sweep_interval` (none: kept for ever).
+    pub job_retention: Option<Duration>,
     /// Whether callers must present keys (the default) or the farm is
     /// served without them.
     pub access: Access,
@@ -65,6 +68,7 @@ impl Default for Settings {
             extra_models: Vec::new(),
             queue_timeout: None,
             sweep_interval: Duration::from_secs(60),
+            job_retention: None,
             access: Access::Keys,
         }
     }

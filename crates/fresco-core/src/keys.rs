@@ -23,6 +23,17 @@ pub fn attempt_dir(job: JobId, task: TaskId, attempt: u32) -> String {
     format!("{job}/{task}/{attempt}")
 }
 
+/// The folder every output key of one job lies under: `{prefix}/{job}/`
+/// (no prefix when it is empty).
+pub fn job_dir(prefix: &str, job: JobId) -> String {
+    let prefix = prefix.trim_matches('/');
+    if prefix.is_empty() {
+        format!("{job}/")
+    } else {
+        format!("{prefix}/{job}/")
+    }
+}
+
 /// The folder every output key of one task lies under, every attempt's:
 /// `{prefix}/{job}/{task}/` (no prefix when it is empty).
 pub fn task_dir(prefix: &str, job: JobId, task: TaskId) -> String {

@@ -199,6 +199,14 @@ pub trait JobStore: Send + Sync + 'static {
     async fn sweep_candidates(&self, lease: Duration, limit: u32) -> Result<Vec<SweepCandidate>>;
     /// Notes that `task`'s attempts through `through` hold no stray objects.
     async fn mark_swept(&self, task: TaskId, through: u32) -> Result<()>;
+    /// Up to `limit` finished jobs (no task queued or running) whose last
+    /// task ended (or, when none ever ended, which were created) longer
+    /// than `age` ago, the oldest first.
+    async fn expired_jobs(&self, age: Duration, limit: u32) -> Result<Vec<JobId>>;
+    /// Deletes job `id` with its tasks and outputs while it is still
+    /// finished and older than `age` (as [`JobStore::expired_jobs`] reads
+    /// it); whether it did.
+    async fn delete_job(&self, id: JobId, age: Duration) -> Result<bool>;
 
     /// Stores a credential (its digest, never the key); `Conflict` when its
     /// id is taken.

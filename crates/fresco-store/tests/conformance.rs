@@ -124,6 +124,7 @@ conformance!(
     concurrent_claims_never_pass_the_running_limit,
     reports_add_their_device_time_once,
     spent_device_time_refuses_submissions_and_holds_claims,
+    finished_jobs_past_the_retention_are_deleted_whole,
 );
 
 /// Raw SQL on a store's database, for rows no store call writes.
@@ -2870,4 +2871,81 @@ async fn spent_device_time_refuses_submissions_and_holds_claims(store: Store) {
     assert_eq!(refused, message);
     set_limits(&*store, "acme", limits(None, None, Some(2))).await;
     claimed(&*store, submitted.tasks[1].id, w, Duration::from_secs(30)).await;
+}
+
+async fn finished_jobs_past_the_retention_are_deleted_whole(store: Store) {
+    let w = worker(&*store).await;
+    let done = store.submit(&spec(1, 3)).await.expect("submit");
+    let token = claimed(&*store, done.tasks[0].id, w, Duration::from_secs(30)).await;
+    store
+        .complete(&token, &[output("retained/0.png")], 5)
+        .await
+        .expect("complete");
+    let cancelled = store.submit(&spec(2, 3)).await.expect("submit");
+    store.cancel_job(cancelled.job.id).await.expect("cancel");
+    let waiting = store.submit(&spec(1, 3)).await.expect("submit");
+    let ended = store.get_task(done.tasks[0].id).await.expect("task");
+    assert_eq!(ended.state, TaskState::Succeeded);
+    wait_past(chrono::Utc::now()).await;
+
+    let hour = Duration::from_secs(3600);
+    assert!(
+        store
+            .expired_jobs(hour, 10)
+            .await
+            .expect("expired")
+            .is_empty()
+    );
+    assert!(!store.delete_job(done.job.id, hour).await.expect("delete"));
+    let expired: HashSet<_> = store
+        .expired_jobs(Duration::ZERO, 10)
+        .await
+        .expect("expired")
+        .into_iter()
+        .collect();
+    assert_eq!(
+        expired,
+        HashSet::from([done.job.id, cancelled.job.id]),
+        "the finished jobs; the queued one stays"
+    );
+    assert!(
+        !store
+            .delete_job(waiting.job.id, Duration::ZERO)
+            .await
+            .expect("delete")
+    );
+    assert!(
+        store
+            .delete_job(done.job.id, Duration::ZERO)
+            .await
+            .expect("delete")
+    );
+    assert!(matches!(
+        store.get_job(done.job.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.get_task(done.tasks[0].id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        !store
+            .has_output("retained/0.png")
+            .await
+            .expect("has_output")
+    );
+    assert!(
+        !store
+            .delete_job(done.job.id, Duration::ZERO)
+            .await
+            .expect("again")
+    );
+    store
+        .get_job(waiting.job.id)
+        .await
+        .expect("the queued job stays");
+    store
+        .get_job(cancelled.job.id)
+        .await
+        .expect("not deleted yet");
 }

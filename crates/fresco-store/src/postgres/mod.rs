@@ -242,6 +242,14 @@ impl JobStore for PgStore {
         upkeep::mark_swept(self, task, through).await
     }
 
+    async fn expired_jobs(&self, age: Duration, limit: u32) -> Result<Vec<JobId>> {
+        upkeep::expired_jobs(self, age, limit).await
+    }
+
+    async fn delete_job(&self, id: JobId, age: Duration) -> Result<bool> {
+        upkeep::delete_job(self, id, age).await
+    }
+
     async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey> {
         keys::create_api_key(self, key).await
     }

@@ -1,16 +1,17 @@
 //! Postgres upkeep for the coordinator's housekeeping passes: queued tasks
 //! failed at their job's deadline, and tasks whose ended attempts may have
-//! left stray objects in storage, until they are swept.
+//! left stray objects in storage, until they are swept; finished jobs past
+//! the retention period, deleted with their tasks and outputs.
 
 use std::time::Duration;
 
-use fresco_core::TaskId;
+use fresco_core::{JobId, TaskId};
 
 use super::PgStore;
 use super::columns::secs;
 use crate::error::Result;
 use crate::records::{DeadlineMiss, SweepCandidate};
-use crate::rows::{deadline_miss, sweep_candidate};
+use crate::rows::{Columns, deadline_miss, sweep_candidate};
 
 pub(super) async fn expire_deadlines(store: &PgStore) -> Result<Vec<DeadlineMiss>> {
     let rows = sqlx::query(include_str!("sql/expire_deadlines.sql"))
@@ -39,4 +40,22 @@ pub(super) async fn mark_swept(store: &PgStore, task: TaskId, through: u32) -> R
         .execute(&store.pool)
         .await?;
     Ok(())
+}
+
+pub(super) async fn expired_jobs(store: &PgStore, age: Duration, limit: u32) -> Result<Vec<JobId>> {
+    let rows = sqlx::query(include_str!("sql/expired_jobs.sql"))
+        .bind(secs(age))
+        .bind(i64::from(limit))
+        .fetch_all(&store.pool)
+        .await?;
+    rows.iter().map(|row| Ok(JobId(row.uuid("id")?))).collect()
+}
+
+pub(super) async fn delete_job(store: &PgStore, id: JobId, age: Duration) -> Result<bool> {
+    let done = sqlx::query(include_str!("sql/delete_job.sql"))
+        .bind(id.0)
+        .bind(secs(age))
+        .execute(&store.pool)
+        .await?;
+    Ok(done.rows_affected() > 0)
 }

@@ -1,16 +1,17 @@
 //! SQLite upkeep for the coordinator's housekeeping passes: queued tasks
 //! failed at their job's deadline, and tasks whose ended attempts may have
-//! left stray objects in storage, until they are swept.
+//! left stray objects in storage, until they are swept; finished jobs past
+//! the retention period, deleted with their tasks and outputs.
 
 use std::time::Duration;
 
-use fresco_core::TaskId;
+use fresco_core::{JobId, TaskId};
 
 use super::SqliteStore;
 use super::columns::{id_text, json_time, millis, now_ms};
 use crate::error::Result;
 use crate::records::{DeadlineMiss, SweepCandidate};
-use crate::rows::{deadline_miss, sweep_candidate};
+use crate::rows::{Columns, deadline_miss, sweep_candidate};
 
 pub(super) async fn expire_deadlines(store: &SqliteStore) -> Result<Vec<DeadlineMiss>> {
     let now = now_ms();
@@ -42,4 +43,26 @@ pub(super) async fn mark_swept(store: &SqliteStore, task: TaskId, through: u32) 
         .execute(&store.writer)
         .await?;
     Ok(())
+}
+
+pub(super) async fn expired_jobs(
+    store: &SqliteStore,
+    age: Duration,
+    limit: u32,
+) -> Result<Vec<JobId>> {
+    let rows = sqlx::query(include_str!("sql/expired_jobs.sql"))
+        .bind(now_ms().saturating_sub(millis(age)))
+        .bind(i64::from(limit))
+        .fetch_all(&store.reader)
+        .await?;
+    rows.iter().map(|row| Ok(JobId(row.uuid("id")?))).collect()
+}
+
+pub(super) async fn delete_job(store: &SqliteStore, id: JobId, age: Duration) -> Result<bool> {
+    let done = sqlx::query(include_str!("sql/delete_job.sql"))
+        .bind(id_text(id.0))
+        .bind(now_ms().saturating_sub(millis(age)))
+        .execute(&store.writer)
+        .await?;
+    Ok(done.rows_affected() > 0)
 }
