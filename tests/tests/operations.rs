@@ -187,7 +187,7 @@ async fn a_drained_worker_finishes_its_task_and_exits_and_others_finish_the_job(
         "--prompt",
         "drained three",
         "--steps",
-        "80",
+        "200",
         "--width",
         "128",
         "--height",
@@ -203,7 +203,16 @@ async fn a_drained_worker_finishes_its_task_and_exits_and_others_finish_the_job(
         .expect("the running task");
     let (task, worker): (String, String) = (running.get("id"), running.get("worker"));
 
-    // Only an admin drains; an unknown worker is not found.
+    let out = farm.cli(&["workers", "drain", &worker, "--json"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let drained = stdout_json(&out);
+    assert!(drained["draining_at"].is_i64(), "{drained}");
+    assert_eq!(
+        drained["running_tasks"],
+        serde_json::json!([task]),
+        "drained while it runs its task"
+    );
+    // Only an admin drains (a submitter is refused); an unknown worker is not found.
     let submitter = farm.client_key("default", "submitter");
     let out = farm.cli_as(&submitter, &["workers", "drain", &worker]);
     assert!(!out.status.success(), "{}", describe(&out));
@@ -215,10 +224,6 @@ async fn a_drained_worker_finishes_its_task_and_exits_and_others_finish_the_job(
         describe(&out)
     );
 
-    let out = farm.cli(&["workers", "drain", &worker, "--json"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    let drained = stdout_json(&out);
-    assert!(drained["draining_at"].is_i64(), "{drained}");
     let listing = farm.cli(&["workers"]);
     assert!(
         String::from_utf8_lossy(&listing.stdout).contains("DRAINING"),
@@ -272,7 +277,7 @@ async fn migrate_creates_the_tables_of_an_empty_database_and_exits() {
     let out = migrate(&db.url);
     assert!(out.status.success(), "{}", describe(&out));
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("worker_drain"),
+        String::from_utf8_lossy(&out.stdout).contains("20261207000011 (worker drain)"),
         "{}",
         describe(&out)
     );
