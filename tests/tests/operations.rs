@@ -19,13 +19,13 @@ use prost::Message;
 use sqlx::Row;
 use tonic::Code;
 use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-use tonic_reflection::pb::v1::ServerReflectionRequest;
 
 const SERVICES: [&str; 3] = ["", "fresco.v1.JobService", "fresco.v1.WorkerService"];
 
@@ -197,10 +197,12 @@ async fn a_drained_worker_finishes_its_task_and_exits_and_others_finish_the_job(
     ]);
     farm.wait_for_running_task().await;
     let pool = farm.db.pool().await;
-    let running = sqlx::query("SELECT id::TEXT AS id, worker_id::TEXT AS worker FROM tasks WHERE state = 'running'")
-        .fetch_one(&pool)
-        .await
-        .expect("the running task");
+    let running = sqlx::query(
+        "SELECT id::TEXT AS id, worker_id::TEXT AS worker FROM tasks WHERE state = 'running'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("the running task");
     let (task, worker): (String, String) = (running.get("id"), running.get("worker"));
 
     let out = farm.cli(&["workers", "drain", &worker, "--json"]);
@@ -232,14 +234,27 @@ async fn a_drained_worker_finishes_its_task_and_exits_and_others_finish_the_job(
     );
 
     let exit = farm.workers[0].wait_exit(Duration::from_secs(300));
-    assert!(exit.success(), "the drained worker exits 0: {exit:?}\n{}", farm.logs());
+    assert!(
+        exit.success(),
+        "the drained worker exits 0: {exit:?}\n{}",
+        farm.logs()
+    );
     let row = sqlx::query("SELECT state, worker_id::TEXT AS worker FROM tasks WHERE id = $1::UUID")
         .bind(&task)
         .fetch_one(&pool)
         .await
         .expect("the drained worker's task");
-    assert_eq!(row.get::<String, _>("state"), "succeeded", "{}", farm.logs());
-    assert_eq!(row.get::<String, _>("worker"), worker, "it finished its own task");
+    assert_eq!(
+        row.get::<String, _>("state"),
+        "succeeded",
+        "{}",
+        farm.logs()
+    );
+    assert_eq!(
+        row.get::<String, _>("worker"),
+        worker,
+        "it finished its own task"
+    );
     let leased: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM tasks WHERE worker_id = $1::UUID AND state = 'running'",
     )
@@ -248,11 +263,20 @@ async fn a_drained_worker_finishes_its_task_and_exits_and_others_finish_the_job(
     .await
     .expect("counting its leases");
     assert_eq!(leased, 0, "nothing is leased to the drained worker");
-    assert!(farm.log("worker-0").contains("worker drained"), "{}", farm.logs());
+    assert!(
+        farm.log("worker-0").contains("worker drained"),
+        "{}",
+        farm.logs()
+    );
 
     farm.start_worker().await;
     let status = farm.wait_finished(&job, Duration::from_secs(300)).await;
-    assert_eq!(status["counts"]["succeeded"], 3, "{status}\n{}", farm.logs());
+    assert_eq!(
+        status["counts"]["succeeded"],
+        3,
+        "{status}\n{}",
+        farm.logs()
+    );
     let by_others: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM tasks WHERE state = 'succeeded' AND worker_id <> $1::UUID",
     )
@@ -303,9 +327,12 @@ async fn migrate_creates_the_tables_of_an_empty_database_and_exits() {
         .fetch_one(&pool)
         .await
         .expect("counting migrations");
-    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations/postgres"))
-        .expect("the migrations folder")
-        .count();
+    let files = std::fs::read_dir(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../migrations/postgres"
+    ))
+    .expect("the migrations folder")
+    .count();
     assert_eq!(applied, files as i64, "every migration applied");
 
     let again = migrate(&db.url);

@@ -9,11 +9,11 @@
 
 use std::net::SocketAddr;
 
+use anyhow::Context;
 use fresco_core::CredentialKind;
 use fresco_proto::v1::job_service_server::JobServiceServer;
 use fresco_proto::v1::worker_service_server::WorkerServiceServer;
 use fresco_tls::ServerTls;
-use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;

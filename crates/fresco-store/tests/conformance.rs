@@ -1703,7 +1703,11 @@ async fn a_draining_worker_finishes_its_task_and_claims_nothing_more(store: Stor
     assert!(!store.worker_draining(other).await.expect("draining?"));
     assert_eq!(the_worker(&*store, w).await.draining_at, Some(since));
     assert_eq!(
-        store.drain_worker(w).await.expect("drain again").draining_at,
+        store
+            .drain_worker(w)
+            .await
+            .expect("drain again")
+            .draining_at,
         Some(since),
         "draining again keeps the first time"
     );
