@@ -168,22 +168,46 @@ impl Drop for Proc {
     }
 }
 
-/// A Redis server of this test's own.
+/// A Redis server of this test's own, which a test can stop and start
+/// again on the same port ([`RedisServer::stop`], [`RedisServer::restart`]).
 pub struct RedisServer {
     pub url: String,
     pub port: u16,
-    _proc: Proc,
+    redis_server: PathBuf,
+    proc: Option<Proc>,
 }
 
 impl RedisServer {
     pub async fn start(services: &Services) -> Self {
         let port = free_port();
+        let mut server = Self {
+            url: format!("redis://127.0.0.1:{port}"),
+            port,
+            redis_server: services.redis_server.clone().into(),
+            proc: None,
+        };
+        server.restart().await;
+        server
+    }
+
+    /// Kills the server (as a crash would) and waits until it is gone.
+    pub fn stop(&mut self) {
+        if let Some(mut proc) = self.proc.take() {
+            proc.signal("KILL");
+            proc.wait_exit(Duration::from_secs(10));
+        }
+    }
+
+    /// Starts the server (again, empty) on its port and waits until it
+    /// answers.
+    pub async fn restart(&mut self) {
+        self.stop();
         let proc = Proc::spawn(
             "redis-server",
-            Command::new(&services.redis_server)
+            Command::new(&self.redis_server)
                 .args([
                     "--port",
-                    &port.to_string(),
+                    &self.port.to_string(),
                     "--bind",
                     "127.0.0.1",
                     "--save",
@@ -193,18 +217,13 @@ impl RedisServer {
                 ])
                 .stdout(Stdio::null()),
         );
-        let url = format!("redis://127.0.0.1:{port}");
-        let client = redis::Client::open(url.as_str()).expect("redis url");
+        self.proc = Some(proc);
+        let client = redis::Client::open(self.url.as_str()).expect("redis url");
         wait_until("redis-server", Duration::from_secs(10), || {
             let client = client.clone();
             async move { client.get_multiplexed_async_connection().await.is_ok() }
         })
         .await;
-        Self {
-            url,
-            port,
-            _proc: proc,
-        }
     }
 
     pub async fn connection(&self) -> redis::aio::MultiplexedConnection {

@@ -10,8 +10,8 @@
 //! - tenant A reading, watching, cancelling, retrying, pausing, resuming
 //!   B's job, its tasks and its output: NOT_FOUND, worded as for an id that
 //!   does not exist;
-//! - a viewer submitting or cancelling, a non-admin listing or releasing
-//!   workers or listing every tenant: PERMISSION_DENIED;
+//! - a viewer submitting or cancelling, a non-admin listing, releasing or
+//!   draining workers or listing every tenant: PERMISSION_DENIED;
 //! - a worker token acting for a worker registered with another token, or
 //!   for one never registered: PERMISSION_DENIED.
 //!
@@ -64,6 +64,7 @@ enum Call {
     ReadOutput(String),
     ListWorkers,
     ReleaseWorker(String),
+    DrainWorker(String),
     Register(String),
     Claim { worker: String, task: String },
     Heartbeat { worker: String, task: String },
@@ -180,6 +181,10 @@ async fn send(endpoint: &str, cred: &Cred, call: Call) -> Result<(), Status> {
             .map(drop),
         Call::ReleaseWorker(worker_id) => jobs
             .release_worker(request(cred, pb::ReleaseWorkerRequest { worker_id }))
+            .await
+            .map(drop),
+        Call::DrainWorker(worker_id) => jobs
+            .drain_worker(request(cred, pb::DrainWorkerRequest { worker_id }))
             .await
             .map(drop),
         Call::Register(worker_id) => workers
@@ -685,6 +690,13 @@ fn cases(farm: &Farm, w: &World) -> Vec<(&'static str, Cred, Call, Code, Says)> 
             ReleaseWorker(w.worker.clone()),
             denied,
             Exactly("ReleaseWorker needs the admin role; this key is a submitter".into()),
+        ),
+        (
+            "a submitter draining a worker",
+            a.clone(),
+            DrainWorker(w.worker.clone()),
+            denied,
+            Exactly("DrainWorker needs the admin role; this key is a submitter".into()),
         ),
         (
             "a submitter listing every tenant's jobs",

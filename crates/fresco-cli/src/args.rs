@@ -239,9 +239,13 @@ pub enum WorkersAction {
     /// cool-down: it may claim one probe task; success returns it to
     /// service, failure quarantines it again.
     Release(ReleaseArgs),
+    /// Drain a worker: it finishes the task it runs, claims nothing more
+    /// and exits (status 0). Needs an admin key.
+    Drain(ReleaseArgs),
 }
 
 #[derive(Debug, Args)]
+// The worker `release` or `drain` acts on.
 pub struct ReleaseArgs {
     /// The worker's id, as `fresco workers` shows it.
     pub worker_id: String,

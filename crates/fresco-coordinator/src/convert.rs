@@ -101,6 +101,7 @@ pub fn worker(w: &WorkerStatus) -> pb::Worker {
         consecutive_failures: w.consecutive_failures,
         quarantined_at: w.quarantined_at.map(timestamp),
         probation: w.probation,
+        draining_at: w.draining_at.map(timestamp),
         recent_errors: w
             .recent_errors
             .iter()

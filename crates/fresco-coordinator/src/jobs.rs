@@ -18,8 +18,8 @@ use tracing::{info, warn};
 
 use crate::error::{ApiError, ApiResult, respond};
 use crate::{
-    Coordinator, admission, control, convert, downloads, quarantine, tenancy, usage, waiting,
-    weights,
+    Coordinator, admission, control, convert, downloads, drain, quarantine, tenancy, usage,
+    waiting, weights,
 };
 
 /// Bytes per `ReadOutput` chunk.
@@ -341,6 +341,14 @@ impl JobService for JobApi {
     ) -> Result<Response<pb::Worker>, Status> {
         allowed(&request, Role::Admin, "ReleaseWorker")?;
         respond(quarantine::release_worker(&self.app, &request.get_ref().worker_id).await)
+    }
+
+    async fn drain_worker(
+        &self,
+        request: Request<pb::DrainWorkerRequest>,
+    ) -> Result<Response<pb::Worker>, Status> {
+        allowed(&request, Role::Admin, "DrainWorker")?;
+        respond(drain::drain_worker(&self.app, &request.get_ref().worker_id).await)
     }
 
     type WatchJobStream = Streamed<pb::Job>;

@@ -40,7 +40,12 @@
 //!   another tenant's things answering as missing ones.
 //! - [`tick`]: the loop the reaper, the reconciler and the quarantine
 //!   release run their passes in.
-//! - [`server`]: wires it all and serves until shutdown.
+//! - [`health`]: `grpc.health.v1.Health`: SERVING while Postgres and
+//!   Redis answer a probe every second, NOT_SERVING while either does not.
+//! - [`drain`]: `DrainWorker`: a worker finishes its task, claims nothing
+//!   more and exits.
+//! - [`server`]: wires it all and serves until shutdown, with health and
+//!   reflection open to callers without a key.
 
 pub mod admission;
 pub mod authentication;
@@ -48,8 +53,10 @@ pub mod control;
 pub mod convert;
 pub mod deadlines;
 pub mod downloads;
+pub mod drain;
 pub mod error;
 pub mod guard;
+pub mod health;
 pub mod jobs;
 pub mod keys;
 pub mod quarantine;

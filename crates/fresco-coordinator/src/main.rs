@@ -1,7 +1,8 @@
 //! `fresco-coordinator`: the farm's control plane. With no subcommand it
 //! serves; `keys` issues, lists and revokes the farm's credentials (see
 //! `fresco_coordinator::keys`); `tenants` sets and lists the tenants'
-//! weights and limits (see `fresco_coordinator::tenants`).
+//! weights and limits (see `fresco_coordinator::tenants`); `migrate`
+//! applies the database migrations and exits (for deploy pipelines).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,6 +40,17 @@ enum Command {
     /// Tenants' weights and limits: set, list (against --database-url, its
     /// migrations applied first).
     Tenants(TenantsArgs),
+    /// Applies the database migrations this build knows to --database-url
+    /// and exits: for deploy pipelines that migrate before rolling out
+    /// coordinators (serving applies them too).
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Args)]
+struct MigrateArgs {
+    /// Postgres URL (name the user: postgres://user@host/db).
+    #[arg(long, env = "FRESCO_DATABASE_URL")]
+    database_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -161,6 +173,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Keys(args)) => manage_keys(args).await,
         Some(Command::Tenants(args)) => manage_tenants(args).await,
+        Some(Command::Migrate(args)) => migrate(args).await,
         None => serve(cli.serve).await,
     }
 }
@@ -188,6 +201,25 @@ async fn manage_tenants(args: TenantsArgs) -> anyhow::Result<()> {
         .await
         .context("connecting to Postgres and applying migrations")?;
     tenants::run(&store, args.command).await
+}
+
+/// `migrate`: connecting applies every pending migration; says which is
+/// the newest on stdout.
+async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    fresco_telemetry::init_tracing_with_default(LogFormat::Text, "warn");
+    let url = args
+        .database_url
+        .context("migrate needs --database-url (or FRESCO_DATABASE_URL)")?;
+    PgStore::connect(&url)
+        .await
+        .context("connecting to Postgres and applying migrations")?;
+    match PgStore::latest_migration() {
+        Some((version, description)) => {
+            println!("migrations applied: the database is at {version} ({description})");
+        }
+        None => println!("no migrations to apply"),
+    }
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

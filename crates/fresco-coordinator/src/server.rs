@@ -1,11 +1,15 @@
 //! Serves both APIs on one address, plain or over TLS, each behind its
 //! [`Guarded`] door (the caller's key checked before any handler runs),
 //! with the reaper, the reconciler, the quarantine release pass, the
-//! deadline pass, the sweeper and the retention pass beside them, until the
-//! shutdown token is cancelled.
+//! deadline pass, the sweeper, the retention pass and the health probe
+//! beside them, until the shutdown token is cancelled. On the same address, open to callers
+//! without a key (load balancers, Kubernetes probes, `grpcurl`):
+//! `grpc.health.v1.Health` (see [`health`]) and server reflection (v1 and
+//! v1alpha) of both APIs and of health.
 
 use std::net::SocketAddr;
 
+use anyhow::Context;
 use fresco_core::CredentialKind;
 use fresco_proto::v1::job_service_server::JobServiceServer;
 use fresco_proto::v1::worker_service_server::WorkerServiceServer;
@@ -13,6 +17,7 @@ use fresco_tls::ServerTls;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic_reflection::server::{v1, v1alpha};
 use tracing::info;
 
 use crate::authentication::{Access, Authenticator};
@@ -20,7 +25,7 @@ use crate::guard::Guarded;
 use crate::jobs::JobApi;
 use crate::worker_certs::WorkerCertGate;
 use crate::workers::WorkerApi;
-use crate::{Coordinator, deadlines, quarantine, reaper, reconciler, retention, sweeper};
+use crate::{Coordinator, deadlines, health, quarantine, reaper, reconciler, retention, sweeper};
 
 /// The largest request accepted: a submission of many prompts is big.
 const MAX_MESSAGE_BYTES: usize = 512 << 20;
@@ -44,7 +49,9 @@ pub async fn serve_with_tls(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
+    let (reporter, health_service) = tonic_health::server::health_reporter();
     let loops = [
+        tokio::spawn(health::run(app.clone(), reporter, shutdown.clone())),
         tokio::spawn(reaper::run(app.clone(), shutdown.clone())),
         tokio::spawn(reconciler::run(app.clone(), shutdown.clone())),
         tokio::spawn(deadlines::run(app.clone(), shutdown.clone())),
@@ -72,6 +79,7 @@ pub async fn serve_with_tls(
         ),
         gate,
     );
+    let (reflection_v1, reflection_v1alpha) = reflection()?;
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = &tls {
         builder = builder.tls_config(tls.config())?;
@@ -86,6 +94,9 @@ pub async fn serve_with_tls(
     builder
         .add_service(jobs)
         .add_service(workers)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(
             TcpListenerStream::new(listener),
             shutdown.clone().cancelled_owned(),
@@ -97,4 +108,24 @@ pub async fn serve_with_tls(
     }
     info!("coordinator stopped");
     Ok(())
+}
+
+/// Server reflection, in both versions clients speak (`grpcurl` asks v1
+/// and falls back to v1alpha), describing both APIs and health.
+fn reflection() -> anyhow::Result<(
+    v1::ServerReflectionServer<impl v1::ServerReflection>,
+    v1alpha::ServerReflectionServer<impl v1alpha::ServerReflection>,
+)> {
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(fresco_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let v1 = builder()
+        .build_v1()
+        .context("building server reflection (v1)")?;
+    let v1alpha = builder()
+        .build_v1alpha()
+        .context("building server reflection (v1alpha)")?;
+    Ok((v1, v1alpha))
 }

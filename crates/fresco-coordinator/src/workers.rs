@@ -5,7 +5,8 @@
 //! checked against the fencing token by the store; each finished attempt
 //! counts for its worker's health (see [`quarantine`]), and its measured
 //! device time for its tenant's usage. A claim of a task whose tenant is
-//! at a quota is held back (see [`quotas`]).
+//! at a quota is held back (see [`quotas`]). A draining worker is told so
+//! by its heartbeats and claims (see [`drain`]).
 
 use fresco_core::{FailureKind, FieldError, ModelCapabilities, TaskId, WorkerId, keys};
 use fresco_proto::v1 as pb;
@@ -18,7 +19,7 @@ use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use crate::error::{ApiError, ApiResult, respond};
-use crate::{Coordinator, convert, quarantine, quotas, requeue, tenancy};
+use crate::{Coordinator, convert, drain, quarantine, quotas, requeue, tenancy};
 
 pub struct WorkerApi {
     pub app: Coordinator,
@@ -108,6 +109,7 @@ impl WorkerApi {
             .await
         {
             Ok(claim) => claim,
+            Err(StoreError::Draining(_)) => return Ok(drain::refuse_claim(worker, task)),
             Err(StoreError::TenantAtLimit { message, task }) => {
                 quotas::hold_back(&self.app, &task, &message).await;
                 return Err(StoreError::OverQuota(message).into());
@@ -119,6 +121,7 @@ impl WorkerApi {
             task: Some(convert::task(&claim.task)),
             attempt: claim.attempt,
             lease_expires_at: Some(convert::timestamp(claim.lease_expires_at)),
+            drain: false,
         })
     }
 
@@ -143,12 +146,14 @@ impl WorkerApi {
             Lease::Extended(until) => pb::HeartbeatResponse {
                 cancel: false,
                 lease_expires_at: Some(convert::timestamp(until)),
+                drain: drain::told_to_drain(&self.app, lease.worker).await,
             },
             Lease::Lost => {
                 info!(task_id = %lease.task, attempt = lease.attempt, "lease lost; telling the worker to stop");
                 pb::HeartbeatResponse {
                     cancel: true,
                     lease_expires_at: None,
+                    drain: drain::told_to_drain(&self.app, lease.worker).await,
                 }
             }
         };

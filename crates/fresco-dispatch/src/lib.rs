@@ -65,6 +65,9 @@ pub trait Dispatch: Send + Sync + 'static {
     /// queued and its place in the share is kept, without credit for the
     /// turns it was skipped.
     async fn throttle(&self, model: &str, tenant: &str, duration: Duration) -> Result<()>;
+    /// Whether the queues answer: one round trip and nothing else (the
+    /// coordinator's health probe).
+    async fn ping(&self) -> Result<()>;
 }
 
 /// The order within a tenant's queue: higher priority first, then

@@ -125,6 +125,10 @@ impl Dispatch for MemoryDispatch {
         Ok(())
     }
 
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
     async fn len(&self, model: &str) -> Result<u64> {
         Ok(self
             .queues()

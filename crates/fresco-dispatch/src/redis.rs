@@ -215,6 +215,12 @@ impl Dispatch for RedisDispatch {
         Ok(())
     }
 
+    async fn ping(&self) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let _pong: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+
     async fn len(&self, model: &str) -> Result<u64> {
         let mut conn = self.conn.clone();
         let len: u64 = LEN

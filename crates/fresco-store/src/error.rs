@@ -18,6 +18,10 @@ pub enum StoreError {
     /// failed the task while another worker can take it.
     #[error("{0}")]
     Refused(String),
+    /// A claim by a draining worker: it claims nothing more, finishes the
+    /// task it runs and exits.
+    #[error("{0}")]
+    Draining(String),
     /// The tenant is at one of its limits: a submission that would pass
     /// its queued-task limit, a claim at its running-task limit, or either
     /// once today's device time is spent.
@@ -43,6 +47,8 @@ pub enum StoreError {
 pub(crate) struct RefusalFacts<'a> {
     /// The task's state.
     pub state: &'a str,
+    /// An operator drained the worker.
+    pub draining: bool,
     pub quarantined: bool,
     /// On probation and running a task already (its probe).
     pub probing: bool,
@@ -51,7 +57,7 @@ pub(crate) struct RefusalFacts<'a> {
 }
 
 /// The refusal a missed claim of `task` by `worker` stands for, if any:
-/// the worker is quarantined, or on probation and running its probe task,
+/// the worker is draining, or quarantined, or on probation and running its probe task,
 /// or the task is queued and this worker already failed it (so another
 /// worker takes it).
 pub(crate) fn refusal_of(
@@ -61,11 +67,16 @@ pub(crate) fn refusal_of(
 ) -> Option<StoreError> {
     let RefusalFacts {
         state,
+        draining,
         quarantined,
         probing,
         failed_here,
     } = facts;
-    if quarantined {
+    if draining {
+        Some(StoreError::Draining(format!(
+            "worker {worker} is draining: it claims nothing more"
+        )))
+    } else if quarantined {
         Some(StoreError::Refused(format!(
             "worker {worker} is quarantined after failing too many attempts in a row"
         )))
@@ -139,7 +150,7 @@ impl ServiceError for StoreError {
         match self {
             StoreError::NotFound(_) => ErrorCode::NotFound,
             StoreError::Conflict(_) => ErrorCode::Conflict,
-            StoreError::Refused(_) => ErrorCode::Refused,
+            StoreError::Refused(_) | StoreError::Draining(_) => ErrorCode::Refused,
             StoreError::OverQuota(_) | StoreError::TenantAtLimit { .. } => {
                 ErrorCode::ResourceExhausted
             }

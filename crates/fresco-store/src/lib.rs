@@ -43,6 +43,9 @@ pub trait JobStore: Send + Sync + 'static {
     /// `OverQuota`, storing nothing, when the tenant's queued tasks would
     /// pass its limit or today's device time is spent.
     async fn submit(&self, spec: &JobSpec) -> Result<Submitted>;
+    /// Whether the database answers: one trivial query (the coordinator's
+    /// health probe).
+    async fn ping(&self) -> Result<()>;
     async fn get_job(&self, id: JobId) -> Result<JobSummary>;
     /// Newest first; `owner` and `tenant` filter when given.
     async fn list_jobs(
@@ -104,6 +107,13 @@ pub trait JobStore: Send + Sync + 'static {
     /// Releases one quarantined worker onto probation now; returns it.
     /// `Conflict` when it is not quarantined, `NotFound` when unknown.
     async fn release_worker(&self, id: WorkerId) -> Result<WorkerStatus>;
+    /// Drains a worker: from now on its claims are refused
+    /// (`StoreError::Draining`); the task it runs is its to finish. Returns
+    /// it. Draining it again keeps the first time; registering again ends
+    /// the drain. `NotFound` when unknown.
+    async fn drain_worker(&self, id: WorkerId) -> Result<WorkerStatus>;
+    /// Whether a worker is draining; `NotFound` when unknown.
+    async fn worker_draining(&self, id: WorkerId) -> Result<bool>;
     /// Registered workers, most recently seen first, with their running
     /// tasks.
     async fn list_workers(&self, limit: u32) -> Result<Vec<WorkerStatus>>;
@@ -115,7 +125,8 @@ pub trait JobStore: Send + Sync + 'static {
     async fn model_capabilities(&self, model: &str) -> Result<Vec<ModelCapabilities>>;
 
     /// Leases a queued task to a worker; `Conflict` when it is not queued,
-    /// its job is paused or its backoff has not passed; `Refused` when the
+    /// its job is paused or its backoff has not passed; `Draining` when the
+    /// worker is draining; `Refused` when the
     /// worker is quarantined, on probation while it runs its probe task,
     /// or already failed this task while another live worker (seen within
     /// two leases) serving its model has not; `OverQuota` when the task's

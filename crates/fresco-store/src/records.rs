@@ -166,6 +166,9 @@ pub struct WorkerStatus {
     /// Its last failed attempts that counted against it, oldest first (at
     /// most [`RECENT_ERRORS`]).
     pub recent_errors: Vec<WorkerError>,
+    /// Since when it is draining: it finishes its task, claims nothing
+    /// more and exits (none: not draining).
+    pub draining_at: Option<DateTime<Utc>>,
 }
 
 /// A worker's health after an attempt was counted.

@@ -308,6 +308,7 @@ pub(crate) fn worker_status(row: &impl Columns) -> Result<WorkerStatus> {
         quarantined_at: row.optional_time("quarantined_at")?,
         probation: row.flag("probation")?,
         recent_errors: row.worker_errors("recent_errors")?,
+        draining_at: row.optional_time("draining_at")?,
     })
 }
 

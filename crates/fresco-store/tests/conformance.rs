@@ -103,6 +103,7 @@ conformance!(
     a_workers_recent_errors_keep_its_last_failures,
     a_quarantined_worker_goes_on_probation_after_its_cooldown,
     an_operator_releases_a_quarantined_worker,
+    a_draining_worker_finishes_its_task_and_claims_nothing_more,
     a_worker_on_probation_claims_one_probe_at_a_time,
     a_probe_that_fails_quarantines_the_worker_again,
     a_request_failure_fails_the_task_at_once,
@@ -1682,6 +1683,73 @@ async fn an_operator_releases_a_quarantined_worker(store: Store) {
     assert!(matches!(
         store.release_worker(w).await,
         Err(StoreError::Conflict(_))
+    ));
+}
+
+async fn a_draining_worker_finishes_its_task_and_claims_nothing_more(store: Store) {
+    let w = worker(&*store).await;
+    let other = worker(&*store).await;
+    let submitted = store.submit(&spec(2, 3)).await.expect("submit");
+    let (running, next) = (submitted.tasks[0].id, submitted.tasks[1].id);
+    let lease = Duration::from_secs(30);
+    let token = claimed(&*store, running, w, lease).await;
+    assert!(!store.worker_draining(w).await.expect("draining?"));
+    assert_eq!(the_worker(&*store, w).await.draining_at, None);
+
+    let drained = store.drain_worker(w).await.expect("drain");
+    assert_eq!(drained.info.id, w);
+    let since = drained.draining_at.expect("draining since now");
+    assert_eq!(drained.running, vec![running], "its task stays its own");
+    assert!(store.worker_draining(w).await.expect("draining?"));
+    assert!(!store.worker_draining(other).await.expect("draining?"));
+    assert_eq!(the_worker(&*store, w).await.draining_at, Some(since));
+    assert_eq!(
+        store
+            .drain_worker(w)
+            .await
+            .expect("drain again")
+            .draining_at,
+        Some(since),
+        "draining again keeps the first time"
+    );
+
+    // Its running task is still its to heartbeat and complete.
+    let beat = Heartbeat {
+        lease: token,
+        step: 1,
+    };
+    assert!(matches!(
+        store.heartbeat(&beat, lease).await.expect("heartbeat"),
+        Lease::Extended(_)
+    ));
+    store
+        .complete(&token, &[output("drained/0.png")], 5)
+        .await
+        .expect("complete");
+    // It claims nothing more; the task stays queued for another worker.
+    match store.claim(next, w, lease).await {
+        Err(StoreError::Draining(why)) => assert!(why.contains("draining"), "{why}"),
+        other => panic!("a draining worker's claim must be refused, got {other:?}"),
+    }
+    assert_eq!(
+        store.get_task(next).await.expect("task").state,
+        TaskState::Queued
+    );
+    claimed(&*store, next, other, lease).await;
+
+    // Registering again ends the drain.
+    register(&*store, w, &["tiny-random-dit"]).await;
+    assert!(!store.worker_draining(w).await.expect("draining?"));
+    assert_eq!(the_worker(&*store, w).await.draining_at, None);
+
+    let unknown = WorkerId::new();
+    assert!(matches!(
+        store.drain_worker(unknown).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.worker_draining(unknown).await,
+        Err(StoreError::NotFound(_))
     ));
 }
 

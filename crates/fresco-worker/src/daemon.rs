@@ -1,7 +1,9 @@
 //! The worker's main loop: register, then pop → claim → run, preferring
 //! models already loaded, until shutdown. On shutdown it stops popping,
 //! lets the running task finish within the grace period, and gives it back
-//! after that.
+//! after that. Once the coordinator drains it (a heartbeat's or a claim's
+//! answer), it finishes and reports the running task, claims nothing more
+//! and returns, so the process exits 0.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,6 +68,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         heartbeat: Duration::from_secs(u64::from(registered.heartbeat_seconds.max(1))),
         report_patience: settings.report_patience,
         give_back: give_back.clone(),
+        drain: CancellationToken::new(),
     };
     let grace_timer = spawn_grace_timer(&shutdown, settings.shutdown_grace, give_back);
     while let Some((task, attempt)) =
@@ -76,6 +79,9 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         tracing::debug!(?ended, "task ended");
     }
     grace_timer.abort();
+    if ctx.drain.is_cancelled() && !shutdown.is_cancelled() {
+        info!(worker_id = %ctx.worker_id, "worker drained: its task is finished and reported; exiting");
+    }
     log_stopped(&cache);
     Ok(())
 }
@@ -196,15 +202,15 @@ enum Attempt<T> {
 }
 
 /// Pops and claims until a task is this worker's (with its attempt number),
-/// or `None` once `shutdown` fires; an error once the coordinator refuses
-/// the worker's token.
+/// or `None` once `shutdown` fires or the worker is draining; an error once
+/// the coordinator refuses the worker's token.
 async fn next_task(
     settings: &Settings,
     ctx: &TaskContext,
     dispatch: &dyn Dispatch,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<(pb::Task, u32)>> {
-    while !shutdown.is_cancelled() {
+    while !shutdown.is_cancelled() && !ctx.drain.is_cancelled() {
         let popped = match pop(settings, &ctx.cache, dispatch, shutdown).await {
             Attempt::Got(popped) => popped,
             Attempt::Again => continue,
@@ -299,6 +305,11 @@ async fn claim(
             return Attempt::Again;
         }
     };
+    if claimed.drain {
+        info!(task_id = %popped.task, "claim refused: the coordinator drains this worker; claiming nothing more");
+        ctx.drain.cancel();
+        return Attempt::Stop;
+    }
     let Some(task) = claimed.task else {
         warn!(task_id = %popped.task, "claim reply held no task");
         return Attempt::Again;

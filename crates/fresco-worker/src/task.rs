@@ -1,9 +1,10 @@
 //! One claimed task, end to end: heartbeat while sampling, upload the
 //! images under this attempt's keys, then report (a failure with its kind,
 //! from [`crate::failure`]) with the device time sampling took (wall time
-//! of the render, the model's load included when it was not warm). A lost lease stops the
-//! sampler within one step and records nothing; a shutdown past its grace
-//! gives the task back.
+//! of the render, the model's load included when it was not warm). A lost
+//! lease stops the sampler within one step and records nothing; a shutdown
+//! past its grace gives the task back; a heartbeat answered with `drain`
+//! marks the worker draining, and the task runs on to its report.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -31,6 +32,10 @@ pub struct TaskContext {
     pub report_patience: Duration,
     /// Cancelled when the worker must give its task back (shutdown grace over).
     pub give_back: CancellationToken,
+    /// Cancelled once the coordinator says this worker is draining (a
+    /// heartbeat's or a claim's answer): it finishes the task it runs,
+    /// claims nothing more and exits.
+    pub drain: CancellationToken,
 }
 
 /// How a task ended on this worker.
@@ -129,6 +134,7 @@ fn spawn_heartbeat(
     progress: Arc<Progress>,
 ) -> tokio::task::JoinHandle<()> {
     let client = ctx.client.clone();
+    let drain = ctx.drain.clone();
     let every = ctx.heartbeat;
     let request = pb::HeartbeatRequest {
         worker_id: ctx.worker_id.clone(),
@@ -147,11 +153,16 @@ fn spawn_heartbeat(
                 ..request.clone()
             };
             match client.heartbeat(beat).await {
-                Ok(reply) if reply.cancel => {
-                    progress.cancel.store(true, Ordering::Relaxed);
-                    return;
+                Ok(reply) => {
+                    if reply.drain && !drain.is_cancelled() {
+                        info!(task_id = %request.task_id, "the coordinator drains this worker: finishing this task, then exiting");
+                        drain.cancel();
+                    }
+                    if reply.cancel {
+                        progress.cancel.store(true, Ordering::Relaxed);
+                        return;
+                    }
                 }
-                Ok(_) => {}
                 Err(status) => {
                     warn!(task_id = %request.task_id, code = ?status.code(), error = %status.message(), "heartbeat failed")
                 }

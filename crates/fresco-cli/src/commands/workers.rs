@@ -1,7 +1,9 @@
 //! `fresco workers`: the farm's workers, most recently seen first: when each
 //! was last seen, whether it is quarantined (with its last errors: why) or
 //! on probation, its models (loaded ones marked `*`) and its running tasks.
-//! `fresco workers release ID` puts a quarantined worker on probation now.
+//! `fresco workers release ID` puts a quarantined worker on probation now;
+//! `fresco workers drain ID` drains a worker: it finishes its task, claims
+//! nothing more and exits (a draining worker shows `DRAINING`).
 
 use fresco_proto::v1 as pb;
 use serde_json::json;
@@ -41,6 +43,7 @@ fn worker_json(w: &pb::Worker) -> serde_json::Value {
         "consecutive_failures": w.consecutive_failures,
         "quarantined_at": w.quarantined_at.map(|t| t.seconds),
         "probation": w.probation,
+        "draining_at": w.draining_at.map(|t| t.seconds),
         "recent_errors": w.recent_errors.iter().map(error_json).collect::<Vec<_>>(),
     })
 }
@@ -60,8 +63,18 @@ fn models_line(w: &pb::Worker) -> String {
         .join(", ")
 }
 
-/// Its health in a few words: quarantined, on probation, or nothing.
+/// Its health in a few words: draining, quarantined, on probation, or
+/// nothing.
 fn health(w: &pb::Worker) -> String {
+    let draining = match w.draining_at {
+        Some(_) => format!("  DRAINING since {}s ago", seconds_ago(w.draining_at)),
+        None => String::new(),
+    };
+    draining + &quarantine(w)
+}
+
+/// Quarantined, on probation, or nothing.
+fn quarantine(w: &pb::Worker) -> String {
     if w.quarantined_at.is_some() {
         format!(
             "  QUARANTINED after {} failures {}s ago",
@@ -109,6 +122,7 @@ fn print_worker(w: &pb::Worker) {
 pub async fn run(target: &Target, args: WorkersArgs) -> Result<(), Failure> {
     match args.action {
         Some(WorkersAction::Release(release_args)) => release(target, release_args).await,
+        Some(WorkersAction::Drain(drain_args)) => drain(target, drain_args).await,
         None => list(target, &args).await,
     }
 }
@@ -144,6 +158,23 @@ async fn release(target: &Target, args: ReleaseArgs) -> Result<(), Failure> {
     } else {
         print_worker(&worker);
         println!("released: on probation, it may claim one probe task");
+    }
+    Ok(())
+}
+
+async fn drain(target: &Target, args: ReleaseArgs) -> Result<(), Failure> {
+    let mut client = client::connect(target).await?;
+    let worker = client
+        .drain_worker(pb::DrainWorkerRequest {
+            worker_id: args.worker_id,
+        })
+        .await?
+        .into_inner();
+    if args.json {
+        println!("{}", worker_json(&worker));
+    } else {
+        print_worker(&worker);
+        println!("draining: it finishes the task it runs, claims nothing more and exits");
     }
     Ok(())
 }

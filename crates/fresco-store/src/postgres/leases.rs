@@ -71,6 +71,7 @@ async fn refusal(
         worker,
         RefusalFacts {
             state: &row.text("state")?,
+            draining: row.flag("draining")?,
             quarantined: row.flag("quarantined")?,
             probing: row.flag("probing")?,
             failed_here: row.flag("failed_here")?,

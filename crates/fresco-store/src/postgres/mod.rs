@@ -62,6 +62,15 @@ impl PgStore {
         Ok(Self { pool })
     }
 
+    /// The newest migration this build applies: its version and
+    /// description.
+    pub fn latest_migration() -> Option<(i64, String)> {
+        MIGRATOR
+            .iter()
+            .map(|m| (m.version, m.description.to_string()))
+            .max_by_key(|(version, _)| *version)
+    }
+
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
@@ -71,6 +80,13 @@ impl PgStore {
 impl JobStore for PgStore {
     async fn submit(&self, spec: &JobSpec) -> Result<Submitted> {
         submit::submit(self, spec).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query(include_str!("sql/ping.sql"))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn get_job(&self, id: JobId) -> Result<JobSummary> {
@@ -149,6 +165,14 @@ impl JobStore for PgStore {
 
     async fn release_worker(&self, id: WorkerId) -> Result<WorkerStatus> {
         workers::release_worker(self, id).await
+    }
+
+    async fn drain_worker(&self, id: WorkerId) -> Result<WorkerStatus> {
+        workers::drain_worker(self, id).await
+    }
+
+    async fn worker_draining(&self, id: WorkerId) -> Result<bool> {
+        workers::worker_draining(self, id).await
     }
 
     async fn list_workers(&self, limit: u32) -> Result<Vec<WorkerStatus>> {

@@ -1,7 +1,7 @@
 //! Postgres workers: registration, liveness, runs of failed attempts,
-//! quarantine and its release onto probation, the listing `fresco workers`
-//! shows, the models served, how many live workers serve each and what
-//! they accept.
+//! quarantine and its release onto probation, draining, the listing `fresco
+//! workers` shows, the models served, how many live workers serve each and
+//! what they accept.
 
 use std::time::Duration;
 
@@ -108,6 +108,27 @@ pub(super) async fn release_worker(store: &PgStore, id: WorkerId) -> Result<Work
         (Some(_), Some(worker)) => Ok(worker),
         (None, Some(_)) => Err(not_quarantined(id)),
         (_, None) => Err(StoreError::NotFound(format!("worker {id}"))),
+    }
+}
+
+pub(super) async fn drain_worker(store: &PgStore, id: WorkerId) -> Result<WorkerStatus> {
+    sqlx::query(include_str!("sql/drain_worker.sql"))
+        .bind(id.0)
+        .fetch_optional(&store.pool)
+        .await?;
+    get_worker(store, id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("worker {id}")))
+}
+
+pub(super) async fn worker_draining(store: &PgStore, id: WorkerId) -> Result<bool> {
+    let row = sqlx::query(include_str!("sql/worker_draining.sql"))
+        .bind(id.0)
+        .fetch_optional(&store.pool)
+        .await?;
+    match row {
+        Some(row) => row.flag("draining"),
+        None => Err(StoreError::NotFound(format!("worker {id}"))),
     }
 }
 

@@ -121,6 +121,13 @@ impl JobStore for SqliteStore {
         submit::submit(self, spec).await
     }
 
+    async fn ping(&self) -> Result<()> {
+        sqlx::query(include_str!("sql/ping.sql"))
+            .execute(&self.reader)
+            .await?;
+        Ok(())
+    }
+
     async fn get_job(&self, id: JobId) -> Result<JobSummary> {
         reads::get_job(self, id).await
     }
@@ -197,6 +204,14 @@ impl JobStore for SqliteStore {
 
     async fn release_worker(&self, id: WorkerId) -> Result<WorkerStatus> {
         workers::release_worker(self, id).await
+    }
+
+    async fn drain_worker(&self, id: WorkerId) -> Result<WorkerStatus> {
+        workers::drain_worker(self, id).await
+    }
+
+    async fn worker_draining(&self, id: WorkerId) -> Result<bool> {
+        workers::worker_draining(self, id).await
     }
 
     async fn list_workers(&self, limit: u32) -> Result<Vec<WorkerStatus>> {

@@ -1,7 +1,7 @@
 //! SQLite workers: registration, liveness, runs of failed attempts,
-//! quarantine and its release onto probation, the listing `fresco workers`
-//! shows, the models served, how many live workers serve each and what
-//! they accept.
+//! quarantine and its release onto probation, draining, the listing `fresco
+//! workers` shows, the models served, how many live workers serve each and
+//! what they accept.
 
 use std::time::Duration;
 
@@ -109,6 +109,28 @@ pub(super) async fn release_worker(store: &SqliteStore, id: WorkerId) -> Result<
         (Some(_), Some(worker)) => Ok(worker),
         (None, Some(_)) => Err(not_quarantined(id)),
         (_, None) => Err(StoreError::NotFound(format!("worker {id}"))),
+    }
+}
+
+pub(super) async fn drain_worker(store: &SqliteStore, id: WorkerId) -> Result<WorkerStatus> {
+    sqlx::query(include_str!("sql/drain_worker.sql"))
+        .bind(id_text(id.0))
+        .bind(now_ms())
+        .fetch_optional(&store.writer)
+        .await?;
+    get_worker(store, id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("worker {id}")))
+}
+
+pub(super) async fn worker_draining(store: &SqliteStore, id: WorkerId) -> Result<bool> {
+    let row = sqlx::query(include_str!("sql/worker_draining.sql"))
+        .bind(id_text(id.0))
+        .fetch_optional(&store.reader)
+        .await?;
+    match row {
+        Some(row) => row.flag("draining"),
+        None => Err(StoreError::NotFound(format!("worker {id}"))),
     }
 }
 

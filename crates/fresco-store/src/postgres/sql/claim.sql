@@ -2,7 +2,8 @@
 -- the fencing token every later write of this attempt carries. All the
 -- conditions are in this one statement, so two claims racing for the task
 -- cannot both win. Not claimed: a task of a paused job, one still waiting
--- out its backoff, a claim by a quarantined worker or by a worker on
+-- out its backoff, a claim by a draining
+-- or quarantined worker or by a worker on
 -- probation that runs a task already (its probe: one at a time), and a
 -- task this worker already failed while another live worker (seen within
 -- two leases, not quarantined, serving the model) has not. The last two
@@ -16,7 +17,8 @@ WHERE id = $1 AND state = 'queued'
   AND (not_before IS NULL OR not_before <= now())
   AND NOT EXISTS (SELECT 1 FROM workers q
                   WHERE q.id = $2
-                    AND (q.quarantined_at IS NOT NULL
+                    AND (q.draining_at IS NOT NULL
+                         OR q.quarantined_at IS NOT NULL
                          OR (q.probation AND EXISTS (
                              SELECT 1 FROM tasks r
                              WHERE r.worker_id = q.id AND r.state = 'running'))))

@@ -1,9 +1,11 @@
 -- Why claim.sql left task ?1 to worker ?2 (?3: now plus the lease, ?4:
--- now): whether the worker is quarantined; `probing`: it is on probation
+-- now): whether the worker is draining, whether it is quarantined; `probing`: it is on probation
 -- and runs a task already (its probe); and `failed_here`: claim.sql's last
 -- clause, the same words, on whether the worker already failed the task
 -- while another live worker serving its model has not.
 SELECT state,
+       coalesce((SELECT draining_at IS NOT NULL FROM workers WHERE id = ?2), 0)
+           AS draining,
        coalesce((SELECT quarantined_at IS NOT NULL FROM workers WHERE id = ?2), 0)
            AS quarantined,
        coalesce((SELECT q.probation AND EXISTS (

@@ -1,0 +1,2 @@
+-- The health probe: the database answers.
+SELECT 1
