@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import os
 import re
@@ -46,6 +47,7 @@ from pathlib import Path
 import jsonschema
 import kubernetes_validate
 import yaml
+from referencing import Registry, Resource
 
 KUBERNETES_VERSION = "1.30"
 # Deployments whose references must all resolve inside their rendering.
@@ -281,13 +283,30 @@ def schema_problems(obj: Obj, crds: dict, root: Path) -> list[str]:
     if crd is not None:
         return [f"{obj.where(root)}: {path_of(e)}: {e.message}"
                 for e in sorted(crd.iter_errors(body), key=lambda e: list(e.path))]
+    validator = kubernetes_validator(str(body.get("apiVersion")), str(body.get("kind")))
+    if validator is None:
+        return [f"{obj.where(root)}: no Kubernetes {KUBERNETES_VERSION} or KEDA schema "
+                f"for {body.get('kind')} {body.get('apiVersion')}"]
+    return [f"{obj.where(root)}: {path_of(e)}: {e.message}"
+            for e in sorted(validator.iter_errors(body), key=lambda e: list(e.path))]
+
+
+@functools.cache
+def kubernetes_validator(api_version: str, kind: str):
+    """A validator of every error (kubernetes_validate.validate stops at
+    the first) against kubernetes-validate's strict schema of `kind`, laid
+    out as that package lays it out."""
+    api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    folder = f"kubernetes-json-schema/v{KUBERNETES_VERSION}.0-local-strict"
     try:
-        kubernetes_validate.validate(body, KUBERNETES_VERSION, strict=True)
-    except kubernetes_validate.utils.ValidationError as err:
-        return [f"{obj.where(root)}: {path_of(err)}: {err.message}"]
-    except kubernetes_validate.utils.SchemaNotFoundError as err:
-        return [f"{obj.where(root)}: {err.message}"]
-    return []
+        schema = kubernetes_validate.utils.schema_contents(
+            f"{folder}/{kind.lower()}-{api}.json", KUBERNETES_VERSION)
+    except FileNotFoundError:
+        return None
+    definitions = kubernetes_validate.utils.schema_contents(f"{folder}/_definitions.json",
+                                                            KUBERNETES_VERSION)
+    registry = Resource.from_contents(definitions) @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.Draft202012Validator(schema, registry=registry)
 
 
 def path_of(err) -> str:
@@ -391,6 +410,14 @@ def compose_problems(path: Path, repo: Path) -> list[str]:
     return problems
 
 
+INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}")
+
+
+def interpolate(text: str) -> str:
+    """compose's ${VAR} and ${VAR:-default}, with VAR unset."""
+    return INTERPOLATION.sub(lambda m: m.group(2) or "", text)
+
+
 def service_problems(svc: dict, services: dict, volumes: set, repo: Path) -> list[str]:
     problems = []
     if "image" not in svc and "build" not in svc:
@@ -399,15 +426,21 @@ def service_problems(svc: dict, services: dict, volumes: set, repo: Path) -> lis
     if build is not None:
         problems += build_problems(build, repo)
     for vol in svc.get("volumes") or []:
-        source = vol.split(":")[0] if isinstance(vol, str) else (vol or {}).get("source")
         if isinstance(vol, str) and ":" not in vol:
             continue  # an anonymous volume
+        source = interpolate(vol).split(":")[0] if isinstance(vol, str) else (vol or {}).get("source")
         if source and not source.startswith((".", "/", "~")) and source not in volumes:
             problems.append(f"volume {source} is not declared under volumes:")
     deps = svc.get("depends_on") or []
     for dep in (deps if isinstance(deps, list) else deps.keys()):
         if dep not in services:
             problems.append(f"depends_on names {dep}, no such service")
+        elif (isinstance(deps, dict) and (deps[dep] or {}).get("condition") == "service_healthy"
+              and "healthcheck" not in services[dep]):
+            problems.append(f"waits for {dep} to be healthy, but {dep} has no healthcheck")
+    test = (svc.get("healthcheck") or {}).get("test")
+    if isinstance(test, list) and (not test or test[0] not in ("CMD", "CMD-SHELL", "NONE")):
+        problems.append("healthcheck test must start with CMD, CMD-SHELL or NONE")
     profiles = svc.get("profiles")
     if profiles is not None and (not isinstance(profiles, list)
                                  or not all(isinstance(p, str) and NAME.match(p) for p in profiles)):
@@ -416,6 +449,8 @@ def service_problems(svc: dict, services: dict, volumes: set, repo: Path) -> lis
     for dev in devices or []:
         if not isinstance(dev, dict) or not dev.get("capabilities"):
             problems.append("a reserved device needs capabilities (e.g. [gpu])")
+        elif not dev.get("driver"):
+            problems.append("a reserved device needs a driver (e.g. nvidia)")
         elif "count" in dev and "device_ids" in dev:
             problems.append("a reserved device takes count or device_ids, not both")
     return problems
@@ -473,7 +508,7 @@ def edit(path: Path, old: str, new: str) -> None:
 
 
 BREAKAGES = [
-    # (what, file, old, new, a word the report must hold)
+    # (what, file, old, new, a word the report must hold with the file's name)
     ("a misspelt field", "deploy/kubernetes/coordinator/deployment.yaml",
      "containerPort: 50051", "containerPrt: 50051", "containerPrt"),
     ("a wrong type in a KEDA ScaledObject", "deploy/kubernetes/worker-pool/scaledobject.yaml",
@@ -485,6 +520,11 @@ BREAKAGES = [
      "../pools/sdxl", "../pools/sdxxl", "sdxxl"),
     ("an undeclared compose volume", "docker-compose.yml",
      "- keys:/keys:ro", "- key-store:/keys:ro", "key-store"),
+    ("a compose build of a Dockerfile that does not exist", "docker-compose.yml",
+     "dockerfile: deploy/Dockerfile.cuda", "dockerfile: deploy/Dockerfile.gpu", "Dockerfile.gpu"),
+    ("waiting on a healthcheck that is gone", "docker-compose.yml",
+     "healthcheck:\n      test: [\"CMD\", \"grpc_health_probe\"", "x-healthcheck:\n      test: [\"CMD\", \"grpc_health_probe\"",
+     "no healthcheck"),
 ]
 
 
@@ -500,7 +540,7 @@ def self_test(repo: Path) -> int:
             shutil.copy(repo / "docker-compose.yml", copy_root / "docker-compose.yml")
             edit(copy_root / file, old, new)
             problems = check(copy_root)
-            named = [p for p in problems if word in p or file.split("/")[-1] in p]
+            named = [p for p in problems if file in p and word in p]
             if not problems or not named:
                 print(f"self-test: {what} ({file}) was not refused"
                       + (f"; problems reported: {problems}" if problems else ""), file=sys.stderr)
