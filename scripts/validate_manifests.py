@@ -281,8 +281,11 @@ def schema_problems(obj: Obj, crds: dict, root: Path) -> list[str]:
     body = obj.body
     crd = crds.get((body.get("apiVersion"), body.get("kind")))
     if crd is not None:
-        return [f"{obj.where(root)}: {path_of(e)}: {e.message}"
-                for e in sorted(crd.iter_errors(body), key=lambda e: list(e.path))]
+        problems = [f"{obj.where(root)}: {path_of(e)}: {e.message}"
+                    for e in sorted(crd.iter_errors(body), key=lambda e: list(e.path))]
+        if body.get("kind") == "ScaledObject" and not problems:
+            problems = [f"{obj.where(root)}: {p}" for p in trigger_problems(body)]
+        return problems
     validator = kubernetes_validator(str(body.get("apiVersion")), str(body.get("kind")))
     if validator is None:
         return [f"{obj.where(root)}: no Kubernetes {KUBERNETES_VERSION} or KEDA schema "
@@ -307,6 +310,37 @@ def kubernetes_validator(api_version: str, kind: str):
                                                             KUBERNETES_VERSION)
     registry = Resource.from_contents(definitions) @ (Resource.from_contents(schema) @ Registry())
     return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
+# What KEDA v2.20's postgresql scaler reads from a trigger's metadata (its
+# postgreSQLMetadata); the CRD lets metadata hold any string, so a
+# misspelt key would otherwise pass unnoticed and be ignored by KEDA.
+POSTGRESQL_METADATA = {"query", "targetQueryValue", "activationTargetQueryValue",
+                       "host", "port", "userName", "dbName", "sslmode",
+                       "connectionFromEnv", "passwordFromEnv"}
+
+
+def trigger_problems(body: dict) -> list[str]:
+    problems = []
+    for i, trigger in enumerate(body["spec"].get("triggers") or []):
+        if trigger.get("type") != "postgresql":
+            continue
+        where = f"spec.triggers.{i}.metadata"
+        meta = trigger.get("metadata") or {}
+        unknown = sorted(set(meta) - POSTGRESQL_METADATA)
+        if unknown:
+            problems.append(f"{where}: the postgresql scaler reads no {', '.join(unknown)}")
+        if not meta.get("query"):
+            problems.append(f"{where}: the postgresql scaler needs a query")
+        for key in ("targetQueryValue", "activationTargetQueryValue"):
+            try:
+                float(meta.get(key, "0"))
+            except ValueError:
+                problems.append(f"{where}.{key}: not a number")
+        if not (trigger.get("authenticationRef") or meta.get("connectionFromEnv") or meta.get("host")):
+            problems.append(f"spec.triggers.{i}: the postgresql scaler needs a connection "
+                            "(authenticationRef, connectionFromEnv or host)")
+    return problems
 
 
 def path_of(err) -> str:
@@ -513,6 +547,8 @@ BREAKAGES = [
      "containerPort: 50051", "containerPrt: 50051", "containerPrt"),
     ("a wrong type in a KEDA ScaledObject", "deploy/kubernetes/worker-pool/scaledobject.yaml",
      "minReplicaCount: 0", "minReplicaCount: zero", "minReplicaCount"),
+    ("a misspelt KEDA postgresql trigger setting", "deploy/kubernetes/worker-pool/scaledobject.yaml",
+     'targetQueryValue: "1"', 'targetQueryValu: "1"', "targetQueryValu"),
     ("a pool scaling a Deployment that does not exist", "deploy/kubernetes/pools/sdxl/kustomization.yaml",
      "path: /spec/scaleTargetRef/name\n        value: fresco-worker-sdxl",
      "path: /spec/scaleTargetRef/name\n        value: fresco-worker-sdx", "fresco-worker-sdx"),
