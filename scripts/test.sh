@@ -18,6 +18,8 @@ scripts/services.sh start
 trap 'scripts/services.sh stop' EXIT
 # shellcheck disable=SC1091
 source "$FRESCO_SERVICES_DIR/env"
+# The worker pools' KEDA queries, run against the migrated schema.
+scripts/validate-manifests.sh --queries "$FRESCO_TEST_DATABASE_URL"
 
 cargo build --workspace --bins --locked
 if cargo nextest --version >/dev/null 2>&1; then

@@ -7,6 +7,8 @@
 # missing. Quiet on success; names each file and problem otherwise.
 #   scripts/validate-manifests.sh               # check the files
 #   scripts/validate-manifests.sh --self-test   # prove broken copies fail
+#   scripts/validate-manifests.sh --queries postgres://user@host/db
+#       # run the pools' KEDA queries on a scratch database made there
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kubernetes_validate_version=1.37.0

@@ -23,6 +23,11 @@ scripts/validate-manifests.sh, which installs what this needs).
    declared, depends_on names services, profiles are lists of names, GPU
    reservations are well formed.
 
+`--queries DATABASE_URL` instead runs each pool's KEDA query on a scratch
+database made on that Postgres (migrated with migrations/postgres, filled
+with known tasks) and checks it counts exactly the queued tasks of jobs not
+paused and the running tasks of the models its pool serves.
+
 Prints nothing and exits 0 when all is well; otherwise prints one line per
 problem, naming the file, and exits 1. `--self-test` breaks copies of the
 files in a temporary folder in several ways and fails unless each broken
@@ -532,6 +537,93 @@ def check(repo: Path) -> list[str]:
     return list(dict.fromkeys(problems))
 
 
+# ---- the scalers' queries against the real schema ---------------------------
+
+# Tasks made for the query check: (model, state, job paused).
+QUERY_FIXTURE = [
+    ("sd15", "queued", False), ("sd15", "queued", False), ("sd15", "running", False),
+    ("sd15", "queued", True), ("sd15", "running", True), ("sd15", "succeeded", False),
+    ("sd15", "failed", False), ("sd15", "cancelled", False),
+    ("sdxl", "running", False), ("sdxl", "succeeded", False),
+    ("fresco-shapes", "queued", False), ("tiny-random-dit", "queued", True),
+    ("tiny-random-dit", "running", False), ("other-model", "queued", False),
+]
+
+
+def psql(url: str, *args: str) -> str:
+    command = shutil.which("psql") or next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/psql"))), None)
+    if command is None:
+        raise SystemExit("psql not found: install PostgreSQL's client")
+    out = subprocess.run([str(command), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", url, *args],
+                         capture_output=True, text=True, timeout=120, check=False)
+    if out.returncode != 0:
+        raise Problem(Path("psql"), out.stderr.strip())
+    return out.stdout.strip()
+
+
+def fixture_sql() -> str:
+    rows = []
+    for i, (model, state, paused) in enumerate(QUERY_FIXTURE):
+        job = f"00000000-0000-0000-0000-{i:012d}"
+        task = f"00000000-0000-0000-0001-{i:012d}"
+        lease = "now() + interval '30 seconds'" if state == "running" else "NULL"
+        rows.append(
+            f"INSERT INTO jobs (id, model, max_attempts, task_count, paused) "
+            f"VALUES ('{job}', '{model}', 3, 1, {str(paused).lower()});\n"
+            f"INSERT INTO tasks (id, job_id, idx, model, priority, prompt, negative_prompt, seed, "
+            f"steps, width, height, guidance, n, sampler, state, max_attempts, lease_expires_at) "
+            f"VALUES ('{task}', '{job}', 0, '{model}', 0, 'p', '', 1, 20, 64, 64, 7.5, 1, "
+            f"'euler', '{state}', 3, {lease});")
+    return "\n".join(rows)
+
+
+def pool_models(objs: list[Obj], deployment: str) -> set[str]:
+    for obj in objs:
+        if obj.key[0] == "Deployment" and obj.key[2] == deployment:
+            for env in obj.body["spec"]["template"]["spec"]["containers"][0].get("env") or []:
+                if env.get("name") == "FRESCO_MODELS":
+                    return set(env["value"].split(","))
+    return set()
+
+
+def query_problems(repo: Path, url: str) -> list[str]:
+    """Runs each pool's KEDA query against a scratch database migrated with
+    migrations/postgres, holding QUERY_FIXTURE's tasks, and checks that it
+    counts exactly the queued (of jobs not paused) and running tasks of the
+    models its pool's Deployment serves."""
+    from urllib.parse import urlsplit, urlunsplit
+    name = f"fresco_scaler_check_{os.getpid()}"
+    psql(url, "-c", f"CREATE DATABASE {name}")
+    scratch = urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+    problems = []
+    try:
+        for migration in sorted((repo / "migrations" / "postgres").glob("*.sql")):
+            psql(scratch, "-f", str(migration))
+        psql(scratch, "-c", fixture_sql())
+        kube = repo / "deploy" / "kubernetes"
+        for deployment in sorted(COMPLETE):
+            objs = render(kube / deployment)
+            for obj in objs:
+                if obj.key[0] != "ScaledObject":
+                    continue
+                target = obj.body["spec"]["scaleTargetRef"]["name"]
+                models = pool_models(objs, target)
+                want = sum(1 for m, state, paused in QUERY_FIXTURE
+                           if m in models and (state == "running" or (state == "queued" and not paused)))
+                for trigger in obj.body["spec"]["triggers"]:
+                    if trigger.get("type") != "postgresql":
+                        continue
+                    got = psql(scratch, "-c", trigger["metadata"]["query"])
+                    if got != str(want):
+                        problems.append(f"{obj.where(repo)}: its query counts {got} tasks where "
+                                        f"{target} (models {sorted(models)}) has {want} to do")
+    except Problem as err:
+        problems.append(err.report(repo))
+    finally:
+        psql(url, "-c", f"DROP DATABASE IF EXISTS {name}")
+    return list(dict.fromkeys(problems))
+
+
 # ---- self-test -------------------------------------------------------------
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -588,11 +680,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--self-test", action="store_true",
                         help="break copies of the files and fail unless each is refused")
+    parser.add_argument("--queries", metavar="DATABASE_URL",
+                        help="instead: run the pools' KEDA queries against a scratch database "
+                             "made on this Postgres, migrated and filled with known tasks")
     parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parent.parent)
     args = parser.parse_args()
     if args.self_test:
         return self_test(args.repo)
-    problems = check(args.repo)
+    problems = query_problems(args.repo, args.queries) if args.queries else check(args.repo)
     for problem in problems:
         print(problem, file=sys.stderr)
     return 1 if problems else 0
