@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# fresco's test command: installs and starts what the tests need (Postgres,
+# fresco's test command: checks the deployment files offline (Kubernetes
+# manifests, KEDA objects, docker-compose.yml; and that broken copies of
+# them are refused), installs and starts what the tests need (Postgres,
 # Redis, an S3-compatible server) when missing, checks the dependency
 # graph, builds the binaries, runs the whole suite, and stops the services
 # again.
@@ -8,12 +10,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export FRESCO_SERVICES_DIR="${FRESCO_SERVICES_DIR:-$(pwd)/.services/test}"
 
+scripts/validate-manifests.sh
+scripts/validate-manifests.sh --self-test
 scripts/dependency-checks.sh
 
 scripts/services.sh start
 trap 'scripts/services.sh stop' EXIT
 # shellcheck disable=SC1091
 source "$FRESCO_SERVICES_DIR/env"
+# The worker pools' KEDA queries, run against the migrated schema.
+scripts/validate-manifests.sh --queries "$FRESCO_TEST_DATABASE_URL"
 
 cargo build --workspace --bins --locked
 if cargo nextest --version >/dev/null 2>&1; then
