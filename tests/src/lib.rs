@@ -27,6 +27,7 @@ use tonic::transport::Channel;
 use uuid::Uuid;
 
 pub mod models;
+pub mod otlp;
 pub mod pki;
 pub mod signing_s3;
 pub mod stores;

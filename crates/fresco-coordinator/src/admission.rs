@@ -74,6 +74,7 @@ mod tests {
             max_attempts: 1,
             tasks,
             deadline: None,
+            traceparent: String::new(),
         }
     }
 

@@ -2,7 +2,10 @@
 //! server, asks the [`Authenticator`] who calls before any handler runs,
 //! answers a refusal itself, and hands the [`fresco_core::Caller`] to the
 //! handlers in the request's extensions (read by
-//! [`crate::tenancy::caller`]).
+//! [`crate::tenancy::caller`]). Each call runs in a span named for its
+//! method, the child of the trace context the caller sent (W3C
+//! `traceparent` metadata), so an exported trace follows a task across
+//! processes.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -15,6 +18,8 @@ use tonic::body::Body;
 use tonic::codegen::Service;
 use tonic::codegen::http::{Request, Response};
 use tonic::server::NamedService;
+
+use tracing::Instrument;
 
 use crate::authentication::Authenticator;
 
@@ -63,16 +68,24 @@ where
         let mut inner = std::mem::replace(&mut self.inner, fresh);
         let authenticator = self.authenticator.clone();
         let kind = self.kind;
-        Box::pin(async move {
-            let method = method(request.uri().path()).to_owned();
-            match authenticator.caller(request.headers(), kind, &method).await {
-                Ok(caller) => {
-                    request.extensions_mut().insert(caller);
-                    inner.call(request).await
+        let method = method(request.uri().path()).to_owned();
+        let span = tracing::info_span!("grpc", otel.name = %method, rpc.method = %method);
+        fresco_telemetry::traces::set_parent(
+            &span,
+            &fresco_telemetry::traces::extract(request.headers()),
+        );
+        Box::pin(
+            async move {
+                match authenticator.caller(request.headers(), kind, &method).await {
+                    Ok(caller) => {
+                        request.extensions_mut().insert(caller);
+                        inner.call(request).await
+                    }
+                    Err(refused) => Ok(Status::from(refused).into_http()),
                 }
-                Err(refused) => Ok(Status::from(refused).into_http()),
             }
-        })
+            .instrument(span),
+        )
     }
 }
 

@@ -87,11 +87,11 @@ impl JobApi {
         )?;
         let known = admission::known_capabilities(self.app.store.as_ref(), &spec.model).await?;
         admission::admit(&spec, &known)?;
-        spec.tenant = tenant.to_owned();
         if spec.deadline.is_none() {
             spec.deadline = self.app.settings.queue_timeout;
         }
         spec.tenant = tenant.to_owned();
+        spec.traceparent = fresco_telemetry::traces::traceparent(&tracing::Span::current());
         let submitted = self.app.store.submit(&spec).await?;
         if submitted.replayed {
             info!(job_id = %submitted.job.id, request_id = ?spec.request_id, "submission replayed: the job was stored before");

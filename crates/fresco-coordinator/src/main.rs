@@ -153,6 +153,10 @@ struct ServeArgs {
     insecure_no_auth: bool,
     #[arg(long, env = "FRESCO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Export traces over OTLP/gRPC to this collector (e.g.
+    /// http://collector:4317); unset: no export.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
     /// Serve gRPC over TLS with this PEM certificate (chain); needs
     /// --tls-key. Clients then connect to an https:// URL.
     #[arg(long, env = "FRESCO_TLS_CERT")]
@@ -225,10 +229,12 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Refused TLS handshakes (a client certificate no trusted CA signed,
     // plain HTTP on a TLS port) are logged by tonic at debug: keep them.
-    fresco_telemetry::init_tracing_with_default(
+    let mut traces = fresco_telemetry::init_tracing_exported(
         args.log_format,
         "info,tonic::transport::server::io_stream=debug",
-    );
+        fresco_telemetry::traces::endpoint(args.otlp_endpoint.as_deref()).as_deref(),
+        "fresco-coordinator",
+    )?;
     let settings = settings(&args);
     settings.validate()?;
     let tls = server_tls(&args)?;
@@ -257,7 +263,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    server::serve_with_tls(app, listener, tls, shutdown).await
+    let served = server::serve_with_tls(app, listener, tls, shutdown).await;
+    traces.shutdown();
+    served
 }
 
 /// The TLS the flags ask for: none, or their files read and checked.

@@ -116,13 +116,31 @@ impl WorkerApi {
             }
             Err(err) => return Err(err.into()),
         };
-        info!(task_id = %task, worker_id = %worker, attempt = claim.attempt, "task claimed");
+        let traceparent = self.job_traceparent(claim.task.job_id).await;
+        let claimed = tracing::info_span!("claimed", otel.name = "task claimed", task_id = %task, worker_id = %worker, attempt = claim.attempt);
+        fresco_telemetry::traces::set_parent(&claimed, &traceparent);
+        claimed.in_scope(|| {
+            info!(task_id = %task, worker_id = %worker, attempt = claim.attempt, "task claimed");
+        });
         Ok(pb::ClaimTaskResponse {
             task: Some(convert::task(&claim.task)),
             attempt: claim.attempt,
             lease_expires_at: Some(convert::timestamp(claim.lease_expires_at)),
             drain: false,
+            traceparent,
         })
+    }
+
+    /// The trace context of the job (empty when it is not traced, or
+    /// cannot be read now: tracing never fails a claim).
+    async fn job_traceparent(&self, job: fresco_core::JobId) -> String {
+        match self.app.store.job_traceparent(job).await {
+            Ok(traceparent) => traceparent,
+            Err(err) => {
+                warn!(job_id = %job, error = %err, "could not read the job's trace context");
+                String::new()
+            }
+        }
     }
 
     async fn beat(

@@ -114,6 +114,9 @@ pub struct JobSpec {
     /// How long after submission its tasks may stay queued (none: no
     /// deadline).
     pub deadline: Option<std::time::Duration>,
+    /// The W3C trace context of the submission (empty: not traced); every
+    /// attempt of its tasks joins that trace.
+    pub traceparent: String,
 }
 
 /// A task as dispatch sees it: which queue, and where in it.

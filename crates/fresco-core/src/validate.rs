@@ -91,6 +91,7 @@ pub fn job_spec(
         max_attempts,
         tasks,
         deadline: deadline(request.deadline_seconds, limits)?,
+        traceparent: String::new(),
     })
 }
 

@@ -73,6 +73,8 @@ pub trait JobStore: Send + Sync + 'static {
     async fn has_output(&self, key: &str) -> Result<bool>;
     /// The job of the recorded output `key` (none: no task recorded it).
     async fn output_job(&self, key: &str) -> Result<Option<JobId>>;
+    /// The W3C trace context job `id` was submitted under (empty: none).
+    async fn job_traceparent(&self, id: JobId) -> Result<String>;
     /// The recorded outputs of job `id` whose keys are in `keys` (every
     /// recorded output of the job when `keys` is empty), in task then image
     /// order. A key of another job's output, or of none, is left out.

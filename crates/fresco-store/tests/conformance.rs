@@ -193,6 +193,7 @@ fn spec_for(model: &str, tasks: usize, max_attempts: u32) -> JobSpec {
         priority: 0,
         max_attempts,
         deadline: None,
+        traceparent: String::new(),
         tasks: (0..tasks)
             .map(|i| TaskSpec {
                 prompt: format!("prompt {i}"),

@@ -52,24 +52,47 @@ impl CoordinatorClient {
     }
 
     pub async fn claim(&self, req: pb::ClaimTaskRequest) -> Result<pb::ClaimTaskResponse, Status> {
-        Ok(self.inner.clone().claim_task(req).await?.into_inner())
+        Ok(self
+            .inner
+            .clone()
+            .claim_task(traced(req))
+            .await?
+            .into_inner())
     }
 
     pub async fn heartbeat(
         &self,
         req: pb::HeartbeatRequest,
     ) -> Result<pb::HeartbeatResponse, Status> {
-        Ok(self.inner.clone().heartbeat(req).await?.into_inner())
+        Ok(self
+            .inner
+            .clone()
+            .heartbeat(traced(req))
+            .await?
+            .into_inner())
     }
 
     pub async fn complete(&self, req: pb::CompleteTaskRequest) -> Result<(), Status> {
-        self.inner.clone().complete_task(req).await?;
+        self.inner.clone().complete_task(traced(req)).await?;
         Ok(())
     }
 
     pub async fn fail(&self, req: pb::FailTaskRequest) -> Result<pb::FailTaskResponse, Status> {
-        Ok(self.inner.clone().fail_task(req).await?.into_inner())
+        Ok(self
+            .inner
+            .clone()
+            .fail_task(traced(req))
+            .await?
+            .into_inner())
     }
+}
+
+/// `message` as a request carrying the current span's trace context, so
+/// the coordinator's span of the call joins the task's trace.
+fn traced<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    fresco_telemetry::traces::inject(request.metadata_mut());
+    request
 }
 
 /// Calls `call` until it succeeds, fails for a reason retrying cannot fix

@@ -16,7 +16,7 @@ use fresco_proto::v1 as pb;
 use fresco_storage::Storage;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use crate::Settings;
 use crate::coordinator::{CoordinatorClient, task_not_ours, with_retries};
@@ -71,11 +71,16 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         drain: CancellationToken::new(),
     };
     let grace_timer = spawn_grace_timer(&shutdown, settings.shutdown_grace, give_back);
-    while let Some((task, attempt)) =
-        next_task(&settings, &ctx, dispatch.as_ref(), &shutdown).await?
-    {
+    while let Some(claimed) = next_task(&settings, &ctx, dispatch.as_ref(), &shutdown).await? {
+        let Claimed {
+            task,
+            attempt,
+            traceparent,
+        } = claimed;
         info!(task_id = %task.id, job_id = %task.job_id, attempt, model = %task.model, "running task");
-        let ended = task::run(&ctx, task, attempt).await;
+        let span = tracing::info_span!("task", otel.name = "run task", task_id = %task.id, job_id = %task.job_id, attempt, model = %task.model);
+        fresco_telemetry::traces::set_parent(&span, &traceparent);
+        let ended = task::run(&ctx, task, attempt).instrument(span).await;
         tracing::debug!(?ended, "task ended");
     }
     grace_timer.abort();
@@ -188,6 +193,14 @@ fn spawn_grace_timer(
     })
 }
 
+/// A task this worker claimed: run it with `attempt` as the fencing token,
+/// its spans in the trace `traceparent` names (empty: none).
+struct Claimed {
+    task: pb::Task,
+    attempt: u32,
+    traceparent: String,
+}
+
 /// What one pop or claim came to.
 enum Attempt<T> {
     /// Got it.
@@ -209,7 +222,7 @@ async fn next_task(
     ctx: &TaskContext,
     dispatch: &dyn Dispatch,
     shutdown: &CancellationToken,
-) -> anyhow::Result<Option<(pb::Task, u32)>> {
+) -> anyhow::Result<Option<Claimed>> {
     while !shutdown.is_cancelled() && !ctx.drain.is_cancelled() {
         let popped = match pop(settings, &ctx.cache, dispatch, shutdown).await {
             Attempt::Got(popped) => popped,
@@ -257,7 +270,7 @@ async fn claim(
     ctx: &TaskContext,
     popped: &Popped,
     shutdown: &CancellationToken,
-) -> Attempt<(pb::Task, u32)> {
+) -> Attempt<Claimed> {
     let claim = pb::ClaimTaskRequest {
         worker_id: ctx.worker_id.clone(),
         task_id: popped.task.to_string(),
@@ -314,7 +327,11 @@ async fn claim(
         warn!(task_id = %popped.task, "claim reply held no task");
         return Attempt::Again;
     };
-    Attempt::Got((task, claimed.attempt))
+    Attempt::Got(Claimed {
+        task,
+        attempt: claimed.attempt,
+        traceparent: claimed.traceparent,
+    })
 }
 
 /// Logs the model cache's counters as the worker stops.

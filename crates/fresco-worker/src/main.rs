@@ -73,6 +73,10 @@ struct Args {
     report_patience_seconds: u64,
     #[arg(long, env = "FRESCO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Export traces over OTLP/gRPC to this collector (e.g.
+    /// http://collector:4317); unset: no export.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
     /// PEM CA certificate(s) to trust for an https:// coordinator, instead
     /// of the system's roots.
     #[arg(long, env = "FRESCO_TLS_CA")]
@@ -90,7 +94,12 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    fresco_telemetry::init_tracing(args.log_format);
+    let mut traces = fresco_telemetry::init_tracing_exported(
+        args.log_format,
+        "info",
+        fresco_telemetry::traces::endpoint(args.otlp_endpoint.as_deref()).as_deref(),
+        "fresco-worker",
+    )?;
     let device = parse_device(&args.device)?;
     let dtype = parse_dtype(&args.dtype, &device)?;
     let registry = model_registry(args.models_dir, args.hf_cache, dtype)?;
@@ -122,5 +131,7 @@ async fn main() -> anyhow::Result<()> {
         key: args.tls_key,
     };
     let shutdown = fresco_telemetry::shutdown_on_signals();
-    fresco_worker::daemon::run(settings, shutdown).await
+    let ran = fresco_worker::daemon::run(settings, shutdown).await;
+    traces.shutdown();
+    ran
 }

@@ -90,7 +90,9 @@ pub fn render(
 ) -> Result<Vec<RenderedImage>, AttemptFailure> {
     let pipeline = cache.get(&task.model).map_err(AttemptFailure::Load)?;
     let params = params_of(task);
+    let mut steps = StepSpans::start();
     let mut on_step = |p: fresco_pipeline::Progress| {
+        steps.done(p);
         progress.step.store(p.step, Ordering::Relaxed);
         if progress.cancel.load(Ordering::Relaxed) {
             ControlFlow::Break(())
@@ -113,6 +115,30 @@ pub fn render(
             })
         })
         .collect()
+}
+
+/// One span per sampling step, each from the end of the step before to the
+/// end of its own, as children of the current span (the attempt's
+/// `sample` span): an exported trace shows every step.
+struct StepSpans {
+    current: Option<tracing::Span>,
+}
+
+impl StepSpans {
+    fn start() -> Self {
+        Self {
+            current: Some(step_span(1)),
+        }
+    }
+
+    /// Step `p.step` is done: its span ends, the next one's begins.
+    fn done(&mut self, p: fresco_pipeline::Progress) {
+        self.current = (p.step < p.total).then(|| step_span(p.step + 1));
+    }
+}
+
+fn step_span(step: u32) -> tracing::Span {
+    tracing::info_span!("step", otel.name = "sampling step", step)
 }
 
 /// The task's images as one batch; when the device runs out of memory for

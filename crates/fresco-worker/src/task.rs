@@ -16,7 +16,7 @@ use fresco_pipeline::ModelCache;
 use fresco_proto::v1 as pb;
 use fresco_storage::Storage;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 use crate::coordinator::{CoordinatorClient, task_not_ours, with_retries};
 use crate::failure::AttemptFailure;
@@ -75,7 +75,14 @@ pub async fn run(ctx: &TaskContext, task: pb::Task, attempt: u32) -> Ended {
         Ended::LeaseLost
     } else {
         match outcome {
-            Ok(images) => match upload(ctx, &task, attempt, &images).await {
+            Ok(images) => match upload(ctx, &task, attempt, &images)
+                .instrument(tracing::info_span!(
+                    "upload",
+                    otel.name = "upload",
+                    images = images.len()
+                ))
+                .await
+            {
                 Ok(outputs) => report_success(ctx, &task, sampled, outputs).await,
                 Err(err) => {
                     let failure = AttemptFailure::Storage(err);
@@ -108,7 +115,8 @@ pub async fn sample(
     task: pb::Task,
     progress: Arc<Progress>,
 ) -> Result<Vec<RenderedImage>, AttemptFailure> {
-    tokio::task::spawn_blocking(move || render(&cache, &task, &progress))
+    let span = tracing::info_span!("sample", otel.name = "sample", model = %task.model, steps = task.steps);
+    tokio::task::spawn_blocking(move || span.in_scope(|| render(&cache, &task, &progress)))
         .await
         .unwrap_or_else(|join| {
             let message = match join.try_into_panic() {
@@ -143,7 +151,7 @@ fn spawn_heartbeat(
         step: 0,
         total_steps: task.steps,
     };
-    tokio::spawn(async move {
+    let beats = async move {
         let mut tick = tokio::time::interval(every);
         tick.tick().await;
         loop {
@@ -168,7 +176,9 @@ fn spawn_heartbeat(
                 }
             }
         }
-    })
+    };
+    // The heartbeats join the task's trace.
+    tokio::spawn(beats.in_current_span())
 }
 
 async fn upload(

@@ -130,6 +130,10 @@ impl JobStore for PgStore {
         reads::has_output(self, key).await
     }
 
+    async fn job_traceparent(&self, id: JobId) -> Result<String> {
+        reads::job_traceparent(self, id).await
+    }
+
     async fn job_outputs(&self, id: JobId, keys: &[String]) -> Result<Vec<OutputRecord>> {
         reads::job_outputs(self, id, keys).await
     }

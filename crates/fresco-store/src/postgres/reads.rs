@@ -81,6 +81,15 @@ pub(super) async fn output_job(store: &PgStore, key: &str) -> Result<Option<JobI
     row.map(|row| Ok(JobId(row.uuid("job_id")?))).transpose()
 }
 
+pub(super) async fn job_traceparent(store: &PgStore, id: JobId) -> Result<String> {
+    let row = sqlx::query(include_str!("sql/job_traceparent.sql"))
+        .bind(id.0)
+        .fetch_optional(&store.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("job {id}")))?;
+    row.text("traceparent")
+}
+
 pub(super) async fn job_outputs(
     store: &PgStore,
     id: JobId,

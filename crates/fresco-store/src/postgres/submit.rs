@@ -35,6 +35,7 @@ pub(super) async fn submit(store: &PgStore, spec: &JobSpec) -> Result<Submitted>
         .bind(spec.request_id.as_deref())
         .bind(spec.deadline.map(secs))
         .bind(&spec.tenant)
+        .bind(&spec.traceparent)
         .fetch_optional(&mut *tx)
         .await?;
     let Some(row) = row else {

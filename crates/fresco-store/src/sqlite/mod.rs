@@ -169,6 +169,10 @@ impl JobStore for SqliteStore {
         reads::has_output(self, key).await
     }
 
+    async fn job_traceparent(&self, id: JobId) -> Result<String> {
+        reads::job_traceparent(self, id).await
+    }
+
     async fn job_outputs(&self, id: JobId, keys: &[String]) -> Result<Vec<OutputRecord>> {
         reads::job_outputs(self, id, keys).await
     }

@@ -82,6 +82,15 @@ pub(super) async fn output_job(store: &SqliteStore, key: &str) -> Result<Option<
     row.map(|row| Ok(JobId(row.uuid("job_id")?))).transpose()
 }
 
+pub(super) async fn job_traceparent(store: &SqliteStore, id: JobId) -> Result<String> {
+    let row = sqlx::query(include_str!("sql/job_traceparent.sql"))
+        .bind(id_text(id.0))
+        .fetch_optional(&store.reader)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("job {id}")))?;
+    row.text("traceparent")
+}
+
 pub(super) async fn job_outputs(
     store: &SqliteStore,
     id: JobId,

@@ -89,6 +89,7 @@ async fn insert_submission(
         .bind(spec.request_id.as_deref())
         .bind(spec.deadline.map(|d| plus(now, d)))
         .bind(&spec.tenant)
+        .bind(&spec.traceparent)
         .execute(&mut *tx)
         .await?;
 

@@ -1,0 +1,1 @@
+SELECT traceparent FROM jobs WHERE id = ?1
