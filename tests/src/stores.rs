@@ -31,9 +31,11 @@ const TABLES: &[(&str, &str)] = &[
         "api_keys",
         "SELECT count(*), md5(coalesce(string_agg(r::TEXT, '|' ORDER BY r::TEXT), '')) FROM api_keys r",
     ),
+    // Every column but `last_seen_at`, which the farm's own idle workers
+    // refresh with a ping each heartbeat interval.
     (
         "workers",
-        "SELECT count(*), md5(coalesce(string_agg(r::TEXT, '|' ORDER BY r::TEXT), '')) FROM workers r",
+        "SELECT count(*), md5(coalesce(string_agg((to_jsonb(r) - 'last_seen_at')::TEXT, '|' ORDER BY r.id), '')) FROM workers r",
     ),
     (
         "tenants",

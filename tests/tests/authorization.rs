@@ -70,6 +70,7 @@ enum Call {
     Heartbeat { worker: String, task: String },
     Complete { worker: String, task: String },
     Fail { worker: String, task: String },
+    Ping(String),
 }
 
 /// What the answer's message must be.
@@ -244,6 +245,16 @@ async fn send(endpoint: &str, cred: &Cred, call: Call) -> Result<(), Status> {
                     task_id: task,
                     attempt: 1,
                     message: "forged".into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(drop),
+        Call::Ping(worker) => workers
+            .ping(request(
+                cred,
+                pb::PingRequest {
+                    worker_id: worker,
                     ..Default::default()
                 },
             ))
@@ -752,6 +763,13 @@ fn cases(farm: &Farm, w: &World) -> Vec<(&'static str, Cred, Call, Code, Says)> 
                 let (worker, task) = forged(&w.worker);
                 Claim { worker, task }
             },
+            denied,
+            not_bound(&w.worker),
+        ),
+        (
+            "another token pinging for a registered worker",
+            other_token.clone(),
+            Ping(w.worker.clone()),
             denied,
             not_bound(&w.worker),
         ),

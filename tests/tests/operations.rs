@@ -6,6 +6,8 @@
 //!   and describes `SubmitJob`; the API itself still asks for a key;
 //! - `fresco workers drain ID`: the worker finishes the task it runs,
 //!   claims nothing more and exits 0, and other workers finish the job;
+//!   an idle worker stays live through its pings and, drained, exits 0
+//!   without waiting for a task;
 //! - `fresco-coordinator migrate` creates the tables of an empty database
 //!   and exits 0, and fails saying why on a database it cannot reach.
 
@@ -285,6 +287,81 @@ async fn a_drained_worker_finishes_its_task_and_exits_and_others_finish_the_job(
     .await
     .expect("counting the others' tasks");
     assert_eq!(by_others, 2, "the other worker finished the rest");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_worker_stays_live_and_exits_when_drained() {
+    let mut farm = Farm::start(FarmOptions {
+        workers: 1,
+        ..FarmOptions::default()
+    })
+    .await;
+    let pool = farm.db.pool().await;
+    let worker: String = sqlx::query_scalar("SELECT id::TEXT FROM workers")
+        .fetch_one(&pool)
+        .await
+        .expect("the worker");
+    // Live means seen within two leases (8 s here): the idle worker is
+    // seen again after longer than that, with nothing to claim.
+    let lease = farm.options.lease_seconds as f64;
+    wait_until(
+        "the idle worker to be seen past two leases",
+        Duration::from_secs(60),
+        || async {
+            let seen: f64 = sqlx::query_scalar(
+                "SELECT extract(epoch FROM last_seen_at - registered_at)::FLOAT8 FROM workers",
+            )
+            .fetch_one(&pool)
+            .await
+            .expect("when the worker was seen");
+            seen > 2.0 * lease + 1.0
+        },
+    )
+    .await;
+    let out = farm.cli(&[
+        "submit",
+        "--model",
+        "fresco-shapes",
+        "--prompt",
+        "a red circle",
+        "--steps",
+        "2",
+        "--width",
+        "16",
+        "--height",
+        "16",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("no live worker"),
+        "the idle worker counts as live: {}",
+        describe(&out)
+    );
+    let job = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    farm.wait_finished(&job, Duration::from_secs(60)).await;
+
+    let out = farm.cli(&["workers", "drain", &worker]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let exit = farm.workers[0].wait_exit(Duration::from_secs(60));
+    assert!(
+        exit.success(),
+        "the drained idle worker exits 0: {exit:?}\n{}",
+        farm.logs()
+    );
+    assert!(
+        farm.log("worker-0")
+            .contains("the coordinator drains this idle worker"),
+        "{}",
+        farm.logs()
+    );
+    let leased: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM tasks WHERE worker_id = $1::UUID AND state = 'running'",
+    )
+    .bind(&worker)
+    .fetch_one(&pool)
+    .await
+    .expect("counting its leases");
+    assert_eq!(leased, 0);
 }
 
 /// The newest Postgres migration as `migrate` names it: `VERSION

@@ -1,6 +1,7 @@
 //! Draining a worker (`DrainWorker`, `fresco workers drain`): the store
 //! marks it draining, and from then on its claims are refused. The worker
-//! learns it from its next heartbeat (`HeartbeatResponse.drain`) or claim
+//! learns it from its next heartbeat (`HeartbeatResponse.drain`), ping
+//! (`PingResponse.drain`, while it is idle) or claim
 //! (`ClaimTaskResponse.drain`, no task: the task it popped stays queued for
 //! another worker), finishes and reports the task it runs, and exits.
 

@@ -1,12 +1,13 @@
-//! The worker API: register, claim, heartbeat, complete, fail. A worker is
+//! The worker API: register, claim, heartbeat, complete, fail, ping. A worker is
 //! bound to the worker token it registered with: a call naming a worker
 //! registered with another token (or never registered) is refused, so a
 //! token cannot act for another's workers. Every write after a claim is
 //! checked against the fencing token by the store; each finished attempt
 //! counts for its worker's health (see [`quarantine`]), and its measured
 //! device time for its tenant's usage. A claim of a task whose tenant is
-//! at a quota is held back (see [`quotas`]). A draining worker is told so
-//! by its heartbeats and claims (see [`drain`]).
+//! at a quota is held back (see [`quotas`]). An idle worker pings, which
+//! keeps it live; a draining worker is told so by its heartbeats, claims
+//! and pings (see [`drain`]).
 
 use fresco_core::{FailureKind, FieldError, ModelCapabilities, TaskId, WorkerId, keys};
 use fresco_proto::v1 as pb;
@@ -141,6 +142,19 @@ impl WorkerApi {
                 String::new()
             }
         }
+    }
+
+    async fn ping(
+        &self,
+        token: Option<&str>,
+        request: pb::PingRequest,
+    ) -> ApiResult<pb::PingResponse> {
+        let worker = WorkerId::parse_field("worker_id", &request.worker_id)?;
+        self.bound(worker, token).await?;
+        self.seen(worker, Some(&request.loaded_models)).await;
+        Ok(pb::PingResponse {
+            drain: drain::told_to_drain(&self.app, worker).await,
+        })
     }
 
     async fn beat(
@@ -339,6 +353,14 @@ impl WorkerService for WorkerApi {
     ) -> Result<Response<pb::ClaimTaskResponse>, Status> {
         let token = tenancy::worker_token(&request)?;
         respond(self.claim(token.as_deref(), request.into_inner()).await)
+    }
+
+    async fn ping(
+        &self,
+        request: Request<pb::PingRequest>,
+    ) -> Result<Response<pb::PingResponse>, Status> {
+        let token = tenancy::worker_token(&request)?;
+        respond(self.ping(token.as_deref(), request.into_inner()).await)
     }
 
     async fn heartbeat(

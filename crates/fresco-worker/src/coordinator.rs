@@ -72,6 +72,10 @@ impl CoordinatorClient {
             .into_inner())
     }
 
+    pub async fn ping(&self, req: pb::PingRequest) -> Result<pb::PingResponse, Status> {
+        Ok(self.inner.clone().ping(req).await?.into_inner())
+    }
+
     pub async fn complete(&self, req: pb::CompleteTaskRequest) -> Result<(), Status> {
         self.inner.clone().complete_task(traced(req)).await?;
         Ok(())

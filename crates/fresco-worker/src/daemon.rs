@@ -20,6 +20,7 @@ use tracing::{Instrument, debug, info, warn};
 
 use crate::Settings;
 use crate::coordinator::{CoordinatorClient, task_not_ours, with_retries};
+use crate::idle::IdlePing;
 use crate::settings::DispatchSource;
 use crate::task::{self, TaskContext};
 
@@ -223,13 +224,18 @@ async fn next_task(
     dispatch: &dyn Dispatch,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<Claimed>> {
+    let mut idle = IdlePing::new(ctx.heartbeat);
     while !shutdown.is_cancelled() && !ctx.drain.is_cancelled() {
         let popped = match pop(settings, &ctx.cache, dispatch, shutdown).await {
             Attempt::Got(popped) => popped,
-            Attempt::Again => continue,
+            Attempt::Again => {
+                idle.ping_if_due(ctx).await;
+                continue;
+            }
             Attempt::Stop => return Ok(None),
             Attempt::Fatal(err) => return Err(err),
         };
+        idle.heard();
         match claim(settings, ctx, &popped, shutdown).await {
             Attempt::Got(claimed) => return Ok(Some(claimed)),
             Attempt::Again => continue,

@@ -12,11 +12,13 @@
 //! - [`png`]: PNG encoding with the images' parameters as text chunks.
 //! - [`task`]: one claimed task, end to end, with its heartbeat.
 //! - [`daemon`]: register, then pop → claim → run until shutdown.
+//! - [`idle`]: pings while the worker has nothing to run (liveness, drain).
 
 pub mod coordinator;
 pub mod daemon;
 pub mod device;
 pub mod failure;
+pub mod idle;
 pub mod models;
 pub mod png;
 pub mod render;
