@@ -828,6 +828,7 @@ async fn every_call_is_refused_unless_its_key_may_make_it_and_nothing_changes() 
     let before = farm.snapshot().await;
     let cases = cases(&farm, &w);
     assert!(cases.len() >= 30, "the table covers at least 30 calls");
+    eprintln!("{} hostile calls", cases.len());
     let mut wrong = Vec::new();
     for (what, cred, call, code, says) in cases {
         let answer = send(&farm.endpoint, &cred, call).await;
