@@ -1,6 +1,12 @@
 //! What every fresco binary sets up the same way: structured logs
-//! ([`init_tracing`], `--log-format text|json`, filter from `RUST_LOG`) and
-//! a shutdown token cancelled by SIGINT or SIGTERM ([`shutdown_on_signals`]).
+//! ([`init_tracing`], `--log-format text|json`, filter from `RUST_LOG`), a
+//! shutdown token cancelled by SIGINT or SIGTERM ([`shutdown_on_signals`]),
+//! and the Prometheus endpoint of `--metrics-listen`.
+//!
+//! - [`metrics`]: the exporter: [`metrics::serve_metrics`] and the buckets
+//!   every duration histogram shares.
+
+pub mod metrics;
 
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
