@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use crate::error::{ApiError, ApiResult, respond};
 use crate::{
-    Coordinator, admission, control, convert, downloads, quarantine, tenancy, usage, waiting,
+    Coordinator, admission, control, convert, downloads, metrics, quarantine, tenancy, usage, waiting,
     weights,
 };
 
@@ -267,8 +267,11 @@ impl JobService for JobApi {
         &self,
         request: Request<pb::SubmitJobRequest>,
     ) -> Result<Response<pb::SubmitJobResponse>, Status> {
-        let caller = allowed(&request, Role::Submitter, "SubmitJob")?;
-        respond(self.submit(&caller, request.into_inner()).await)
+        metrics::timed("SubmitJob", async {
+            let caller = allowed(&request, Role::Submitter, "SubmitJob")?;
+            respond(self.submit(&caller, request.into_inner()).await)
+        })
+        .await
     }
 
     async fn get_job(

@@ -36,8 +36,10 @@
 //! - [`waiting`]: why a job's queued tasks wait, on every read of a job.
 //! - [`tenancy`]: the caller of a request, the role a call needs, and
 //!   another tenant's things answering as missing ones.
-//! - [`tick`]: the loop the reaper, the reconciler and the quarantine
-//!   release run their passes in.
+//! - [`metrics`]: the Prometheus metrics the coordinator exports.
+//! - [`gauges`]: the pass that refreshes the task gauges per model.
+//! - [`tick`]: the loop the reaper, the reconciler, the quarantine
+//!   release and the gauges run their passes in.
 //! - [`server`]: wires it all and serves until shutdown.
 
 pub mod admission;
@@ -47,9 +49,11 @@ pub mod convert;
 pub mod deadlines;
 pub mod downloads;
 pub mod error;
+pub mod gauges;
 pub mod guard;
 pub mod jobs;
 pub mod keys;
+pub mod metrics;
 pub mod quarantine;
 pub mod quotas;
 pub mod reaper;

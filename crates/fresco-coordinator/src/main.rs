@@ -3,6 +3,7 @@
 //! `fresco_coordinator::keys`); `tenants` sets and lists the tenants'
 //! weights and limits (see `fresco_coordinator::tenants`).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,6 +137,14 @@ struct ServeArgs {
     insecure_no_auth: bool,
     #[arg(long, env = "FRESCO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Serve Prometheus metrics over plain HTTP on this address (e.g.
+    /// 0.0.0.0:9090; any path answers). Unset: no metrics endpoint.
+    #[arg(long, env = "FRESCO_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Milliseconds between refreshes of the task gauges (tasks per model
+    /// and state) from Postgres, when metrics are served.
+    #[arg(long, env = "FRESCO_METRICS_INTERVAL_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..))]
+    metrics_interval_ms: u64,
     /// Serve gRPC over TLS with this PEM certificate (chain); needs
     /// --tls-key. Clients then connect to an https:// URL.
     #[arg(long, env = "FRESCO_TLS_CERT")]
@@ -204,6 +213,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         anyhow::bail!("serving needs --database-url and --storage");
     };
     let shutdown = fresco_telemetry::shutdown_on_signals();
+    if let Some(listen) = args.metrics_listen {
+        fresco_telemetry::metrics::serve_metrics(listen)
+            .with_context(|| format!("serving metrics on {listen}"))?;
+        fresco_coordinator::metrics::describe();
+    }
     let store = PgStore::connect(database_url)
         .await
         .context("connecting to Postgres and applying migrations")?;
@@ -256,6 +270,9 @@ fn settings(args: &ServeArgs) -> Settings {
         } else {
             Access::Keys
         },
+        metrics_interval: args
+            .metrics_listen
+            .map(|_| Duration::from_millis(args.metrics_interval_ms)),
         ..Settings::default()
     };
     settings.limits.max_tasks = args.max_tasks_per_job;

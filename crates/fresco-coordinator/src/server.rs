@@ -1,8 +1,8 @@
 //! Serves both APIs on one address, plain or over TLS, each behind its
 //! [`Guarded`] door (the caller's key checked before any handler runs),
 //! with the reaper, the reconciler, the quarantine release pass, the
-//! deadline pass and the sweeper beside them, until the shutdown token is
-//! cancelled.
+//! deadline pass, the sweeper and the gauges pass beside them, until the
+//! shutdown token is cancelled.
 
 use std::net::SocketAddr;
 
@@ -20,7 +20,7 @@ use crate::guard::Guarded;
 use crate::jobs::JobApi;
 use crate::worker_certs::WorkerCertGate;
 use crate::workers::WorkerApi;
-use crate::{Coordinator, deadlines, quarantine, reaper, reconciler, sweeper};
+use crate::{Coordinator, deadlines, gauges, quarantine, reaper, reconciler, sweeper};
 
 /// The largest request accepted: a submission of many prompts is big.
 const MAX_MESSAGE_BYTES: usize = 512 << 20;
@@ -50,6 +50,7 @@ pub async fn serve_with_tls(
         tokio::spawn(deadlines::run(app.clone(), shutdown.clone())),
         tokio::spawn(sweeper::run(app.clone(), shutdown.clone())),
         tokio::spawn(quarantine::run(app.clone(), shutdown.clone())),
+        tokio::spawn(gauges::run(app.clone(), shutdown.clone())),
     ];
     let access = app.settings.access;
     let authenticator = Authenticator::new(app.store.clone(), access);
