@@ -84,8 +84,9 @@ pub fn set_task_gauges(model: &str, queued: u64, due: u64, running: u64, failed:
     gauge!(TASKS_DUE, "model" => model.to_owned()).set(due as f64);
     // The model's counters show from its first task on, at zero until
     // something happens, so rates over them are defined.
-    counter!(TASKS_COMPLETED, "model" => model.to_owned()).increment(0);
-    counter!(TASKS_FAILED, "model" => model.to_owned()).increment(0);
+    for name in [TASKS_COMPLETED, TASKS_FAILED, RETRIES, LEASE_EXPIRIES, RECONCILER_PUSHES] {
+        counter!(name, "model" => model.to_owned()).increment(0);
+    }
 }
 
 pub fn dispatch_lag(model: &str, waited: Duration) {

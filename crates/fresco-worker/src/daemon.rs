@@ -18,6 +18,7 @@ use tracing::{debug, info, warn};
 
 use crate::Settings;
 use crate::coordinator::{CoordinatorClient, task_not_ours, with_retries};
+use crate::metrics::{self, CacheMetrics};
 use crate::settings::DispatchSource;
 use crate::task::{self, TaskContext};
 
@@ -68,10 +69,14 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         give_back: give_back.clone(),
     };
     let grace_timer = spawn_grace_timer(&shutdown, settings.shutdown_grace, give_back);
+    let mut cache_metrics = CacheMetrics::new(&cache);
     while let Some((task, attempt)) = next_task(&settings, &ctx, dispatch.as_ref(), &shutdown).await
     {
         info!(task_id = %task.id, job_id = %task.job_id, attempt, model = %task.model, "running task");
+        let model = task.model.clone();
         let ended = task::run(&ctx, task, attempt).await;
+        metrics::task_ended(&model, &ended);
+        cache_metrics.update(&cache);
         tracing::debug!(?ended, "task ended");
     }
     grace_timer.abort();

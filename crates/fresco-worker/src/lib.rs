@@ -11,12 +11,14 @@
 //! - [`failure`]: every way an attempt fails, and whose fault each is.
 //! - [`png`]: PNG encoding with the images' parameters as text chunks.
 //! - [`task`]: one claimed task, end to end, with its heartbeat.
+//! - [`metrics`]: the Prometheus metrics the worker exports.
 //! - [`daemon`]: register, then pop → claim → run until shutdown.
 
 pub mod coordinator;
 pub mod daemon;
 pub mod device;
 pub mod failure;
+pub mod metrics;
 pub mod models;
 pub mod png;
 pub mod render;
