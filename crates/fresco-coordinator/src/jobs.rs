@@ -18,8 +18,8 @@ use tracing::{info, warn};
 
 use crate::error::{ApiError, ApiResult, respond};
 use crate::{
-    Coordinator, admission, control, convert, downloads, metrics, quarantine, tenancy, usage, waiting,
-    weights,
+    Coordinator, admission, control, convert, downloads, metrics, quarantine, tenancy, usage,
+    waiting, weights,
 };
 
 /// Bytes per `ReadOutput` chunk.

@@ -10,7 +10,9 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
 
 /// Gauge: a model's tasks in `state` (`queued`, `running`, `failed`).
 pub const TASKS: &str = "fresco_tasks";
@@ -38,7 +40,10 @@ pub const QUARANTINES: &str = "fresco_coordinator_quarantines_total";
 /// Every metric above with its help text; each counter without labels
 /// starts at zero, so a scrape lists it before its first event.
 pub fn describe() {
-    describe_gauge!(TASKS, "Tasks of a model in a state (queued, running, failed)");
+    describe_gauge!(
+        TASKS,
+        "Tasks of a model in a state (queued, running, failed)"
+    );
     describe_gauge!(
         TASKS_DUE,
         "Queued tasks of a model claimable now: of an unpaused job, past their backoff"
@@ -58,8 +63,14 @@ pub fn describe() {
         Unit::Seconds,
         "Time from a task becoming due (submitted, or its backoff over) to its claim"
     );
-    describe_counter!(RETRIES, "Attempts that ended with their task back in the queue");
-    describe_counter!(LEASE_EXPIRIES, "Leases ended because their heartbeats stopped");
+    describe_counter!(
+        RETRIES,
+        "Attempts that ended with their task back in the queue"
+    );
+    describe_counter!(
+        LEASE_EXPIRIES,
+        "Leases ended because their heartbeats stopped"
+    );
     describe_counter!(
         RECONCILER_PUSHES,
         "Task ids the reconciler pushed again into the dispatch queues"
@@ -84,7 +95,13 @@ pub fn set_task_gauges(model: &str, queued: u64, due: u64, running: u64, failed:
     gauge!(TASKS_DUE, "model" => model.to_owned()).set(due as f64);
     // The model's counters show from its first task on, at zero until
     // something happens, so rates over them are defined.
-    for name in [TASKS_COMPLETED, TASKS_FAILED, RETRIES, LEASE_EXPIRIES, RECONCILER_PUSHES] {
+    for name in [
+        TASKS_COMPLETED,
+        TASKS_FAILED,
+        RETRIES,
+        LEASE_EXPIRIES,
+        RECONCILER_PUSHES,
+    ] {
         counter!(name, "model" => model.to_owned()).increment(0);
     }
 }

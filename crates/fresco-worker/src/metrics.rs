@@ -9,7 +9,9 @@
 use std::time::Duration;
 
 use fresco_pipeline::{CacheStats, ModelCache};
-use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
 
 use crate::task::Ended;
 
