@@ -315,6 +315,10 @@ pub struct DevArgs {
     /// does; required to --listen on other than a loopback address.
     #[arg(long, env = "FRESCO_DEV_AUTH")]
     pub auth: bool,
+    /// Serve the farm's Prometheus metrics (the coordinator's and the
+    /// workers') over plain HTTP on this address. Unset: none.
+    #[arg(long, env = "FRESCO_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     #[command(subcommand)]
     pub keys: Option<DevCommand>,
 }

@@ -6,7 +6,7 @@ use fresco_store::QueuedTask;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::{Coordinator, tick};
+use crate::{Coordinator, metrics, tick};
 
 /// One pass; returns how many tasks failed at their deadline.
 pub async fn expire_once(app: &Coordinator) -> anyhow::Result<usize> {
@@ -16,6 +16,7 @@ pub async fn expire_once(app: &Coordinator) -> anyhow::Result<usize> {
     }
     for m in &missed {
         info!(task_id = %m.task.id, job_id = %m.job_id, "task failed: its job's deadline passed while it was still queued");
+        metrics::tasks_failed(&m.task.model, 1);
     }
     let tasks: Vec<QueuedTask> = missed.into_iter().map(|m| m.task).collect();
     if let Err(err) = app.dispatch.remove(&tasks).await {

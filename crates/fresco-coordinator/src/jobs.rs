@@ -18,8 +18,8 @@ use tracing::{info, warn};
 
 use crate::error::{ApiError, ApiResult, respond};
 use crate::{
-    Coordinator, admission, control, convert, downloads, drain, quarantine, tenancy, usage,
-    waiting, weights,
+    Coordinator, admission, control, convert, downloads, drain, metrics, quarantine, tenancy,
+    usage, waiting, weights,
 };
 
 /// Bytes per `ReadOutput` chunk.
@@ -267,8 +267,11 @@ impl JobService for JobApi {
         &self,
         request: Request<pb::SubmitJobRequest>,
     ) -> Result<Response<pb::SubmitJobResponse>, Status> {
-        let caller = allowed(&request, Role::Submitter, "SubmitJob")?;
-        respond(self.submit(&caller, request.into_inner()).await)
+        metrics::timed("SubmitJob", async {
+            let caller = allowed(&request, Role::Submitter, "SubmitJob")?;
+            respond(self.submit(&caller, request.into_inner()).await)
+        })
+        .await
     }
 
     async fn get_job(

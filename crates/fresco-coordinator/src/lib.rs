@@ -38,8 +38,10 @@
 //! - [`waiting`]: why a job's queued tasks wait, on every read of a job.
 //! - [`tenancy`]: the caller of a request, the role a call needs, and
 //!   another tenant's things answering as missing ones.
-//! - [`tick`]: the loop the reaper, the reconciler and the quarantine
-//!   release run their passes in.
+//! - [`metrics`]: the Prometheus metrics the coordinator exports.
+//! - [`gauges`]: the pass that refreshes the task gauges per model.
+//! - [`tick`]: the loop the reaper, the reconciler, the quarantine
+//!   release and the gauges run their passes in.
 //! - [`health`]: `grpc.health.v1.Health`: SERVING while Postgres and
 //!   Redis answer a probe every second, NOT_SERVING while either does not.
 //! - [`drain`]: `DrainWorker`: a worker finishes its task, claims nothing
@@ -55,10 +57,12 @@ pub mod deadlines;
 pub mod downloads;
 pub mod drain;
 pub mod error;
+pub mod gauges;
 pub mod guard;
 pub mod health;
 pub mod jobs;
 pub mod keys;
+pub mod metrics;
 pub mod quarantine;
 pub mod quotas;
 pub mod reaper;

@@ -4,6 +4,7 @@
 //! weights and limits (see `fresco_coordinator::tenants`); `migrate`
 //! applies the database migrations and exits (for deploy pipelines).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -157,6 +158,14 @@ struct ServeArgs {
     /// http://collector:4317); unset: no export.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
+    /// Serve Prometheus metrics over plain HTTP on this address (e.g.
+    /// 0.0.0.0:9090; any path answers). Unset: no metrics endpoint.
+    #[arg(long, env = "FRESCO_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Milliseconds between refreshes of the task gauges (tasks per model
+    /// and state) from Postgres, when metrics are served.
+    #[arg(long, env = "FRESCO_METRICS_INTERVAL_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..))]
+    metrics_interval_ms: u64,
     /// Serve gRPC over TLS with this PEM certificate (chain); needs
     /// --tls-key. Clients then connect to an https:// URL.
     #[arg(long, env = "FRESCO_TLS_CERT")]
@@ -247,6 +256,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         anyhow::bail!("serving needs --database-url and --storage");
     };
     let shutdown = fresco_telemetry::shutdown_on_signals();
+    if let Some(listen) = args.metrics_listen {
+        fresco_telemetry::metrics::serve_metrics(listen)
+            .with_context(|| format!("serving metrics on {listen}"))?;
+        fresco_coordinator::metrics::describe();
+    }
     let store = PgStore::connect(database_url)
         .await
         .context("connecting to Postgres and applying migrations")?;
@@ -303,6 +317,9 @@ fn settings(args: &ServeArgs) -> Settings {
         } else {
             Access::Keys
         },
+        metrics_interval: args
+            .metrics_listen
+            .map(|_| Duration::from_millis(args.metrics_interval_ms)),
         ..Settings::default()
     };
     settings.limits.max_tasks = args.max_tasks_per_job;

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::error::ApiResult;
-use crate::{Coordinator, convert, tick};
+use crate::{Coordinator, convert, metrics, tick};
 
 /// Counts a finished attempt for its worker; a failure here must not fail
 /// the report (or the reaper pass) it rides on.
@@ -28,6 +28,7 @@ pub async fn count_attempt(app: &Coordinator, worker: WorkerId, outcome: Attempt
         }
     };
     if health.newly_quarantined {
+        metrics::quarantined();
         let cooldown_seconds = app.settings.quarantine_cooldown.as_secs();
         let probe_failed = health.consecutive_failures < after;
         warn!(

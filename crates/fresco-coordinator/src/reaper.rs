@@ -8,15 +8,21 @@ use fresco_store::{AttemptOutcome, LEASE_EXPIRED};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::{Coordinator, quarantine, requeue, tick};
+use crate::{Coordinator, metrics, quarantine, requeue, tick};
 
 /// One pass; returns how many leases ended.
 pub async fn reap_once(app: &Coordinator) -> anyhow::Result<usize> {
     let expired = app.store.expire_leases(app.settings.retry_backoff).await?;
     for r in &expired {
         info!(task_id = %r.task.id, state = %r.state, not_before = ?r.not_before, "lease expired");
+        if r.lease.is_some() {
+            metrics::lease_expired(&r.task.model);
+        }
         if r.state == TaskState::Queued {
+            metrics::retried(&r.task.model);
             requeue::push_when_due(app, r.task.clone(), r.not_before).await;
+        } else if r.state == TaskState::Failed {
+            metrics::tasks_failed(&r.task.model, 1);
         }
         if let Some(lease) = r.lease {
             let failed = AttemptOutcome::Failed {

@@ -8,7 +8,7 @@
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::{Coordinator, tick, weights};
+use crate::{Coordinator, metrics, tick, weights};
 
 /// Tasks read from Postgres per page.
 const PAGE: u32 = 5_000;
@@ -29,6 +29,7 @@ pub async fn reconcile_once(app: &Coordinator) -> anyhow::Result<u64> {
             after = last.seq;
             app.dispatch.push(&page).await?;
             pushed += page.len() as u64;
+            metrics::reconciler_pushed(&model, page.len() as u64);
         }
         info!(model = %model, queued, in_queue, pushed, "dispatch queue restored from Postgres");
     }

@@ -1,11 +1,11 @@
 //! Serves both APIs on one address, plain or over TLS, each behind its
 //! [`Guarded`] door (the caller's key checked before any handler runs),
 //! with the reaper, the reconciler, the quarantine release pass, the
-//! deadline pass, the sweeper, the retention pass and the health probe
-//! beside them, until the shutdown token is cancelled. On the same address, open to callers
-//! without a key (load balancers, Kubernetes probes, `grpcurl`):
-//! `grpc.health.v1.Health` (see [`health`]) and server reflection (v1 and
-//! v1alpha) of both APIs and of health.
+//! deadline pass, the sweeper, the retention pass, the gauges pass and the
+//! health probe beside them, until the shutdown token is cancelled. On the
+//! same address, open to callers without a key (load balancers, Kubernetes
+//! probes, `grpcurl`): `grpc.health.v1.Health` (see [`health`]) and server
+//! reflection (v1 and v1alpha) of both APIs and of health.
 
 use std::net::SocketAddr;
 
@@ -25,7 +25,9 @@ use crate::guard::Guarded;
 use crate::jobs::JobApi;
 use crate::worker_certs::WorkerCertGate;
 use crate::workers::WorkerApi;
-use crate::{Coordinator, deadlines, health, quarantine, reaper, reconciler, retention, sweeper};
+use crate::{
+    Coordinator, deadlines, gauges, health, quarantine, reaper, reconciler, retention, sweeper,
+};
 
 /// The largest request accepted: a submission of many prompts is big.
 const MAX_MESSAGE_BYTES: usize = 512 << 20;
@@ -58,6 +60,7 @@ pub async fn serve_with_tls(
         tokio::spawn(sweeper::run(app.clone(), shutdown.clone())),
         tokio::spawn(retention::run(app.clone(), shutdown.clone())),
         tokio::spawn(quarantine::run(app.clone(), shutdown.clone())),
+        tokio::spawn(gauges::run(app.clone(), shutdown.clone())),
     ];
     let access = app.settings.access;
     let authenticator = Authenticator::new(app.store.clone(), access);

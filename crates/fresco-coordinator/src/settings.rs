@@ -47,6 +47,9 @@ pub struct Settings {
     /// Whether callers must present keys (the default) or the farm is
     /// served without them.
     pub access: Access,
+    /// How often the task gauges are refreshed from the store (none: no
+    /// metrics are served, so no gauges pass runs).
+    pub metrics_interval: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -70,6 +73,7 @@ impl Default for Settings {
             sweep_interval: Duration::from_secs(60),
             job_retention: None,
             access: Access::Keys,
+            metrics_interval: None,
         }
     }
 }
@@ -95,6 +99,10 @@ impl Settings {
             ("reap", self.reap_interval),
             ("reconcile", self.reconcile_interval),
             ("watch", self.watch_interval),
+            (
+                "metrics",
+                self.metrics_interval.unwrap_or(Duration::from_secs(1)),
+            ),
         ] {
             ensure!(
                 !interval.is_zero(),

@@ -9,7 +9,7 @@
 //! keeps it live; a draining worker is told so by its heartbeats, claims
 //! and pings (see [`drain`]).
 
-use fresco_core::{FailureKind, FieldError, ModelCapabilities, TaskId, WorkerId, keys};
+use fresco_core::{FailureKind, FieldError, ModelCapabilities, TaskId, TaskState, WorkerId, keys};
 use fresco_proto::v1 as pb;
 use fresco_proto::v1::worker_service_server::WorkerService;
 use fresco_store::{
@@ -20,7 +20,7 @@ use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use crate::error::{ApiError, ApiResult, respond};
-use crate::{Coordinator, convert, drain, quarantine, quotas, requeue, tenancy};
+use crate::{Coordinator, convert, drain, metrics, quarantine, quotas, requeue, tenancy};
 
 pub struct WorkerApi {
     pub app: Coordinator,
@@ -37,6 +37,17 @@ impl WorkerApi {
 }
 
 impl WorkerApi {
+    /// Counts a task that failed for good under its model; a failure to
+    /// read the model must not fail the report it rides on.
+    async fn count_failed(&self, task: TaskId) {
+        match self.app.store.get_task(task).await {
+            Ok(task) => metrics::tasks_failed(&task.model, 1),
+            Err(err) => {
+                warn!(task_id = %task, error = %err, "could not count the failed task in the metrics")
+            }
+        }
+    }
+
     /// `Forbidden` unless `worker` registered with `token`, the worker
     /// token of the call (none: a farm served without keys, where any
     /// caller may act for any worker). An unknown worker is refused alike,
@@ -123,6 +134,7 @@ impl WorkerApi {
         claimed.in_scope(|| {
             info!(task_id = %task, worker_id = %worker, attempt = claim.attempt, "task claimed");
         });
+        metrics::dispatch_lag(&claim.task.model, claim.waited());
         Ok(pb::ClaimTaskResponse {
             task: Some(convert::task(&claim.task)),
             attempt: claim.attempt,
@@ -239,6 +251,11 @@ impl WorkerApi {
             .complete(&lease, &outputs, request.device_ms)
             .await?;
         info!(task_id = %lease.task, attempt = lease.attempt, images = outputs.len(), "task succeeded");
+        // A report sent again (its answer was lost) found the task
+        // succeeded already: counted the first time.
+        if task.state != TaskState::Succeeded {
+            metrics::task_completed(&task.model);
+        }
         quarantine::count_attempt(&self.app, lease.worker, AttemptOutcome::Succeeded).await;
         Ok(pb::CompleteTaskResponse {})
     }
@@ -277,11 +294,13 @@ impl WorkerApi {
         let requeued = match outcome {
             FailOutcome::Requeued(task, not_before) => {
                 warn!(task_id = %lease.task, attempt = lease.attempt, give_back = request.give_back, %kind, error = %request.message, ?not_before, "attempt ended; task requeued");
+                metrics::retried(&task.model);
                 requeue::push_when_due(&self.app, task, not_before).await;
                 true
             }
             FailOutcome::Failed => {
                 warn!(task_id = %lease.task, attempt = lease.attempt, %kind, error = %request.message, "task failed for good");
+                self.count_failed(lease.task).await;
                 false
             }
         };
@@ -344,7 +363,10 @@ impl WorkerService for WorkerApi {
         request: Request<pb::RegisterWorkerRequest>,
     ) -> Result<Response<pb::RegisterWorkerResponse>, Status> {
         let token = tenancy::worker_token(&request)?;
-        respond(self.register(token.as_deref(), request.into_inner()).await)
+        metrics::timed("RegisterWorker", async {
+            respond(self.register(token.as_deref(), request.into_inner()).await)
+        })
+        .await
     }
 
     async fn claim_task(
@@ -352,7 +374,10 @@ impl WorkerService for WorkerApi {
         request: Request<pb::ClaimTaskRequest>,
     ) -> Result<Response<pb::ClaimTaskResponse>, Status> {
         let token = tenancy::worker_token(&request)?;
-        respond(self.claim(token.as_deref(), request.into_inner()).await)
+        metrics::timed("ClaimTask", async {
+            respond(self.claim(token.as_deref(), request.into_inner()).await)
+        })
+        .await
     }
 
     async fn ping(
@@ -368,7 +393,10 @@ impl WorkerService for WorkerApi {
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let token = tenancy::worker_token(&request)?;
-        respond(self.beat(token.as_deref(), request.into_inner()).await)
+        metrics::timed("Heartbeat", async {
+            respond(self.beat(token.as_deref(), request.into_inner()).await)
+        })
+        .await
     }
 
     async fn complete_task(
@@ -376,7 +404,10 @@ impl WorkerService for WorkerApi {
         request: Request<pb::CompleteTaskRequest>,
     ) -> Result<Response<pb::CompleteTaskResponse>, Status> {
         let token = tenancy::worker_token(&request)?;
-        respond(self.complete(token.as_deref(), request.into_inner()).await)
+        metrics::timed("CompleteTask", async {
+            respond(self.complete(token.as_deref(), request.into_inner()).await)
+        })
+        .await
     }
 
     async fn fail_task(
@@ -384,6 +415,9 @@ impl WorkerService for WorkerApi {
         request: Request<pb::FailTaskRequest>,
     ) -> Result<Response<pb::FailTaskResponse>, Status> {
         let token = tenancy::worker_token(&request)?;
-        respond(self.fail(token.as_deref(), request.into_inner()).await)
+        metrics::timed("FailTask", async {
+            respond(self.fail(token.as_deref(), request.into_inner()).await)
+        })
+        .await
     }
 }

@@ -68,6 +68,9 @@ pub struct DevOptions {
     /// Ask callers for keys (those in the data directory's database);
     /// without, the farm serves on loopback only.
     pub auth: bool,
+    /// Serve the coordinator's and the workers' Prometheus metrics on this
+    /// address (none: no endpoint). Once per process.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl DevOptions {
@@ -84,6 +87,7 @@ impl DevOptions {
             sweep_interval: CoordinatorSettings::default().sweep_interval,
             quarantine_cooldown: CoordinatorSettings::default().quarantine_cooldown,
             auth: false,
+            metrics_listen: None,
         }
     }
 }
@@ -172,9 +176,16 @@ impl DevFarm {
             queue_timeout: options.queue_timeout,
             sweep_interval: options.sweep_interval,
             quarantine_cooldown: options.quarantine_cooldown,
+            metrics_interval: options.metrics_listen.map(|_| Duration::from_secs(5)),
             ..CoordinatorSettings::default()
         };
         settings.validate()?;
+        if let Some(listen) = options.metrics_listen {
+            fresco_telemetry::metrics::serve_metrics(listen)
+                .with_context(|| format!("serving metrics on {listen}"))?;
+            fresco_coordinator::metrics::describe();
+            fresco_worker::metrics::describe();
+        }
         let store: Arc<dyn JobStore> = Arc::new(store);
         let token = match options.auth {
             true => Some(

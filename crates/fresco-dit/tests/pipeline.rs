@@ -405,13 +405,15 @@ fn cache_counts_hits_misses_and_evictions() {
     let cache = builtin_cache(one + one / 2);
     let a = cache.get("tiny-random-dit").unwrap();
     assert_eq!(a.model_id(), "tiny-random-dit");
-    let a2 = cache.get("tiny-random-dit").unwrap();
-    assert!(Arc::ptr_eq(&a, &a2));
+    let a2 = cache.fetch("tiny-random-dit").unwrap();
+    assert!(Arc::ptr_eq(&a, &a2.pipeline));
+    assert!(a2.loaded_in.is_none(), "a hit loads nothing");
     let s = cache.stats();
     assert_eq!((s.hits, s.misses, s.evictions), (1, 1, 0));
     assert!(s.load_seconds > 0.0);
 
-    cache.get("tiny-random-dit-b").unwrap();
+    let b = cache.fetch("tiny-random-dit-b").unwrap();
+    assert!(b.loaded_in.is_some(), "a miss tells how long its load took");
     assert_eq!(cache.loaded_models(), vec!["tiny-random-dit-b".to_owned()]);
     cache.get("tiny-random-dit").unwrap();
     assert_eq!(cache.loaded_models(), vec!["tiny-random-dit".to_owned()]);

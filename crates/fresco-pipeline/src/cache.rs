@@ -5,7 +5,7 @@
 //! task stays alive until that task releases its `Arc`.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use candle_core::Device;
 use tracing::info;
@@ -28,6 +28,13 @@ pub struct CacheStats {
     pub evictions: u64,
     /// Total seconds spent loading.
     pub load_seconds: f64,
+}
+
+/// What [`ModelCache::fetch`] returns: the pipeline, and how long loading
+/// it took when this call loaded it.
+pub struct Fetched {
+    pub pipeline: Arc<dyn Pipeline>,
+    pub loaded_in: Option<Duration>,
 }
 
 struct Entry {
@@ -78,6 +85,12 @@ impl ModelCache {
     /// The pipeline for `model_id`, loading it on a miss and then evicting least
     /// recently used pipelines (never this one) while over budget.
     pub fn get(&self, model_id: &str) -> Result<Arc<dyn Pipeline>> {
+        self.fetch(model_id).map(|fetched| fetched.pipeline)
+    }
+
+    /// As [`ModelCache::get`], also telling how long a load this call made
+    /// took (none: a hit).
+    pub fn fetch(&self, model_id: &str) -> Result<Fetched> {
         {
             let mut inner = self.lock()?;
             inner.clock += 1;
@@ -86,13 +99,17 @@ impl ModelCache {
                 e.last_used = now;
                 let p = e.pipeline.clone();
                 inner.stats.hits += 1;
-                return Ok(p);
+                return Ok(Fetched {
+                    pipeline: p,
+                    loaded_in: None,
+                });
             }
         }
 
         let started = Instant::now();
         let pipeline = (self.loader)(model_id, &self.device)?;
-        let seconds = started.elapsed().as_secs_f64();
+        let loaded_in = started.elapsed();
+        let seconds = loaded_in.as_secs_f64();
         let bytes = pipeline.memory_bytes();
         info!(model = model_id, seconds, bytes, "model loaded");
 
@@ -118,7 +135,10 @@ impl ModelCache {
             }
         };
         self.evict_over_budget(&mut inner, model_id);
-        Ok(pipeline)
+        Ok(Fetched {
+            pipeline,
+            loaded_in: Some(loaded_in),
+        })
     }
 
     fn evict_over_budget(&self, inner: &mut Inner, keep: &str) {

@@ -30,7 +30,7 @@ pub mod registry;
 pub mod seed;
 pub mod types;
 
-pub use cache::{CacheStats, Loader, ModelCache};
+pub use cache::{CacheStats, Fetched, Loader, ModelCache};
 pub use device::{device_label, parse_device};
 pub use error::{Error, Result};
 pub use fresco_core::ModelCapabilities;

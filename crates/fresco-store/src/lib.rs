@@ -174,6 +174,9 @@ pub trait JobStore: Send + Sync + 'static {
     /// How many tasks of unpaused jobs are queued and past their backoff,
     /// per model.
     async fn queued_counts(&self) -> Result<Vec<(String, u64)>>;
+    /// Every model's queued (and of those, due), running and failed tasks,
+    /// by model; a model with none of these is absent.
+    async fn task_counts(&self) -> Result<Vec<ModelTaskCounts>>;
     /// Queued tasks of unpaused jobs of a model, past their backoff, in
     /// dispatch order, after `after_seq`.
     async fn queued_tasks(

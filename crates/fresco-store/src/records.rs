@@ -216,6 +216,32 @@ pub struct Claim {
     pub task: TaskRecord,
     pub attempt: u32,
     pub lease_expires_at: DateTime<Utc>,
+    /// When the task became claimable: its submission, or the end of its
+    /// last backoff (a pause is not subtracted).
+    pub due_at: DateTime<Utc>,
+    /// When this claim took it, by the store's clock.
+    pub claimed_at: DateTime<Utc>,
+}
+
+impl Claim {
+    /// How long the task waited between becoming due and this claim
+    /// (zero when the clocks disagree).
+    pub fn waited(&self) -> Duration {
+        (self.claimed_at - self.due_at).to_std().unwrap_or_default()
+    }
+}
+
+/// A model's tasks by state, now: what the coordinator's gauges show.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelTaskCounts {
+    pub model: String,
+    /// Queued, whether claimable or not.
+    pub queued: u64,
+    /// Queued and claimable now: of an unpaused job, past its backoff.
+    pub due: u64,
+    pub running: u64,
+    /// Failed for good.
+    pub failed: u64,
 }
 
 /// Who holds a lease: every write after a claim carries it.

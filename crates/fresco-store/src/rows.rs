@@ -12,9 +12,10 @@ use uuid::Uuid;
 
 use crate::error::{Result, StoreError};
 use crate::records::{
-    ApiKey, AttemptError, DeadlineMiss, JobSummary, KeyScope, LeaseToken, ModelWorkers,
-    OutputRecord, QueuedTask, Requeue, StateCounts, StoredKey, SweepCandidate, TaskRecord,
-    TenantLimits, TenantSettings, TenantUsage, WorkerError, WorkerHealth, WorkerInfo, WorkerStatus,
+    ApiKey, AttemptError, DeadlineMiss, JobSummary, KeyScope, LeaseToken, ModelTaskCounts,
+    ModelWorkers, OutputRecord, QueuedTask, Requeue, StateCounts, StoredKey, SweepCandidate,
+    TaskRecord, TenantLimits, TenantSettings, TenantUsage, WorkerError, WorkerHealth, WorkerInfo,
+    WorkerStatus,
 };
 
 /// One fetched row, read column by column as the records need it.
@@ -70,6 +71,32 @@ pub(crate) struct JobTally {
     running_steps: (u64, u64),
     queued_ready: u64,
     retry_at: Option<DateTime<Utc>>,
+}
+
+/// Rows of `task_counts.sql` (one per model and state) into one count per
+/// model, by model.
+pub(crate) fn model_task_counts<R: Columns>(rows: &[R]) -> Result<Vec<ModelTaskCounts>> {
+    let mut by_model: std::collections::BTreeMap<String, ModelTaskCounts> = Default::default();
+    for row in rows {
+        let model = row.text("model")?;
+        let tasks = row.big("tasks")?;
+        let counts = by_model
+            .entry(model.clone())
+            .or_insert_with(|| ModelTaskCounts {
+                model,
+                ..ModelTaskCounts::default()
+            });
+        match row.state("state")? {
+            TaskState::Queued => {
+                counts.queued += tasks;
+                counts.due += row.big("due")?;
+            }
+            TaskState::Running => counts.running += tasks,
+            TaskState::Failed => counts.failed += tasks,
+            TaskState::Succeeded | TaskState::Cancelled => {}
+        }
+    }
+    Ok(by_model.into_values().collect())
 }
 
 /// A value the database holds that the store cannot read back.

@@ -126,6 +126,7 @@ conformance!(
     reports_add_their_device_time_once,
     spent_device_time_refuses_submissions_and_holds_claims,
     finished_jobs_past_the_retention_are_deleted_whole,
+    tasks_are_counted_per_model_and_state,
 );
 
 /// Raw SQL on a store's database, for rows no store call writes.
@@ -178,6 +179,73 @@ macro_rules! conformance_with_sql {
 }
 
 conformance_with_sql!(tenant_weights_are_read_from_the_tenants_table);
+
+async fn tasks_are_counted_per_model_and_state(store: Store) {
+    assert!(store.task_counts().await.expect("counts").is_empty());
+    let w = worker_serving(&*store, &["model-a", "model-b"]).await;
+    let lease = Duration::from_secs(30);
+    let a = store
+        .submit(&spec_for("model-a", 5, 3))
+        .await
+        .expect("submit a");
+    let b = store
+        .submit(&spec_for("model-b", 2, 3))
+        .await
+        .expect("submit b");
+
+    // a[0] runs; a[1] failed and waits out a long backoff; a[2] failed for
+    // good; a[3] succeeded; a[4] is due. Job b is paused: queued, not due.
+    let claim = store.claim(a.tasks[0].id, w, lease).await.expect("claim");
+    assert!(
+        claim.claimed_at >= claim.due_at,
+        "claimed at {} after becoming due at {}",
+        claim.claimed_at,
+        claim.due_at
+    );
+    let long = Backoff {
+        base: Duration::from_secs(600),
+        max: Duration::from_secs(600),
+    };
+    for (task, kind) in [
+        (a.tasks[1].id, FailureKind::Worker),
+        (a.tasks[2].id, FailureKind::Request),
+    ] {
+        let token = claimed(&*store, task, w, lease).await;
+        let report = FailReport {
+            message: "no",
+            kind,
+            give_back: false,
+            device_ms: 0,
+        };
+        store.fail(&token, &report, long).await.expect("fail");
+    }
+    let done = claimed(&*store, a.tasks[3].id, w, lease).await;
+    store
+        .complete(&done, &[output("a3")], 0)
+        .await
+        .expect("complete");
+    store.set_paused(b.job.id, true).await.expect("pause");
+
+    assert_eq!(
+        store.task_counts().await.expect("counts"),
+        vec![
+            fresco_store::ModelTaskCounts {
+                model: "model-a".into(),
+                queued: 2,
+                due: 1,
+                running: 1,
+                failed: 1,
+            },
+            fresco_store::ModelTaskCounts {
+                model: "model-b".into(),
+                queued: 2,
+                due: 0,
+                running: 0,
+                failed: 0,
+            },
+        ]
+    );
+}
 
 fn spec(tasks: usize, max_attempts: u32) -> JobSpec {
     spec_for("tiny-random-dit", tasks, max_attempts)

@@ -1,9 +1,14 @@
 //! What every fresco binary sets up the same way: structured logs
 //! ([`init_tracing`], `--log-format text|json`, filter from `RUST_LOG`),
-//! optionally exported as traces over OTLP ([`init_tracing_exported`], see
-//! [`traces`]), and a shutdown token cancelled by SIGINT or SIGTERM
-//! ([`shutdown_on_signals`]).
+//! optionally exported as traces over OTLP ([`init_tracing_exported`]), a
+//! shutdown token cancelled by SIGINT or SIGTERM ([`shutdown_on_signals`]),
+//! and the Prometheus endpoint of `--metrics-listen`.
+//!
+//! - [`traces`]: OTLP export and the W3C trace context a task carries.
+//! - [`metrics`]: the exporter: [`metrics::serve_metrics`] and the buckets
+//!   every duration histogram shares.
 
+pub mod metrics;
 pub mod traces;
 
 use tokio_util::sync::CancellationToken;

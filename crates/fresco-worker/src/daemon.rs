@@ -21,6 +21,7 @@ use tracing::{Instrument, debug, info, warn};
 use crate::Settings;
 use crate::coordinator::{CoordinatorClient, task_not_ours, with_retries};
 use crate::idle::IdlePing;
+use crate::metrics::{self, CacheMetrics};
 use crate::settings::DispatchSource;
 use crate::task::{self, TaskContext};
 
@@ -72,6 +73,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         drain: CancellationToken::new(),
     };
     let grace_timer = spawn_grace_timer(&shutdown, settings.shutdown_grace, give_back);
+    let mut cache_metrics = CacheMetrics::new(&cache);
     while let Some(claimed) = next_task(&settings, &ctx, dispatch.as_ref(), &shutdown).await? {
         let Claimed {
             task,
@@ -81,7 +83,10 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         info!(task_id = %task.id, job_id = %task.job_id, attempt, model = %task.model, "running task");
         let span = tracing::info_span!("task", otel.name = "run task", task_id = %task.id, job_id = %task.job_id, attempt, model = %task.model);
         fresco_telemetry::traces::set_parent(&span, &traceparent);
+        let model = task.model.clone();
         let ended = task::run(&ctx, task, attempt).instrument(span).await;
+        metrics::task_ended(&model, &ended);
+        cache_metrics.update(&cache);
         tracing::debug!(?ended, "task ended");
     }
     grace_timer.abort();

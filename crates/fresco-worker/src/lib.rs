@@ -11,6 +11,7 @@
 //! - [`failure`]: every way an attempt fails, and whose fault each is.
 //! - [`png`]: PNG encoding with the images' parameters as text chunks.
 //! - [`task`]: one claimed task, end to end, with its heartbeat.
+//! - [`metrics`]: the Prometheus metrics the worker exports.
 //! - [`daemon`]: register, then pop → claim → run until shutdown.
 //! - [`idle`]: pings while the worker has nothing to run (liveness, drain).
 
@@ -19,6 +20,7 @@ pub mod daemon;
 pub mod device;
 pub mod failure;
 pub mod idle;
+pub mod metrics;
 pub mod models;
 pub mod png;
 pub mod render;

@@ -1,8 +1,10 @@
 //! `fresco-worker`: renders tasks for a fresco coordinator.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Parser;
 use fresco_telemetry::LogFormat;
 use fresco_worker::Settings;
@@ -11,7 +13,9 @@ use fresco_worker::models::{model_registry, served_models};
 use fresco_worker::settings::DispatchSource;
 
 /// Pops tasks from Redis, claims them through the coordinator, renders them
-/// and uploads the PNGs. Every flag also reads `FRESCO_<FLAG>`.
+/// and uploads the PNGs. Every flag also reads `FRESCO_<FLAG>`, but
+/// `--metrics-listen` reads `FRESCO_WORKER_METRICS_LISTEN` (a coordinator
+/// on the same host reads `FRESCO_METRICS_LISTEN`).
 #[derive(Debug, Parser)]
 #[command(name = "fresco-worker", version)]
 struct Args {
@@ -71,6 +75,10 @@ struct Args {
     /// Seconds a finished result is held while reporting it keeps failing.
     #[arg(long, env = "FRESCO_REPORT_PATIENCE_SECONDS", default_value_t = Settings::DEFAULT_REPORT_PATIENCE.as_secs())]
     report_patience_seconds: u64,
+    /// Serve Prometheus metrics over plain HTTP on this address (e.g.
+    /// 0.0.0.0:9091; any path answers). Unset: no metrics endpoint.
+    #[arg(long, env = "FRESCO_WORKER_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     #[arg(long, env = "FRESCO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
     /// Export traces over OTLP/gRPC to this collector (e.g.
@@ -130,6 +138,11 @@ async fn main() -> anyhow::Result<()> {
         cert: args.tls_cert,
         key: args.tls_key,
     };
+    if let Some(listen) = args.metrics_listen {
+        fresco_telemetry::metrics::serve_metrics(listen)
+            .with_context(|| format!("serving metrics on {listen}"))?;
+        fresco_worker::metrics::describe();
+    }
     let shutdown = fresco_telemetry::shutdown_on_signals();
     let ran = fresco_worker::daemon::run(settings, shutdown).await;
     traces.shutdown();

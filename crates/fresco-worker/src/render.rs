@@ -5,12 +5,14 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Instant;
 
 use fresco_pipeline::{GenerateParams, GeneratedImage, ModelCache, Pipeline, Schedule, image_seed};
 use fresco_proto::v1 as pb;
 use tracing::warn;
 
 use crate::failure::{AttemptFailure, is_out_of_memory};
+use crate::metrics;
 use crate::png::encode_png;
 
 /// One encoded image.
@@ -88,11 +90,20 @@ pub fn render(
     task: &pb::Task,
     progress: &Arc<Progress>,
 ) -> Result<Vec<RenderedImage>, AttemptFailure> {
-    let pipeline = cache.get(&task.model).map_err(AttemptFailure::Load)?;
+    let fetched = cache.fetch(&task.model).map_err(AttemptFailure::Load)?;
+    if let Some(took) = fetched.loaded_in {
+        metrics::model_loaded(&task.model, took);
+    }
+    let pipeline = fetched.pipeline;
     let params = params_of(task);
     let mut steps = StepSpans::start();
+    let started = Instant::now();
+    let mut last_step = started;
     let mut on_step = |p: fresco_pipeline::Progress| {
         steps.done(p);
+        let now = Instant::now();
+        metrics::step(&task.model, now - last_step);
+        last_step = now;
         progress.step.store(p.step, Ordering::Relaxed);
         if progress.cancel.load(Ordering::Relaxed) {
             ControlFlow::Break(())
@@ -101,6 +112,7 @@ pub fn render(
         }
     };
     let images = generate(pipeline.as_ref(), &params, &mut on_step)?;
+    metrics::sampled(&task.model, started.elapsed());
     images
         .into_iter()
         .map(|image| {

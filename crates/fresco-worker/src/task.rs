@@ -20,6 +20,7 @@ use tracing::{Instrument, info, warn};
 
 use crate::coordinator::{CoordinatorClient, task_not_ours, with_retries};
 use crate::failure::AttemptFailure;
+use crate::metrics;
 use crate::render::{Progress, RenderedImage, render};
 
 /// What the task needs from its worker.
@@ -189,6 +190,7 @@ async fn upload(
 ) -> anyhow::Result<Vec<pb::Output>> {
     let job: JobId = task.job_id.parse()?;
     let task_id: TaskId = task.id.parse()?;
+    let started = Instant::now();
     let mut outputs = Vec::with_capacity(images.len());
     for image in images {
         let key = keys::output_key(ctx.storage.prefix(), job, task_id, attempt, image.index);
@@ -204,6 +206,8 @@ async fn upload(
             bytes: image.png.len() as u64,
         });
     }
+    let bytes = outputs.iter().map(|o| o.bytes).sum();
+    metrics::uploaded(&task.model, started.elapsed(), bytes);
     Ok(outputs)
 }
 

@@ -28,6 +28,7 @@ fn options(args: &DevArgs) -> DevOptions {
         sweep_interval: Duration::from_secs(args.sweep_interval_seconds),
         quarantine_cooldown: Duration::from_secs(args.quarantine_cooldown_seconds),
         auth: args.auth,
+        metrics_listen: args.metrics_listen,
         ..DevOptions::new(&args.data_dir)
     }
 }

@@ -229,6 +229,10 @@ impl JobStore for PgStore {
         queue::queued_counts(self).await
     }
 
+    async fn task_counts(&self) -> Result<Vec<ModelTaskCounts>> {
+        queue::task_counts(self).await
+    }
+
     async fn queued_tasks(
         &self,
         model: &str,

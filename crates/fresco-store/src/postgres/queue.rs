@@ -1,12 +1,12 @@
 //! What is dispatchable in Postgres now, for the reconciler: queued tasks
 //! of unpaused jobs past their backoff, counted per model and paged in
-//! dispatch order; and the tenants' weights, which share each model's
-//! queue out.
+//! dispatch order; the tenants' weights, which share each model's queue
+//! out; and every model's tasks by state, for the coordinator's gauges.
 
 use super::PgStore;
 use crate::error::Result;
-use crate::records::QueuedTask;
-use crate::rows::{Columns, queued_task};
+use crate::records::{ModelTaskCounts, QueuedTask};
+use crate::rows::{Columns, model_task_counts, queued_task};
 
 pub(super) async fn queued_counts(store: &PgStore) -> Result<Vec<(String, u64)>> {
     let rows = sqlx::query(include_str!("sql/queued_counts.sql"))
@@ -15,6 +15,13 @@ pub(super) async fn queued_counts(store: &PgStore) -> Result<Vec<(String, u64)>>
     rows.iter()
         .map(|row| Ok((row.text("model")?, row.big("tasks")?)))
         .collect()
+}
+
+pub(super) async fn task_counts(store: &PgStore) -> Result<Vec<ModelTaskCounts>> {
+    let rows = sqlx::query(include_str!("sql/task_counts.sql"))
+        .fetch_all(&store.pool)
+        .await?;
+    model_task_counts(&rows)
 }
 
 pub(super) async fn queued_tasks(

@@ -49,6 +49,8 @@ pub(super) async fn claim(
     Ok(Claim {
         attempt: record.attempt,
         lease_expires_at,
+        due_at: row.time("due_at")?,
+        claimed_at: row.time("claimed_at")?,
         task: record,
     })
 }

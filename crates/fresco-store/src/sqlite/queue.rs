@@ -1,13 +1,13 @@
 //! What is dispatchable in SQLite now, for the reconciler: queued tasks of
 //! unpaused jobs past their backoff, counted per model and paged in
-//! dispatch order; and the tenants' weights, which share each model's
-//! queue out.
+//! dispatch order; the tenants' weights, which share each model's queue
+//! out; and every model's tasks by state, for the coordinator's gauges.
 
 use super::SqliteStore;
 use super::columns::now_ms;
 use crate::error::Result;
-use crate::records::QueuedTask;
-use crate::rows::{Columns, queued_task};
+use crate::records::{ModelTaskCounts, QueuedTask};
+use crate::rows::{Columns, model_task_counts, queued_task};
 
 pub(super) async fn queued_counts(store: &SqliteStore) -> Result<Vec<(String, u64)>> {
     let rows = sqlx::query(include_str!("sql/queued_counts.sql"))
@@ -17,6 +17,14 @@ pub(super) async fn queued_counts(store: &SqliteStore) -> Result<Vec<(String, u6
     rows.iter()
         .map(|row| Ok((row.text("model")?, row.big("tasks")?)))
         .collect()
+}
+
+pub(super) async fn task_counts(store: &SqliteStore) -> Result<Vec<ModelTaskCounts>> {
+    let rows = sqlx::query(include_str!("sql/task_counts.sql"))
+        .bind(now_ms())
+        .fetch_all(&store.reader)
+        .await?;
+    model_task_counts(&rows)
 }
 
 pub(super) async fn queued_tasks(
