@@ -326,6 +326,18 @@ impl Default for FarmOptions {
     }
 }
 
+/// `fresco submit` flags for fast tasks: fresco-shapes, 2 steps, 16×16.
+pub const FAST_SHAPES: [&str; 8] = [
+    "--model",
+    "fresco-shapes",
+    "--steps",
+    "2",
+    "--width",
+    "16",
+    "--height",
+    "16",
+];
+
 /// A client of the client API sending a key with every call.
 pub type JobClient = JobServiceClient<InterceptedService<Channel, Bearer>>;
 /// A client of the worker API sending a worker token with every call.

@@ -10,23 +10,11 @@
 
 use std::time::Duration;
 
-use fresco_e2e::{Farm, FarmOptions, describe, wait_until};
+use fresco_e2e::{FAST_SHAPES, Farm, FarmOptions, describe, wait_until};
 use sqlx::PgPool;
 
 const A_TASKS: usize = 10_000;
 const B_TASKS: usize = 20;
-
-/// The flags of every submission: fresco-shapes, fast.
-const FAST: [&str; 8] = [
-    "--model",
-    "fresco-shapes",
-    "--steps",
-    "2",
-    "--width",
-    "16",
-    "--height",
-    "16",
-];
 
 /// Submits `count` prompts as `tenant` (a submitter key of its own);
 /// returns the job id.
@@ -38,7 +26,7 @@ fn submit_as(farm: &Farm, tenant: &str, count: usize) -> String {
     std::fs::write(&file, prompts.join("\n")).expect("writing the prompts file");
     let key = farm.client_key(tenant, "submitter");
     let mut args = vec!["submit", "--prompts-file", file.to_str().expect("utf-8")];
-    args.extend(FAST);
+    args.extend(FAST_SHAPES);
     let out = farm.cli_as(&key, &args);
     assert!(out.status.success(), "{}", describe(&out));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()

@@ -11,21 +11,9 @@
 
 use std::time::Duration;
 
-use fresco_e2e::{Farm, FarmOptions, describe, stdout_json, wait_until};
+use fresco_e2e::{FAST_SHAPES, Farm, FarmOptions, describe, stdout_json, wait_until};
 use fresco_proto::v1 as pb;
 use sqlx::PgPool;
-
-/// The flags of every submission: fresco-shapes, fast.
-const FAST: [&str; 8] = [
-    "--model",
-    "fresco-shapes",
-    "--steps",
-    "2",
-    "--width",
-    "16",
-    "--height",
-    "16",
-];
 
 /// Writes `count` prompts to a file and returns the `fresco submit`
 /// arguments for them.
@@ -40,7 +28,7 @@ fn submit_args(farm: &Farm, name: &str, count: usize) -> Vec<String> {
         "--prompts-file".to_owned(),
         file.display().to_string(),
     ];
-    args.extend(FAST.iter().map(|a| (*a).to_owned()));
+    args.extend(FAST_SHAPES.iter().map(|a| (*a).to_owned()));
     args
 }
 

@@ -6,20 +6,8 @@
 
 use std::time::Duration;
 
-use fresco_e2e::{Farm, FarmOptions, describe, wait_until};
+use fresco_e2e::{FAST_SHAPES, Farm, FarmOptions, describe, wait_until};
 use sqlx::PgPool;
-
-/// The flags of every submission: fresco-shapes, fast.
-const FAST: [&str; 8] = [
-    "--model",
-    "fresco-shapes",
-    "--steps",
-    "2",
-    "--width",
-    "16",
-    "--height",
-    "16",
-];
 
 /// Rows of `table` belonging to `job` (`tasks`, `outputs` through its
 /// tasks, `jobs` itself).
@@ -49,7 +37,7 @@ async fn objects_of(farm: &Farm, job: &str) -> usize {
 }
 
 fn submit(farm: &Farm, prompts: &[&str]) -> String {
-    let mut args: Vec<&str> = FAST.to_vec();
+    let mut args: Vec<&str> = FAST_SHAPES.to_vec();
     for prompt in prompts {
         args.extend(["--prompt", prompt]);
     }

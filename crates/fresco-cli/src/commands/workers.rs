@@ -153,12 +153,11 @@ async fn release(target: &Target, args: ReleaseArgs) -> Result<(), Failure> {
         })
         .await?
         .into_inner();
-    if args.json {
-        println!("{}", worker_json(&worker));
-    } else {
-        print_worker(&worker);
-        println!("released: on probation, it may claim one probe task");
-    }
+    show_changed(
+        &worker,
+        args.json,
+        "released: on probation, it may claim one probe task",
+    );
     Ok(())
 }
 
@@ -170,11 +169,21 @@ async fn drain(target: &Target, args: ReleaseArgs) -> Result<(), Failure> {
         })
         .await?
         .into_inner();
-    if args.json {
-        println!("{}", worker_json(&worker));
-    } else {
-        print_worker(&worker);
-        println!("draining: it finishes the task it runs, claims nothing more and exits");
-    }
+    show_changed(
+        &worker,
+        args.json,
+        "draining: it finishes the task it runs, claims nothing more and exits",
+    );
     Ok(())
+}
+
+/// A worker an operator just changed: as JSON, or listed with what now
+/// happens to it.
+fn show_changed(worker: &pb::Worker, json: bool, what_now: &str) {
+    if json {
+        println!("{}", worker_json(worker));
+    } else {
+        print_worker(worker);
+        println!("{what_now}");
+    }
 }
