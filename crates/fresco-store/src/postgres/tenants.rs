@@ -1,7 +1,7 @@
 //! Postgres tenants: their weights and limits, their use, the checks a
-//! submission and a claim make against them (inside the caller's
-//! transaction, with the tenant's row locked), and the device time each
-//! reported attempt adds.
+//! submission and a claim make against them, each reading only the use
+//! its limits need (inside the caller's transaction, with the tenant's row
+//! locked), and the device time each reported attempt adds.
 
 use fresco_core::TaskId;
 use sqlx::{PgConnection, Postgres, Transaction};
@@ -10,7 +10,7 @@ use super::PgStore;
 use crate::error::Result;
 use crate::quota::{self, ClaimFacts, SubmitFacts};
 use crate::records::{TenantSettings, TenantUsage};
-use crate::rows::{queued_task, tenant_limits, tenant_settings, tenant_usage};
+use crate::rows::{Columns, queued_task, tenant_limits, tenant_settings, tenant_usage};
 
 /// Refuses a submission of `adding` tasks for `tenant` past its limits.
 /// Runs inside the submission's transaction: the tenant's row stays
@@ -28,16 +28,16 @@ pub(super) async fn check_submit(
         return Ok(());
     };
     let limits = tenant_limits(&row)?;
-    let usage = tenant_use(tx, tenant, limits.clone()).await?;
-    quota::check_submit(
-        tenant,
-        &limits,
-        SubmitFacts {
-            queued: usage.queued_tasks,
-            adding,
-            device_ms_today: usage.device_ms_today,
-        },
-    )
+    let used = sqlx::query(include_str!("sql/submit_use.sql"))
+        .bind(tenant)
+        .fetch_one(&mut **tx)
+        .await?;
+    let facts = SubmitFacts {
+        queued: used.big("queued")?,
+        adding,
+        device_ms_today: used.big("device_ms_today")?,
+    };
+    quota::check_submit(tenant, &limits, facts)
 }
 
 /// Refuses the claim of queued task `task` while its tenant is at its
@@ -53,10 +53,13 @@ pub(super) async fn check_claim(tx: &mut Transaction<'_, Postgres>, task: TaskId
     };
     let task = queued_task(&row)?;
     let limits = tenant_limits(&row)?;
-    let usage = tenant_use(tx, &task.tenant, limits.clone()).await?;
+    let used = sqlx::query(include_str!("sql/claim_use.sql"))
+        .bind(&task.tenant)
+        .fetch_one(&mut **tx)
+        .await?;
     let facts = ClaimFacts {
-        running: usage.running_tasks,
-        device_ms_today: usage.device_ms_today,
+        running: used.big("running")?,
+        device_ms_today: used.big("device_ms_today")?,
     };
     quota::check_claim(&task.tenant, &limits, facts).map_err(|err| quota::held(err, task))
 }

@@ -1,0 +1,8 @@
+-- What a claim of a task of tenant ?1 is checked against: its tasks
+-- running now, and the device time its attempts took today (?2, the UTC
+-- day).
+SELECT
+    (SELECT count(*) FROM tasks t JOIN jobs j ON j.id = t.job_id
+     WHERE j.tenant = ?1 AND t.state = 'running') AS running,
+    coalesce((SELECT device_ms FROM tenant_usage WHERE tenant = ?1 AND day = ?2), 0)
+        AS device_ms_today
