@@ -144,9 +144,13 @@ impl WorkerApi {
         })
     }
 
-    /// The trace context of the job (empty when it is not traced, or
-    /// cannot be read now: tracing never fails a claim).
+    /// The trace context of the job (empty when this coordinator exports
+    /// no traces, so the store is not asked; when the job is not traced; or
+    /// when it cannot be read now: tracing never fails a claim).
     async fn job_traceparent(&self, job: fresco_core::JobId) -> String {
+        if !fresco_telemetry::traces::is_traced(&tracing::Span::current()) {
+            return String::new();
+        }
         match self.app.store.job_traceparent(job).await {
             Ok(traceparent) => traceparent,
             Err(err) => {

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use anyhow::Context;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -96,6 +96,12 @@ pub fn traceparent(span: &Span) -> String {
     carrier.remove(TRACEPARENT).unwrap_or_default()
 }
 
+/// Whether `span` is exported (there is an OTLP endpoint and the span is
+/// not filtered out): only then is there a trace context to carry.
+pub fn is_traced(span: &Span) -> bool {
+    span.context().span().span_context().is_valid()
+}
+
 /// Makes `span` a child of the context `traceparent` names (nothing when
 /// it is empty or malformed).
 pub fn set_parent(span: &Span, traceparent: &str) {
@@ -162,6 +168,7 @@ mod tests {
 
     #[test]
     fn an_untraced_span_has_no_traceparent() {
+        assert!(!is_traced(&Span::none()));
         assert_eq!(traceparent(&Span::none()), "");
     }
 }
