@@ -185,23 +185,24 @@ impl WorkerApi {
             lease,
             step: request.step,
         };
-        let reply = match self
+        let extended = self
             .app
             .store
             .heartbeat(&beat, self.app.settings.lease)
-            .await?
-        {
+            .await?;
+        let drain = drain::told_to_drain(&self.app, lease.worker).await;
+        let reply = match extended {
             Lease::Extended(until) => pb::HeartbeatResponse {
                 cancel: false,
                 lease_expires_at: Some(convert::timestamp(until)),
-                drain: drain::told_to_drain(&self.app, lease.worker).await,
+                drain,
             },
             Lease::Lost => {
                 info!(task_id = %lease.task, attempt = lease.attempt, "lease lost; telling the worker to stop");
                 pb::HeartbeatResponse {
                     cancel: true,
                     lease_expires_at: None,
-                    drain: drain::told_to_drain(&self.app, lease.worker).await,
+                    drain,
                 }
             }
         };
