@@ -55,6 +55,9 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     )?;
     let storage = Storage::from_url(&settings.storage).context("opening output storage")?;
     let cache = Arc::new(model_cache(&settings));
+    // Before registering: once the coordinator knows the worker, its
+    // metrics already show the cache.
+    let mut cache_metrics = CacheMetrics::new(&cache);
     let Some(registered) = register(&client, &settings, &shutdown).await? else {
         return Ok(());
     };
@@ -73,7 +76,6 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         drain: CancellationToken::new(),
     };
     let grace_timer = spawn_grace_timer(&shutdown, settings.shutdown_grace, give_back);
-    let mut cache_metrics = CacheMetrics::new(&cache);
     while let Some(claimed) = next_task(&settings, &ctx, dispatch.as_ref(), &shutdown).await? {
         let Claimed {
             task,
