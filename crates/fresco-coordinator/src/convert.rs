@@ -49,6 +49,7 @@ pub fn output(o: &OutputRecord) -> pb::Output {
         height: o.height,
         seed: o.seed,
         bytes: o.bytes,
+        sha256: String::new(),
     }
 }
 
@@ -69,6 +70,9 @@ pub fn task(t: &TaskRecord) -> pb::Task {
         n: t.spec.n,
         sampler: t.spec.sampler.clone(),
         schedule: t.spec.schedule.to_proto(),
+        created_at: None,
+        started_at: None,
+        finished_at: None,
         attempt: t.attempt,
         worker: t.worker.map(|w| w.to_string()).unwrap_or_default(),
         progress_step: t.progress_step,

@@ -204,6 +204,7 @@ async fn upload(
             height: image.height,
             seed: image.seed,
             bytes: image.png.len() as u64,
+            sha256: String::new(),
         });
     }
     let bytes = outputs.iter().map(|o| o.bytes).sum();

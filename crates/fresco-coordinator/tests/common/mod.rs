@@ -334,6 +334,7 @@ impl TestCoordinator {
                 height: task.height,
                 seed: task.seed + u64::from(index),
                 bytes: 100 + u64::from(index),
+                sha256: String::new(),
             })
             .collect();
         self.workers
