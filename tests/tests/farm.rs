@@ -135,7 +135,7 @@ async fn a_bulk_job_flows_from_the_cli_to_the_bucket() {
             (row.get::<i64, _>("oseed") as u64).to_string()
         );
         assert_eq!(text["guidance"], row.get::<f32, _>("guidance").to_string());
-        assert!(text["parameters"].contains("Sampler: euler"));
+        assert!(text["parameters"].contains(", Sampler: Euler, "));
         pixels.insert((row.get("idx"), row.get("image")), rgb);
     }
     // Same seed and parameters, same pixels; another seed, other pixels.

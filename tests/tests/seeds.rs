@@ -102,7 +102,16 @@ async fn render(
     seed: u64,
     n: u32,
 ) -> Vec<(Vec<u8>, HashMap<String, String>)> {
-    let job = farm.submit(&[
+    let job = submit(farm, model, sampler, &[], seed, n);
+    finished_images(farm, &job, n).await
+}
+
+/// Submits one task of `model` with `seed`, `n` images and `extra` flags;
+/// returns the job id.
+fn submit(farm: &Farm, model: &str, sampler: &str, extra: &[&str], seed: u64, n: u32) -> String {
+    let seed = seed.to_string();
+    let n = n.to_string();
+    let mut args = vec![
         "--model",
         model,
         "--prompt",
@@ -110,9 +119,9 @@ async fn render(
         "--sampler",
         sampler,
         "--seed",
-        &seed.to_string(),
+        &seed,
         "-n",
-        &n.to_string(),
+        &n,
         "--steps",
         "3",
         "--width",
@@ -123,15 +132,30 @@ async fn render(
         "3",
         "--max-attempts",
         "1",
-    ]);
-    let status = farm.wait_finished(&job, Duration::from_secs(300)).await;
-    assert_eq!(status["counts"]["succeeded"], 1, "{model}: {status}");
-    let out = farm.dir.path().join(format!("download-{job}"));
-    let download = farm.cli(&["download", &job, "--out", &out.display().to_string()]);
+    ];
+    args.extend_from_slice(extra);
+    farm.submit(&args)
+}
+
+/// Waits for `job` (one task of `n` images) to succeed; its images, in
+/// order, downloaded.
+async fn finished_images(
+    farm: &Farm,
+    job: &str,
+    n: u32,
+) -> Vec<(Vec<u8>, HashMap<String, String>)> {
+    let status = farm.wait_finished(job, Duration::from_secs(300)).await;
+    assert_eq!(status["counts"]["succeeded"], 1, "{job}: {status}");
+    let out = download_dir(farm, job);
+    let download = farm.cli(&["download", job, "--out", &out.display().to_string()]);
     assert!(download.status.success(), "{}", describe(&download));
     (0..n)
         .map(|k| read_png(&out.join(format!("task-00000-{k}.png"))))
         .collect()
+}
+
+fn download_dir(farm: &Farm, job: &str) -> PathBuf {
+    farm.dir.path().join(format!("download-{job}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,4 +197,80 @@ async fn image_k_of_a_task_renders_again_alone_from_the_seed_in_its_png() {
             "{model}: image 2's seed alone with n = 1 renders image 2 again"
         );
     }
+}
+
+/// `fresco regen` renders image 2 of an n = 4 task again, pixel for pixel,
+/// both from its PNG and from the job's record, on every family, schedule
+/// knobs included; the PNG's webui `parameters` text names the sampler as
+/// the webui does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresco_regen_renders_an_image_again_from_its_png_and_from_its_record() {
+    let models = models_dir();
+    let mut farm = Farm::start(FarmOptions {
+        workers: 0,
+        ..FarmOptions::default()
+    })
+    .await;
+    farm.start_worker_with(&["--models-dir".into(), models.path().display().to_string()])
+        .await;
+
+    for (model, sampler, extra, webui_sampler) in [
+        (
+            "tiny-random-dit",
+            "heun",
+            &["--flow-shift", "2"][..],
+            "Heun",
+        ),
+        (
+            "tiny-sd",
+            "dpmpp_2m",
+            &["--timestep-spacing", "trailing", "--karras-sigmas", "true"][..],
+            "DPM++ 2M Karras",
+        ),
+        (
+            "tiny-sd3",
+            "flow_euler",
+            &["--flow-shift", "2"][..],
+            "Euler",
+        ),
+        ("tiny-flux", "flow_euler", &[][..], "Euler"),
+    ] {
+        let job = submit(&farm, model, sampler, extra, 1234, 4);
+        let batch = finished_images(&farm, &job, 4).await;
+        let (pixels, text) = &batch[2];
+        assert!(
+            text["parameters"].contains(&format!(", Sampler: {webui_sampler}, ")),
+            "{model}: {}",
+            text["parameters"]
+        );
+        let png = download_dir(&farm, &job).join("task-00000-2.png");
+        let png = png.display().to_string();
+        for how in [
+            vec!["regen", &png, "--wait"],
+            vec!["regen", &job, "0", "2", "--wait"],
+        ] {
+            let regen = farm.cli(&how);
+            assert!(regen.status.success(), "{model}: {}", describe(&regen));
+            let again = String::from_utf8_lossy(&regen.stdout).trim().to_owned();
+            let alone = finished_images(&farm, &again, 1).await;
+            assert_eq!(
+                &alone[0].0, pixels,
+                "{model}: {how:?} renders image 2 again, pixel for pixel"
+            );
+            let (_, again_text) = &alone[0];
+            for chunk in [
+                "seed", "prompt", "sampler", "schedule", "steps", "guidance", "model",
+            ] {
+                assert_eq!(again_text[chunk], text[chunk], "{model}: {how:?}: {chunk}");
+            }
+            assert_eq!(
+                again_text["task_seed"], text["seed"],
+                "{model}: one image, its seed"
+            );
+        }
+    }
+    assert!(
+        farm.cli(&["regen", "a", "b"]).status.code() == Some(2),
+        "two words are neither a file nor JOB TASK IMAGE"
+    );
 }

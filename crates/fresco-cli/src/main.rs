@@ -86,6 +86,7 @@ async fn main() -> ExitCode {
         Command::Pause(args) => control::run(&target, Action::Pause, args).await,
         Command::Resume(args) => control::run(&target, Action::Resume, args).await,
         Command::Download(args) => commands::download::run(&target, args).await,
+        Command::Regen(args) => commands::regen::run(&target, args).await,
         Command::Workers(args) => commands::workers::run(&target, args).await,
         Command::Usage(args) => commands::usage::run(&target, args).await,
         #[cfg(feature = "dev")]

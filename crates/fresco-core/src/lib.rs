@@ -1,5 +1,6 @@
 //! fresco's domain, shared by the coordinator, the worker and the CLI.
 //!
+//! - [`a1111`]: the webui-style `parameters` text every PNG carries.
 //! - [`access`]: credential kinds, client roles, tenants, the caller.
 //! - [`credentials`]: API keys and worker tokens as text: their format,
 //!   making one, reading one back, the digest a store keeps.
@@ -10,6 +11,7 @@
 //!   knobs, image sides, negative prompt, guidance) and the built-in model ids.
 //! - [`model_capabilities`]: what one served model accepts, the rule that
 //!   admits a task to it, and the built-in models' capabilities.
+//! - [`png_text`]: the text chunks of a PNG, read back.
 //! - [`state`]: the task state machine.
 //! - [`keys`]: where outputs live in the object store.
 //! - [`error`]: [`FieldError`], a request field that breaks a rule.
@@ -26,6 +28,7 @@
 //! This crate never pulls in candle, sqlx or redis: a client install uses it.
 //! Without `grpc` it pulls no tonic either, which is how `fresco-store` uses it.
 
+pub mod a1111;
 pub mod access;
 #[cfg(feature = "grpc")]
 pub mod bearer;
@@ -37,6 +40,7 @@ pub mod ids;
 pub mod keys;
 pub mod model_capabilities;
 pub mod params;
+pub mod png_text;
 #[cfg(feature = "grpc")]
 pub mod prompts_file;
 pub mod schedule;

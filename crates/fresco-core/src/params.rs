@@ -131,3 +131,11 @@ pub struct QueuedTask {
     /// Submission order, increasing across all tasks.
     pub seq: i64,
 }
+
+/// The image seed of image `index` of a task whose seed is `task_seed`:
+/// `task_seed + index`, wrapping at 2^64. Every model family draws image
+/// `index`'s noise from this seed alone, so this seed with `n = 1` renders
+/// that image again; workers write it into the image's PNG.
+pub fn image_seed(task_seed: u64, index: u64) -> u64 {
+    task_seed.wrapping_add(index)
+}

@@ -25,13 +25,9 @@ pub fn splitmix64(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The image seed of image `index` of a task whose seed is `task_seed`:
-/// `task_seed + index`, wrapping at 2^64. Every model family draws image
-/// `index`'s noise from this seed alone, and
-/// [`GeneratedImage::seed`](crate::GeneratedImage::seed) reports it.
-pub fn image_seed(task_seed: u64, index: u64) -> u64 {
-    task_seed.wrapping_add(index)
-}
+/// The image seed contract, defined once in `fresco-core` (the CLI and
+/// the coordinator name image seeds too).
+pub use fresco_core::params::image_seed;
 
 /// A seed mixed from `seed` and `index`:
 /// `splitmix64(seed ^ splitmix64(index))` (see [`splitmix64`]).

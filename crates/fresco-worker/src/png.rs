@@ -1,10 +1,8 @@
-//! PNG encoding of generated images with text metadata, and reading it back
-//! (the worker uploads PNGs; tests and tools read their metadata).
+//! PNG encoding of generated images with text metadata (the worker uploads
+//! PNGs); reading it back lives in `fresco_core::png_text`, re-exported here.
 //!
 //! Each `(key, value)` becomes a tEXt chunk when the value is ASCII, otherwise an
 //! iTXt chunk (UTF-8), so prompts like "café ☕" survive intact.
-
-use std::io::Cursor;
 
 use fresco_pipeline::GeneratedImage;
 
@@ -18,10 +16,6 @@ pub enum Error {
     /// PNG encoding failed.
     #[error("png encode: {0}")]
     Encode(#[from] png::EncodingError),
-
-    /// PNG decoding failed.
-    #[error("png decode: {0}")]
-    Decode(#[from] png::DecodingError),
 }
 
 /// This module's result alias.
@@ -79,37 +73,12 @@ fn check_keyword(key: &str) -> Result<()> {
     Ok(())
 }
 
-/// `(keyword, text)` pairs read from a PNG.
-pub type TextEntries = Vec<(String, String)>;
-
-/// Decodes `bytes` and returns `(width, height, text entries)`; entries from
-/// tEXt, zTXt and iTXt chunks are all returned (in that order of chunk type).
-pub fn read_png_text(bytes: &[u8]) -> Result<(u32, u32, TextEntries)> {
-    let mut reader = png::Decoder::new(Cursor::new(bytes)).read_info()?;
-    // Text chunks may follow the image data, so decode the frame first.
-    let size = reader
-        .output_buffer_size()
-        .ok_or_else(|| Error::InvalidImage("PNG too large to decode".into()))?;
-    let mut buf = vec![0; size];
-    reader.next_frame(&mut buf)?;
-    reader.finish()?;
-    let info = reader.info();
-    let mut text: TextEntries = info
-        .uncompressed_latin1_text
-        .iter()
-        .map(|c| (c.keyword.clone(), c.text.clone()))
-        .collect();
-    for c in &info.compressed_latin1_text {
-        text.push((c.keyword.clone(), c.get_text()?));
-    }
-    for c in &info.utf8_text {
-        text.push((c.keyword.clone(), c.get_text()?));
-    }
-    Ok((info.width, info.height, text))
-}
+pub use fresco_core::png_text::{TextEntries, read_png_text};
 
 #[cfg(test)]
 mod tests {
+    use std::io::Cursor;
+
     use fresco_pipeline::GenerateParams;
 
     use super::*;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Instant;
 
+use fresco_core::a1111;
 use fresco_pipeline::{GenerateParams, GeneratedImage, ModelCache, Pipeline, Schedule, image_seed};
 use fresco_proto::v1 as pb;
 use tracing::warn;
@@ -49,18 +50,21 @@ pub fn params_of(task: &pb::Task) -> GenerateParams {
 
 /// The text chunks every image carries, so a downloaded file explains itself.
 pub fn png_text(task: &pb::Task, image_seed: u64) -> Vec<(&'static str, String)> {
-    let summary = format!(
-        "{}\nNegative prompt: {}\nSteps: {}, Sampler: {}, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}",
-        task.prompt,
-        task.negative_prompt,
-        task.steps,
-        task.sampler,
-        task.guidance,
-        image_seed,
-        task.width,
-        task.height,
-        task.model
-    );
+    let schedule = Schedule::from_proto(task.schedule.as_ref());
+    let summary = a1111::Parameters {
+        prompt: &task.prompt,
+        negative_prompt: &task.negative_prompt,
+        steps: task.steps,
+        sampler: &task.sampler,
+        karras_sigmas: schedule.karras_sigmas,
+        guidance: task.guidance,
+        seed: image_seed,
+        width: task.width,
+        height: task.height,
+        model_hash: None,
+        model: &task.model,
+    }
+    .to_text();
     vec![
         ("parameters", summary),
         ("prompt", task.prompt.clone()),
@@ -73,10 +77,7 @@ pub fn png_text(task: &pb::Task, image_seed: u64) -> Vec<(&'static str, String)>
         ("model", task.model.clone()),
         ("width", task.width.to_string()),
         ("height", task.height.to_string()),
-        (
-            "schedule",
-            Schedule::from_proto(task.schedule.as_ref()).to_json(),
-        ),
+        ("schedule", schedule.to_json()),
         ("fresco_job", task.job_id.clone()),
         ("fresco_task", task.id.clone()),
     ]

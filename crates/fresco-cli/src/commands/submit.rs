@@ -138,15 +138,41 @@ pub async fn run(target: &Target, args: SubmitArgs) -> Result<(), Failure> {
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let request = request_of(&args, &request_id)?;
-    let patience = Duration::from_secs(args.retry_seconds);
-    let (mut client, response) = submit_until_answered(target, request, patience).await?;
+    let delivery = Delivery {
+        json: args.json,
+        wait: args.wait,
+        patience: Duration::from_secs(args.retry_seconds),
+    };
+    send(target, request, &delivery).await
+}
+
+/// How a built request is sent and answered.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Print the stored job as JSON instead of its bare id.
+    pub json: bool,
+    /// Follow the job until it finishes; fail when a task failed.
+    pub wait: bool,
+    /// How long to keep trying while the coordinator does not answer.
+    pub patience: Duration,
+}
+
+/// Submits `request` (under its request id) until the coordinator answers,
+/// prints the job, and follows it when asked.
+pub async fn send(
+    target: &Target,
+    request: pb::SubmitJobRequest,
+    delivery: &Delivery,
+) -> Result<(), Failure> {
+    let request_id = request.request_id.clone();
+    let (mut client, response) = submit_until_answered(target, request, delivery.patience).await?;
     let job = response
         .job
         .context("the coordinator's reply held no job")?;
     for warning in &response.warnings {
         eprintln!("warning: {warning}");
     }
-    if args.json {
+    if delivery.json {
         println!("{}", report::job_json(&job));
     } else {
         println!("{}", job.id);
@@ -159,8 +185,8 @@ pub async fn run(target: &Target, args: SubmitArgs) -> Result<(), Failure> {
             eprintln!("submitted job {} with {} tasks", job.id, job.task_count);
         }
     }
-    if args.wait {
-        let done = watch::follow(&mut client, &job.id, !args.json).await?;
+    if delivery.wait {
+        let done = watch::follow(&mut client, &job.id, !delivery.json).await?;
         watch::check_outcome(&done)?;
     }
     Ok(())
