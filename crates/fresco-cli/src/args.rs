@@ -54,6 +54,10 @@ pub enum Command {
     Resume(JobArgs),
     /// Fetch every image of a job into a directory.
     Download(DownloadArgs),
+    /// Render one image again: submit exactly the parameters that made it
+    /// (one task, one image, the image's own seed), from its PNG or from
+    /// the job's record.
+    Regen(RegenArgs),
     /// List the farm's workers: models, loaded models, running tasks, and
     /// why a quarantined worker was quarantined; `workers release ID` puts a
     /// quarantined worker on probation.
@@ -259,6 +263,51 @@ pub struct DownloadArgs {
     /// Directory to write the images into (created if missing).
     #[arg(long)]
     pub out: PathBuf,
+    /// Images fetched at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+    /// File names under --out, from the fields {job}, {task}, {task_id},
+    /// {image}, {seed}, {prompt_slug}, {model}, {sampler}, {steps},
+    /// {guidance}, {width}, {height}; a width pads with zeros ({task:05}).
+    #[arg(long, default_value = crate::commands::download::layout::DEFAULT)]
+    pub layout: String,
+    /// Only images of tasks that finished at or after this time: an RFC 3339
+    /// time (2026-12-07T10:00:00Z) or a duration ago (90s, 10m, 2h).
+    #[arg(long, value_parser = since)]
+    pub since: Option<std::time::SystemTime>,
+}
+
+/// `--since`: an RFC 3339 time, or a duration before now.
+fn since(value: &str) -> Result<std::time::SystemTime, String> {
+    if let Ok(at) = humantime::parse_rfc3339_weak(value) {
+        return Ok(at);
+    }
+    let ago = humantime::parse_duration(value).map_err(|_| {
+        format!("{value:?} is neither an RFC 3339 time (2026-12-07T10:00:00Z) nor a duration (10m)")
+    })?;
+    std::time::SystemTime::now()
+        .checked_sub(ago)
+        .ok_or_else(|| format!("{value:?} reaches back before the clock's start"))
+}
+
+#[derive(Debug, Args)]
+pub struct RegenArgs {
+    /// The image: a PNG file fresco made, or its job id, its task (index in
+    /// the job, or id) and its image index.
+    #[arg(required = true, num_args = 1..=3, value_name = "FILE.png | JOB TASK IMAGE")]
+    pub image: Vec<String>,
+    /// Priority of the new job (higher runs first).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub priority: i32,
+    /// Print a JSON object instead of the bare job id.
+    #[arg(long)]
+    pub json: bool,
+    /// Wait until the image is rendered; exit non-zero if it failed.
+    #[arg(long)]
+    pub wait: bool,
+    /// Seconds to keep trying while the coordinator does not answer.
+    #[arg(long, default_value_t = 60)]
+    pub retry_seconds: u64,
 }
 
 #[cfg(feature = "dev")]

@@ -64,6 +64,9 @@ async fn render(
         &DownloadArgs {
             job_id: job.id.clone(),
             out: out.clone(),
+            jobs: 8,
+            layout: download::layout::DEFAULT.to_owned(),
+            since: None,
         },
     )
     .await?;

@@ -30,6 +30,7 @@ pub async fn fetch(
     client: &mut Client,
     job_id: &str,
     wanted: &[Wanted],
+    jobs: usize,
 ) -> Result<Fetched, Failure> {
     let http = reqwest::Client::builder()
         .build()
@@ -53,7 +54,7 @@ pub async fn fetch(
             Err(status) => return Err(status.into()),
         };
         let urls: HashMap<String, String> = urls.into_iter().map(|u| (u.key, u.url)).collect();
-        for_each(batch, |wanted| get(&http, &urls, wanted)).await?;
+        for_each(batch, jobs, |wanted| get(&http, &urls, wanted)).await?;
     }
     Ok(Fetched::Done)
 }

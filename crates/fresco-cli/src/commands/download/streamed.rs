@@ -9,8 +9,8 @@ use super::{Wanted, file, for_each};
 use crate::Failure;
 use crate::client::Client;
 
-pub async fn fetch(client: &Client, wanted: &[Wanted]) -> Result<(), Failure> {
-    for_each(wanted, |wanted| read(client.clone(), wanted)).await
+pub async fn fetch(client: &Client, wanted: &[Wanted], jobs: usize) -> Result<(), Failure> {
+    for_each(wanted, jobs, |wanted| read(client.clone(), wanted)).await
 }
 
 async fn read(mut client: Client, wanted: &Wanted) -> Result<(), Failure> {
