@@ -15,8 +15,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, IndexOp, Tensor};
 use fresco_pipeline::{Family, Schedule, guidance_enabled};
-use fresco_schedulers::{Scheduler, SchedulerKind};
-use rand::RngCore;
+use fresco_schedulers::{NoiseSource, Scheduler, SchedulerKind};
 
 use crate::clip::ClipTextModel;
 use crate::error::{Error, Result, invalid};
@@ -495,8 +494,8 @@ impl SdPipeline {
             };
             for (k, s) in images.iter_mut().enumerate() {
                 let out = pred.i(k..k + 1)?;
-                let rng: &mut dyn RngCore = &mut s.rng;
-                s.latents = s.scheduler.step(&out, i, &s.latents, Some(rng))?;
+                let noise: &mut dyn NoiseSource = &mut s.rng;
+                s.latents = s.scheduler.step(&out, i, &s.latents, Some(noise))?;
             }
             if on_step(i + 1, timesteps.len()).is_break() {
                 return Err(Error::Cancelled);

@@ -20,8 +20,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, IndexOp, Tensor};
 use fresco_pipeline::{Family, guidance_enabled};
-use fresco_schedulers::Scheduler;
-use rand::RngCore;
+use fresco_schedulers::{NoiseSource, Scheduler};
 
 use crate::clip_prompt::ClipPromptEncoder;
 use crate::error::{Error, Result};
@@ -386,10 +385,10 @@ impl Sd3Pipeline {
                 pred
             };
             for (k, s) in images.iter_mut().enumerate() {
-                let rng: &mut dyn RngCore = &mut s.rng;
+                let noise: &mut dyn NoiseSource = &mut s.rng;
                 s.latents = s
                     .scheduler
-                    .step(&pred.i(k..k + 1)?, i, &s.latents, Some(rng))?;
+                    .step(&pred.i(k..k + 1)?, i, &s.latents, Some(noise))?;
             }
             if on_step(i + 1, timesteps.len()).is_break() {
                 return Err(Error::Cancelled);

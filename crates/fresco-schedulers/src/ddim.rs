@@ -2,13 +2,12 @@
 //! `eta > 0`. Owns the alpha-product based x0/epsilon recovery shared with [`crate::ddpm`].
 
 use candle_core::Tensor;
-use rand::RngCore;
 
 use crate::config::{PredictionType, SchedulerConfig, TimestepSpacing};
 use crate::error::{Error, Result, invalid};
-use crate::ops::{clamp, lin2, randn_like, same_shape, scale, step_inputs};
+use crate::ops::{clamp, lin2, same_shape, scale, step_inputs};
 use crate::schedule;
-use crate::{Scheduler, SchedulerKind, check_index};
+use crate::{NoiseSource, Scheduler, SchedulerKind, check_index};
 
 /// diffusers' `DDIMScheduler` with its timesteps set.
 #[derive(Debug, Clone)]
@@ -122,7 +121,7 @@ impl Scheduler for Ddim {
         model_output: &Tensor,
         step_index: usize,
         sample: &Tensor,
-        rng: Option<&mut dyn RngCore>,
+        noise: Option<&mut dyn NoiseSource>,
     ) -> Result<Tensor> {
         check_index(step_index, self.timesteps.len())?;
         let (x, out, dtype) = step_inputs(model_output, sample)?;
@@ -148,8 +147,8 @@ impl Scheduler for Ddim {
         let dir_coeff = (1.0 - alpha_prod_prev - std_dev_t * std_dev_t).sqrt();
         let mut prev = lin2(&x0, alpha_prod_prev.sqrt(), &eps, dir_coeff)?;
         if self.eta > 0.0 {
-            let rng = rng.ok_or(Error::RngRequired { scheduler: "ddim" })?;
-            let noise = randn_like(&prev, rng)?;
+            let noise_source = noise.ok_or(Error::RngRequired { scheduler: "ddim" })?;
+            let noise = noise_source.draw(&prev)?;
             prev = (prev + scale(&noise, std_dev_t)?)?;
         }
         Ok(prev.to_dtype(dtype)?)

@@ -3,14 +3,13 @@
 //! it needs an RNG.
 
 use candle_core::Tensor;
-use rand::RngCore;
 
 use crate::config::{PredictionType, SchedulerConfig, TimestepSpacing};
 use crate::ddim::x0_and_eps;
 use crate::error::{Error, Result, invalid};
-use crate::ops::{clamp, lin2, randn_like, same_shape, scale, step_inputs};
+use crate::ops::{clamp, lin2, same_shape, scale, step_inputs};
 use crate::schedule;
-use crate::{Scheduler, SchedulerKind, check_index};
+use crate::{NoiseSource, Scheduler, SchedulerKind, check_index};
 
 /// DDPM's variance choices supported by fresco.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +107,7 @@ impl Scheduler for Ddpm {
         model_output: &Tensor,
         step_index: usize,
         sample: &Tensor,
-        rng: Option<&mut dyn RngCore>,
+        noise: Option<&mut dyn NoiseSource>,
     ) -> Result<Tensor> {
         check_index(step_index, self.timesteps.len())?;
         let (x, out, dtype) = step_inputs(model_output, sample)?;
@@ -127,8 +126,8 @@ impl Scheduler for Ddpm {
         let mut prev = lin2(&x0, x0_coeff, &x, x_coeff)?;
 
         if self.timesteps[step_index] > 0.0 {
-            let rng = rng.ok_or(Error::RngRequired { scheduler: "ddpm" })?;
-            let noise = randn_like(&prev, rng)?;
+            let noise_source = noise.ok_or(Error::RngRequired { scheduler: "ddpm" })?;
+            let noise = noise_source.draw(&prev)?;
             let small =
                 ((1.0 - alpha_prod_prev) / (1.0 - alpha_prod_t) * current_beta_t).max(1e-20);
             let std = match self.variance {

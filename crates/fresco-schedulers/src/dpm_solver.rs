@@ -3,14 +3,13 @@
 //! sigmas. The struct keeps the previous data prediction between steps.
 
 use candle_core::Tensor;
-use rand::RngCore;
 
 use crate::config::{PredictionType, SchedulerConfig};
 use crate::error::{Result, invalid};
 use crate::multistep::{History, MultistepSchedule, data_prediction, multistep_schedule};
 use crate::ops::{lin2, same_shape, scale, step_inputs};
 use crate::schedule::{vp_alpha_sigma, vp_lambda};
-use crate::{Scheduler, SchedulerKind, check_index};
+use crate::{NoiseSource, Scheduler, SchedulerKind, check_index};
 
 /// The second-order update rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +95,7 @@ impl Scheduler for DpmSolverMultistep {
         model_output: &Tensor,
         step_index: usize,
         sample: &Tensor,
-        _rng: Option<&mut dyn RngCore>,
+        _noise: Option<&mut dyn NoiseSource>,
     ) -> Result<Tensor> {
         let len = self.schedule.timesteps.len();
         check_index(step_index, len)?;

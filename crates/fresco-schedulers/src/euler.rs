@@ -3,13 +3,12 @@
 //! recovery shared by [`crate::euler_ancestral`] and [`crate::heun`].
 
 use candle_core::Tensor;
-use rand::RngCore;
 
 use crate::config::{FinalSigmas, PredictionType, SchedulerConfig, TimestepSpacing};
 use crate::error::{Result, invalid};
 use crate::ops::{lin2, same_shape, scale, step_inputs};
 use crate::schedule;
-use crate::{Scheduler, SchedulerKind, check_index};
+use crate::{NoiseSource, Scheduler, SchedulerKind, check_index};
 
 /// Timesteps and sigmas (one longer, ending at the final sigma) of the Euler family.
 #[derive(Debug, Clone)]
@@ -154,7 +153,7 @@ impl Scheduler for Euler {
         model_output: &Tensor,
         step_index: usize,
         sample: &Tensor,
-        _rng: Option<&mut dyn RngCore>,
+        _noise: Option<&mut dyn NoiseSource>,
     ) -> Result<Tensor> {
         check_index(step_index, self.schedule.timesteps.len())?;
         let (x, out, dtype) = step_inputs(model_output, sample)?;

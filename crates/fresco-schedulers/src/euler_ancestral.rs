@@ -2,13 +2,12 @@
 //! followed by fresh noise of scale `sigma_up`; needs an RNG at every step.
 
 use candle_core::Tensor;
-use rand::RngCore;
 
 use crate::config::{FinalSigmas, PredictionType, SchedulerConfig};
 use crate::error::{Error, Result};
 use crate::euler::{KarrasSchedule, karras_schedule, scale_by_sigma, sigma_x0};
-use crate::ops::{lin2, randn_like, same_shape, scale, to_work};
-use crate::{Scheduler, SchedulerKind, check_index};
+use crate::ops::{lin2, same_shape, scale, to_work};
+use crate::{NoiseSource, Scheduler, SchedulerKind, check_index};
 
 /// diffusers' `EulerAncestralDiscreteScheduler` with its timesteps set.
 #[derive(Debug, Clone)]
@@ -56,11 +55,11 @@ impl Scheduler for EulerAncestral {
         model_output: &Tensor,
         step_index: usize,
         sample: &Tensor,
-        rng: Option<&mut dyn RngCore>,
+        noise: Option<&mut dyn NoiseSource>,
     ) -> Result<Tensor> {
         check_index(step_index, self.schedule.timesteps.len())?;
         same_shape(model_output, sample, "model output vs sample")?;
-        let rng = rng.ok_or(Error::RngRequired {
+        let noise_source = noise.ok_or(Error::RngRequired {
             scheduler: "euler_a",
         })?;
         let dtype = sample.dtype();
@@ -75,7 +74,7 @@ impl Scheduler for EulerAncestral {
         let sigma_down = (sigma_to * sigma_to - sigma_up * sigma_up).sqrt();
         let derivative = scale(&(&x - &x0)?, 1.0 / sigma_from)?;
         let prev = lin2(&x, 1.0, &derivative, sigma_down - sigma_from)?;
-        let noise = randn_like(&prev, rng)?;
+        let noise = noise_source.draw(&prev)?;
         let prev = lin2(&prev, 1.0, &noise, sigma_up)?;
         Ok(prev.to_dtype(dtype)?)
     }

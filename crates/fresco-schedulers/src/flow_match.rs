@@ -4,13 +4,12 @@
 //! The timestep passed to the model is `sigma * num_train_timesteps`.
 
 use candle_core::Tensor;
-use rand::RngCore;
 
 use crate::config::SchedulerConfig;
 use crate::error::{Error, Result, invalid};
-use crate::ops::{lin2, randn_like, same_shape, step_inputs};
+use crate::ops::{lin2, same_shape, step_inputs};
 use crate::schedule;
-use crate::{Scheduler, SchedulerKind, check_index};
+use crate::{NoiseSource, Scheduler, SchedulerKind, check_index};
 
 /// diffusers' `FlowMatchEulerDiscreteScheduler` with its timesteps set.
 #[derive(Debug, Clone)]
@@ -141,18 +140,18 @@ impl Scheduler for FlowMatchEuler {
         model_output: &Tensor,
         step_index: usize,
         sample: &Tensor,
-        rng: Option<&mut dyn RngCore>,
+        noise: Option<&mut dyn NoiseSource>,
     ) -> Result<Tensor> {
         check_index(step_index, self.timesteps.len())?;
         let (x, v, dtype) = step_inputs(model_output, sample)?;
         let sigma = self.sigmas[step_index];
         let sigma_next = self.sigmas[step_index + 1];
         let prev = if self.stochastic {
-            let rng = rng.ok_or(Error::RngRequired {
+            let noise_source = noise.ok_or(Error::RngRequired {
                 scheduler: "flow_euler",
             })?;
             let x0 = lin2(&x, 1.0, &v, -sigma)?;
-            let noise = randn_like(&x0, rng)?;
+            let noise = noise_source.draw(&x0)?;
             lin2(&x0, 1.0 - sigma_next, &noise, sigma_next)?
         } else {
             lin2(&x, 1.0, &v, sigma_next - sigma)?

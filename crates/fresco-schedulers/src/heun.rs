@@ -3,13 +3,12 @@
 //! the first, as diffusers does, and the struct carries the first-order half-step state.
 
 use candle_core::Tensor;
-use rand::RngCore;
 
 use crate::config::{FinalSigmas, PredictionType, SchedulerConfig};
 use crate::error::{Error, Result};
 use crate::euler::{karras_schedule, scale_by_sigma, sigma_x0};
 use crate::ops::{clamp, lin2, same_shape, scale, step_inputs};
-use crate::{Scheduler, SchedulerKind, check_index};
+use crate::{NoiseSource, Scheduler, SchedulerKind, check_index};
 
 #[derive(Debug, Clone)]
 struct FirstOrderState {
@@ -97,7 +96,7 @@ impl Scheduler for Heun {
         model_output: &Tensor,
         step_index: usize,
         sample: &Tensor,
-        _rng: Option<&mut dyn RngCore>,
+        _noise: Option<&mut dyn NoiseSource>,
     ) -> Result<Tensor> {
         check_index(step_index, self.timesteps.len())?;
         // A fresh scheduler may start anywhere on a step boundary (img2img); afterwards the

@@ -49,6 +49,22 @@ pub use config::{SchedulerConfig, SetTimestepsOptions};
 pub use error::{Error, Result};
 pub use ops::randn_like;
 
+/// Where a stochastic step's fresh Gaussian noise comes from: any random
+/// number generator (standard normal draws, Box–Muller in `f32`, see
+/// [`randn_like`]), or a source a caller controls, such as a test replaying
+/// the noise a reference run drew.
+pub trait NoiseSource {
+    /// Standard normal noise shaped and typed like `like`; called once per
+    /// stochastic step, in step order.
+    fn draw(&mut self, like: &Tensor) -> Result<Tensor>;
+}
+
+impl<R: RngCore + ?Sized> NoiseSource for R {
+    fn draw(&mut self, like: &Tensor) -> Result<Tensor> {
+        randn_like(like, self)
+    }
+}
+
 /// A diffusion sampler with a fixed schedule of `timesteps().len()` model evaluations.
 pub trait Scheduler: Send + fmt::Debug {
     /// Which scheduler this is.
@@ -71,15 +87,16 @@ pub trait Scheduler: Send + fmt::Debug {
     /// The input to feed the model at `step_index` (diffusers' `scale_model_input`).
     fn scale_model_input(&self, sample: &Tensor, step_index: usize) -> Result<Tensor>;
 
-    /// Advances `sample` by one step given the model output at `step_index`. `rng` is
-    /// needed only by stochastic steps (DDIM with eta > 0, DDPM, Euler ancestral,
-    /// stochastic flow matching); they return [`Error::RngRequired`] without one.
+    /// Advances `sample` by one step given the model output at `step_index`. `noise`
+    /// is needed only by stochastic steps (DDIM with eta > 0, DDPM, Euler ancestral,
+    /// stochastic flow matching), which draw from it once each; they return
+    /// [`Error::RngRequired`] without one. A random number generator is a source.
     fn step(
         &mut self,
         model_output: &Tensor,
         step_index: usize,
         sample: &Tensor,
-        rng: Option<&mut dyn RngCore>,
+        noise: Option<&mut dyn NoiseSource>,
     ) -> Result<Tensor>;
 
     /// Noises a clean sample to the noise level of `step_index` (for img2img, where the

@@ -43,7 +43,7 @@ pub(crate) fn same_shape(a: &Tensor, b: &Tensor, what: &str) -> Result<()> {
 }
 
 /// Standard normal noise shaped and typed like `like` (Box–Muller over `rng`, in `f32`).
-pub fn randn_like(like: &Tensor, rng: &mut dyn RngCore) -> Result<Tensor> {
+pub fn randn_like<R: RngCore + ?Sized>(like: &Tensor, rng: &mut R) -> Result<Tensor> {
     let n = like.elem_count();
     let mut values = Vec::with_capacity(n + 1);
     while values.len() < n {

@@ -4,14 +4,13 @@
 //! order used by the last predictor.
 
 use candle_core::Tensor;
-use rand::RngCore;
 
 use crate::config::{PredictionType, SchedulerConfig};
 use crate::error::{Error, Result, invalid};
 use crate::multistep::{History, MultistepSchedule, data_prediction, multistep_schedule};
 use crate::ops::{lin2, same_shape, scale, step_inputs};
 use crate::schedule::{vp_alpha_sigma, vp_lambda};
-use crate::{Scheduler, SchedulerKind, check_index};
+use crate::{NoiseSource, Scheduler, SchedulerKind, check_index};
 
 /// UniPC's B(h) choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,7 +235,7 @@ impl Scheduler for UniPcMultistep {
         model_output: &Tensor,
         step_index: usize,
         sample: &Tensor,
-        _rng: Option<&mut dyn RngCore>,
+        _noise: Option<&mut dyn NoiseSource>,
     ) -> Result<Tensor> {
         let len = self.schedule.timesteps.len();
         check_index(step_index, len)?;

@@ -55,7 +55,7 @@ fn sample(
     for (i, &t) in timesteps.iter().enumerate() {
         let x_in = s.scale_model_input(&x, i)?;
         let out = model(&x_in, t);
-        let rng_arg: Option<&mut dyn rand::RngCore> = match rng.as_mut() {
+        let rng_arg: Option<&mut dyn fresco_schedulers::NoiseSource> = match rng.as_mut() {
             Some(r) => Some(r),
             None => None,
         };

@@ -1,6 +1,8 @@
 //! Trajectories of every scheduler against diffusers 0.42.1 reference runs
 //! (`tests/data/*.json`, copied unchanged from the shared reference set): schedule
 //! (timesteps, sigmas, init_noise_sigma), initial sample and the sample after every step.
+//! The stochastic samplers (DDPM, Euler ancestral, DDIM with eta > 0) draw their noise
+//! from a source that replays, draw by draw, the noise the reference run drew.
 
 #![allow(
     clippy::unwrap_used,
@@ -12,7 +14,7 @@ use std::path::PathBuf;
 use candle_core::{DType, Device, Tensor};
 use fresco_schedulers::config::python_json_to_value;
 use fresco_schedulers::{
-    SchedulerConfig, SchedulerKind, SetTimestepsOptions, by_name, from_config,
+    NoiseSource, SchedulerConfig, SchedulerKind, SetTimestepsOptions, by_name, from_config,
 };
 use serde::Deserialize;
 
@@ -21,7 +23,12 @@ struct Reference {
     name: String,
     config: serde_json::Value,
     num_inference_steps: usize,
+    #[serde(default)]
     set_timesteps_kwargs: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    step_kwargs: serde_json::Map<String, serde_json::Value>,
+    /// Every noise tensor a stochastic run drew, flattened, in draw order.
+    noise_per_step: Option<Vec<Vec<f64>>>,
     shape: Vec<usize>,
     offset: f64,
     init_noise_sigma: f64,
@@ -69,6 +76,28 @@ fn model(x: &Tensor, t: f64) -> Tensor {
     (x.affine(0.1, 0.0).unwrap() + arg.cos().unwrap().affine(0.05, 0.0).unwrap()).unwrap()
 }
 
+/// Replays a reference run's noise: the k-th draw returns the k-th tensor it drew.
+struct ReplayedNoise {
+    draws: Vec<Vec<f64>>,
+    next: usize,
+}
+
+impl NoiseSource for ReplayedNoise {
+    fn draw(&mut self, like: &Tensor) -> fresco_schedulers::Result<Tensor> {
+        let drawn = self.draws.get(self.next).unwrap_or_else(|| {
+            panic!(
+                "draw {} is past the {} the reference drew",
+                self.next,
+                self.draws.len()
+            )
+        });
+        assert_eq!(drawn.len(), like.elem_count(), "draw {}: size", self.next);
+        self.next += 1;
+        let values: Vec<f32> = drawn.iter().map(|v| *v as f32).collect();
+        Ok(Tensor::from_vec(values, like.shape(), like.device())?.to_dtype(like.dtype())?)
+    }
+}
+
 fn to_vec(t: &Tensor) -> Vec<f64> {
     t.flatten_all()
         .unwrap()
@@ -93,7 +122,11 @@ fn run(file: &str, kind_name: &str) {
             .set_timesteps_kwargs
             .get("mu")
             .and_then(serde_json::Value::as_f64),
-        ..Default::default()
+        eta: reference
+            .step_kwargs
+            .get("eta")
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0),
     };
     let mut scheduler = from_config(kind, &config, reference.num_inference_steps, options).unwrap();
 
@@ -142,11 +175,23 @@ fn run(file: &str, kind_name: &str) {
     worst.check("start", &to_vec(&x), &reference.start);
 
     assert_eq!(reference.after_each_step.len(), timesteps.len());
+    let mut noise = reference
+        .noise_per_step
+        .clone()
+        .map(|draws| ReplayedNoise { draws, next: 0 });
     for (i, want) in reference.after_each_step.iter().enumerate() {
         let x_in = scheduler.scale_model_input(&x, i).unwrap();
         let out = model(&x_in, timesteps[i]);
-        x = scheduler.step(&out, i, &x, None).unwrap();
+        let source = noise.as_mut().map(|n| n as &mut dyn NoiseSource);
+        x = scheduler.step(&out, i, &x, source).unwrap();
         worst.check(&format!("step {i}"), &to_vec(&x), want);
+    }
+    if let Some(noise) = &noise {
+        assert_eq!(
+            noise.next,
+            noise.draws.len(),
+            "{file}: every drawn tensor used, once"
+        );
     }
     worst.check("final", &to_vec(&x), &reference.final_sample);
 
@@ -216,4 +261,24 @@ fn heun_10() {
 #[test]
 fn unipc_20() {
     run("unipc_20", "unipc");
+}
+
+#[test]
+fn ddpm_sd15_25() {
+    run("ddpm_sd15_25", "ddpm");
+}
+
+#[test]
+fn ddpm_linear_vpred_20() {
+    run("ddpm_linear_vpred_20", "ddpm");
+}
+
+#[test]
+fn euler_a_sd15_20() {
+    run("euler_a_sd15_20", "euler_a");
+}
+
+#[test]
+fn ddim_eta05_20() {
+    run("ddim_eta05_20", "ddim");
 }
