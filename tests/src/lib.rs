@@ -869,3 +869,13 @@ impl Drop for TcpProxy {
         self.accept.abort();
     }
 }
+
+/// Decodes a PNG into (width, height, its 8-bit pixels as stored).
+pub fn decode_png(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut reader = decoder.read_info().expect("a valid PNG header");
+    let mut buf = vec![0; reader.output_buffer_size().expect("buffer size")];
+    let info = reader.next_frame(&mut buf).expect("a valid PNG frame");
+    buf.truncate(info.buffer_size());
+    (info.width, info.height, buf)
+}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use fresco_e2e::{Proc, binary, describe, free_port};
+use fresco_e2e::{Proc, binary, decode_png, describe, free_port};
 use fresco_shapes::analyze::analyze;
 use fresco_shapes::caption::parse_prompt;
 use fresco_worker::png::read_png_text;
@@ -44,17 +44,6 @@ fn readme_first_command_args() -> Vec<String> {
 }
 
 /// Images a JSONL prompts file asks for: `n` per line, default 1.
-/// The RGB pixels of a PNG the worker wrote (8-bit RGB).
-fn decode_rgb(bytes: &[u8]) -> Vec<u8> {
-    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
-        .read_info()
-        .expect("a PNG");
-    let mut buf = vec![0; reader.output_buffer_size().expect("a size")];
-    let info = reader.next_frame(&mut buf).expect("a frame");
-    buf.truncate(info.buffer_size());
-    buf
-}
-
 fn images_asked(path: &Path) -> u64 {
     std::fs::read_to_string(path)
         .expect("reading the prompts file")
@@ -139,9 +128,13 @@ fn the_readme_first_command_renders_the_examples_on_a_clean_machine() {
         // The examples ask only for what the model follows: the colour and
         // the background the analyzer reads are the ones the prompt names.
         let asked = parse_prompt(prompt);
-        let rgb = decode_rgb(&bytes);
+        let (_, _, rgb) = decode_png(&bytes);
         let seen = analyze(&rgb, width, height).expect("analysing the image");
-        assert_eq!(seen.background, asked.background.expect("a background"), "{prompt}");
+        assert_eq!(
+            seen.background,
+            asked.background.expect("a background"),
+            "{prompt}"
+        );
         assert_eq!(seen.foreground, asked.colour, "{prompt}");
         shapes_right += usize::from(seen.shape == asked.shape);
     }

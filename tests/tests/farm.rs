@@ -4,19 +4,9 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use fresco_e2e::{Farm, FarmOptions, describe};
+use fresco_e2e::{Farm, FarmOptions, decode_png, describe};
 use fresco_worker::png::read_png_text;
 use sqlx::Row;
-
-/// Decodes a PNG into (width, height, RGB bytes).
-fn decode(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
-    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
-    let mut reader = decoder.read_info().expect("a valid PNG header");
-    let mut buf = vec![0; reader.output_buffer_size().expect("buffer size")];
-    let info = reader.next_frame(&mut buf).expect("a valid PNG frame");
-    buf.truncate(info.buffer_size());
-    (info.width, info.height, buf)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_job_flows_from_the_cli_to_the_bucket() {
@@ -112,7 +102,7 @@ async fn a_bulk_job_flows_from_the_cli_to_the_bucket() {
             .await
             .unwrap_or_else(|e| panic!("{key} is not in the bucket: {e}"));
         assert_eq!(bytes.len() as i64, row.get::<i64, _>("bytes"));
-        let (w, h, rgb) = decode(&bytes);
+        let (w, h, rgb) = decode_png(&bytes);
         assert_eq!((w as i32, h as i32), (row.get("width"), row.get("height")));
         assert_eq!((w as i32, h as i32), (row.get("ow"), row.get("oh")));
         let (_, _, text) = read_png_text(&bytes).expect("reading PNG text chunks");
@@ -177,7 +167,7 @@ async fn a_bulk_job_flows_from_the_cli_to_the_bucket() {
     let files = std::fs::read_dir(&dest).expect("download dir").count();
     assert_eq!(files, rows.len());
     let first = std::fs::read(dest.join("task-00020-0.png")).expect("a downloaded image");
-    assert_eq!(decode(&first).2, pixels[&(20, 0)]);
+    assert_eq!(decode_png(&first).2, pixels[&(20, 0)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,18 +10,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use fresco_e2e::models::tiny_sd_models_dir;
-use fresco_e2e::{Farm, FarmOptions, describe, stdout_json};
+use fresco_e2e::{Farm, FarmOptions, decode_png, describe, stdout_json};
 
 /// RGB8 pixels of a PNG file.
 fn pixels(path: &Path) -> Vec<u8> {
-    let file = std::fs::File::open(path).expect("opening a PNG");
-    let mut reader = png::Decoder::new(std::io::BufReader::new(file))
-        .read_info()
-        .expect("a PNG");
-    let mut buf = vec![0; reader.output_buffer_size().expect("a size")];
-    let info = reader.next_frame(&mut buf).expect("a frame");
-    buf.truncate(info.buffer_size());
-    buf
+    decode_png(&std::fs::read(path).expect("reading a PNG")).2
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fresco_e2e::models::copy_dir;
-use fresco_e2e::{Farm, FarmOptions, describe};
+use fresco_e2e::{Farm, FarmOptions, decode_png, describe};
 use fresco_worker::png::read_png_text;
 
 /// A task seed two below the top, so image 2's seed wraps around to 0.
@@ -84,13 +84,7 @@ fn models_dir() -> tempfile::TempDir {
 fn read_png(path: &Path) -> (Vec<u8>, HashMap<String, String>) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let (_, _, text) = read_png_text(&bytes).expect("reading PNG text chunks");
-    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
-        .read_info()
-        .expect("a PNG");
-    let mut buf = vec![0; reader.output_buffer_size().expect("a size")];
-    let info = reader.next_frame(&mut buf).expect("a frame");
-    buf.truncate(info.buffer_size());
-    (buf, text.into_iter().collect())
+    (decode_png(&bytes).2, text.into_iter().collect())
 }
 
 /// Renders one task of `model` with `seed` and `n` images; returns the
