@@ -11,6 +11,8 @@
 //! - [`model_capabilities`]: what one served model accepts, the rule that
 //!   admits a task to it, and the built-in models' capabilities.
 //! - [`state`]: the task state machine.
+//! - [`sweep`]: a job as the product of parameter axes, its expansion
+//!   order, and each task's coordinates in it.
 //! - [`keys`]: where outputs live in the object store.
 //! - [`error`]: [`FieldError`], a request field that breaks a rule.
 //! - [`failure`]: whose fault a failed attempt was ([`FailureKind`]).
@@ -41,6 +43,7 @@ pub mod params;
 pub mod prompts_file;
 pub mod schedule;
 pub mod state;
+pub mod sweep;
 pub mod status;
 #[cfg(feature = "grpc")]
 pub mod validate;
