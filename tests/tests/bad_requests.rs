@@ -25,7 +25,8 @@ const TOO_LARGE: &str = "error: tasks[0].width: fresco-shapes draws at most 64 (
 const WRONG_SAMPLER: &str = "error: tasks[0].sampler: fresco-shapes runs euler, heun (got ddim)";
 
 /// The whole stderr of the sweep with one size the model cannot draw.
-const SWEEP_TOO_LARGE: &str = "error: sweep.sizes[1].width: fresco-shapes draws at most 64 (got 512)";
+const SWEEP_TOO_LARGE: &str =
+    "error: sweep.sizes[1].width: fresco-shapes draws at most 64 (got 512)";
 
 /// Where the CLI calls, and the key it calls with (none on `fresco dev`).
 struct Target {

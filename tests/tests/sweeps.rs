@@ -158,8 +158,17 @@ async fn a_sweep_from_the_cli_makes_every_combination_and_renders_it() {
     .await;
     let status = stdout_json(&farm.cli(&["status", "--json", &job]));
     assert_eq!(status["counts"]["succeeded"], 24, "{status}");
-    assert_eq!(status["sweep"]["seeds"], serde_json::json!(SEEDS), "{status}");
-    for (i, task) in status["tasks"].as_array().expect("tasks").iter().enumerate() {
+    assert_eq!(
+        status["sweep"]["seeds"],
+        serde_json::json!(SEEDS),
+        "{status}"
+    );
+    for (i, task) in status["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .enumerate()
+    {
         let (p, s, g) = expected_place(i);
         assert_eq!(
             task["coordinates"],

@@ -135,7 +135,10 @@ pub fn sweep_lines(sweep: &pb::Sweep) -> Vec<String> {
         .map_or_else(|| "over 2^64".to_owned(), |n| n.to_string());
     let mut lines = vec![format!("sweep: {} = {total} tasks", axes.describe())];
     let values: [Vec<String>; 6] = [
-        axes.prompts.iter().map(|p| format!("{:?}", p.prompt)).collect(),
+        axes.prompts
+            .iter()
+            .map(|p| format!("{:?}", p.prompt))
+            .collect(),
         axes.seeds.iter().map(ToString::to_string).collect(),
         axes.guidance.iter().map(ToString::to_string).collect(),
         axes.steps.iter().map(ToString::to_string).collect(),

@@ -169,7 +169,17 @@ mod tests {
 
     #[test]
     fn malformed_seeds_are_refused_saying_why() {
-        for bad in ["", "1,,2", "a", "-1", "1-", "-", "1-2-3", "1.5", "18446744073709551616"] {
+        for bad in [
+            "",
+            "1,,2",
+            "a",
+            "-1",
+            "1-",
+            "-",
+            "1-2-3",
+            "1.5",
+            "18446744073709551616",
+        ] {
             let err = seeds(bad).expect_err(bad);
             assert!(err.contains("is not a seed"), "{bad:?}: {err}");
         }

@@ -43,8 +43,8 @@ pub mod params;
 pub mod prompts_file;
 pub mod schedule;
 pub mod state;
-pub mod sweep;
 pub mod status;
+pub mod sweep;
 #[cfg(feature = "grpc")]
 pub mod validate;
 

@@ -449,7 +449,10 @@ mod tests {
         assert_eq!(sweep.field_of(5, "sampler"), "sweep.samplers[1]");
         assert_eq!(sweep.field_of(5, "guidance"), "sweep.guidance[0]");
         assert_eq!(sweep.field_of(5, "width"), "defaults.width");
-        assert_eq!(sweep.field_of(5, "negative_prompt"), "defaults.negative_prompt");
+        assert_eq!(
+            sweep.field_of(5, "negative_prompt"),
+            "defaults.negative_prompt"
+        );
         assert_eq!(sweep.field_of(5, "n"), "defaults.n");
     }
 
@@ -459,6 +462,9 @@ mod tests {
         assert_eq!(Sweep::from_json(&sweep.to_json()).expect("sweep"), sweep);
         let at = sweep.coordinates(23);
         assert_eq!(at.to_json(), r#"{"prompt":2,"seed":3,"guidance":1}"#);
-        assert_eq!(Coordinates::from_json(&at.to_json()).expect("coordinates"), at);
+        assert_eq!(
+            Coordinates::from_json(&at.to_json()).expect("coordinates"),
+            at
+        );
     }
 }

@@ -113,10 +113,7 @@ fn task_list_size(count: usize, limits: &Limits) -> Result<(), FieldError> {
     if count > limits.max_tasks {
         return Err(FieldError::new(
             "tasks",
-            format!(
-                "must hold at most {} tasks (got {count})",
-                limits.max_tasks
-            ),
+            format!("must hold at most {} tasks (got {count})", limits.max_tasks),
         ));
     }
     Ok(())
@@ -644,7 +641,10 @@ mod tests {
         for (i, task) in spec.tasks.iter().enumerate() {
             let at = sweep.coordinates(i as u64);
             let point = sweep.point(&at);
-            assert_eq!(Some(task.prompt.as_str()), point.prompt.map(|p| p.prompt.as_str()));
+            assert_eq!(
+                Some(task.prompt.as_str()),
+                point.prompt.map(|p| p.prompt.as_str())
+            );
             assert_eq!(Some(task.seed), point.seed);
             assert_eq!(Some(task.guidance), point.guidance);
             assert_eq!((task.steps, task.n), (5, 2), "from the defaults");
@@ -691,9 +691,8 @@ mod tests {
 
     #[test]
     fn every_sweep_value_is_checked_under_its_axis() {
-        let refused = |sweep: fresco_proto::v1::Sweep| {
-            check(&sweep_request(sweep)).unwrap_err().to_string()
-        };
+        let refused =
+            |sweep: fresco_proto::v1::Sweep| check(&sweep_request(sweep)).unwrap_err().to_string();
         let base = || fresco_proto::v1::Sweep {
             prompts: sweep_prompts(&["a"]),
             ..Default::default()
@@ -742,7 +741,12 @@ mod tests {
         );
         let mut both = sweep_request(base());
         both.tasks = vec![prompt("a")];
-        assert!(check(&both).unwrap_err().to_string().starts_with("sweep: must not be set together with tasks"));
+        assert!(
+            check(&both)
+                .unwrap_err()
+                .to_string()
+                .starts_with("sweep: must not be set together with tasks")
+        );
     }
 
     #[test]
@@ -766,7 +770,13 @@ mod tests {
             steps: vec![1; 1 << 16],
             guidance: vec![1.0; 1 << 16],
             samplers: vec!["euler".into(); 1 << 16],
-            sizes: vec![fresco_proto::v1::Size { width: 8, height: 8 }; 2],
+            sizes: vec![
+                fresco_proto::v1::Size {
+                    width: 8,
+                    height: 8
+                };
+                2
+            ],
             ..Default::default()
         });
         let err = job_spec(&overflow, &limits, &|_| true, &mut || 0).unwrap_err();

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 pub use fresco_core::QueuedTask;
+use fresco_core::sweep::{Coordinates, Sweep};
 use fresco_core::{
     CredentialKind, FailureKind, JobId, ModelCapabilities, Role, TaskId, TaskSpec, TaskState,
     WorkerId,
 };
-use fresco_core::sweep::{Coordinates, Sweep};
 use serde::{Deserialize, Serialize};
 
 /// Task counts by state.

@@ -185,11 +185,12 @@ async fn a_sweep_keeps_its_axes_and_each_task_its_coordinates(store: Store) {
     assert_eq!(submitted.job.sweep.as_ref(), Some(&sweep));
     assert_eq!(submitted.job.task_count, 11_000);
     let job = store.get_job(submitted.job.id).await.expect("get_job");
-    assert_eq!(job.sweep.as_ref(), Some(&sweep), "u64 seeds survive the JSON");
-    let listed = store
-        .list_jobs(10, None, None)
-        .await
-        .expect("list_jobs");
+    assert_eq!(
+        job.sweep.as_ref(),
+        Some(&sweep),
+        "u64 seeds survive the JSON"
+    );
+    let listed = store.list_jobs(10, None, None).await.expect("list_jobs");
     assert_eq!(listed[0].sweep.as_ref(), Some(&sweep));
 
     let tasks = store
@@ -204,7 +205,11 @@ async fn a_sweep_keeps_its_axes_and_each_task_its_coordinates(store: Store) {
     for task in &tasks {
         let at = sweep.coordinates(u64::from(task.index));
         assert_eq!(task.coordinates, Some(at), "task {}", task.index);
-        assert_eq!(task.spec, spec.tasks[task.index as usize], "task {}", task.index);
+        assert_eq!(
+            task.spec, spec.tasks[task.index as usize],
+            "task {}",
+            task.index
+        );
     }
     // Sizes innermost, prompts outermost: 4,403 = 2 × 2,200 + 1 × 2 + 1.
     let at = tasks[4_403].coordinates.expect("coordinates");
@@ -224,7 +229,10 @@ async fn a_sweep_keeps_its_axes_and_each_task_its_coordinates(store: Store) {
     assert_eq!(claim.task.coordinates, Some(sweep.coordinates(10_999)));
 
     // A job of listed tasks has neither.
-    let plain = store.submit(&spec_for("tiny-random-dit", 2, 3)).await.expect("submit");
+    let plain = store
+        .submit(&spec_for("tiny-random-dit", 2, 3))
+        .await
+        .expect("submit");
     assert_eq!(plain.job.sweep, None);
     let task = store.get_task(plain.tasks[1].id).await.expect("get_task");
     assert_eq!(task.coordinates, None);

@@ -77,9 +77,11 @@ fn check_axes(sweep: &Sweep, defaults: &TaskParams, limits: &Limits) -> Result<(
         ));
     }
     // Seeds: every u64 is a seed.
-    scalar_axis("guidance", &sweep.guidance, limits, |&guidance| TaskParams {
-        guidance: Some(guidance),
-        ..TaskParams::default()
+    scalar_axis("guidance", &sweep.guidance, limits, |&guidance| {
+        TaskParams {
+            guidance: Some(guidance),
+            ..TaskParams::default()
+        }
     })?;
     scalar_axis("steps", &sweep.steps, limits, |&steps| TaskParams {
         steps: Some(steps),
