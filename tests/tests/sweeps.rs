@@ -4,11 +4,14 @@
 //! order (prompts outermost, guidance innermost). Postgres (read with raw
 //! SQL) and the API both give every task its parameters and coordinates;
 //! the job finishes, each image carries its task's seed, and `fresco
-//! status` shows the axes.
+//! status` shows the axes. On `fresco dev` (the SQLite store) a sweep of
+//! prompts × seeds × sizes renders each image at its task's size.
 
 use std::time::Duration;
 
-use fresco_e2e::{FAST_SHAPES, Farm, FarmOptions, describe, stdout_json, wait_until};
+use fresco_e2e::{
+    FAST_SHAPES, Farm, FarmOptions, Proc, binary, describe, free_port, stdout_json, wait_until,
+};
 use fresco_proto::v1 as pb;
 
 const PROMPTS: [&str; 3] = ["a red circle", "a blue square", "a green triangle"];
@@ -192,4 +195,74 @@ async fn a_sweep_from_the_cli_makes_every_combination_and_renders_it() {
         text.contains("\"a green triangle\" [prompt 2, seed 3, guidance 1]"),
         "the last task's place:\n{text}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_fresco_dev_a_sweep_renders_every_size_it_names() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let endpoint = format!("http://{listen}");
+    let _dev = Proc::spawn(
+        "fresco dev",
+        binary("fresco")
+            .args(["dev", "--workers", "1", "--listen", &listen, "--data-dir"])
+            .arg(dir.path().join("data"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
+    let cli = |args: &[&str]| {
+        binary("fresco")
+            .args(["--coordinator", &endpoint])
+            .args(args)
+            .output()
+            .expect("running fresco")
+    };
+    wait_until(
+        "fresco dev to list its worker",
+        Duration::from_secs(60),
+        || async {
+            let out = cli(&["workers", "--json"]);
+            out.status.success()
+                && serde_json::from_slice::<serde_json::Value>(&out.stdout)
+                    .is_ok_and(|w| w.as_array().is_some_and(|w| !w.is_empty()))
+        },
+    )
+    .await;
+
+    let out = cli(&[
+        "submit",
+        "--model",
+        "fresco-shapes",
+        "--steps",
+        "2",
+        "-p",
+        "a red circle",
+        "-p",
+        "a blue square",
+        "--seeds",
+        "5,9",
+        "--size",
+        "16x16,32x16",
+        "--wait",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let job = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let status = stdout_json(&cli(&["status", "--json", &job]));
+    assert_eq!(status["counts"]["succeeded"], 8, "{status}");
+    let tasks = status["tasks"].as_array().expect("tasks");
+    for (i, task) in tasks.iter().enumerate() {
+        let (p, s, z) = (i / 4, i / 2 % 2, i % 2);
+        assert_eq!(
+            task["coordinates"],
+            serde_json::json!({"prompt": p, "seed": s, "size": z}),
+            "{task}"
+        );
+        let width = [16, 32][z];
+        assert_eq!(
+            (&task["width"], &task["height"]),
+            (&width.into(), &16.into())
+        );
+        assert_eq!(task["outputs"][0]["width"], width, "{task}");
+        assert_eq!(task["outputs"][0]["seed"], [5, 9][s], "{task}");
+    }
 }

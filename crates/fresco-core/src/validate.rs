@@ -663,7 +663,7 @@ mod tests {
     }
 
     #[test]
-    fn a_sweep_without_prompts_takes_the_default_prompt_and_draws_no_seed_it_sweeps() {
+    fn a_sweep_without_prompts_takes_the_default_prompt_and_draws_its_seeds() {
         let mut req = sweep_request(fresco_proto::v1::Sweep {
             sizes: vec![
                 fresco_proto::v1::Size {
