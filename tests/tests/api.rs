@@ -40,6 +40,27 @@ fn params(f: impl FnOnce(&mut pb::TaskParams)) -> pb::TaskParams {
     t
 }
 
+/// A job whose tasks the sweep makes, over one prompt.
+fn sweep(f: impl FnOnce(&mut pb::Sweep)) -> pb::SubmitJobRequest {
+    let mut sweep = pb::Sweep {
+        prompts: vec![pb::SweepPrompt {
+            prompt: "a".into(),
+            negative_prompt: None,
+        }],
+        ..Default::default()
+    };
+    f(&mut sweep);
+    pb::SubmitJobRequest {
+        tasks: vec![],
+        sweep: Some(sweep),
+        ..ok()
+    }
+}
+
+fn size(width: u32, height: u32) -> pb::Size {
+    pb::Size { width, height }
+}
+
 /// One request to the API.
 enum Call {
     Submit(Box<pb::SubmitJobRequest>),
@@ -272,6 +293,101 @@ fn grpc_cases() -> Vec<(&'static str, Call, Code, String)> {
             submit(many_tasks),
             invalid,
             "tasks: must hold at most 1000000 tasks (got 1000001)".into(),
+        ),
+        (
+            "a sweep and tasks together",
+            submit(pb::SubmitJobRequest {
+                tasks: vec![task("one")],
+                ..sweep(|s| s.seeds = vec![1, 2])
+            }),
+            invalid,
+            "sweep: must not be set together with tasks: a sweep makes the job's tasks".into(),
+        ),
+        (
+            "a sweep past the task limit",
+            submit(sweep(|s| {
+                s.seeds = (0..1_001).collect();
+                s.guidance = vec![4.0; 1_000];
+            })),
+            invalid,
+            "sweep: makes 1001000 tasks (1 prompt × 1001 seeds × 1000 guidance values), more than the limit of 1000000 tasks per job".into(),
+        ),
+        (
+            "a sweep whose product overflows",
+            submit(sweep(|s| {
+                s.prompts.clear();
+                s.seeds = vec![1; 1 << 16];
+                s.guidance = vec![4.0; 1 << 16];
+                s.steps = vec![2; 1 << 16];
+                s.samplers = vec!["euler".into(); 1 << 16];
+            })),
+            invalid,
+            "sweep: makes over 2^64 tasks (65536 seeds × 65536 guidance values × 65536 step counts × 65536 samplers), more than the limit of 1000000 tasks per job".into(),
+        ),
+        (
+            "an empty sweep",
+            submit(sweep(|s| s.prompts.clear())),
+            invalid,
+            "sweep: must vary at least one axis: prompts, seeds, guidance, steps, samplers or sizes".into(),
+        ),
+        (
+            "a sweep with no prompt anywhere",
+            submit(sweep(|s| {
+                s.prompts.clear();
+                s.seeds = vec![1, 2];
+            })),
+            invalid,
+            "sweep.prompts: must hold at least one prompt when defaults.prompt is unset".into(),
+        ),
+        (
+            "an empty prompt on a sweep axis",
+            submit(sweep(|s| {
+                s.prompts.push(pb::SweepPrompt::default());
+            })),
+            invalid,
+            "sweep.prompts[1].prompt: must not be empty".into(),
+        ),
+        (
+            "a negative guidance on a sweep axis",
+            submit(sweep(|s| s.guidance = vec![3.0, 5.0, -1.0])),
+            invalid,
+            "sweep.guidance[2]: must be between 0 and 50 (got -1)".into(),
+        ),
+        (
+            "NaN guidance on a sweep axis",
+            submit(sweep(|s| s.guidance = vec![f32::NAN])),
+            invalid,
+            "sweep.guidance[0]: must be finite (got NaN)".into(),
+        ),
+        (
+            "zero steps on a sweep axis",
+            submit(sweep(|s| s.steps = vec![20, 0])),
+            invalid,
+            "sweep.steps[1]: must be between 1 and 200 (got 0)".into(),
+        ),
+        (
+            "an odd size on a sweep axis",
+            submit(sweep(|s| s.sizes = vec![size(32, 32), size(32, 33)])),
+            invalid,
+            "sweep.sizes[1].height: must be a positive multiple of 8 (got 33)".into(),
+        ),
+        (
+            "a size wider than the model draws on a sweep axis",
+            submit(sweep(|s| s.sizes = vec![size(32, 32), size(1024, 32)])),
+            invalid,
+            "sweep.sizes[1].width: tiny-random-dit draws at most 512 (got 1024)".into(),
+        ),
+        (
+            "a sampler the model cannot run on a sweep axis",
+            submit(sweep(|s| s.samplers = vec!["euler".into(), "ddim".into()])),
+            invalid,
+            "sweep.samplers[1]: tiny-random-dit runs euler, heun (got ddim)".into(),
+        ),
+        (
+            "SQL as a sampler on a sweep axis",
+            submit(sweep(|s| s.samplers = vec![SQL.into()])),
+            invalid,
+            "sweep.samplers[0]: unknown sampler \"x'; DROP TABLE tasks; --\"; known: euler, heun, ddim, ddpm, euler_a, dpmpp_2m, dpmpp_2m_karras, unipc, flow_euler".into(),
         ),
         (
             "unknown model",
@@ -537,6 +653,46 @@ async fn hostile_requests_get_precise_errors_and_store_nothing() {
             "zero steps from a flag",
             submit(&["--prompt", "a", "--steps", "0"]),
             "error: defaults.steps: must be between 1 and 200 (got 0)".into(),
+        ),
+        (
+            "a seed range that is not one",
+            submit(&["--prompt", "a", "--seeds", "1-x"]),
+            "error: invalid value '1-x' for '--seeds <SEEDS>': \"1-x\" is not a seed (0 to 18446744073709551615) or a range of seeds such as 1-8\n\nFor more information, try '--help'.".into(),
+        ),
+        (
+            "a seed range that goes down",
+            submit(&["--prompt", "a", "--seeds", "1,8-2"]),
+            "error: invalid value '1,8-2' for '--seeds <SEEDS>': \"8-2\" is a range that goes down; write it as 2-8\n\nFor more information, try '--help'.".into(),
+        ),
+        (
+            "a size that is not one",
+            submit(&["--prompt", "a", "--size", "64x64,64by64"]),
+            "error: invalid value '64by64' for '--size <WIDTHxHEIGHT>': \"64by64\" is not a size: write WIDTHxHEIGHT, e.g. 768x512\n\nFor more information, try '--help'.".into(),
+        ),
+        (
+            "a bad value in a guidance list",
+            submit(&["--prompt", "a", "--guidance", "3,5,-1"]),
+            "error: sweep.guidance[2]: must be between 0 and 50 (got -1)".into(),
+        ),
+        (
+            "a sampler list the model cannot run",
+            submit(&["--prompt", "a", "--sampler", "euler,ddim"]),
+            "error: sweep.samplers[1]: tiny-random-dit runs euler, heun (got ddim)".into(),
+        ),
+        (
+            "a sweep past the task limit from flags",
+            submit(&["--prompt", "a", "--seeds", "1-100000", "--steps", "1,2,3,4,5,6,7,8,9,10,11"]),
+            "error: sweep: makes 1100000 tasks (1 prompt × 100000 seeds × 11 step counts), more than the limit of 1000000 tasks per job".into(),
+        ),
+        (
+            "a prompts file entry that sets what a sweep varies",
+            submit(&[
+                "--seeds",
+                "1-2",
+                "--prompts-file",
+                &file("study.jsonl", b"{\"prompt\": \"a\"}\n{\"prompt\": \"b\", \"guidance\": 3}\n"),
+            ]),
+            "error: prompts file entry 2 sets guidance: in a sweep a prompt sets only prompt and negative_prompt; give guidance for the whole job as a flag (a list of values sweeps it)".into(),
         ),
         (
             "SQL in a model flag",

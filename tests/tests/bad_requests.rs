@@ -1,7 +1,8 @@
 //! A bad request cannot hurt the farm, told as a new user would meet it, on
 //! a real farm and on `fresco dev`, each with one worker:
-//! - a submission too large for the default model, and one with a sampler
-//!   it cannot run, are refused at submit naming the rule, and nothing is
+//! - a submission too large for the default model, one with a sampler it
+//!   cannot run, and a sweep with a size it cannot draw, are refused at
+//!   submit naming the rule (the sweep's by its axis value), and nothing is
 //!   stored;
 //! - prompts only the worker can find unusable (a word the tiny SD folder's
 //!   tokenizer knows and its text encoder cannot embed), more of them than
@@ -22,6 +23,10 @@ const BAD_PROMPTS: usize = 6;
 const TOO_LARGE: &str = "error: tasks[0].width: fresco-shapes draws at most 64 (got 512)";
 /// The whole stderr of the submission with a sampler the model cannot run.
 const WRONG_SAMPLER: &str = "error: tasks[0].sampler: fresco-shapes runs euler, heun (got ddim)";
+
+/// The whole stderr of the sweep with one size the model cannot draw.
+const SWEEP_TOO_LARGE: &str =
+    "error: sweep.sizes[1].width: fresco-shapes draws at most 64 (got 512)";
 
 /// Where the CLI calls, and the key it calls with (none on `fresco dev`).
 struct Target {
@@ -65,7 +70,7 @@ async fn finished(target: &Target, job: &str) -> serde_json::Value {
     stdout_json(&cli(target, &["status", "--json", job]))
 }
 
-/// The two refusals at submit.
+/// The three refusals at submit.
 fn submit_refuses_what_the_model_cannot_run(target: &Target) {
     refused(
         target,
@@ -84,6 +89,19 @@ fn submit_refuses_what_the_model_cannot_run(target: &Target) {
         target,
         &["submit", "--prompt", "a red circle", "--sampler", "ddim"],
         WRONG_SAMPLER,
+    );
+    refused(
+        target,
+        &[
+            "submit",
+            "--prompt",
+            "a red circle",
+            "--seeds",
+            "1-2",
+            "--size",
+            "32x32,512x512",
+        ],
+        SWEEP_TOO_LARGE,
     );
 }
 

@@ -37,6 +37,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Submit a job: prompts from flags and/or a file; prints the job id.
+    /// `--seeds`, `--size` or a list of guidance, steps or samplers makes it
+    /// a sweep: one task for every combination.
     Submit(SubmitArgs),
     /// Show a job: counts by state, every task's state and output keys.
     Status(StatusArgs),
@@ -88,24 +90,39 @@ pub struct SubmitArgs {
     /// Images per task.
     #[arg(short = 'n', long = "images", allow_negative_numbers = true)]
     pub n: Option<u32>,
-    #[arg(long, allow_negative_numbers = true)]
-    pub steps: Option<u32>,
+    /// Sampling steps; a list (`20,30`) sweeps them.
+    #[arg(long, allow_negative_numbers = true, value_delimiter = ',')]
+    pub steps: Vec<u32>,
     /// Seed of every task that names none (default: a random one per task).
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "seeds")]
     pub seed: Option<u64>,
-    #[arg(long, allow_negative_numbers = true)]
+    /// Sweep these seeds: seeds and inclusive ranges, e.g. `1-8`, `1,5,9`
+    /// or `1-4,10`.
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::sweep::seeds)]
+    pub seeds: Option<crate::sweep::Seeds>,
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "sizes")]
     pub width: Option<u32>,
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "sizes")]
     pub height: Option<u32>,
-    /// Classifier-free guidance scale.
-    #[arg(long, allow_negative_numbers = true)]
-    pub guidance: Option<f32>,
+    /// Sweep these image sizes, WIDTHxHEIGHT each: `512x512,768x512`.
+    #[arg(
+        long = "size",
+        value_name = "WIDTHxHEIGHT",
+        value_delimiter = ',',
+        allow_hyphen_values = true,
+        value_parser = crate::sweep::size
+    )]
+    pub sizes: Vec<fresco_core::sweep::Size>,
+    /// Classifier-free guidance scale; a list (`3,5,7.5`) sweeps them.
+    #[arg(long, allow_negative_numbers = true, value_delimiter = ',')]
+    pub guidance: Vec<f32>,
     #[arg(long)]
     pub negative_prompt: Option<String>,
     /// Sampler: euler, heun, ddim, ddpm, euler_a, dpmpp_2m, dpmpp_2m_karras,
-    /// unipc or flow_euler (which ones a model runs depends on the model).
-    #[arg(long)]
-    pub sampler: Option<String>,
+    /// unipc or flow_euler (which ones a model runs depends on the model);
+    /// a list (`euler,dpmpp_2m`) sweeps them.
+    #[arg(long, value_delimiter = ',')]
+    pub sampler: Vec<String>,
     #[command(flatten)]
     pub schedule: ScheduleArgs,
     /// A name for the job.

@@ -4,11 +4,13 @@
 //! - [`client`]: the connection to the coordinator.
 //! - [`commands`]: one module per command.
 //! - [`report`]: how jobs and tasks are printed (text and JSON).
+//! - [`sweep`]: the axis flags of `fresco submit` and the sweep they make.
 
 mod args;
 mod client;
 mod commands;
 mod report;
+mod sweep;
 
 use std::process::ExitCode;
 

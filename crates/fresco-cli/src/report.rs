@@ -1,6 +1,7 @@
 //! How jobs and tasks are printed: one-line text summaries and JSON objects.
 
 use fresco_core::params::Schedule;
+use fresco_core::sweep::{AXES, Coordinates, Sweep};
 use fresco_proto::v1 as pb;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -52,6 +53,9 @@ struct JobJson<'a> {
     waiting_reason: &'a str,
     /// RFC 3339: tasks still queued then fail (absent: no deadline).
     deadline: Option<String>,
+    /// The axes of a sweep (absent: not a sweep).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sweep: Option<Sweep>,
 }
 
 /// A timestamp as RFC 3339 in UTC, to the second.
@@ -85,6 +89,7 @@ pub fn job_json(job: &pb::Job) -> Value {
         created_at: job.created_at.map(|t| t.seconds),
         waiting_reason: &job.waiting_reason,
         deadline: job.deadline.and_then(rfc3339),
+        sweep: job.sweep.as_ref().map(Sweep::from_proto),
     })
     .unwrap_or(Value::Null)
 }
@@ -104,6 +109,7 @@ pub fn task_json(task: &pb::Task) -> Value {
         "n": task.n,
         "sampler": task.sampler,
         "schedule": Schedule::from_proto(task.schedule.as_ref()),
+        "coordinates": task.coordinates.as_ref().map(Coordinates::from_proto),
         "attempt": task.attempt,
         "worker": task.worker,
         "outputs": task.outputs.iter().map(|o| json!({
@@ -115,4 +121,94 @@ pub fn task_json(task: &pb::Task) -> Value {
             "kind": e.kind,
         })).collect::<Vec<_>>(),
     })
+}
+
+/// Values of an axis shown before the rest is counted.
+const AXIS_VALUES_SHOWN: usize = 10;
+
+/// A sweep's product, then each varied axis with its size and values:
+/// `sweep: 3 prompts × 4 seeds = 12 tasks`, `  seeds (4): 1, 2, 3, 4`.
+pub fn sweep_lines(sweep: &pb::Sweep) -> Vec<String> {
+    let axes = Sweep::from_proto(sweep);
+    let total = axes
+        .task_count()
+        .map_or_else(|| "over 2^64".to_owned(), |n| n.to_string());
+    let mut lines = vec![format!("sweep: {} = {total} tasks", axes.describe())];
+    let values: [Vec<String>; 6] = [
+        axes.prompts
+            .iter()
+            .map(|p| format!("{:?}", p.prompt))
+            .collect(),
+        axes.seeds.iter().map(ToString::to_string).collect(),
+        axes.guidance.iter().map(ToString::to_string).collect(),
+        axes.steps.iter().map(ToString::to_string).collect(),
+        axes.samplers.clone(),
+        axes.sizes
+            .iter()
+            .map(|s| format!("{}x{}", s.width, s.height))
+            .collect(),
+    ];
+    for (axis, values) in AXES.iter().zip(values) {
+        if values.is_empty() {
+            continue;
+        }
+        let mut shown = values[..values.len().min(AXIS_VALUES_SHOWN)].join(", ");
+        if values.len() > AXIS_VALUES_SHOWN {
+            shown.push_str(", ...");
+        }
+        lines.push(format!("  {} ({}): {shown}", axis.field, values.len()));
+    }
+    lines
+}
+
+/// A task's place in its sweep: `prompt 2, seed 0, guidance 1`.
+pub fn coordinates_text(at: &pb::SweepCoordinates) -> String {
+    let indices = [
+        at.prompt,
+        at.seed,
+        at.guidance,
+        at.steps,
+        at.sampler,
+        at.size,
+    ];
+    let parts: Vec<String> = AXES
+        .iter()
+        .zip(indices)
+        .filter_map(|(axis, index)| index.map(|i| format!("{} {i}", axis.coordinate)))
+        .collect();
+    parts.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sweep_shows_its_axes_their_sizes_and_values() {
+        let sweep = pb::Sweep {
+            prompts: vec![pb::SweepPrompt {
+                prompt: "a red circle".into(),
+                negative_prompt: None,
+            }],
+            seeds: (1..=12).collect(),
+            guidance: vec![3.0, 7.5],
+            ..Default::default()
+        };
+        assert_eq!(
+            sweep_lines(&sweep),
+            [
+                "sweep: 1 prompt × 12 seeds × 2 guidance values = 24 tasks",
+                "  prompts (1): \"a red circle\"",
+                "  seeds (12): 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, ...",
+                "  guidance (2): 3, 7.5",
+            ]
+        );
+        let at = pb::SweepCoordinates {
+            prompt: Some(0),
+            seed: Some(11),
+            guidance: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(coordinates_text(&at), "prompt 0, seed 11, guidance 1");
+    }
 }

@@ -23,8 +23,10 @@ pub async fn known_capabilities(
 }
 
 /// Checks every task of `spec` against `known` (newest first): a task that
-/// no set admits is refused as `tasks[i].<field>` with the rule of the
-/// first set. Nothing is refused when `known` is empty.
+/// no set admits is refused with the rule of the first set, as
+/// `tasks[i].<field>`, or for a sweep as the request field that gave the
+/// task its value (`sweep.samplers[1]`, `defaults.n`). Nothing is refused
+/// when `known` is empty.
 pub fn admit(spec: &JobSpec, known: &[ModelCapabilities]) -> Result<(), FieldError> {
     let Some(newest) = known.first() else {
         return Ok(());
@@ -33,9 +35,10 @@ pub fn admit(spec: &JobSpec, known: &[ModelCapabilities]) -> Result<(), FieldErr
         if known.iter().any(|caps| caps.admit(task).is_ok()) {
             continue;
         }
-        newest
-            .admit(task)
-            .map_err(|refusal| refusal.under(&format!("tasks[{i}]")))?;
+        newest.admit(task).map_err(|refusal| match &spec.sweep {
+            Some(sweep) => FieldError::new(sweep.field_of(i as u64, &refusal.field), refusal.rule),
+            None => refusal.under(&format!("tasks[{i}]")),
+        })?;
     }
     Ok(())
 }
@@ -45,6 +48,7 @@ mod tests {
     use fresco_core::TaskSpec;
     use fresco_core::capabilities::Family;
     use fresco_core::params::Schedule;
+    use fresco_core::sweep::Sweep;
 
     use super::*;
 
@@ -75,6 +79,7 @@ mod tests {
             tasks,
             deadline: None,
             traceparent: String::new(),
+            sweep: None,
         }
     }
 
@@ -102,5 +107,32 @@ mod tests {
             admit(&job, &known).unwrap_err().to_string(),
             "tasks[1].width: acme/sd draws at most 256 (got 2048)"
         );
+    }
+
+    #[test]
+    fn a_sweep_task_no_set_admits_is_refused_on_its_axis() {
+        let sweep = Sweep {
+            seeds: vec![1, 2],
+            samplers: vec!["ddim".into(), "flow_euler".into()],
+            ..Sweep::default()
+        };
+        let tasks = (0..4).map(|i| task(128, &sweep.samplers[i % 2])).collect();
+        let job = JobSpec {
+            sweep: Some(sweep),
+            ..spec(tasks)
+        };
+        let refusal = admit(&job, &[sd(256)]).unwrap_err();
+        assert_eq!(refusal.field, "sweep.samplers[1]", "{refusal}");
+
+        let wide = JobSpec {
+            tasks: vec![task(128, "ddim"), task(512, "ddim")],
+            sweep: Some(Sweep {
+                seeds: vec![1, 2],
+                ..Sweep::default()
+            }),
+            ..spec(Vec::new())
+        };
+        let refusal = admit(&wide, &[sd(256)]).unwrap_err();
+        assert_eq!(refusal.field, "defaults.width", "{refusal}");
     }
 }

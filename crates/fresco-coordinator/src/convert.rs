@@ -1,6 +1,7 @@
 //! Store records as API messages.
 
 use chrono::{DateTime, Utc};
+use fresco_core::sweep::{Coordinates, Sweep};
 use fresco_core::{ModelCapabilities, TaskState};
 use fresco_proto::v1 as pb;
 use fresco_store::{JobSummary, OutputRecord, TaskRecord, WorkerStatus, is_finished};
@@ -38,6 +39,7 @@ pub fn job(job: &JobSummary, waiting_reason: String) -> pb::Job {
         paused: job.paused,
         waiting_reason,
         deadline: job.deadline.map(timestamp),
+        sweep: job.sweep.as_ref().map(Sweep::to_proto),
     }
 }
 
@@ -73,6 +75,7 @@ pub fn task(t: &TaskRecord) -> pb::Task {
         created_at: None,
         started_at: None,
         finished_at: None,
+        coordinates: t.coordinates.as_ref().map(Coordinates::to_proto),
         attempt: t.attempt,
         worker: t.worker.map(|w| w.to_string()).unwrap_or_default(),
         progress_step: t.progress_step,

@@ -197,6 +197,7 @@ mod tests {
             deadline: None,
             queued_ready: queued,
             retry_at: None,
+            sweep: None,
         }
     }
 

@@ -13,6 +13,8 @@
 //!   admits a task to it, and the built-in models' capabilities.
 //! - [`png_text`]: the text chunks of a PNG, read back.
 //! - [`state`]: the task state machine.
+//! - [`sweep`]: a job as the product of parameter axes, its expansion
+//!   order, and each task's coordinates in it.
 //! - [`keys`]: where outputs live in the object store.
 //! - [`error`]: [`FieldError`], a request field that breaks a rule.
 //! - [`failure`]: whose fault a failed attempt was ([`FailureKind`]).
@@ -46,6 +48,7 @@ pub mod prompts_file;
 pub mod schedule;
 pub mod state;
 pub mod status;
+pub mod sweep;
 #[cfg(feature = "grpc")]
 pub mod validate;
 

@@ -117,6 +117,9 @@ pub struct JobSpec {
     /// The W3C trace context of the submission (empty: not traced); every
     /// attempt of its tasks joins that trace.
     pub traceparent: String,
+    /// The axes its tasks were expanded from, when it is a sweep: task `i`
+    /// lies at `sweep.coordinates(i)`.
+    pub sweep: Option<crate::sweep::Sweep>,
 }
 
 /// A task as dispatch sees it: which queue, and where in it.

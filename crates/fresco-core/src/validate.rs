@@ -3,7 +3,8 @@
 //! fresco's default). A request that names no model gets [`DEFAULT_MODEL`].
 //!
 //! Every rule reports the field's path and the rule; nothing is stored
-//! unless the whole request passes.
+//! unless the whole request passes. A request with a `sweep` has its tasks
+//! made from the sweep's axes ([`sweep_axes`]) instead of listed.
 
 use fresco_proto::v1::{SubmitJobRequest, TaskParams};
 
@@ -12,6 +13,8 @@ use crate::error::FieldError;
 use crate::params::{
     DEFAULT_MODEL, JobSpec, Limits, ModelDefaults, Schedule, TaskSpec, defaults, model_defaults,
 };
+
+mod sweep_axes;
 
 /// Validates a submission. `is_known_model` says whether a model id can be
 /// served; `next_seed` draws a seed for tasks that name none, so every stored
@@ -56,31 +59,37 @@ pub fn job_spec(
         }
         n => n,
     };
-    if request.tasks.is_empty() {
-        return Err(FieldError::new("tasks", "must hold at least one task"));
-    }
-    if request.tasks.len() > limits.max_tasks {
+    if request.sweep.is_some() && !request.tasks.is_empty() {
         return Err(FieldError::new(
-            "tasks",
-            format!(
-                "must hold at most {} tasks (got {})",
-                limits.max_tasks,
-                request.tasks.len()
-            ),
+            "sweep",
+            "must not be set together with tasks: a sweep makes the job's tasks",
         ));
+    }
+    if request.sweep.is_none() {
+        task_list_size(request.tasks.len(), limits)?;
     }
     let job_defaults = request.defaults.clone().unwrap_or_default();
     check_params(&job_defaults, limits).map_err(|e| e.under("defaults"))?;
     let fallback = model_defaults(&model);
-    let tasks = request
-        .tasks
-        .iter()
-        .enumerate()
-        .map(|(i, task)| {
-            resolve(task, &job_defaults, &fallback, limits, next_seed)
-                .map_err(|e| e.under(&format!("tasks[{i}]")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let (tasks, sweep) = match &request.sweep {
+        Some(sweep) => {
+            let (sweep, tasks) =
+                sweep_axes::expand(sweep, &job_defaults, &fallback, limits, next_seed)?;
+            (tasks, Some(sweep))
+        }
+        None => {
+            let tasks = request
+                .tasks
+                .iter()
+                .enumerate()
+                .map(|(i, task)| {
+                    resolve(task, &job_defaults, &fallback, limits, next_seed)
+                        .map_err(|e| e.under(&format!("tasks[{i}]")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            (tasks, None)
+        }
+    };
     Ok(JobSpec {
         request_id,
         name,
@@ -92,7 +101,22 @@ pub fn job_spec(
         tasks,
         deadline: deadline(request.deadline_seconds, limits)?,
         traceparent: String::new(),
+        sweep,
     })
+}
+
+/// A listed job's task count: at least one, at most the limit per job.
+fn task_list_size(count: usize, limits: &Limits) -> Result<(), FieldError> {
+    if count == 0 {
+        return Err(FieldError::new("tasks", "must hold at least one task"));
+    }
+    if count > limits.max_tasks {
+        return Err(FieldError::new(
+            "tasks",
+            format!("must hold at most {} tasks (got {count})", limits.max_tasks),
+        ));
+    }
+    Ok(())
 }
 
 /// `deadline_seconds`: 0 for none, else at most the limit.
@@ -273,6 +297,16 @@ fn resolve(
     next_seed: &mut dyn FnMut() -> u64,
 ) -> Result<TaskSpec, FieldError> {
     check_params(task, limits)?;
+    resolve_checked(task, job, fallback, next_seed)
+}
+
+/// [`resolve`] for a task whose own fields are checked already.
+fn resolve_checked(
+    task: &TaskParams,
+    job: &TaskParams,
+    fallback: &ModelDefaults,
+    next_seed: &mut dyn FnMut() -> u64,
+) -> Result<TaskSpec, FieldError> {
     let pick = |task: &Option<String>, job: &Option<String>| task.clone().or_else(|| job.clone());
     let prompt = pick(&task.prompt, &job.prompt).unwrap_or_default();
     if prompt.trim().is_empty() {
@@ -567,6 +601,186 @@ mod tests {
             err.rule,
             "must be at most 2592000 seconds, 0 for no deadline (got 2592001)"
         );
+    }
+
+    fn sweep_request(sweep: fresco_proto::v1::Sweep) -> SubmitJobRequest {
+        SubmitJobRequest {
+            model: "tiny-random-dit".into(),
+            sweep: Some(sweep),
+            ..Default::default()
+        }
+    }
+
+    fn sweep_prompts(texts: &[&str]) -> Vec<fresco_proto::v1::SweepPrompt> {
+        texts
+            .iter()
+            .map(|t| fresco_proto::v1::SweepPrompt {
+                prompt: (*t).into(),
+                negative_prompt: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_sweep_makes_one_task_per_combination_over_the_defaults() {
+        let mut req = sweep_request(fresco_proto::v1::Sweep {
+            prompts: sweep_prompts(&["a", "b"]),
+            seeds: vec![7, 8, 9],
+            guidance: vec![3.0, 7.5],
+            ..Default::default()
+        });
+        req.defaults = Some(TaskParams {
+            steps: Some(5),
+            n: Some(2),
+            negative_prompt: Some("blur".into()),
+            ..Default::default()
+        });
+        let spec = check(&req).expect("a valid sweep");
+        assert_eq!(spec.tasks.len(), 12);
+        let sweep = spec.sweep.as_ref().expect("the axes are kept");
+        for (i, task) in spec.tasks.iter().enumerate() {
+            let at = sweep.coordinates(i as u64);
+            let point = sweep.point(&at);
+            assert_eq!(
+                Some(task.prompt.as_str()),
+                point.prompt.map(|p| p.prompt.as_str())
+            );
+            assert_eq!(Some(task.seed), point.seed);
+            assert_eq!(Some(task.guidance), point.guidance);
+            assert_eq!((task.steps, task.n), (5, 2), "from the defaults");
+            assert_eq!(task.negative_prompt, "blur");
+            assert_eq!(task.width, defaults::WIDTH, "fresco's default");
+        }
+        let firsts: Vec<_> = spec.tasks[..4]
+            .iter()
+            .map(|t| (t.prompt.as_str(), t.seed, t.guidance))
+            .collect();
+        assert_eq!(
+            firsts,
+            [("a", 7, 3.0), ("a", 7, 7.5), ("a", 8, 3.0), ("a", 8, 7.5)],
+            "prompts outermost, guidance innermost"
+        );
+    }
+
+    #[test]
+    fn a_sweep_without_prompts_takes_the_default_prompt_and_draws_its_seeds() {
+        let mut req = sweep_request(fresco_proto::v1::Sweep {
+            sizes: vec![
+                fresco_proto::v1::Size {
+                    width: 32,
+                    height: 64,
+                },
+                fresco_proto::v1::Size {
+                    width: 64,
+                    height: 32,
+                },
+            ],
+            ..Default::default()
+        });
+        assert_eq!(
+            check(&req).unwrap_err().to_string(),
+            "sweep.prompts: must hold at least one prompt when defaults.prompt is unset"
+        );
+        req.defaults = Some(prompt("a circle"));
+        let spec = check(&req).expect("a valid sweep");
+        let sizes: Vec<_> = spec.tasks.iter().map(|t| (t.width, t.height)).collect();
+        assert_eq!(sizes, [(32, 64), (64, 32)]);
+        assert_eq!(spec.tasks[0].prompt, "a circle");
+        assert_eq!((spec.tasks[0].seed, spec.tasks[1].seed), (1, 2), "drawn");
+    }
+
+    #[test]
+    fn every_sweep_value_is_checked_under_its_axis() {
+        let refused =
+            |sweep: fresco_proto::v1::Sweep| check(&sweep_request(sweep)).unwrap_err().to_string();
+        let base = || fresco_proto::v1::Sweep {
+            prompts: sweep_prompts(&["a"]),
+            ..Default::default()
+        };
+        assert_eq!(
+            refused(fresco_proto::v1::Sweep {
+                guidance: vec![3.0, 5.0, -1.0],
+                ..base()
+            }),
+            "sweep.guidance[2]: must be between 0 and 50 (got -1)"
+        );
+        assert_eq!(
+            refused(fresco_proto::v1::Sweep {
+                steps: vec![0],
+                ..base()
+            }),
+            "sweep.steps[0]: must be between 1 and 200 (got 0)"
+        );
+        assert!(
+            refused(fresco_proto::v1::Sweep {
+                samplers: vec!["euler".into(), "warp".into()],
+                ..base()
+            })
+            .starts_with("sweep.samplers[1]: unknown sampler \"warp\"")
+        );
+        assert_eq!(
+            refused(fresco_proto::v1::Sweep {
+                sizes: vec![fresco_proto::v1::Size {
+                    width: 32,
+                    height: 33
+                }],
+                ..base()
+            }),
+            "sweep.sizes[0].height: must be a positive multiple of 8 (got 33)"
+        );
+        assert_eq!(
+            refused(fresco_proto::v1::Sweep {
+                prompts: sweep_prompts(&["a", " "]),
+                ..Default::default()
+            }),
+            "sweep.prompts[1].prompt: must not be empty"
+        );
+        assert_eq!(
+            refused(fresco_proto::v1::Sweep::default()),
+            "sweep: must vary at least one axis: prompts, seeds, guidance, steps, samplers or sizes"
+        );
+        let mut both = sweep_request(base());
+        both.tasks = vec![prompt("a")];
+        assert!(
+            check(&both)
+                .unwrap_err()
+                .to_string()
+                .starts_with("sweep: must not be set together with tasks")
+        );
+    }
+
+    #[test]
+    fn a_sweep_past_the_task_limit_is_refused_whole() {
+        let limits = Limits {
+            max_tasks: 11,
+            ..Limits::default()
+        };
+        let req = sweep_request(fresco_proto::v1::Sweep {
+            prompts: sweep_prompts(&["a", "b", "c"]),
+            seeds: vec![1, 2, 3, 4],
+            ..Default::default()
+        });
+        let err = job_spec(&req, &limits, &|_| true, &mut || 0).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "sweep: makes 12 tasks (3 prompts × 4 seeds), more than the limit of 11 tasks per job"
+        );
+        let overflow = sweep_request(fresco_proto::v1::Sweep {
+            seeds: vec![0; 1 << 16],
+            steps: vec![1; 1 << 16],
+            guidance: vec![1.0; 1 << 16],
+            samplers: vec!["euler".into(); 1 << 16],
+            sizes: vec![
+                fresco_proto::v1::Size {
+                    width: 8,
+                    height: 8
+                };
+                2
+            ],
+            ..Default::default()
+        });
+        let err = job_spec(&overflow, &limits, &|_| true, &mut || 0).unwrap_err();
+        assert!(err.rule.starts_with("makes over 2^64 tasks"), "{err}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 pub use fresco_core::QueuedTask;
+use fresco_core::sweep::{Coordinates, Sweep};
 use fresco_core::{
     CredentialKind, FailureKind, JobId, ModelCapabilities, Role, TaskId, TaskSpec, TaskState,
     WorkerId,
@@ -48,6 +49,8 @@ pub struct JobSummary {
     pub queued_ready: u64,
     /// When the first queued task still waiting out its backoff may run.
     pub retry_at: Option<DateTime<Utc>>,
+    /// The axes it was submitted with, when it is a sweep.
+    pub sweep: Option<Sweep>,
 }
 
 /// What a submission stored.
@@ -126,6 +129,8 @@ pub struct TaskRecord {
     pub lease_expires_at: Option<DateTime<Utc>>,
     pub outputs: Vec<OutputRecord>,
     pub errors: Vec<AttemptError>,
+    /// Its place in its job's sweep (`None`: the job is not a sweep).
+    pub coordinates: Option<Coordinates>,
 }
 
 #[derive(Debug, Clone, Default)]

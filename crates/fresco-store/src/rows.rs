@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use fresco_core::params::Schedule;
+use fresco_core::sweep::{Coordinates, Sweep};
 use fresco_core::{JobId, ModelCapabilities, TaskId, TaskSpec, TaskState, WorkerId};
 use uuid::Uuid;
 
@@ -99,6 +100,17 @@ pub(crate) fn model_task_counts<R: Columns>(rows: &[R]) -> Result<Vec<ModelTaskC
     Ok(by_model.into_values().collect())
 }
 
+/// A nullable JSON column, read as the TEXT both stores hand it back as.
+fn optional_json<T>(
+    row: &impl Columns,
+    column: &str,
+    read: fn(&str) -> serde_json::Result<T>,
+) -> Result<Option<T>> {
+    row.optional_text(column)?
+        .map(|text| read(&text).map_err(undecodable))
+        .transpose()
+}
+
 /// A value the database holds that the store cannot read back.
 pub(crate) fn undecodable(what: impl std::fmt::Display) -> StoreError {
     StoreError::Internal(sqlx::Error::Decode(what.to_string().into()))
@@ -106,8 +118,8 @@ pub(crate) fn undecodable(what: impl std::fmt::Display) -> StoreError {
 
 /// A `tasks` row of `id, job_id, idx, model, prompt, negative_prompt, seed,
 /// steps, width, height, guidance, n, sampler, schedule, state, attempt,
-/// worker_id, progress_step, lease_expires_at, errors` (its outputs are
-/// read apart, by [`outputs_by_task`]).
+/// worker_id, progress_step, lease_expires_at, errors, coordinates` (its
+/// outputs are read apart, by [`outputs_by_task`]).
 pub(crate) fn task_record(row: &impl Columns) -> Result<TaskRecord> {
     Ok(TaskRecord {
         id: TaskId(row.uuid("id")?),
@@ -133,6 +145,7 @@ pub(crate) fn task_record(row: &impl Columns) -> Result<TaskRecord> {
         lease_expires_at: row.optional_time("lease_expires_at")?,
         outputs: Vec::new(),
         errors: row.attempt_errors("errors")?,
+        coordinates: optional_json(row, "coordinates", Coordinates::from_json)?,
     })
 }
 
@@ -198,8 +211,8 @@ pub(crate) fn job_counts<R: Columns>(rows: &[R]) -> Result<JobCounts> {
 }
 
 /// `jobs` rows of `id, name, owner, model, priority, max_attempts,
-/// task_count, created_at, paused, deadline, tenant`, with their counts (from
-/// [`job_counts`]).
+/// task_count, created_at, paused, deadline, tenant, sweep`, with their
+/// counts (from [`job_counts`]).
 pub(crate) fn job_summaries<R: Columns>(
     rows: &[R],
     mut counts: JobCounts,
@@ -224,6 +237,7 @@ pub(crate) fn job_summaries<R: Columns>(
                 deadline: row.optional_time("deadline")?,
                 queued_ready: tally.queued_ready,
                 retry_at: tally.retry_at,
+                sweep: optional_json(row, "sweep", Sweep::from_json)?,
             })
         })
         .collect()

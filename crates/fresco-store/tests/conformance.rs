@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use fresco_core::capabilities::Family;
 use fresco_core::params::Schedule;
+use fresco_core::sweep::{Size, Sweep, SweepPrompt};
 use fresco_core::{
     FailureKind, JobSpec, ModelCapabilities, Role, TaskId, TaskSpec, TaskState, WorkerId,
 };
@@ -127,7 +128,115 @@ conformance!(
     spent_device_time_refuses_submissions_and_holds_claims,
     finished_jobs_past_the_retention_are_deleted_whole,
     tasks_are_counted_per_model_and_state,
+    a_sweep_keeps_its_axes_and_each_task_its_coordinates,
 );
+
+/// A sweep of 5 prompts × 1,100 seeds × 2 sizes (11,000 tasks: past one
+/// insert chunk of either store), its tasks in expansion order as the
+/// coordinator makes them.
+fn sweep_spec() -> JobSpec {
+    let sweep = Sweep {
+        prompts: (0..5)
+            .map(|p| SweepPrompt {
+                prompt: format!("prompt {p}"),
+                negative_prompt: (p == 2).then(|| "blurry".to_owned()),
+            })
+            .collect(),
+        seeds: (0..1_100).map(|s| u64::MAX - s).collect(),
+        sizes: vec![
+            Size {
+                width: 32,
+                height: 32,
+            },
+            Size {
+                width: 64,
+                height: 32,
+            },
+        ],
+        ..Sweep::default()
+    };
+    let base = spec(1, 3).tasks.remove(0);
+    let tasks = (0..sweep.task_count().expect("a small sweep"))
+        .map(|index| {
+            let point = sweep.point(&sweep.coordinates(index));
+            let prompt = point.prompt.expect("a prompt");
+            let size = point.size.expect("a size");
+            TaskSpec {
+                prompt: prompt.prompt.clone(),
+                negative_prompt: prompt.negative_prompt.clone().unwrap_or_default(),
+                seed: point.seed.expect("a seed"),
+                width: size.width,
+                height: size.height,
+                ..base.clone()
+            }
+        })
+        .collect();
+    JobSpec {
+        tasks,
+        sweep: Some(sweep),
+        ..spec(0, 3)
+    }
+}
+
+async fn a_sweep_keeps_its_axes_and_each_task_its_coordinates(store: Store) {
+    let spec = sweep_spec();
+    let sweep = spec.sweep.clone().expect("a sweep");
+    let submitted = store.submit(&spec).await.expect("submit");
+    assert_eq!(submitted.job.sweep.as_ref(), Some(&sweep));
+    assert_eq!(submitted.job.task_count, 11_000);
+    let job = store.get_job(submitted.job.id).await.expect("get_job");
+    assert_eq!(
+        job.sweep.as_ref(),
+        Some(&sweep),
+        "u64 seeds survive the JSON"
+    );
+    let listed = store.list_jobs(10, None, None).await.expect("list_jobs");
+    assert_eq!(listed[0].sweep.as_ref(), Some(&sweep));
+
+    let tasks = store
+        .list_tasks(&TaskQuery {
+            job: Some(submitted.job.id),
+            limit: 20_000,
+            ..TaskQuery::default()
+        })
+        .await
+        .expect("list_tasks");
+    assert_eq!(tasks.len(), 11_000);
+    for task in &tasks {
+        let at = sweep.coordinates(u64::from(task.index));
+        assert_eq!(task.coordinates, Some(at), "task {}", task.index);
+        assert_eq!(
+            task.spec, spec.tasks[task.index as usize],
+            "task {}",
+            task.index
+        );
+    }
+    // Sizes innermost, prompts outermost: 4,403 = 2 × 2,200 + 1 × 2 + 1.
+    let at = tasks[4_403].coordinates.expect("coordinates");
+    assert_eq!((at.prompt, at.seed, at.size), (Some(2), Some(1), Some(1)));
+    assert_eq!((at.guidance, at.steps, at.sampler), (None, None, None));
+    assert_eq!(tasks[4_403].spec.negative_prompt, "blurry");
+    assert_eq!(tasks[4_403].spec.seed, u64::MAX - 1);
+
+    let last = submitted.tasks[10_999].id;
+    let read = store.get_task(last).await.expect("get_task");
+    assert_eq!(read.coordinates, Some(sweep.coordinates(10_999)));
+    let w = worker(&*store).await;
+    let claim = store
+        .claim(last, w, Duration::from_secs(30))
+        .await
+        .expect("claim");
+    assert_eq!(claim.task.coordinates, Some(sweep.coordinates(10_999)));
+
+    // A job of listed tasks has neither.
+    let plain = store
+        .submit(&spec_for("tiny-random-dit", 2, 3))
+        .await
+        .expect("submit");
+    assert_eq!(plain.job.sweep, None);
+    let task = store.get_task(plain.tasks[1].id).await.expect("get_task");
+    assert_eq!(task.coordinates, None);
+}
 
 /// Raw SQL on a store's database, for rows no store call writes.
 enum Sql {
@@ -262,6 +371,7 @@ fn spec_for(model: &str, tasks: usize, max_attempts: u32) -> JobSpec {
         max_attempts,
         deadline: None,
         traceparent: String::new(),
+        sweep: None,
         tasks: (0..tasks)
             .map(|i| TaskSpec {
                 prompt: format!("prompt {i}"),

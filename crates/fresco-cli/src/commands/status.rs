@@ -65,10 +65,18 @@ pub async fn run(target: &Target, args: StatusArgs) -> Result<(), Failure> {
     if let Some(deadline) = job.deadline.and_then(report::rfc3339) {
         println!("deadline {deadline}: tasks still queued then fail");
     }
+    for line in job.sweep.iter().flat_map(report::sweep_lines) {
+        println!("{line}");
+    }
     for task in &tasks {
         let keys: Vec<&str> = task.outputs.iter().map(|o| o.key.as_str()).collect();
+        let place = task
+            .coordinates
+            .as_ref()
+            .map(|at| format!(" [{}]", report::coordinates_text(at)))
+            .unwrap_or_default();
         println!(
-            "  #{:<5} {:<9} attempt {} {:?} {}",
+            "  #{:<5} {:<9} attempt {} {:?}{place} {}",
             task.index,
             report::state_name(task.state),
             task.attempt,

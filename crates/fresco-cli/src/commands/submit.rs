@@ -1,5 +1,6 @@
-//! `fresco submit`: builds one job from flags and a prompts file, submits
-//! it, and prints the job id once the coordinator has stored every task.
+//! `fresco submit`: builds one job from flags and a prompts file (one task
+//! per prompt, or a sweep: see [`crate::sweep`]), submits it, and prints
+//! the job id once the coordinator has stored every task.
 //! While the coordinator does not answer it tries again under the same
 //! request id, so the job is stored once or not at all, and it says which.
 
@@ -14,7 +15,7 @@ use fresco_proto::v1 as pb;
 use crate::args::{ScheduleArgs, SubmitArgs};
 use crate::client::{Client, Target};
 use crate::commands::watch;
-use crate::{Failure, client, report};
+use crate::{Failure, client, report, sweep};
 
 fn tasks_of(args: &SubmitArgs) -> Result<Vec<pb::TaskParams>, Failure> {
     let mut tasks: Vec<pb::TaskParams> = args
@@ -58,24 +59,33 @@ fn schedule_of(s: &ScheduleArgs) -> Option<pb::Schedule> {
     .to_proto()
 }
 
-/// The request the flags describe, under `request_id`.
+/// The request the flags describe, under `request_id`: its tasks listed,
+/// or the sweep that makes them.
 fn request_of(args: &SubmitArgs, request_id: &str) -> Result<pb::SubmitJobRequest, Failure> {
-    let tasks = tasks_of(args)?;
+    let mut tasks = tasks_of(args)?;
+    let sweep = if sweep::is_sweep(args) {
+        let axes = sweep::sweep_of(args, &tasks)?;
+        tasks.clear();
+        Some(axes)
+    } else {
+        None
+    };
     Ok(pb::SubmitJobRequest {
         model: args.model.clone().unwrap_or_default(),
         defaults: Some(pb::TaskParams {
             prompt: None,
             negative_prompt: args.negative_prompt.clone(),
             seed: args.seed,
-            steps: args.steps,
+            steps: sweep::single(&args.steps),
             width: args.width,
             height: args.height,
-            guidance: args.guidance,
+            guidance: sweep::single(&args.guidance),
             n: args.n,
-            sampler: args.sampler.clone(),
+            sampler: sweep::single(&args.sampler),
             schedule: schedule_of(&args.schedule),
         }),
         tasks,
+        sweep,
         owner: args.owner.clone(),
         priority: args.priority,
         max_attempts: args.max_attempts.unwrap_or(0),

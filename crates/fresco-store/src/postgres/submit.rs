@@ -3,6 +3,7 @@
 //! after the tenant's limits are checked in the same transaction; a
 //! submission whose request id is stored already is replayed instead.
 
+use fresco_core::sweep::Sweep;
 use fresco_core::{JobId, JobSpec, TaskId, TaskSpec};
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
@@ -36,6 +37,7 @@ pub(super) async fn submit(store: &PgStore, spec: &JobSpec) -> Result<Submitted>
         .bind(spec.deadline.map(secs))
         .bind(&spec.tenant)
         .bind(&spec.traceparent)
+        .bind(spec.sweep.as_ref().map(Sweep::to_json))
         .fetch_optional(&mut *tx)
         .await?;
     let Some(row) = row else {
@@ -95,8 +97,20 @@ async fn insert_tasks(
         .bind(int(|t| t.n))
         .bind(col(|t| t.sampler.clone()))
         .bind(col(|t| t.schedule.to_json()))
+        .bind(coordinates(spec, first, chunk.len()))
         .fetch_all(&mut **tx)
         .await?)
+}
+
+/// The stored coordinates of `len` tasks from index `first`: each its place
+/// in the job's sweep, none when the job is not a sweep.
+fn coordinates(spec: &JobSpec, first: usize, len: usize) -> Vec<Option<String>> {
+    (first..first + len)
+        .map(|index| {
+            let sweep = spec.sweep.as_ref()?;
+            Some(sweep.coordinates(index as u64).to_json())
+        })
+        .collect()
 }
 
 /// The job stored under the spec's request id, if any.

@@ -4,6 +4,7 @@
 //! tenant's limits are checked in the same transaction; a submission whose
 //! request id is stored already is replayed instead.
 
+use fresco_core::sweep::Sweep;
 use fresco_core::{JobId, JobSpec, TaskId, TaskSpec};
 use sqlx::AssertSqlSafe;
 use sqlx::sqlite::SqliteRow;
@@ -16,9 +17,9 @@ use crate::records::{JobSummary, QueuedTask, Submitted};
 use crate::rows::{Columns, queued_task};
 
 /// Parameters of one task row.
-const PER_ROW: usize = 17;
-/// Rows per INSERT: 1,900 × 17 = 32,300 parameters.
-const INSERT_CHUNK: usize = 1_900;
+const PER_ROW: usize = 18;
+/// Rows per INSERT: 1,800 × 18 = 32,400 parameters.
+const INSERT_CHUNK: usize = 1_800;
 const _: () = assert!(INSERT_CHUNK * PER_ROW <= 32_766);
 
 pub(super) async fn submit(store: &SqliteStore, spec: &JobSpec) -> Result<Submitted> {
@@ -54,7 +55,8 @@ fn insert_tasks_sql(rows: usize) -> String {
     let mut sql = String::with_capacity(200 + rows * (row.len() + 2));
     sql.push_str(
         "INSERT INTO tasks (id, job_id, idx, model, priority, max_attempts, created_at, prompt,
-             negative_prompt, seed, steps, width, height, guidance, n, sampler, schedule) VALUES ",
+             negative_prompt, seed, steps, width, height, guidance, n, sampler, schedule,
+             coordinates) VALUES ",
     );
     for n in 0..rows {
         if n > 0 {
@@ -90,6 +92,7 @@ async fn insert_submission(
         .bind(spec.deadline.map(|d| plus(now, d)))
         .bind(&spec.tenant)
         .bind(&spec.traceparent)
+        .bind(spec.sweep.as_ref().map(Sweep::to_json))
         .execute(&mut *tx)
         .await?;
 
@@ -118,10 +121,12 @@ async fn insert_tasks(
     let mut query = sqlx::query(AssertSqlSafe(insert_tasks_sql(chunk.len())))
         .persistent(chunk.len() == INSERT_CHUNK);
     for (offset, task) in chunk.iter().enumerate() {
+        let index = first + offset;
+        let coordinates = spec.sweep.as_ref().map(|s| s.coordinates(index as u64));
         query = query
             .bind(id_text(TaskId::new().0))
             .bind(id_text(job.0))
-            .bind((first + offset) as i64)
+            .bind(index as i64)
             .bind(&spec.model)
             .bind(spec.priority)
             .bind(i64::from(spec.max_attempts))
@@ -135,7 +140,8 @@ async fn insert_tasks(
             .bind(task.guidance)
             .bind(i64::from(task.n))
             .bind(&task.sampler)
-            .bind(task.schedule.to_json());
+            .bind(task.schedule.to_json())
+            .bind(coordinates.map(|c| c.to_json()));
     }
     Ok(query.fetch_all(&mut **tx).await?)
 }

@@ -1,4 +1,4 @@
 SELECT id, job_id, idx, model, prompt, negative_prompt, seed, steps, width, height,
        guidance, n, sampler, schedule, state, attempt, worker_id, progress_step,
-       lease_expires_at, errors
+       lease_expires_at, errors, coordinates
 FROM tasks WHERE id = ?1
