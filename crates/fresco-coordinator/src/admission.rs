@@ -75,6 +75,7 @@ mod tests {
             tasks,
             deadline: None,
             traceparent: String::new(),
+            labels: Default::default(),
         }
     }
 

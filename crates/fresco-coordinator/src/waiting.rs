@@ -197,6 +197,8 @@ mod tests {
             deadline: None,
             queued_ready: queued,
             retry_at: None,
+            labels: Default::default(),
+            rate: Default::default(),
         }
     }
 

@@ -11,6 +11,7 @@
 //! - [`model_capabilities`]: what one served model accepts, the rule that
 //!   admits a task to it, and the built-in models' capabilities.
 //! - [`state`]: the task state machine.
+//! - [`labels`]: job labels and their rules; job-level states.
 //! - [`keys`]: where outputs live in the object store.
 //! - [`error`]: [`FieldError`], a request field that breaks a rule.
 //! - [`failure`]: whose fault a failed attempt was ([`FailureKind`]).
@@ -35,6 +36,7 @@ pub mod error;
 pub mod failure;
 pub mod ids;
 pub mod keys;
+pub mod labels;
 pub mod model_capabilities;
 pub mod params;
 #[cfg(feature = "grpc")]
@@ -49,6 +51,7 @@ pub use access::{Caller, CredentialKind, DEFAULT_TENANT, Role};
 pub use error::{FieldError, Result};
 pub use failure::FailureKind;
 pub use ids::{JobId, TaskId, WorkerId};
+pub use labels::{JobState, Labels};
 pub use model_capabilities::ModelCapabilities;
 pub use params::{JobSpec, Limits, QueuedTask, TaskSpec};
 pub use state::TaskState;

@@ -117,6 +117,8 @@ pub struct JobSpec {
     /// The W3C trace context of the submission (empty: not traced); every
     /// attempt of its tasks joins that trace.
     pub traceparent: String,
+    /// Free-form labels, checked by [`crate::labels::check_labels`].
+    pub labels: crate::labels::Labels,
 }
 
 /// A task as dispatch sees it: which queue, and where in it.

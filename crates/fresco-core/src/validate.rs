@@ -92,6 +92,7 @@ pub fn job_spec(
         tasks,
         deadline: deadline(request.deadline_seconds, limits)?,
         traceparent: String::new(),
+        labels: crate::labels::check_labels("labels", &request.labels)?,
     })
 }
 

@@ -48,6 +48,10 @@ pub struct JobSummary {
     pub queued_ready: u64,
     /// When the first queued task still waiting out its backoff may run.
     pub retry_at: Option<DateTime<Utc>>,
+    /// As submitted.
+    pub labels: fresco_core::Labels,
+    /// Its recent throughput and predicted finish.
+    pub rate: crate::progress::JobRate,
 }
 
 /// What a submission stored.

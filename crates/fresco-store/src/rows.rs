@@ -198,8 +198,8 @@ pub(crate) fn job_counts<R: Columns>(rows: &[R]) -> Result<JobCounts> {
 }
 
 /// `jobs` rows of `id, name, owner, model, priority, max_attempts,
-/// task_count, created_at, paused, deadline, tenant`, with their counts (from
-/// [`job_counts`]).
+/// task_count, created_at, paused, deadline, tenant, labels`, with their
+/// counts (from [`job_counts`]); their rates are filled in after.
 pub(crate) fn job_summaries<R: Columns>(
     rows: &[R],
     mut counts: JobCounts,
@@ -224,6 +224,8 @@ pub(crate) fn job_summaries<R: Columns>(
                 deadline: row.optional_time("deadline")?,
                 queued_ready: tally.queued_ready,
                 retry_at: tally.retry_at,
+                labels: serde_json::from_value(row.json("labels")?).map_err(undecodable)?,
+                rate: Default::default(),
             })
         })
         .collect()

@@ -36,6 +36,7 @@ pub(super) async fn submit(store: &PgStore, spec: &JobSpec) -> Result<Submitted>
         .bind(spec.deadline.map(secs))
         .bind(&spec.tenant)
         .bind(&spec.traceparent)
+        .bind(sqlx::types::Json(&spec.labels))
         .fetch_optional(&mut *tx)
         .await?;
     let Some(row) = row else {

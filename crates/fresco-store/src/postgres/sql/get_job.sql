@@ -1,2 +1,2 @@
-SELECT id, name, owner, model, priority, max_attempts, task_count, created_at, paused, deadline, tenant
+SELECT id, name, owner, model, priority, max_attempts, task_count, created_at, paused, deadline, tenant, labels
 FROM jobs WHERE id = $1

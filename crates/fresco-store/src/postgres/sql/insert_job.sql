@@ -1,7 +1,7 @@
 -- No row back: a concurrent submission stored this request id first.
 -- $9: seconds from now to the deadline (NULL: none).
 INSERT INTO jobs (id, name, owner, model, priority, max_attempts, task_count,
-    request_id, deadline, tenant, traceparent)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9), $10, $11)
+    request_id, deadline, tenant, traceparent, labels)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9), $10, $11, $12::JSONB)
 ON CONFLICT (tenant, request_id) WHERE request_id IS NOT NULL DO NOTHING
-RETURNING id, name, owner, model, priority, max_attempts, task_count, created_at, paused, deadline, tenant
+RETURNING id, name, owner, model, priority, max_attempts, task_count, created_at, paused, deadline, tenant, labels

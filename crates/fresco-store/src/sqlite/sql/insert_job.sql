@@ -2,5 +2,5 @@
 -- violation: a concurrent submission of the same request won. ?10: the
 -- deadline in milliseconds since the Unix epoch (NULL: none).
 INSERT INTO jobs (id, name, owner, model, priority, max_attempts, task_count,
-    created_at, request_id, deadline, tenant, traceparent)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+    created_at, request_id, deadline, tenant, traceparent, labels)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
