@@ -7,10 +7,10 @@
 //!   UNAUTHENTICATED, saying which;
 //! - a worker token on the client API, a client key on the worker API:
 //!   PERMISSION_DENIED;
-//! - tenant A reading, watching, cancelling, retrying, pausing, resuming
-//!   B's job, its tasks and its output: NOT_FOUND, worded as for an id that
+//! - tenant A reading, watching, cancelling, retrying, pausing, resuming,
+//!   reprioritizing B's job, its tasks and its output: NOT_FOUND, worded as for an id that
 //!   does not exist;
-//! - a viewer submitting or cancelling, a non-admin listing, releasing or
+//! - a viewer submitting, cancelling or reprioritizing, a non-admin listing, releasing or
 //!   draining workers or listing every tenant: PERMISSION_DENIED;
 //! - a worker token acting for a worker registered with another token, or
 //!   for one never registered: PERMISSION_DENIED.
@@ -57,6 +57,7 @@ enum Call {
     RetryJob(String),
     PauseJob(String),
     ResumeJob(String),
+    SetJobPriority(String),
     WatchJob(String),
     GetTask(String),
     ListTasks(String),
@@ -142,6 +143,16 @@ async fn send(endpoint: &str, cred: &Cred, call: Call) -> Result<(), Status> {
             .map(drop),
         Call::ResumeJob(job_id) => jobs
             .resume_job(request(cred, pb::ResumeJobRequest { job_id }))
+            .await
+            .map(drop),
+        Call::SetJobPriority(job_id) => jobs
+            .set_job_priority(request(
+                cred,
+                pb::SetJobPriorityRequest {
+                    job_id,
+                    priority: 9,
+                },
+            ))
             .await
             .map(drop),
         Call::WatchJob(job_id) => {
@@ -625,6 +636,13 @@ fn cases(farm: &Farm, w: &World) -> Vec<(&'static str, Cred, Call, Code, Says)> 
             job_missing(&w.b_job),
         ),
         (
+            "B's job reprioritized by A",
+            a.clone(),
+            SetJobPriority(w.b_job.clone()),
+            missing,
+            job_missing(&w.b_job),
+        ),
+        (
             "a task that does not exist",
             a.clone(),
             GetTask(MISSING_TASK.into()),
@@ -680,6 +698,13 @@ fn cases(farm: &Farm, w: &World) -> Vec<(&'static str, Cred, Call, Code, Says)> 
             PauseJob(w.a_job.clone()),
             denied,
             Exactly("PauseJob needs the submitter role; this key is a viewer".into()),
+        ),
+        (
+            "a viewer changing its tenant's job's priority",
+            viewer.clone(),
+            SetJobPriority(w.a_job.clone()),
+            denied,
+            Exactly("SetJobPriority needs the submitter role; this key is a viewer".into()),
         ),
         (
             "a viewer retrying its tenant's job",

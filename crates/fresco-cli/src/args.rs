@@ -54,6 +54,9 @@ pub enum Command {
     Pause(JobArgs),
     /// Hand out a paused job's tasks again.
     Resume(JobArgs),
+    /// Change a job's priority (higher runs first): its queued tasks move
+    /// to their new place in the queue at once.
+    Priority(PriorityArgs),
     /// Fetch every image of a job into a directory.
     Download(DownloadArgs),
     /// Render one image again: submit exactly the parameters that made it
@@ -154,6 +157,10 @@ pub struct SubmitArgs {
     /// coordinator's queue timeout, if it sets one.
     #[arg(long, value_parser = deadline)]
     pub deadline: Option<std::time::Duration>,
+    /// A label key=value kept with the job (repeat for several), e.g.
+    /// --label project=catalog-2027; `fresco list --label` finds it.
+    #[arg(long = "label", value_parser = fresco_core::labels::parse_label)]
+    pub labels: Vec<(String, String)>,
 }
 
 /// A `--deadline`: a duration of at least one second, in whole seconds.
@@ -205,6 +212,14 @@ pub struct JobArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PriorityArgs {
+    pub job_id: String,
+    /// The new priority, within the bounds submit accepts.
+    #[arg(allow_negative_numbers = true)]
+    pub priority: i32,
+}
+
+#[derive(Debug, Args)]
 pub struct CancelArgs {
     /// The job whose unfinished tasks to cancel.
     #[arg(required_unless_present = "task", conflicts_with = "task")]
@@ -230,6 +245,13 @@ pub struct ListArgs {
     /// Every tenant's jobs, not only the key's own tenant's (an admin key).
     #[arg(long)]
     pub all_tenants: bool,
+    /// Only jobs carrying this label key=value (repeat: all must match).
+    #[arg(long = "label", value_parser = fresco_core::labels::parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// Only jobs in this state: active (queued or running tasks), queued,
+    /// running, paused, finished, succeeded, failed or cancelled.
+    #[arg(long)]
+    pub state: Option<fresco_core::JobState>,
     #[arg(long)]
     pub json: bool,
 }

@@ -87,6 +87,7 @@ async fn main() -> ExitCode {
         Command::Retry(args) => control::run(&target, Action::Retry, args).await,
         Command::Pause(args) => control::run(&target, Action::Pause, args).await,
         Command::Resume(args) => control::run(&target, Action::Resume, args).await,
+        Command::Priority(args) => control::priority(&target, args).await,
         Command::Download(args) => commands::download::run(&target, args).await,
         Command::Regen(args) => commands::regen::run(&target, args).await,
         Command::Workers(args) => commands::workers::run(&target, args).await,

@@ -56,6 +56,14 @@ struct JobJson<'a> {
     /// The axes of a sweep (absent: not a sweep).
     #[serde(skip_serializing_if = "Option::is_none")]
     sweep: Option<Sweep>,
+    labels: std::collections::BTreeMap<&'a str, &'a str>,
+    /// Tasks succeeded and images made per minute, recently.
+    tasks_per_minute: f64,
+    images_per_minute: f64,
+    /// RFC 3339: when the remaining tasks should have ended at that rate
+    /// (absent: no task ended recently, or the job has finished).
+    eta: Option<String>,
+    eta_seconds: Option<u64>,
 }
 
 /// A timestamp as RFC 3339 in UTC, to the second.
@@ -63,6 +71,38 @@ pub fn rfc3339(at: prost_types::Timestamp) -> Option<String> {
     let secs = u64::try_from(at.seconds).ok()?;
     let time = std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(secs))?;
     Some(humantime::format_rfc3339_seconds(time).to_string())
+}
+
+/// `2.5 tasks/min, 10.0 images/min over 5m, eta 2026-12-07T16:30:00Z (in
+/// 4m 10s)` once a task succeeded recently, else nothing.
+pub fn rate_line(job: &pb::Job) -> Option<String> {
+    if job.tasks_per_minute <= 0.0 {
+        return None;
+    }
+    let window = humantime::format_duration(std::time::Duration::from_secs(u64::from(
+        job.rate_window_seconds,
+    )));
+    let mut line = format!(
+        "{:.1} tasks/min, {:.1} images/min over {window}",
+        job.tasks_per_minute, job.images_per_minute
+    );
+    if let (Some(at), Some(left)) = (job.eta.and_then(rfc3339), job.eta_seconds) {
+        let left = humantime::format_duration(std::time::Duration::from_secs(left));
+        line.push_str(&format!(", eta {at} (in {left})"));
+    }
+    Some(line)
+}
+
+/// `project=catalog-2027, team=x`, in key order; nothing without labels.
+pub fn labels_line(job: &pb::Job) -> Option<String> {
+    let labels: std::collections::BTreeMap<_, _> = job.labels.iter().collect();
+    (!labels.is_empty()).then(|| {
+        labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
 }
 
 /// `waiting: <reason>` when the job's queued tasks cannot run, else nothing.
@@ -90,6 +130,15 @@ pub fn job_json(job: &pb::Job) -> Value {
         waiting_reason: &job.waiting_reason,
         deadline: job.deadline.and_then(rfc3339),
         sweep: job.sweep.as_ref().map(Sweep::from_proto),
+        labels: job
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect(),
+        tasks_per_minute: job.tasks_per_minute,
+        images_per_minute: job.images_per_minute,
+        eta: job.eta.and_then(rfc3339),
+        eta_seconds: job.eta_seconds,
     })
     .unwrap_or(Value::Null)
 }
@@ -112,6 +161,7 @@ pub fn task_json(task: &pb::Task) -> Value {
         "coordinates": task.coordinates.as_ref().map(Coordinates::from_proto),
         "attempt": task.attempt,
         "worker": task.worker,
+        "progress_step": task.progress_step,
         "outputs": task.outputs.iter().map(|o| json!({
             "index": o.index, "key": o.key, "width": o.width, "height": o.height,
             "seed": o.seed, "bytes": o.bytes,

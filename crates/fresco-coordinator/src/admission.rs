@@ -80,6 +80,7 @@ mod tests {
             deadline: None,
             traceparent: String::new(),
             sweep: None,
+            labels: Default::default(),
         }
     }
 

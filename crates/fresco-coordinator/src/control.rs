@@ -1,11 +1,11 @@
 //! Job control after submission: cancel one task, retry a job's failed
-//! tasks, pause and resume a job. Each changes the store first, then brings
+//! tasks, pause and resume a job, change its priority. Each changes the store first, then brings
 //! the dispatch queues in line; a queue change that fails is only logged,
 //! because the store stays the truth (workers drop ids they cannot claim,
 //! and the reconciler pushes again what the queues miss). A job or task of
 //! another tenant than the caller's answers as a missing one.
 
-use fresco_core::{Caller, JobId, TaskId};
+use fresco_core::{Caller, FieldError, JobId, TaskId};
 use fresco_proto::v1 as pb;
 use tracing::{info, warn};
 
@@ -54,5 +54,35 @@ pub async fn set_paused(
         warn!(job_id = %id, paused, error = %err, "could not update the dispatch queues");
     }
     info!(job_id = %id, paused, queued = queued.len(), "job {}", if paused { "paused" } else { "resumed" });
+    waiting::job_message(app, &app.store.get_job(id).await?).await
+}
+
+/// Sets a job's priority, within the bounds a submission accepts, and
+/// moves its queued tasks to their new place in the queues.
+pub async fn set_priority(
+    app: &Coordinator,
+    caller: &Caller,
+    request: &pb::SetJobPriorityRequest,
+) -> ApiResult<pb::Job> {
+    let id = JobId::parse_field("job_id", &request.job_id)?;
+    let max = app.settings.limits.max_priority;
+    if request.priority.abs() > max {
+        return Err(FieldError::new(
+            "priority",
+            format!(
+                "must be between -{max} and {max} (got {})",
+                request.priority
+            ),
+        )
+        .into());
+    }
+    tenancy::visible_job(app, caller, id).await?;
+    let queued = app.store.set_priority(id, request.priority).await?;
+    if let Err(err) = app.dispatch.rescore(&queued).await {
+        // The ids stay queued at their old place until the reconciler
+        // pushes them again.
+        warn!(job_id = %id, error = %err, "could not move reprioritized tasks in dispatch");
+    }
+    info!(job_id = %id, priority = request.priority, queued = queued.len(), "job priority changed");
     waiting::job_message(app, &app.store.get_job(id).await?).await
 }

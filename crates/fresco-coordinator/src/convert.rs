@@ -40,6 +40,15 @@ pub fn job(job: &JobSummary, waiting_reason: String) -> pb::Job {
         waiting_reason,
         deadline: job.deadline.map(timestamp),
         sweep: job.sweep.as_ref().map(Sweep::to_proto),
+        labels: job.labels.clone().into_iter().collect(),
+        tasks_per_minute: job.rate.tasks_per_minute,
+        images_per_minute: job.rate.images_per_minute,
+        rate_window_seconds: job.rate.window.as_secs() as u32,
+        eta: job.rate.eta.map(timestamp),
+        eta_seconds: job
+            .rate
+            .eta
+            .map(|at| (at - Utc::now()).num_seconds().max(0) as u64),
     }
 }
 

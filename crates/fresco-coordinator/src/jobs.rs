@@ -7,10 +7,10 @@
 use std::pin::Pin;
 
 use fresco_core::params::BUILTIN_MODELS;
-use fresco_core::{Caller, FieldError, JobId, Role, TaskId, TaskState, validate};
+use fresco_core::{Caller, FieldError, JobId, JobState, Role, TaskId, TaskState, labels, validate};
 use fresco_proto::v1 as pb;
 use fresco_proto::v1::job_service_server::JobService;
-use fresco_store::TaskQuery;
+use fresco_store::{JobFilter, TaskQuery};
 use tokio_stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
@@ -57,6 +57,21 @@ fn allowed<T>(request: &Request<T>, needed: Role, call: &str) -> Result<Caller, 
     let caller = tenancy::caller(request);
     tenancy::client(&caller, needed, call)?;
     Ok(caller)
+}
+
+/// Whether two reads of a job differ in more than its throughput and
+/// estimated finish, which move with the clock alone: a watch sends those
+/// along with a change, never as one.
+fn changed(last: &pb::Job, now: &pb::Job) -> bool {
+    let steady = |job: &pb::Job| pb::Job {
+        tasks_per_minute: 0.0,
+        images_per_minute: 0.0,
+        rate_window_seconds: 0,
+        eta: None,
+        eta_seconds: None,
+        ..job.clone()
+    };
+    steady(last) != steady(now)
 }
 
 /// A stream of results as a stream of gRPC answers.
@@ -135,8 +150,13 @@ impl JobApi {
         }
         let tenant = (!request.all_tenants).then_some(tenant);
         let limit = list_limit(request.limit, 50)?;
-        let owner = (!request.owner.is_empty()).then_some(request.owner.as_str());
-        let jobs = self.app.store.list_jobs(limit, owner, tenant).await?;
+        let filter = JobFilter {
+            owner: (!request.owner.is_empty()).then(|| request.owner.clone()),
+            tenant: tenant.map(str::to_owned),
+            labels: labels::check_labels("labels", &request.labels)?,
+            state: JobState::from_proto(request.state()),
+        };
+        let jobs = self.app.store.list_jobs(limit, &filter).await?;
         Ok(pb::ListJobsResponse {
             jobs: waiting::job_messages(&self.app, &jobs).await?,
         })
@@ -191,7 +211,7 @@ impl JobApi {
                     Err(ApiError::ShuttingDown)?;
                 }
                 let now = waiting::job_message(&app, &app.store.get_job(id).await?).await?;
-                if now != last {
+                if changed(&last, &now) {
                     last = now;
                     yield last.clone();
                 }
@@ -328,6 +348,14 @@ impl JobService for JobApi {
     ) -> Result<Response<pb::Job>, Status> {
         let caller = allowed(&request, Role::Submitter, "ResumeJob")?;
         respond(control::set_paused(&self.app, &caller, &request.get_ref().job_id, false).await)
+    }
+
+    async fn set_job_priority(
+        &self,
+        request: Request<pb::SetJobPriorityRequest>,
+    ) -> Result<Response<pb::Job>, Status> {
+        let caller = allowed(&request, Role::Submitter, "SetJobPriority")?;
+        respond(control::set_priority(&self.app, &caller, request.get_ref()).await)
     }
 
     async fn list_workers(

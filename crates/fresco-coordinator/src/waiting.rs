@@ -198,6 +198,8 @@ mod tests {
             queued_ready: queued,
             retry_at: None,
             sweep: None,
+            labels: Default::default(),
+            rate: Default::default(),
         }
     }
 

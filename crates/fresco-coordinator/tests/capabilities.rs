@@ -13,6 +13,7 @@ use fresco_core::capabilities::Family;
 use fresco_proto::v1 as pb;
 use fresco_proto::v1::job_service_server::JobService;
 use fresco_proto::v1::worker_service_server::WorkerService;
+use fresco_store::JobFilter;
 use tonic::{Code, Request, Status};
 
 /// One task of `model` (empty: the default model) with `edit` applied.
@@ -68,7 +69,7 @@ async fn nothing_stored(farm: &TestCoordinator, model: &str) {
     let jobs = farm
         .app
         .store
-        .list_jobs(10, None, None)
+        .list_jobs(10, &JobFilter::default())
         .await
         .expect("list jobs");
     assert!(jobs.is_empty(), "nothing is stored: {jobs:?}");
@@ -201,7 +202,7 @@ async fn a_folder_models_worker_capabilities_are_enforced() {
     let jobs = farm
         .app
         .store
-        .list_jobs(10, None, None)
+        .list_jobs(10, &JobFilter::default())
         .await
         .expect("list jobs");
     let ids: Vec<String> = jobs.iter().map(|j| j.id.to_string()).collect();

@@ -8,6 +8,7 @@ use fresco_coordinator::Settings;
 use fresco_core::TaskState;
 use fresco_proto::v1 as pb;
 use fresco_proto::v1::job_service_server::JobService;
+use fresco_store::JobFilter;
 use tonic::{Code, Request};
 
 #[tokio::test]
@@ -72,7 +73,7 @@ async fn a_resubmission_with_the_same_request_id_is_stored_once() {
     let jobs = farm
         .app
         .store
-        .list_jobs(10, None, None)
+        .list_jobs(10, &JobFilter::default())
         .await
         .expect("list jobs");
     assert_eq!(jobs.len(), 1);
@@ -98,7 +99,7 @@ async fn a_bad_field_is_invalid_argument_and_stores_nothing() {
     let jobs = farm
         .app
         .store
-        .list_jobs(10, None, None)
+        .list_jobs(10, &JobFilter::default())
         .await
         .expect("list jobs");
     assert!(jobs.is_empty(), "nothing is stored: {jobs:?}");

@@ -15,6 +15,7 @@
 //! - [`state`]: the task state machine.
 //! - [`sweep`]: a job as the product of parameter axes, its expansion
 //!   order, and each task's coordinates in it.
+//! - [`labels`]: job labels and their rules; job-level states.
 //! - [`keys`]: where outputs live in the object store.
 //! - [`error`]: [`FieldError`], a request field that breaks a rule.
 //! - [`failure`]: whose fault a failed attempt was ([`FailureKind`]).
@@ -40,6 +41,7 @@ pub mod error;
 pub mod failure;
 pub mod ids;
 pub mod keys;
+pub mod labels;
 pub mod model_capabilities;
 pub mod params;
 pub mod png_text;
@@ -56,6 +58,7 @@ pub use access::{Caller, CredentialKind, DEFAULT_TENANT, Role};
 pub use error::{FieldError, Result};
 pub use failure::FailureKind;
 pub use ids::{JobId, TaskId, WorkerId};
+pub use labels::{JobState, Labels};
 pub use model_capabilities::ModelCapabilities;
 pub use params::{JobSpec, Limits, QueuedTask, TaskSpec};
 pub use state::TaskState;

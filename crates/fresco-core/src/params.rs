@@ -120,6 +120,8 @@ pub struct JobSpec {
     /// The axes its tasks were expanded from, when it is a sweep: task `i`
     /// lies at `sweep.coordinates(i)`.
     pub sweep: Option<crate::sweep::Sweep>,
+    /// Free-form labels, checked by [`crate::labels::check_labels`].
+    pub labels: crate::labels::Labels,
 }
 
 /// A task as dispatch sees it: which queue, and where in it.

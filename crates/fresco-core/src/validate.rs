@@ -102,6 +102,7 @@ pub fn job_spec(
         deadline: deadline(request.deadline_seconds, limits)?,
         traceparent: String::new(),
         sweep,
+        labels: crate::labels::check_labels("labels", &request.labels)?,
     })
 }
 

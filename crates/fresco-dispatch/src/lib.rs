@@ -2,7 +2,7 @@
 //! are waiting. The store stays the truth; whatever a queue loses, the
 //! coordinator's reconciler pushes again.
 //!
-//! - [`Dispatch`]: push, remove, count and pop task ids; publish tenants'
+//! - [`Dispatch`]: push, remove, rescore, count and pop task ids; publish tenants'
 //!   weights; skip a throttled tenant for a while.
 //! - [`fair`]: fair sharing of a model's queue between tenants (stride
 //!   scheduling by weight; priority orders work within a tenant).
@@ -48,6 +48,9 @@ pub trait Dispatch: Send + Sync + 'static {
     async fn push(&self, tasks: &[QueuedTask]) -> Result<()>;
     /// Takes tasks out of their queues (cancelled, for example).
     async fn remove(&self, tasks: &[QueuedTask]) -> Result<()>;
+    /// Moves tasks already queued to the place of their priority now (it
+    /// changed); a task not queued (popped meanwhile, say) stays out.
+    async fn rescore(&self, tasks: &[QueuedTask]) -> Result<()>;
     /// How many ids wait in a model's queue, over all its tenants.
     async fn len(&self, model: &str) -> Result<u64>;
     /// Pops an id from the first model among `models`, in that order, that

@@ -52,6 +52,19 @@ impl Queues {
         }
     }
 
+    /// Moves a queued id to the place of `task`'s priority now.
+    fn rescore(&mut self, task: &QueuedTask) {
+        let Some((model, tenant, at)) = self.members.get_mut(&task.id) else {
+            return;
+        };
+        let new = place(task);
+        if let Some(queue) = self.by_model.get_mut(model.as_str()) {
+            queue.remove(tenant, at);
+            queue.push(tenant, new);
+        }
+        *at = new;
+    }
+
     fn pop_first(&mut self, models: &[String]) -> Option<Popped> {
         let now = Instant::now();
         self.throttled.retain(|_, until| *until > now);
@@ -121,6 +134,14 @@ impl Dispatch for MemoryDispatch {
         let mut queues = self.queues();
         for task in tasks {
             queues.remove(task.id);
+        }
+        Ok(())
+    }
+
+    async fn rescore(&self, tasks: &[QueuedTask]) -> Result<()> {
+        let mut queues = self.queues();
+        for task in tasks {
+            queues.rescore(task);
         }
         Ok(())
     }

@@ -215,6 +215,22 @@ impl Dispatch for RedisDispatch {
         Ok(())
     }
 
+    async fn rescore(&self, tasks: &[QueuedTask]) -> Result<()> {
+        let mut conn = self.conn.clone();
+        for ((model, tenant), tasks) in by_queue(tasks) {
+            for batch in tasks.chunks(BATCH) {
+                // XX: only ids still queued; a popped one is not put back.
+                let mut command = redis::cmd("ZADD");
+                command.arg(self.keys.queue(model, tenant)).arg("XX");
+                for task in batch {
+                    command.arg(score(task)).arg(task.id.to_string());
+                }
+                let _: i64 = command.query_async(&mut conn).await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn ping(&self) -> Result<()> {
         let mut conn = self.conn.clone();
         let _pong: String = redis::cmd("PING").query_async(&mut conn).await?;

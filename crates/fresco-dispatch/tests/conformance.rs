@@ -49,6 +49,7 @@ conformance!(
     a_later_tenant_is_served_before_the_earlier_backlog_ends,
     a_throttled_tenant_is_skipped_until_its_throttle_ends,
     length_and_removal_span_every_tenant_of_a_model,
+    rescore_moves_queued_tasks_and_queues_nothing_new,
 );
 
 /// A Redis dispatcher under a key prefix of the test's own; `None` when no
@@ -410,4 +411,28 @@ async fn length_and_removal_span_every_tenant_of_a_model(dispatch: Arc<dyn Dispa
     let left: Vec<TaskId> = a[2..].iter().map(|t| t.id).collect();
     assert_eq!(pop_all(&*dispatch, &["m"]).await, left);
     assert_eq!(dispatch.len("n").await.expect("len"), 1);
+}
+
+async fn rescore_moves_queued_tasks_and_queues_nothing_new(dispatch: Arc<dyn Dispatch>) {
+    let first = task("m", 0, 1);
+    let second = task("m", 0, 2);
+    let third = task("m", 0, 3);
+    dispatch
+        .push(&[first.clone(), second.clone(), third.clone()])
+        .await
+        .expect("push");
+    let raised = QueuedTask {
+        priority: 7,
+        ..third.clone()
+    };
+    let never_queued = task("m", 9, 4);
+    dispatch
+        .rescore(&[raised, never_queued])
+        .await
+        .expect("rescore");
+    assert_eq!(dispatch.len("m").await.expect("len"), 3);
+    assert_eq!(
+        pop_all(&*dispatch, &["m"]).await,
+        [third.id, first.id, second.id]
+    );
 }

@@ -15,10 +15,13 @@
 //! - `rows`: fetched columns into records, once for both stores.
 //! - `quota`: a tenant's limits against its use, checked inside the
 //!   submission's and the claim's transaction.
+//! - [`progress`]: a job's recent throughput and predicted finish, and
+//!   the filter `list_jobs` applies.
 //! - [`error`]: store errors and the error code each one stands for.
 
 pub mod error;
 pub mod postgres;
+pub mod progress;
 mod quota;
 pub mod records;
 mod rows;
@@ -31,6 +34,7 @@ use fresco_core::{JobId, JobSpec, ModelCapabilities, TaskId, TaskState, WorkerId
 
 pub use error::{Result, StoreError};
 pub use postgres::PgStore;
+pub use progress::{JobFilter, JobRate, RATE_WINDOW};
 pub use records::*;
 pub use sqlite::SqliteStore;
 
@@ -47,13 +51,8 @@ pub trait JobStore: Send + Sync + 'static {
     /// health probe).
     async fn ping(&self) -> Result<()>;
     async fn get_job(&self, id: JobId) -> Result<JobSummary>;
-    /// Newest first; `owner` and `tenant` filter when given.
-    async fn list_jobs(
-        &self,
-        limit: u32,
-        owner: Option<&str>,
-        tenant: Option<&str>,
-    ) -> Result<Vec<JobSummary>>;
+    /// Newest first, those `filter` admits.
+    async fn list_jobs(&self, limit: u32, filter: &JobFilter) -> Result<Vec<JobSummary>>;
     /// Cancels every queued or running task of the job; returns the ids.
     async fn cancel_job(&self, id: JobId) -> Result<Vec<QueuedTask>>;
     /// Cancels one queued or running task; returns it, to be taken out of
@@ -66,6 +65,11 @@ pub trait JobStore: Send + Sync + 'static {
     /// counted as dispatchable nor claimed; running ones finish. Returns
     /// the job's queued tasks, to be taken out of or put back in the queues.
     async fn set_paused(&self, id: JobId, paused: bool) -> Result<Vec<QueuedTask>>;
+    /// Sets the priority of the job and of every task of it not yet
+    /// ended. Returns its queued tasks (none while it is paused: they are
+    /// out of the queues), with their new priority, to be moved in the
+    /// queues.
+    async fn set_priority(&self, id: JobId, priority: i32) -> Result<Vec<QueuedTask>>;
     async fn get_task(&self, id: TaskId) -> Result<TaskRecord>;
     async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<TaskRecord>>;
 

@@ -51,6 +51,10 @@ pub struct JobSummary {
     pub retry_at: Option<DateTime<Utc>>,
     /// The axes it was submitted with, when it is a sweep.
     pub sweep: Option<Sweep>,
+    /// As submitted.
+    pub labels: fresco_core::Labels,
+    /// Its recent throughput and predicted finish.
+    pub rate: crate::progress::JobRate,
 }
 
 /// What a submission stored.

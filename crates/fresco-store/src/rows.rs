@@ -211,8 +211,8 @@ pub(crate) fn job_counts<R: Columns>(rows: &[R]) -> Result<JobCounts> {
 }
 
 /// `jobs` rows of `id, name, owner, model, priority, max_attempts,
-/// task_count, created_at, paused, deadline, tenant, sweep`, with their
-/// counts (from [`job_counts`]).
+/// task_count, created_at, paused, deadline, tenant, labels, sweep`, with
+/// their counts (from [`job_counts`]); their rates are filled in after.
 pub(crate) fn job_summaries<R: Columns>(
     rows: &[R],
     mut counts: JobCounts,
@@ -238,6 +238,8 @@ pub(crate) fn job_summaries<R: Columns>(
                 queued_ready: tally.queued_ready,
                 retry_at: tally.retry_at,
                 sweep: optional_json(row, "sweep", Sweep::from_json)?,
+                labels: serde_json::from_value(row.json("labels")?).map_err(undecodable)?,
+                rate: Default::default(),
             })
         })
         .collect()

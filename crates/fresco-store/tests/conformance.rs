@@ -17,8 +17,8 @@ use fresco_core::{
     FailureKind, JobSpec, ModelCapabilities, Role, TaskId, TaskSpec, TaskState, WorkerId,
 };
 use fresco_store::{
-    AttemptOutcome, Backoff, FailOutcome, FailReport, Heartbeat, JobStore, KeyScope, Lease,
-    LeaseToken, NewApiKey, OutputRecord, PgStore, RECENT_ERRORS, SqliteStore, StoreError,
+    AttemptOutcome, Backoff, FailOutcome, FailReport, Heartbeat, JobFilter, JobStore, KeyScope,
+    Lease, LeaseToken, NewApiKey, OutputRecord, PgStore, RECENT_ERRORS, SqliteStore, StoreError,
     TaskQuery, TenantLimits, TenantSettings, TenantUsage, WorkerHealth, WorkerInfo, WorkerStatus,
 };
 
@@ -129,6 +129,10 @@ conformance!(
     finished_jobs_past_the_retention_are_deleted_whole,
     tasks_are_counted_per_model_and_state,
     a_sweep_keeps_its_axes_and_each_task_its_coordinates,
+    labels_are_stored_and_every_one_filters_the_list,
+    jobs_are_listed_by_their_job_level_state,
+    a_priority_change_reaches_the_job_and_its_unended_tasks,
+    throughput_and_eta_follow_recent_successes,
 );
 
 /// A sweep of 5 prompts × 1,100 seeds × 2 sizes (11,000 tasks: past one
@@ -190,7 +194,7 @@ async fn a_sweep_keeps_its_axes_and_each_task_its_coordinates(store: Store) {
         Some(&sweep),
         "u64 seeds survive the JSON"
     );
-    let listed = store.list_jobs(10, None, None).await.expect("list_jobs");
+    let listed = store.list_jobs(10, &JobFilter::default()).await.expect("list_jobs");
     assert_eq!(listed[0].sweep.as_ref(), Some(&sweep));
 
     let tasks = store
@@ -372,6 +376,7 @@ fn spec_for(model: &str, tasks: usize, max_attempts: u32) -> JobSpec {
         deadline: None,
         traceparent: String::new(),
         sweep: None,
+        labels: Default::default(),
         tasks: (0..tasks)
             .map(|i| TaskSpec {
                 prompt: format!("prompt {i}"),
@@ -972,25 +977,35 @@ async fn jobs_are_listed_newest_first_per_owner(store: Store) {
     let listed =
         |jobs: Vec<fresco_store::JobSummary>| jobs.iter().map(|j| j.id).collect::<Vec<_>>();
     assert_eq!(
-        listed(store.list_jobs(10, None, None).await.expect("list")),
+        listed(
+            store
+                .list_jobs(10, &JobFilter::default())
+                .await
+                .expect("list")
+        ),
         vec![ids[2], ids[1], ids[0]]
     );
     assert_eq!(
-        listed(store.list_jobs(10, Some("ann"), None).await.expect("list")),
+        listed(store.list_jobs(10, &owned_by("ann")).await.expect("list")),
         vec![ids[2], ids[0]]
     );
     assert_eq!(
-        listed(store.list_jobs(1, None, None).await.expect("list")),
+        listed(
+            store
+                .list_jobs(1, &JobFilter::default())
+                .await
+                .expect("list")
+        ),
         vec![ids[2]]
     );
     assert!(
         store
-            .list_jobs(10, Some("nobody"), None)
+            .list_jobs(10, &owned_by("nobody"))
             .await
             .expect("list")
             .is_empty()
     );
-    let job = &store.list_jobs(10, Some("bob"), None).await.expect("list")[0];
+    let job = &store.list_jobs(10, &owned_by("bob")).await.expect("list")[0];
     assert_eq!(job.owner, "bob");
     assert_eq!(job.task_count, 1);
     assert_eq!(job.counts.get(TaskState::Queued), 1);
@@ -2083,7 +2098,11 @@ async fn a_submission_sent_again_with_its_request_id_is_stored_once(store: Store
     assert_eq!(again.job.id, first.job.id);
     assert!(again.tasks.is_empty(), "nothing new to dispatch");
     assert_eq!(
-        store.list_jobs(10, None, None).await.expect("list").len(),
+        store
+            .list_jobs(10, &JobFilter::default())
+            .await
+            .expect("list")
+            .len(),
         1
     );
 
@@ -2100,7 +2119,11 @@ async fn a_submission_sent_again_with_its_request_id_is_stored_once(store: Store
     store.submit(&spec(1, 3)).await.expect("submit");
     store.submit(&spec(1, 3)).await.expect("submit");
     assert_eq!(
-        store.list_jobs(10, None, None).await.expect("list").len(),
+        store
+            .list_jobs(10, &JobFilter::default())
+            .await
+            .expect("list")
+            .len(),
         3
     );
 
@@ -2122,7 +2145,11 @@ async fn a_submission_sent_again_with_its_request_id_is_stored_once(store: Store
     }
     assert_eq!(ids.len(), 1, "one job for one request id");
     assert_eq!(
-        store.list_jobs(10, None, None).await.expect("list").len(),
+        store
+            .list_jobs(10, &JobFilter::default())
+            .await
+            .expect("list")
+            .len(),
         4
     );
 }
@@ -2235,7 +2262,10 @@ async fn a_job_tells_its_deadline_and_how_its_queued_tasks_stand_against_backoff
     else {
         panic!("attempts were left");
     };
-    let listed = store.list_jobs(10, None, None).await.expect("list");
+    let listed = store
+        .list_jobs(10, &JobFilter::default())
+        .await
+        .expect("list");
     let now = listed.iter().find(|j| j.id == job.id).expect("listed");
     assert_eq!(now.queued_ready, 0);
     let (first_retry, second_retry) = (not_before.expect("backoff"), later.expect("backoff"));
@@ -2955,7 +2985,13 @@ async fn a_submission_past_the_queued_limit_stores_nothing(store: Store) {
         "tenant \"acme\" may have at most 5 queued tasks (max_queued_tasks); it has 3 queued and this job adds 3"
     );
     let jobs = store
-        .list_jobs(100, None, Some("acme"))
+        .list_jobs(
+            100,
+            &JobFilter {
+                tenant: Some("acme".into()),
+                ..JobFilter::default()
+            },
+        )
         .await
         .expect("jobs");
     assert_eq!(jobs.len(), 1, "the refused job is not stored");
@@ -3195,4 +3231,254 @@ async fn finished_jobs_past_the_retention_are_deleted_whole(store: Store) {
         .get_job(cancelled.job.id)
         .await
         .expect("not deleted yet");
+}
+
+fn owned_by(owner: &str) -> JobFilter {
+    JobFilter {
+        owner: Some(owner.into()),
+        ..JobFilter::default()
+    }
+}
+
+fn labelled(pairs: &[(&str, &str)]) -> fresco_core::Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn listed_ids(jobs: &[fresco_store::JobSummary]) -> Vec<fresco_core::JobId> {
+    jobs.iter().map(|j| j.id).collect()
+}
+
+async fn labels_are_stored_and_every_one_filters_the_list(store: Store) {
+    let mut ids = Vec::new();
+    for labels in [
+        labelled(&[("project", "catalog-2027"), ("team", "x")]),
+        labelled(&[("project", "catalog-2027"), ("team", "y")]),
+        labelled(&[]),
+    ] {
+        let spec = JobSpec {
+            labels,
+            ..spec(1, 1)
+        };
+        ids.push(store.submit(&spec).await.expect("submit").job.id);
+    }
+    let job = store.get_job(ids[0]).await.expect("get");
+    assert_eq!(
+        job.labels,
+        labelled(&[("project", "catalog-2027"), ("team", "x")])
+    );
+    let by = |pairs: &[(&str, &str)]| JobFilter {
+        labels: labelled(pairs),
+        ..JobFilter::default()
+    };
+    let list = |filter: JobFilter| {
+        let store = store.clone();
+        async move { listed_ids(&store.list_jobs(10, &filter).await.expect("list")) }
+    };
+    assert_eq!(
+        list(by(&[("project", "catalog-2027")])).await,
+        vec![ids[1], ids[0]]
+    );
+    assert_eq!(
+        list(by(&[("project", "catalog-2027"), ("team", "x")])).await,
+        vec![ids[0]],
+        "every label must match"
+    );
+    assert!(list(by(&[("team", "z")])).await.is_empty());
+    assert!(list(by(&[("owner", "x")])).await.is_empty());
+    assert_eq!(list(JobFilter::default()).await.len(), 3);
+}
+
+async fn jobs_are_listed_by_their_job_level_state(store: Store) {
+    use fresco_core::JobState;
+    let w = worker(&*store).await;
+    let lease = Duration::from_secs(30);
+    let queued = store.submit(&spec(2, 1)).await.expect("submit");
+    let running = store.submit(&spec(2, 1)).await.expect("submit");
+    store
+        .claim(running.tasks[0].id, w, lease)
+        .await
+        .expect("claim");
+    let paused = store.submit(&spec(1, 1)).await.expect("submit");
+    store.set_paused(paused.job.id, true).await.expect("pause");
+    let succeeded = store.submit(&spec(1, 1)).await.expect("submit");
+    let token = claimed(&*store, succeeded.tasks[0].id, w, lease).await;
+    store
+        .complete(&token, &[output("s0")], 0)
+        .await
+        .expect("complete");
+    let failed = store.submit(&spec(1, 1)).await.expect("submit");
+    let token = claimed(&*store, failed.tasks[0].id, w, lease).await;
+    let report = FailReport {
+        message: "no",
+        kind: FailureKind::Request,
+        give_back: false,
+        device_ms: 0,
+    };
+    store
+        .fail(&token, &report, Backoff::NONE)
+        .await
+        .expect("fail");
+    let cancelled = store.submit(&spec(1, 1)).await.expect("submit");
+    store.cancel_job(cancelled.job.id).await.expect("cancel");
+
+    let jobs = |state| {
+        let store = store.clone();
+        async move {
+            let filter = JobFilter {
+                state: Some(state),
+                ..JobFilter::default()
+            };
+            let mut ids = listed_ids(&store.list_jobs(10, &filter).await.expect("list"));
+            ids.sort();
+            ids
+        }
+    };
+    let sorted = |jobs: &[&fresco_store::Submitted]| {
+        let mut ids: Vec<_> = jobs.iter().map(|s| s.job.id).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        jobs(JobState::Active).await,
+        sorted(&[&queued, &running, &paused])
+    );
+    assert_eq!(jobs(JobState::Queued).await, sorted(&[&queued]));
+    assert_eq!(jobs(JobState::Running).await, sorted(&[&running]));
+    assert_eq!(jobs(JobState::Paused).await, sorted(&[&paused]));
+    assert_eq!(
+        jobs(JobState::Finished).await,
+        sorted(&[&succeeded, &failed, &cancelled])
+    );
+    assert_eq!(jobs(JobState::Succeeded).await, sorted(&[&succeeded]));
+    assert_eq!(jobs(JobState::Failed).await, sorted(&[&failed]));
+    assert_eq!(jobs(JobState::Cancelled).await, sorted(&[&cancelled]));
+}
+
+async fn a_priority_change_reaches_the_job_and_its_unended_tasks(store: Store) {
+    let w = worker(&*store).await;
+    let lease = Duration::from_secs(30);
+    let first = store.submit(&spec(2, 3)).await.expect("submit");
+    let later = store.submit(&spec(3, 3)).await.expect("submit");
+    let running = claimed(&*store, later.tasks[0].id, w, lease).await;
+
+    let moved = store.set_priority(later.job.id, 7).await.expect("priority");
+    assert_eq!(
+        moved.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![later.tasks[1].id, later.tasks[2].id],
+        "its queued tasks, in dispatch order"
+    );
+    assert!(moved.iter().all(|t| t.priority == 7), "{moved:?}");
+    assert_eq!(store.get_job(later.job.id).await.expect("get").priority, 7);
+    let order: Vec<TaskId> = store
+        .queued_tasks("tiny-random-dit", i64::MIN, 10)
+        .await
+        .expect("queued")
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(order.len(), 4);
+
+    // The running task goes back to the queue at the new priority.
+    let outcome = store
+        .fail(
+            &running,
+            &FailReport {
+                message: "oom",
+                kind: FailureKind::Worker,
+                give_back: true,
+                device_ms: 0,
+            },
+            Backoff::NONE,
+        )
+        .await
+        .expect("fail");
+    let FailOutcome::Requeued(requeued, _) = outcome else {
+        panic!("requeued: {outcome:?}");
+    };
+    assert_eq!(requeued.priority, 7);
+    assert_eq!(
+        store.get_job(first.job.id).await.expect("get").priority,
+        0,
+        "other jobs keep theirs"
+    );
+
+    store.set_paused(later.job.id, true).await.expect("pause");
+    assert!(
+        store
+            .set_priority(later.job.id, -2)
+            .await
+            .expect("priority")
+            .is_empty(),
+        "a paused job's tasks are out of the queues"
+    );
+    assert_eq!(store.get_job(later.job.id).await.expect("get").priority, -2);
+    assert!(matches!(
+        store.set_priority(fresco_core::JobId::new(), 1).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn throughput_and_eta_follow_recent_successes(store: Store) {
+    let w = worker(&*store).await;
+    let lease = Duration::from_secs(30);
+    let mut four = spec(4, 1);
+    for task in &mut four.tasks {
+        task.n = 2;
+    }
+    let job = store.submit(&four).await.expect("submit");
+    let fresh = store.get_job(job.job.id).await.expect("get");
+    assert_eq!(
+        fresh.rate,
+        fresco_store::JobRate::default(),
+        "nothing ended"
+    );
+
+    // A failure is no throughput.
+    let token = claimed(&*store, job.tasks[0].id, w, lease).await;
+    let report = FailReport {
+        message: "no",
+        kind: FailureKind::Request,
+        give_back: false,
+        device_ms: 0,
+    };
+    store
+        .fail(&token, &report, Backoff::NONE)
+        .await
+        .expect("fail");
+    assert_eq!(store.get_job(job.job.id).await.expect("get").rate.eta, None);
+
+    for (i, task) in job.tasks[1..3].iter().enumerate() {
+        let token = claimed(&*store, task.id, w, lease).await;
+        store
+            .complete(&token, &[output(&format!("t{i}"))], 0)
+            .await
+            .expect("complete");
+    }
+    let before = chrono::Utc::now();
+    let going = store.get_job(job.job.id).await.expect("get");
+    assert!(going.rate.tasks_per_minute > 0.0, "{:?}", going.rate);
+    assert_eq!(
+        going.rate.images_per_minute,
+        2.0 * going.rate.tasks_per_minute
+    );
+    assert!(going.rate.window <= fresco_store::RATE_WINDOW);
+    let eta = going.rate.eta.expect("an eta once tasks ended");
+    assert!(eta >= before, "{eta} before {before}");
+    let listed = store
+        .list_jobs(10, &JobFilter::default())
+        .await
+        .expect("list");
+    assert!(listed[0].rate.eta.is_some(), "lists carry the rate too");
+
+    let token = claimed(&*store, job.tasks[3].id, w, lease).await;
+    store
+        .complete(&token, &[output("t3")], 0)
+        .await
+        .expect("complete");
+    let done = store.get_job(job.job.id).await.expect("get");
+    assert_eq!(done.rate.eta, None, "finished: no eta");
+    assert!(done.rate.tasks_per_minute > 0.0);
 }

@@ -1,9 +1,9 @@
-//! `fresco retry`, `fresco pause`, `fresco resume`: job control after
-//! submission. Each prints the job's counts after the change.
+//! `fresco retry`, `fresco pause`, `fresco resume`, `fresco priority`: job
+//! control after submission. Each prints the job's counts after the change.
 
 use fresco_proto::v1 as pb;
 
-use crate::args::JobArgs;
+use crate::args::{JobArgs, PriorityArgs};
 use crate::client::Target;
 use crate::{Failure, client, report};
 
@@ -25,5 +25,23 @@ pub async fn run(target: &Target, action: Action, args: JobArgs) -> Result<(), F
     }
     .into_inner();
     println!("{}: {}", job.id, report::counts_line(&job));
+    Ok(())
+}
+
+pub async fn priority(target: &Target, args: PriorityArgs) -> Result<(), Failure> {
+    let mut client = client::connect(target).await?;
+    let job = client
+        .set_job_priority(pb::SetJobPriorityRequest {
+            job_id: args.job_id,
+            priority: args.priority,
+        })
+        .await?
+        .into_inner();
+    println!(
+        "{}: priority {}, {}",
+        job.id,
+        job.priority,
+        report::counts_line(&job)
+    );
     Ok(())
 }

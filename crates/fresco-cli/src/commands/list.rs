@@ -13,6 +13,10 @@ pub async fn run(target: &Target, args: ListArgs) -> Result<(), Failure> {
             limit: args.limit,
             owner: args.owner,
             all_tenants: args.all_tenants,
+            labels: args.labels.into_iter().collect(),
+            state: args
+                .state
+                .map_or(pb::JobState::Unspecified, |s| s.to_proto()) as i32,
         })
         .await?
         .into_inner()
@@ -26,8 +30,14 @@ pub async fn run(target: &Target, args: ListArgs) -> Result<(), Failure> {
         let waiting = report::waiting_line(job)
             .map(|w| format!("  ({w})"))
             .unwrap_or_default();
+        let rate = report::rate_line(job)
+            .map(|r| format!("  {r}"))
+            .unwrap_or_default();
+        let labels = report::labels_line(job)
+            .map(|l| format!("  [{l}]"))
+            .unwrap_or_default();
         println!(
-            "{}  {:<12} {:<11} {:>7} tasks  {}  {}{waiting}",
+            "{}  {:<12} {:<11} {:>7} tasks  {}  {}{rate}{waiting}{labels}",
             job.id,
             job.tenant,
             if job.finished {

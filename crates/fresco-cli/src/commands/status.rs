@@ -1,5 +1,6 @@
-//! `fresco status`: a job's counts by state and every task's state, output
-//! keys and errors.
+//! `fresco status`: a job's counts by state, labels, recent throughput and
+//! estimated finish, and every task's state (with a running task's step),
+//! output keys and errors.
 
 use fresco_proto::v1 as pb;
 
@@ -59,6 +60,12 @@ pub async fn run(target: &Target, args: StatusArgs) -> Result<(), Failure> {
         job.tenant
     );
     println!("tasks {}: {}", job.task_count, report::counts_line(&job));
+    if let Some(labels) = report::labels_line(&job) {
+        println!("labels {labels}");
+    }
+    if let Some(rate) = report::rate_line(&job) {
+        println!("throughput {rate}");
+    }
     if let Some(waiting) = report::waiting_line(&job) {
         println!("{waiting}");
     }
@@ -76,10 +83,11 @@ pub async fn run(target: &Target, args: StatusArgs) -> Result<(), Failure> {
             .map(|at| format!(" [{}]", report::coordinates_text(at)))
             .unwrap_or_default();
         println!(
-            "  #{:<5} {:<9} attempt {} {:?}{place} {}",
+            "  #{:<5} {:<9} attempt {}{} {:?}{place} {}",
             task.index,
             report::state_name(task.state),
             task.attempt,
+            step_progress(task),
             task.prompt,
             keys.join(" ")
         );
@@ -91,4 +99,13 @@ pub async fn run(target: &Target, args: StatusArgs) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// ` step 12/30` for a running task, else nothing.
+fn step_progress(task: &pb::Task) -> String {
+    if task.state == pb::TaskState::Running as i32 {
+        format!(" step {}/{}", task.progress_step, task.steps)
+    } else {
+        String::new()
+    }
 }

@@ -88,6 +88,7 @@ fn request_of(args: &SubmitArgs, request_id: &str) -> Result<pb::SubmitJobReques
         sweep,
         owner: args.owner.clone(),
         priority: args.priority,
+        labels: args.labels.iter().cloned().collect(),
         max_attempts: args.max_attempts.unwrap_or(0),
         name: args.name.clone(),
         request_id: request_id.to_owned(),

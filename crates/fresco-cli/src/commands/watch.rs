@@ -50,14 +50,23 @@ pub async fn follow(client: &mut Client, job_id: &str, show: bool) -> Result<pb:
             Some(bar) => {
                 bar.set_length(job.task_count);
                 bar.set_position(done);
-                bar.set_message(format!("({} running, {} failed)", c.running, c.failed));
+                let rate = report::rate_line(&job)
+                    .map(|r| format!(" {r}"))
+                    .unwrap_or_default();
+                bar.set_message(format!(
+                    "({} running, {} failed){rate}",
+                    c.running, c.failed
+                ));
             }
             None if show => eprintln!(
-                "{} {}/{} done: {}",
+                "{} {}/{} done: {}{}",
                 job.id,
                 done,
                 job.task_count,
-                report::counts_line(&job)
+                report::counts_line(&job),
+                report::rate_line(&job)
+                    .map(|r| format!("; {r}"))
+                    .unwrap_or_default()
             ),
             None => {}
         }

@@ -1,4 +1,5 @@
-//! Postgres controls on jobs and tasks: cancel, retry, pause and resume.
+//! Postgres controls on jobs and tasks: cancel, retry, pause and resume,
+//! reprioritize.
 //! Each returns the tasks whose place in the queues changed.
 
 use fresco_core::{JobId, TaskId};
@@ -7,7 +8,7 @@ use super::PgStore;
 use super::reads::{explain_miss, job_exists};
 use crate::error::{Result, StoreError};
 use crate::records::{QueuedTask, in_seq_order};
-use crate::rows::queued_task;
+use crate::rows::{Columns, queued_task};
 
 pub(super) async fn cancel_job(store: &PgStore, id: JobId) -> Result<Vec<QueuedTask>> {
     job_exists(store, id).await?;
@@ -58,6 +59,37 @@ pub(super) async fn set_paused(
         .bind(id.0)
         .fetch_all(&mut *tx)
         .await?;
+    tx.commit().await?;
+    in_seq_order(rows.iter().map(queued_task))
+}
+
+pub(super) async fn set_priority(
+    store: &PgStore,
+    id: JobId,
+    priority: i32,
+) -> Result<Vec<QueuedTask>> {
+    let mut tx = store.pool.begin().await?;
+    let Some(job) = sqlx::query(include_str!("sql/prioritize_job.sql"))
+        .bind(id.0)
+        .bind(priority)
+        .fetch_optional(&mut *tx)
+        .await?
+    else {
+        return Err(StoreError::NotFound(format!("job {id}")));
+    };
+    sqlx::query(include_str!("sql/prioritize_tasks.sql"))
+        .bind(id.0)
+        .bind(priority)
+        .execute(&mut *tx)
+        .await?;
+    let rows = if job.flag("paused")? {
+        Vec::new()
+    } else {
+        sqlx::query(include_str!("sql/queued_of_job.sql"))
+            .bind(id.0)
+            .fetch_all(&mut *tx)
+            .await?
+    };
     tx.commit().await?;
     in_seq_order(rows.iter().map(queued_task))
 }

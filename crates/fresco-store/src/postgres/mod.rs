@@ -39,6 +39,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::JobStore;
 use crate::error::{Result, StoreError};
+use crate::progress::JobFilter;
 use crate::records::*;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -93,13 +94,8 @@ impl JobStore for PgStore {
         reads::get_job(self, id).await
     }
 
-    async fn list_jobs(
-        &self,
-        limit: u32,
-        owner: Option<&str>,
-        tenant: Option<&str>,
-    ) -> Result<Vec<JobSummary>> {
-        reads::list_jobs(self, limit, owner, tenant).await
+    async fn list_jobs(&self, limit: u32, filter: &JobFilter) -> Result<Vec<JobSummary>> {
+        reads::list_jobs(self, limit, filter).await
     }
 
     async fn cancel_job(&self, id: JobId) -> Result<Vec<QueuedTask>> {
@@ -116,6 +112,10 @@ impl JobStore for PgStore {
 
     async fn set_paused(&self, id: JobId, paused: bool) -> Result<Vec<QueuedTask>> {
         control::set_paused(self, id, paused).await
+    }
+
+    async fn set_priority(&self, id: JobId, priority: i32) -> Result<Vec<QueuedTask>> {
+        control::set_priority(self, id, priority).await
     }
 
     async fn get_task(&self, id: TaskId) -> Result<TaskRecord> {

@@ -2,12 +2,14 @@
 //! keys; and why a guarded update touched no row. Sets of ids travel as one
 //! array bound to `ANY`.
 
+use chrono::Utc;
 use fresco_core::{JobId, TaskId, TaskState};
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use super::PgStore;
 use crate::error::{Result, StoreError};
+use crate::progress::{self, JobFilter};
 use crate::records::{JobSummary, OutputRecord, TaskQuery, TaskRecord};
 use crate::rows::{
     Columns, attach_outputs, job_counts, job_summaries, missed, output_record, task_record,
@@ -27,13 +29,14 @@ pub(super) async fn get_job(store: &PgStore, id: JobId) -> Result<JobSummary> {
 pub(super) async fn list_jobs(
     store: &PgStore,
     limit: u32,
-    owner: Option<&str>,
-    tenant: Option<&str>,
+    filter: &JobFilter,
 ) -> Result<Vec<JobSummary>> {
     let rows = sqlx::query(include_str!("sql/list_jobs.sql"))
         .bind(i64::from(limit))
-        .bind(owner)
-        .bind(tenant)
+        .bind(filter.owner.as_deref())
+        .bind(filter.tenant.as_deref())
+        .bind(sqlx::types::Json(&filter.labels))
+        .bind(filter.state_str())
         .fetch_all(&store.pool)
         .await?;
     summaries(store, rows).await
@@ -115,7 +118,7 @@ pub(super) async fn job_exists(store: &PgStore, id: JobId) -> Result<()> {
     }
 }
 
-/// Job rows with their counts.
+/// Job rows with their counts and recent throughput.
 pub(super) async fn summaries(store: &PgStore, rows: Vec<PgRow>) -> Result<Vec<JobSummary>> {
     let ids = rows
         .iter()
@@ -125,7 +128,15 @@ pub(super) async fn summaries(store: &PgStore, rows: Vec<PgRow>) -> Result<Vec<J
         .bind(&ids)
         .fetch_all(&store.pool)
         .await?;
-    job_summaries(&rows, job_counts(&counts)?)
+    let mut jobs = job_summaries(&rows, job_counts(&counts)?)?;
+    let now = Utc::now();
+    let ends = sqlx::query(include_str!("sql/job_rates.sql"))
+        .bind(&ids)
+        .bind(progress::window_start(now))
+        .fetch_all(&store.pool)
+        .await?;
+    progress::attach_rates(&mut jobs, progress::recent_ends(&ends)?, now);
+    Ok(jobs)
 }
 
 /// Fills in each task's outputs.

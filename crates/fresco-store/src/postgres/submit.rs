@@ -38,6 +38,7 @@ pub(super) async fn submit(store: &PgStore, spec: &JobSpec) -> Result<Submitted>
         .bind(&spec.tenant)
         .bind(&spec.traceparent)
         .bind(spec.sweep.as_ref().map(Sweep::to_json))
+        .bind(sqlx::types::Json(&spec.labels))
         .fetch_optional(&mut *tx)
         .await?;
     let Some(row) = row else {

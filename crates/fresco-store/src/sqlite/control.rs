@@ -1,4 +1,5 @@
-//! SQLite controls on jobs and tasks: cancel, retry, pause and resume.
+//! SQLite controls on jobs and tasks: cancel, retry, pause and resume,
+//! reprioritize.
 //! Each returns the tasks whose place in the queues changed.
 
 use fresco_core::{JobId, TaskId};
@@ -8,7 +9,7 @@ use super::columns::{id_text, now_ms};
 use super::reads::{explain_miss, job_exists};
 use crate::error::{Result, StoreError};
 use crate::records::{QueuedTask, in_seq_order};
-use crate::rows::queued_task;
+use crate::rows::{Columns, queued_task};
 
 pub(super) async fn cancel_job(store: &SqliteStore, id: JobId) -> Result<Vec<QueuedTask>> {
     job_exists(store, id).await?;
@@ -62,6 +63,38 @@ pub(super) async fn set_paused(
         .bind(id_text(id.0))
         .fetch_all(&mut *tx)
         .await?;
+    tx.commit().await?;
+    in_seq_order(rows.iter().map(queued_task))
+}
+
+pub(super) async fn set_priority(
+    store: &SqliteStore,
+    id: JobId,
+    priority: i32,
+) -> Result<Vec<QueuedTask>> {
+    let mut tx = store.writer.begin_with("BEGIN IMMEDIATE").await?;
+    let Some(job) = sqlx::query(include_str!("sql/prioritize_job.sql"))
+        .bind(id_text(id.0))
+        .bind(priority)
+        .fetch_optional(&mut *tx)
+        .await?
+    else {
+        tx.rollback().await?;
+        return Err(StoreError::NotFound(format!("job {id}")));
+    };
+    sqlx::query(include_str!("sql/prioritize_tasks.sql"))
+        .bind(id_text(id.0))
+        .bind(priority)
+        .execute(&mut *tx)
+        .await?;
+    let rows = if job.flag("paused")? {
+        Vec::new()
+    } else {
+        sqlx::query(include_str!("sql/queued_of_job.sql"))
+            .bind(id_text(id.0))
+            .fetch_all(&mut *tx)
+            .await?
+    };
     tx.commit().await?;
     in_seq_order(rows.iter().map(queued_task))
 }

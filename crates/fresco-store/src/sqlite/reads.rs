@@ -2,12 +2,14 @@
 //! keys; and why a guarded update touched no row. They run on the reader
 //! pool; sets of ids travel as one JSON array bound to `json_each`.
 
+use chrono::Utc;
 use fresco_core::{JobId, TaskId, TaskState};
 use sqlx::sqlite::SqliteRow;
 
 use super::SqliteStore;
 use super::columns::{id_array, id_text, now_ms};
 use crate::error::{Result, StoreError};
+use crate::progress::{self, JobFilter};
 use crate::records::{JobSummary, OutputRecord, TaskQuery, TaskRecord};
 use crate::rows::{
     Columns, attach_outputs, job_counts, job_summaries, missed, output_record, task_record,
@@ -28,13 +30,14 @@ pub(super) async fn get_job(store: &SqliteStore, id: JobId) -> Result<JobSummary
 pub(super) async fn list_jobs(
     store: &SqliteStore,
     limit: u32,
-    owner: Option<&str>,
-    tenant: Option<&str>,
+    filter: &JobFilter,
 ) -> Result<Vec<JobSummary>> {
     let rows = sqlx::query(include_str!("sql/list_jobs.sql"))
         .bind(i64::from(limit))
-        .bind(owner)
-        .bind(tenant)
+        .bind(filter.owner.as_deref())
+        .bind(filter.tenant.as_deref())
+        .bind(filter.labels_json())
+        .bind(filter.state_str())
         .fetch_all(&store.reader)
         .await?;
     summaries(store, rows).await
@@ -123,12 +126,21 @@ async fn summaries(store: &SqliteStore, rows: Vec<SqliteRow>) -> Result<Vec<JobS
         .iter()
         .map(|row| row.uuid("id"))
         .collect::<Result<Vec<_>>>()?;
+    let ids = id_array(ids.into_iter())?;
     let counts = sqlx::query(include_str!("sql/job_counts.sql"))
-        .bind(id_array(ids.into_iter())?)
+        .bind(&ids)
         .bind(now_ms())
         .fetch_all(&store.reader)
         .await?;
-    job_summaries(&rows, job_counts(&counts)?)
+    let mut jobs = job_summaries(&rows, job_counts(&counts)?)?;
+    let now = Utc::now();
+    let ends = sqlx::query(include_str!("sql/job_rates.sql"))
+        .bind(&ids)
+        .bind(progress::window_start(now).timestamp_millis())
+        .fetch_all(&store.reader)
+        .await?;
+    progress::attach_rates(&mut jobs, progress::recent_ends(&ends)?, now);
+    Ok(jobs)
 }
 
 /// Fills in each task's outputs.

@@ -14,7 +14,7 @@ use super::columns::{id_text, now_ms, plus};
 use super::reads::get_job;
 use crate::error::{Result, StoreError, replay};
 use crate::records::{JobSummary, QueuedTask, Submitted};
-use crate::rows::{Columns, queued_task};
+use crate::rows::{Columns, queued_task, undecodable};
 
 /// Parameters of one task row.
 const PER_ROW: usize = 18;
@@ -93,6 +93,7 @@ async fn insert_submission(
         .bind(&spec.tenant)
         .bind(&spec.traceparent)
         .bind(spec.sweep.as_ref().map(Sweep::to_json))
+        .bind(serde_json::to_string(&spec.labels).map_err(undecodable)?)
         .execute(&mut *tx)
         .await?;
 

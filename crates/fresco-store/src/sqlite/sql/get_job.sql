@@ -1,3 +1,3 @@
 SELECT id, name, owner, model, priority, max_attempts, task_count, created_at, paused, deadline, tenant,
-       sweep
+       labels, sweep
 FROM jobs WHERE id = ?1

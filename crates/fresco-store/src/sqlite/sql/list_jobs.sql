@@ -1,5 +1,24 @@
 -- Milliseconds can tie: the rowid is the order of insertion.
-SELECT id, name, owner, model, priority, max_attempts, task_count, created_at, paused, deadline, tenant,
-       sweep
-FROM jobs WHERE (?2 IS NULL OR owner = ?2) AND (?3 IS NULL OR tenant = ?3)
-ORDER BY created_at DESC, rowid DESC LIMIT ?1
+-- ?4: labels every job must carry, as a JSON object ('{}': any job).
+-- ?5: a job-level state (NULL: any), as fresco_core::JobState names it.
+SELECT j.id, j.name, j.owner, j.model, j.priority, j.max_attempts, j.task_count, j.created_at,
+       j.paused, j.deadline, j.tenant, j.labels, j.sweep
+FROM jobs j
+WHERE (?2 IS NULL OR j.owner = ?2) AND (?3 IS NULL OR j.tenant = ?3)
+  AND NOT EXISTS (SELECT 1 FROM json_each(?4) f
+                  WHERE NOT EXISTS (SELECT 1 FROM json_each(j.labels) l
+                                    WHERE l.key = f.key AND l.value = f.value))
+  AND (?5 IS NULL OR CASE ?5
+    WHEN 'active' THEN EXISTS (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state IN ('queued', 'running'))
+    WHEN 'queued' THEN NOT j.paused AND EXISTS (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state = 'queued')
+                       AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state = 'running')
+    WHEN 'running' THEN EXISTS (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state = 'running')
+    WHEN 'paused' THEN j.paused AND EXISTS (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state IN ('queued', 'running'))
+    WHEN 'finished' THEN NOT EXISTS (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state IN ('queued', 'running'))
+    WHEN 'succeeded' THEN NOT EXISTS (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state <> 'succeeded')
+    WHEN 'failed' THEN NOT EXISTS (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state IN ('queued', 'running'))
+                       AND EXISTS (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state = 'failed')
+    WHEN 'cancelled' THEN NOT EXISTS (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state IN ('queued', 'running', 'failed'))
+                          AND EXISTS (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state = 'cancelled')
+    ELSE FALSE END)
+ORDER BY j.created_at DESC, j.rowid DESC LIMIT ?1
