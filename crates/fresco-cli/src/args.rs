@@ -54,6 +54,12 @@ pub enum Command {
     Resume(JobArgs),
     /// Fetch every image of a job into a directory.
     Download(DownloadArgs),
+    /// Print a job's manifest: a row per image with its prompt, every
+    /// parameter, the seed that makes it alone, the model's weights hash,
+    /// its key, size and SHA-256, and the worker, device, attempt and
+    /// times that made it; a row per failed or cancelled task with its
+    /// errors.
+    Manifest(ManifestArgs),
     /// List the farm's workers: models, loaded models, running tasks, and
     /// why a quarantined worker was quarantined; `workers release ID` puts a
     /// quarantined worker on probation.
@@ -259,6 +265,17 @@ pub struct DownloadArgs {
     /// Directory to write the images into (created if missing).
     #[arg(long)]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestArgs {
+    pub job_id: String,
+    /// jsonl (the bucket's manifest.jsonl), csv or parquet.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: crate::tables::Format,
+    /// Write to this file instead of stdout.
+    #[arg(short = 'o', long = "output")]
+    pub out: Option<PathBuf>,
 }
 
 #[cfg(feature = "dev")]

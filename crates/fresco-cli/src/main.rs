@@ -4,11 +4,13 @@
 //! - [`client`]: the connection to the coordinator.
 //! - [`commands`]: one module per command.
 //! - [`report`]: how jobs and tasks are printed (text and JSON).
+//! - [`tables`]: a job's manifest rows as JSON Lines, CSV or Parquet.
 
 mod args;
 mod client;
 mod commands;
 mod report;
+mod tables;
 
 use std::process::ExitCode;
 
@@ -86,6 +88,7 @@ async fn main() -> ExitCode {
         Command::Pause(args) => control::run(&target, Action::Pause, args).await,
         Command::Resume(args) => control::run(&target, Action::Resume, args).await,
         Command::Download(args) => commands::download::run(&target, args).await,
+        Command::Manifest(args) => commands::manifest::run(&target, args).await,
         Command::Workers(args) => commands::workers::run(&target, args).await,
         Command::Usage(args) => commands::usage::run(&target, args).await,
         #[cfg(feature = "dev")]

@@ -12,6 +12,9 @@
 //!   admits a task to it, and the built-in models' capabilities.
 //! - [`state`]: the task state machine.
 //! - [`keys`]: where outputs live in the object store.
+//! - [`digest`]: SHA-256 digests as lower-case hex (outputs, weights).
+//! - [`manifest`]: a row of a job's manifest, its JSON Lines form and
+//!   columns (and with `grpc` its wire form).
 //! - [`error`]: [`FieldError`], a request field that breaks a rule.
 //! - [`failure`]: whose fault a failed attempt was ([`FailureKind`]).
 //! - [`status`]: the error codes every fresco service error names, and
@@ -31,10 +34,12 @@ pub mod access;
 pub mod bearer;
 pub mod capabilities;
 pub mod credentials;
+pub mod digest;
 pub mod error;
 pub mod failure;
 pub mod ids;
 pub mod keys;
+pub mod manifest;
 pub mod model_capabilities;
 pub mod params;
 #[cfg(feature = "grpc")]

@@ -6,6 +6,7 @@ pub mod control;
 pub mod dev;
 pub mod download;
 pub mod list;
+pub mod manifest;
 pub mod status;
 pub mod submit;
 pub mod usage;
