@@ -314,10 +314,16 @@ mod tests {
         let rows = rows();
         let bytes = written(Format::Csv, &rows);
         let mut reader = csv::Reader::from_reader(bytes.as_slice());
-        let header: Vec<String> = reader.headers().expect("a header").iter().map(String::from).collect();
+        let header: Vec<String> = reader
+            .headers()
+            .expect("a header")
+            .iter()
+            .map(String::from)
+            .collect();
         let names: Vec<&str> = rows[0].cells().iter().map(|c| c.name).collect();
         assert_eq!(header, names);
-        let records: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("a record")).collect();
+        let records: Vec<csv::StringRecord> =
+            reader.records().map(|r| r.expect("a record")).collect();
         assert_eq!(records.len(), 2);
         for (record, row) in records.iter().zip(&rows) {
             let fields: Vec<String> = row.cells().iter().map(|c| csv_field(&c.value)).collect();
@@ -329,7 +335,9 @@ mod tests {
     fn parquet_reads_back_cell_for_cell() {
         let rows = rows();
         let bytes = written(Format::Parquet, &rows);
-        let reader = SerializedFileReader::new(bytes::Bytes::from(bytes)).expect("a Parquet file");
+        let mut file = tempfile::tempfile().expect("a temp file");
+        file.write_all(&bytes).expect("written");
+        let reader = SerializedFileReader::new(file).expect("a Parquet file");
         let read: Vec<_> = reader
             .get_row_iter(None)
             .expect("rows")
@@ -340,7 +348,12 @@ mod tests {
             .get_column_iter()
             .map(|(name, field)| (name.clone(), field.clone()))
             .collect();
-        let get = |name: &str| first.iter().find(|(n, _)| n == name).map(|(_, f)| f.clone());
+        let get = |name: &str| {
+            first
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, f)| f.clone())
+        };
         assert_eq!(get("seed"), Some(Field::ULong(u64::MAX)));
         assert_eq!(get("prompt"), Some(Field::Str(rows[0].prompt.clone())));
         assert_eq!(get("guidance"), Some(Field::Float(4.5)));

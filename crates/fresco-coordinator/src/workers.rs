@@ -13,8 +13,8 @@ use fresco_core::{FailureKind, FieldError, ModelCapabilities, TaskId, TaskState,
 use fresco_proto::v1 as pb;
 use fresco_proto::v1::worker_service_server::WorkerService;
 use fresco_store::{
-    AttemptOutcome, CompletionReport, FailOutcome, FailReport, Heartbeat, Lease, LeaseToken, OutputRecord,
-    StoreError, WorkerInfo,
+    AttemptOutcome, CompletionReport, FailOutcome, FailReport, Heartbeat, Lease, LeaseToken,
+    OutputRecord, StoreError, WorkerInfo,
 };
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};

@@ -155,7 +155,10 @@ impl ManifestRow {
             cell("task_id", text(&self.task_id)),
             cell("task_index", unsigned(self.task_index)),
             cell("state", text(&self.state)),
-            cell("image_index", Value::Unsigned(self.image_index.map(u64::from))),
+            cell(
+                "image_index",
+                Value::Unsigned(self.image_index.map(u64::from)),
+            ),
             cell("prompt", text(&self.prompt)),
             cell("negative_prompt", text(&self.negative_prompt)),
             cell("task_seed", unsigned(self.task_seed)),
@@ -174,7 +177,10 @@ impl ManifestRow {
             cell("beta_end", Value::Double(self.beta_end)),
             cell("beta_schedule", Value::Text(self.beta_schedule.clone())),
             cell("prediction_type", Value::Text(self.prediction_type.clone())),
-            cell("timestep_spacing", Value::Text(self.timestep_spacing.clone())),
+            cell(
+                "timestep_spacing",
+                Value::Text(self.timestep_spacing.clone()),
+            ),
             cell("karras_sigmas", Value::Flag(self.karras_sigmas)),
             cell("flow_shift", Value::Double(self.flow_shift)),
             cell("eta", Value::Double(self.eta)),

@@ -167,7 +167,10 @@ impl DitPipeline {
             bytes.extend_from_slice(name.as_bytes());
             bytes.push(0);
             let tensor = &self.weights[name];
-            let values = tensor.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+            let values = tensor
+                .to_dtype(DType::F32)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
             for value in values {
                 bytes.extend_from_slice(&value.to_le_bytes());
             }

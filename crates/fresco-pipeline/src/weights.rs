@@ -102,8 +102,14 @@ mod tests {
     fn a_folder_hashes_its_weight_files_in_sorted_relative_path_order() {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path();
-        write(&root.join("vae/diffusion_pytorch_model.safetensors"), b"vae");
-        write(&root.join("unet/diffusion_pytorch_model.safetensors"), b"unet");
+        write(
+            &root.join("vae/diffusion_pytorch_model.safetensors"),
+            b"vae",
+        );
+        write(
+            &root.join("unet/diffusion_pytorch_model.safetensors"),
+            b"unet",
+        );
         write(&root.join("text_encoder/model.safetensors"), b"text");
         write(&root.join("model_index.json"), b"{}");
         write(&root.join(".cache/x.safetensors"), b"hidden");

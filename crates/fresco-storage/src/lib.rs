@@ -167,7 +167,8 @@ impl Storage {
     /// flat however large the object. The object appears whole, replacing
     /// any before it, once [`ObjectWriter::finish`] returns.
     pub fn writer(&self, key: &str) -> Result<ObjectWriter> {
-        let writer = BufWriter::with_capacity(self.store.clone(), Self::path(key)?, WRITER_PART_BYTES);
+        let writer =
+            BufWriter::with_capacity(self.store.clone(), Self::path(key)?, WRITER_PART_BYTES);
         Ok(ObjectWriter {
             writer,
             key: key.to_owned(),
@@ -227,13 +228,12 @@ impl ObjectWriter {
 
     /// Completes the upload: the object appears whole.
     pub async fn finish(mut self) -> Result<()> {
-        self.writer
-            .shutdown()
-            .await
-            .map_err(|e| StorageError::Store(object_store::Error::Generic {
+        self.writer.shutdown().await.map_err(|e| {
+            StorageError::Store(object_store::Error::Generic {
                 store: "writer",
                 source: Box::new(e),
-            }))
+            })
+        })
     }
 }
 

@@ -12,10 +12,10 @@ use uuid::Uuid;
 
 use crate::error::{Result, StoreError};
 use crate::records::{
-    ApiKey, AttemptError, Completion, DeadlineMiss, ManifestDue, JobSummary, KeyScope, LeaseToken, ModelTaskCounts,
-    ModelWorkers, OutputRecord, QueuedTask, Requeue, StateCounts, StoredKey, SweepCandidate,
-    TaskRecord, TenantLimits, TenantSettings, TenantUsage, WorkerError, WorkerHealth, WorkerInfo,
-    WorkerStatus,
+    ApiKey, AttemptError, Completion, DeadlineMiss, JobSummary, KeyScope, LeaseToken, ManifestDue,
+    ModelTaskCounts, ModelWorkers, OutputRecord, QueuedTask, Requeue, StateCounts, StoredKey,
+    SweepCandidate, TaskRecord, TenantLimits, TenantSettings, TenantUsage, WorkerError,
+    WorkerHealth, WorkerInfo, WorkerStatus,
 };
 
 /// One fetched row, read column by column as the records need it.

@@ -16,9 +16,10 @@ use fresco_core::{
     FailureKind, JobSpec, ModelCapabilities, Role, TaskId, TaskSpec, TaskState, WorkerId,
 };
 use fresco_store::{
-    AttemptOutcome, Backoff, Completion, CompletionReport, FailOutcome, FailReport, ManifestDue, Heartbeat, JobStore, KeyScope, Lease,
-    LeaseToken, NewApiKey, OutputRecord, PgStore, RECENT_ERRORS, SqliteStore, StoreError,
-    TaskQuery, TenantLimits, TenantSettings, TenantUsage, WorkerHealth, WorkerInfo, WorkerStatus,
+    AttemptOutcome, Backoff, Completion, CompletionReport, FailOutcome, FailReport, Heartbeat,
+    JobStore, KeyScope, Lease, LeaseToken, ManifestDue, NewApiKey, OutputRecord, PgStore,
+    RECENT_ERRORS, SqliteStore, StoreError, TaskQuery, TenantLimits, TenantSettings, TenantUsage,
+    WorkerHealth, WorkerInfo, WorkerStatus,
 };
 
 mod support;
@@ -3158,7 +3159,10 @@ async fn a_completion_keeps_what_the_manifest_needs(store: Store) {
     assert_eq!((task.worker, task.attempt), (Some(w), 1));
     let started = task.started_at.expect("started");
     let finished = task.finished_at.expect("finished");
-    assert!(task.created_at <= started && started <= finished, "{task:?}");
+    assert!(
+        task.created_at <= started && started <= finished,
+        "{task:?}"
+    );
     let listed = store
         .list_tasks(&TaskQuery {
             job: Some(submitted.job.id),
@@ -3185,9 +3189,7 @@ async fn a_finished_job_wants_its_manifest_again_after_a_retry(store: Store) {
     let submitted = store.submit(&spec(2, 3)).await.expect("submit");
     let job = submitted.job.id;
     let (good, bad) = (submitted.tasks[0].id, submitted.tasks[1].id);
-    let due = |store: Store| async move {
-        store.manifests_due(10).await.expect("manifests due")
-    };
+    let due = |store: Store| async move { store.manifests_due(10).await.expect("manifests due") };
     assert!(due(store.clone()).await.is_empty(), "unfinished: not yet");
 
     let token = claimed(&*store, good, w, lease).await;

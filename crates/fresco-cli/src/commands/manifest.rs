@@ -25,9 +25,9 @@ pub async fn run(target: &Target, args: ManifestArgs) -> Result<(), Failure> {
         .await?
         .into_inner();
     let out: Box<dyn Write + Send> = match &args.out {
-        Some(path) => Box::new(
-            File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        ),
+        Some(path) => {
+            Box::new(File::create(path).with_context(|| format!("creating {}", path.display()))?)
+        }
         None => Box::new(std::io::stdout()),
     };
     let mut table = TableWriter::new(args.format, BufWriter::new(out))?;
