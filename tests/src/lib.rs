@@ -747,6 +747,27 @@ impl Farm {
         self.status(job)
     }
 
+    /// Waits until the coordinator has written the bucket manifest of each
+    /// of `jobs` as it stands (the store marks one written once its object
+    /// is in the bucket), so nothing changes under a snapshot after.
+    pub async fn wait_manifests_written(&self, jobs: &[&str]) {
+        let pool = self.db.pool().await;
+        let jobs: Vec<String> = jobs.iter().map(|j| (*j).to_owned()).collect();
+        wait_until("the jobs' manifests to be written", Duration::from_secs(60), || {
+            let (pool, jobs) = (pool.clone(), jobs.clone());
+            async move {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM jobs WHERE id::TEXT = ANY($1) AND manifest_written_for = reopened",
+                )
+                .bind(&jobs)
+                .fetch_one(&pool)
+                .await
+                .is_ok_and(|n| n == jobs.len() as i64)
+            }
+        })
+        .await;
+    }
+
     /// Opens the farm's output storage with the same code the binaries use.
     pub fn storage(&self) -> fresco_storage::Storage {
         fresco_storage::Storage::from_url(&self.storage_url).expect("opening test storage")

@@ -63,6 +63,7 @@ enum Call {
     ListTasks(String),
     CancelTask(String),
     ReadOutput(String),
+    JobManifest(String),
     ListWorkers,
     ReleaseWorker(String),
     DrainWorker(String),
@@ -180,6 +181,13 @@ async fn send(endpoint: &str, cred: &Cred, call: Call) -> Result<(), Status> {
             .cancel_task(request(cred, pb::CancelTaskRequest { task_id }))
             .await
             .map(drop),
+        Call::JobManifest(job_id) => {
+            let mut stream = jobs
+                .job_manifest(request(cred, pb::JobManifestRequest { job_id }))
+                .await?
+                .into_inner();
+            stream.message().await.map(drop)
+        }
         Call::ReadOutput(key) => {
             let mut stream = jobs
                 .read_output(request(cred, pb::ReadOutputRequest { key }))
@@ -339,6 +347,8 @@ async fn world(farm: &Farm) -> World {
     assert_eq!(a_status["tenant"], "team-a", "{a_status}");
     assert_eq!(b_status["tenant"], "team-b", "{b_status}");
     assert_eq!(b_status["counts"]["succeeded"], 1, "{b_status}");
+    // Their manifests are written before any snapshot is taken.
+    farm.wait_manifests_written(&[&a_job, &b_job]).await;
 
     // A lists only A's jobs; an admin lists both with --all-tenants, and
     // its own tenant's without.
@@ -369,6 +379,13 @@ async fn world(farm: &Farm) -> World {
     )
     .await
     .expect("a viewer reads its own tenant's output");
+    send(
+        &farm.endpoint,
+        &Cred::Key(a_viewer.clone()),
+        Call::JobManifest(a_job.clone()),
+    )
+    .await
+    .expect("a viewer reads its own tenant's manifest");
 
     // A key works until it is revoked, and not one call after.
     let revoked = farm.client_key("team-a", "admin");
@@ -545,6 +562,13 @@ fn cases(farm: &Farm, w: &World) -> Vec<(&'static str, Cred, Call, Code, Says)> 
             as_worker("CancelJob"),
         ),
         (
+            "a worker token reading a manifest",
+            token.clone(),
+            JobManifest(w.a_job.clone()),
+            denied,
+            as_worker("JobManifest"),
+        ),
+        (
             "a worker token listing workers",
             token.clone(),
             ListWorkers,
@@ -597,6 +621,13 @@ fn cases(farm: &Farm, w: &World) -> Vec<(&'static str, Cred, Call, Code, Says)> 
             "B's job watched by A",
             viewer.clone(),
             WatchJob(w.b_job.clone()),
+            missing,
+            job_missing(&w.b_job),
+        ),
+        (
+            "B's manifest read by A",
+            viewer.clone(),
+            JobManifest(w.b_job.clone()),
             missing,
             job_missing(&w.b_job),
         ),

@@ -1,8 +1,8 @@
 //! Job retention on a real farm (`--job-retention-seconds 3`): a finished
 //! job is deleted once its last task is three seconds old, its rows from
-//! Postgres (read with raw SQL) and its images from the bucket (listed by
-//! object_store's own S3 client); an unfinished (paused) job is kept
-//! whole, however old.
+//! Postgres (read with raw SQL) and its images and manifest from the
+//! bucket (listed by object_store's own S3 client); an unfinished (paused)
+//! job is kept whole, however old.
 
 use std::time::Duration;
 
@@ -48,7 +48,12 @@ fn submit(farm: &Farm, prompts: &[&str]) -> String {
 async fn finished_jobs_are_deleted_past_the_retention_and_unfinished_ones_kept() {
     let farm = Farm::start(FarmOptions {
         workers: 1,
-        coordinator_args: vec!["--job-retention-seconds".into(), "3".into()],
+        coordinator_args: vec![
+            "--job-retention-seconds".into(),
+            "3".into(),
+            "--manifest-interval-seconds".into(),
+            "1".into(),
+        ],
         ..FarmOptions::default()
     })
     .await;
@@ -65,10 +70,23 @@ async fn finished_jobs_are_deleted_past_the_retention_and_unfinished_ones_kept()
     let finished = farm.wait_finished(&done, Duration::from_secs(60)).await;
     assert_eq!(finished["counts"]["succeeded"], 2, "{finished}");
     assert_eq!(rows_of(&pool, "outputs", &done).await, 2);
+    farm.wait_manifests_written(&[&done]).await;
+    let objects: Vec<String> = farm
+        .bucket_keys()
+        .await
+        .into_iter()
+        .filter(|key| key.contains(&format!("/{done}/")))
+        .collect();
     assert_eq!(
-        objects_of(&farm, &done).await,
-        2,
-        "its two images are in the bucket"
+        objects.len(),
+        3,
+        "its two images and its manifest: {objects:?}"
+    );
+    assert!(
+        objects
+            .iter()
+            .any(|key| key.ends_with(&format!("/{done}/manifest.jsonl"))),
+        "{objects:?}"
     );
     let kept_queued: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM tasks WHERE job_id = $1::UUID AND state = 'queued'",
@@ -102,7 +120,7 @@ async fn finished_jobs_are_deleted_past_the_retention_and_unfinished_ones_kept()
     assert_eq!(
         objects_of(&farm, &done).await,
         0,
-        "its images left the bucket"
+        "its images and manifest left the bucket"
     );
     let out = farm.cli(&["status", &done]);
     assert!(!out.status.success(), "{}", describe(&out));

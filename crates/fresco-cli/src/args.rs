@@ -63,6 +63,12 @@ pub enum Command {
     /// (one task, one image, the image's own seed), from its PNG or from
     /// the job's record.
     Regen(RegenArgs),
+    /// Print a job's manifest: a row per image with its prompt, every
+    /// parameter, the seed that makes it alone, the model's weights hash,
+    /// its key, size and SHA-256, and the worker, device, attempt and
+    /// times that made it; a row per failed or cancelled task with its
+    /// errors.
+    Manifest(ManifestArgs),
     /// List the farm's workers: models, loaded models, running tasks, and
     /// why a quarantined worker was quarantined; `workers release ID` puts a
     /// quarantined worker on probation.
@@ -347,6 +353,17 @@ pub struct RegenArgs {
     /// Seconds to keep trying while the coordinator does not answer.
     #[arg(long, default_value_t = 60)]
     pub retry_seconds: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestArgs {
+    pub job_id: String,
+    /// jsonl (the bucket's manifest.jsonl), csv or parquet.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: crate::tables::Format,
+    /// Write to this file instead of stdout.
+    #[arg(short = 'o', long = "output")]
+    pub out: Option<PathBuf>,
 }
 
 #[cfg(feature = "dev")]

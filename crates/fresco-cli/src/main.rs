@@ -5,12 +5,14 @@
 //! - [`commands`]: one module per command.
 //! - [`report`]: how jobs and tasks are printed (text and JSON).
 //! - [`sweep`]: the axis flags of `fresco submit` and the sweep they make.
+//! - [`tables`]: a job's manifest rows as JSON Lines, CSV or Parquet.
 
 mod args;
 mod client;
 mod commands;
 mod report;
 mod sweep;
+mod tables;
 
 use std::process::ExitCode;
 
@@ -90,6 +92,7 @@ async fn main() -> ExitCode {
         Command::Priority(args) => control::priority(&target, args).await,
         Command::Download(args) => commands::download::run(&target, args).await,
         Command::Regen(args) => commands::regen::run(&target, args).await,
+        Command::Manifest(args) => commands::manifest::run(&target, args).await,
         Command::Workers(args) => commands::workers::run(&target, args).await,
         Command::Usage(args) => commands::usage::run(&target, args).await,
         #[cfg(feature = "dev")]

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use fresco_core::sweep::{Coordinates, Sweep};
 use fresco_core::{ModelCapabilities, TaskState};
 use fresco_proto::v1 as pb;
-use fresco_store::{JobSummary, OutputRecord, TaskRecord, WorkerStatus, is_finished};
+use fresco_store::{Completion, JobSummary, OutputRecord, TaskRecord, WorkerStatus, is_finished};
 
 pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
@@ -60,7 +60,7 @@ pub fn output(o: &OutputRecord) -> pb::Output {
         height: o.height,
         seed: o.seed,
         bytes: o.bytes,
-        sha256: String::new(),
+        sha256: o.sha256.clone(),
     }
 }
 
@@ -81,9 +81,13 @@ pub fn task(t: &TaskRecord) -> pb::Task {
         n: t.spec.n,
         sampler: t.spec.sampler.clone(),
         schedule: t.spec.schedule.to_proto(),
-        created_at: None,
-        started_at: None,
-        finished_at: None,
+        created_at: Some(timestamp(t.created_at)),
+        started_at: t.started_at.map(timestamp),
+        finished_at: t.finished_at.map(timestamp),
+        weights_sha256: completed(t, |c| c.weights_sha256.clone()),
+        sampling_seconds: t.completion.as_ref().map(|c| c.device_ms as f64 / 1000.0),
+        worker_name: completed(t, |c| c.worker_name.clone()),
+        worker_device: completed(t, |c| c.worker_device.clone()),
         coordinates: t.coordinates.as_ref().map(Coordinates::to_proto),
         attempt: t.attempt,
         worker: t.worker.map(|w| w.to_string()).unwrap_or_default(),
@@ -102,6 +106,11 @@ pub fn task(t: &TaskRecord) -> pb::Task {
             })
             .collect(),
     }
+}
+
+/// A field of the task's succeeded attempt; empty until one has.
+fn completed(t: &TaskRecord, field: impl Fn(&Completion) -> String) -> String {
+    t.completion.as_ref().map(field).unwrap_or_default()
 }
 
 pub fn worker(w: &WorkerStatus) -> pb::Worker {

@@ -132,6 +132,7 @@ mod tests {
             height: 8,
             seed: 1,
             bytes: 1,
+            sha256: String::new(),
         };
         let outputs = [recorded("a"), recorded("b")];
         let keys = |k: &[&str]| k.iter().map(|k| k.to_string()).collect::<Vec<_>>();

@@ -18,8 +18,8 @@ use tracing::{info, warn};
 
 use crate::error::{ApiError, ApiResult, respond};
 use crate::{
-    Coordinator, admission, control, convert, downloads, drain, metrics, quarantine, tenancy,
-    usage, waiting, weights,
+    Coordinator, admission, control, convert, downloads, drain, manifest, metrics, quarantine,
+    tenancy, usage, waiting, weights,
 };
 
 /// Bytes per `ReadOutput` chunk.
@@ -432,6 +432,20 @@ impl JobService for JobApi {
     ) -> Result<Response<pb::OutputUrlsResponse>, Status> {
         let caller = allowed(&request, Role::Viewer, "OutputUrls")?;
         respond(downloads::output_urls(&self.app, &caller, request.into_inner()).await)
+    }
+
+    type JobManifestStream = Streamed<pb::ManifestRow>;
+
+    async fn job_manifest(
+        &self,
+        request: Request<pb::JobManifestRequest>,
+    ) -> Result<Response<Self::JobManifestStream>, Status> {
+        let caller = allowed(&request, Role::Viewer, "JobManifest")?;
+        respond(
+            manifest::job_manifest(&self.app, &caller, request.get_ref())
+                .await
+                .map(streamed),
+        )
     }
 
     async fn get_usage(

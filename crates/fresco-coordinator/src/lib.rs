@@ -35,6 +35,9 @@
 //!   them.
 //! - [`retention`]: deletes finished jobs past the retention period, with
 //!   their objects (opt-in).
+//! - [`manifest`]: a job's manifest rows, built in one place: streamed by
+//!   `JobManifest`, and written to the bucket beside a finished job's
+//!   images by a pass.
 //! - [`waiting`]: why a job's queued tasks wait, on every read of a job.
 //! - [`tenancy`]: the caller of a request, the role a call needs, and
 //!   another tenant's things answering as missing ones.
@@ -62,6 +65,7 @@ pub mod guard;
 pub mod health;
 pub mod jobs;
 pub mod keys;
+pub mod manifest;
 pub mod metrics;
 pub mod quarantine;
 pub mod quotas;

@@ -147,6 +147,11 @@ struct ServeArgs {
     /// for ever).
     #[arg(long, env = "FRESCO_JOB_RETENTION_SECONDS", default_value_t = 0)]
     job_retention_seconds: u64,
+    /// Seconds between passes that write `{prefix}/{job}/manifest.jsonl`
+    /// beside the images of each job that finished (again) since (0: no
+    /// manifests in the bucket; `fresco manifest` still reads them).
+    #[arg(long, env = "FRESCO_MANIFEST_INTERVAL_SECONDS", default_value_t = 5)]
+    manifest_interval_seconds: u64,
     /// Serve without keys: every caller is an admin of the default tenant,
     /// and anyone who reaches the address can act as a worker. Only for a
     /// network no one else reaches.
@@ -312,6 +317,7 @@ fn settings(args: &ServeArgs) -> Settings {
         sweep_interval: Duration::from_secs(args.sweep_interval_seconds),
         job_retention: (args.job_retention_seconds > 0)
             .then(|| Duration::from_secs(args.job_retention_seconds)),
+        manifest_interval: Duration::from_secs(args.manifest_interval_seconds),
         access: if args.insecure_no_auth {
             Access::Open
         } else {

@@ -44,6 +44,9 @@ pub struct Settings {
     /// Finished jobs older than this are deleted with their objects, each
     /// `sweep_interval` (none: kept for ever).
     pub job_retention: Option<Duration>,
+    /// How often finished jobs whose bucket manifest is due get it written
+    /// (`{prefix}/{job}/manifest.jsonl`; zero: never).
+    pub manifest_interval: Duration,
     /// Whether callers must present keys (the default) or the farm is
     /// served without them.
     pub access: Access,
@@ -72,6 +75,7 @@ impl Default for Settings {
             queue_timeout: None,
             sweep_interval: Duration::from_secs(60),
             job_retention: None,
+            manifest_interval: Duration::from_secs(5),
             access: Access::Keys,
             metrics_interval: None,
         }

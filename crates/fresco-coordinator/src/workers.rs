@@ -13,8 +13,8 @@ use fresco_core::{FailureKind, FieldError, ModelCapabilities, TaskId, TaskState,
 use fresco_proto::v1 as pb;
 use fresco_proto::v1::worker_service_server::WorkerService;
 use fresco_store::{
-    AttemptOutcome, FailOutcome, FailReport, Heartbeat, Lease, LeaseToken, OutputRecord,
-    StoreError, WorkerInfo,
+    AttemptOutcome, CompletionReport, FailOutcome, FailReport, Heartbeat, Lease, LeaseToken,
+    OutputRecord, StoreError, WorkerInfo,
 };
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
@@ -242,6 +242,7 @@ impl WorkerApi {
                 )
                 .into());
             }
+            reported_sha256(&format!("outputs[{i}].sha256"), &o.sha256)?;
             outputs.push(OutputRecord {
                 index: o.index,
                 key: o.key.clone(),
@@ -249,12 +250,16 @@ impl WorkerApi {
                 height: o.height,
                 seed: o.seed,
                 bytes: o.bytes,
+                sha256: o.sha256.clone(),
             });
         }
-        self.app
-            .store
-            .complete(&lease, &outputs, request.device_ms)
-            .await?;
+        reported_sha256("weights_sha256", &request.weights_sha256)?;
+        let report = CompletionReport {
+            outputs: &outputs,
+            device_ms: request.device_ms,
+            weights_sha256: &request.weights_sha256,
+        };
+        self.app.store.record_completion(&lease, &report).await?;
         info!(task_id = %lease.task, attempt = lease.attempt, images = outputs.len(), "task succeeded");
         // A report sent again (its answer was lost) found the task
         // succeeded already: counted the first time.
@@ -310,6 +315,19 @@ impl WorkerApi {
             }
         };
         Ok(pb::FailTaskResponse { requeued })
+    }
+}
+
+/// A SHA-256 a worker reports: 64 lower-case hex digits, or empty (a
+/// worker that does not compute it).
+fn reported_sha256(field: &str, value: &str) -> Result<(), FieldError> {
+    if value.is_empty() || fresco_core::digest::is_sha256_hex(value) {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            field,
+            format!("must be a SHA-256 as 64 lower-case hex digits, or empty (got {value:?})"),
+        ))
     }
 }
 

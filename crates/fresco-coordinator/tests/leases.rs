@@ -141,6 +141,7 @@ async fn a_completion_records_the_outputs() {
 
     let short = pb::CompleteTaskRequest {
         device_ms: 0,
+        weights_sha256: String::new(),
         worker_id: worker.clone(),
         task_id: task.id.clone(),
         attempt: claim.attempt,

@@ -1,4 +1,5 @@
-//! Object keys of outputs: `{prefix}/{job}/{task}/{attempt}/{index}.png`.
+//! Object keys of outputs: `{prefix}/{job}/{task}/{attempt}/{index}.png`,
+//! and of each job's manifest beside them: `{prefix}/{job}/manifest.jsonl`.
 //!
 //! The attempt is part of the key, so a retry never overwrites the files of
 //! another attempt, and a completion names exactly the keys it wrote.
@@ -32,6 +33,13 @@ pub fn job_dir(prefix: &str, job: JobId) -> String {
     } else {
         format!("{prefix}/{job}/")
     }
+}
+
+/// The key of the job's manifest, beside its tasks' folders:
+/// `{prefix}/{job}/manifest.jsonl`. No task folder has this name, so no
+/// output key is ever it.
+pub fn manifest_key(prefix: &str, job: JobId) -> String {
+    format!("{}manifest.jsonl", job_dir(prefix, job))
 }
 
 /// The folder every output key of one task lies under, every attempt's:
@@ -92,5 +100,16 @@ mod tests {
         assert_eq!(attempt_of(&dir, &format!("{dir}x/0.png")), None);
         assert_eq!(attempt_of(&dir, &format!("{dir}2")), None);
         assert_eq!(attempt_of(&dir, "elsewhere/1/0.png"), None);
+    }
+
+    #[test]
+    fn a_jobs_manifest_lies_in_its_folder_beside_its_tasks() {
+        let job = JobId::new();
+        assert_eq!(
+            manifest_key("renders/", job),
+            format!("renders/{job}/manifest.jsonl")
+        );
+        assert_eq!(manifest_key("", job), format!("{job}/manifest.jsonl"));
+        assert!(manifest_key("p", job).starts_with(&job_dir("p", job)));
     }
 }

@@ -17,6 +17,9 @@
 //!   order, and each task's coordinates in it.
 //! - [`labels`]: job labels and their rules; job-level states.
 //! - [`keys`]: where outputs live in the object store.
+//! - [`digest`]: SHA-256 digests as lower-case hex (outputs, weights).
+//! - [`manifest`]: a row of a job's manifest, its JSON Lines form and
+//!   columns (and with `grpc` its wire form).
 //! - [`error`]: [`FieldError`], a request field that breaks a rule.
 //! - [`failure`]: whose fault a failed attempt was ([`FailureKind`]).
 //! - [`status`]: the error codes every fresco service error names, and
@@ -37,11 +40,13 @@ pub mod access;
 pub mod bearer;
 pub mod capabilities;
 pub mod credentials;
+pub mod digest;
 pub mod error;
 pub mod failure;
 pub mod ids;
 pub mod keys;
 pub mod labels;
+pub mod manifest;
 pub mod model_capabilities;
 pub mod params;
 pub mod png_text;

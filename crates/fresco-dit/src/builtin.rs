@@ -10,6 +10,7 @@
 //! `config.json` and `model.safetensors` and is loaded with
 //! [`DitPipeline::from_dir_with_id`].
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -40,7 +41,20 @@ pub fn builtin_models() -> &'static [&'static str] {
 pub fn register(registry: ModelRegistry) -> ModelRegistry {
     registry
         .with_builtins(BUILTIN, load)
+        .with_builtin_weights(builtin_weights)
         .with_kind(folder_kind())
+}
+
+/// The bytes a built-in model's weights hash is taken over: the trained
+/// model's `model.safetensors` as compiled in; a seeded random model's
+/// weights in [`DitPipeline::weights_bytes`]'s form.
+pub fn builtin_weights(model_id: &str) -> Result<Cow<'static, [u8]>> {
+    if model_id == FRESCO_SHAPES {
+        return Ok(Cow::Borrowed(FRESCO_SHAPES_WEIGHTS));
+    }
+    let seed = builtin_seed(model_id).ok_or_else(|| Error::UnknownModel(model_id.to_owned()))?;
+    let model = DitPipeline::random(model_id, DitConfig::tiny(), seed, &Device::Cpu)?;
+    Ok(Cow::Owned(model.weights_bytes()?))
 }
 
 /// Weight seed of a built-in model, `None` for unknown ids.

@@ -155,6 +155,29 @@ impl DitPipeline {
         Ok(())
     }
 
+    /// Every weight as bytes, in one canonical form: tensor by tensor in
+    /// name order, each its name, a NUL byte, then its values as
+    /// little-endian `f32`. What a model without a weights file (a seeded
+    /// random one) has its weights hash taken over.
+    pub fn weights_bytes(&self) -> Result<Vec<u8>> {
+        let mut names: Vec<&String> = self.weights.keys().collect();
+        names.sort();
+        let mut bytes = Vec::with_capacity(self.memory_bytes() as usize);
+        for name in names {
+            bytes.extend_from_slice(name.as_bytes());
+            bytes.push(0);
+            let tensor = &self.weights[name];
+            let values = tensor
+                .to_dtype(DType::F32)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            for value in values {
+                bytes.extend_from_slice(&value.to_le_bytes());
+            }
+        }
+        Ok(bytes)
+    }
+
     /// The model configuration.
     pub fn config(&self) -> &DitConfig {
         &self.config

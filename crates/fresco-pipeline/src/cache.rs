@@ -2,7 +2,10 @@
 //! evicting the least recently used ones.
 //!
 //! Evicting only drops the cache's reference: a pipeline still used by a running
-//! task stays alive until that task releases its `Arc`.
+//! task stays alive until that task releases its `Arc`. With a weights
+//! hasher ([`ModelCache::with_weights_hasher`]) each load also hashes the
+//! model's weights, once, on the loading thread, and the hash stays with the
+//! loaded pipeline.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -16,6 +19,10 @@ use crate::types::Pipeline;
 /// Function that constructs a pipeline for a model id, e.g. a
 /// [`ModelRegistry`](crate::ModelRegistry)'s `load`.
 pub type Loader = Box<dyn Fn(&str, &Device) -> Result<Arc<dyn Pipeline>> + Send + Sync>;
+
+/// Function that hashes a model's weights, e.g. a
+/// [`ModelRegistry`](crate::ModelRegistry)'s `weights_sha256`.
+pub type WeightsHasher = Box<dyn Fn(&str) -> Result<String> + Send + Sync>;
 
 /// Counters since the cache was created.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -35,11 +42,14 @@ pub struct CacheStats {
 pub struct Fetched {
     pub pipeline: Arc<dyn Pipeline>,
     pub loaded_in: Option<Duration>,
+    /// Lower-case hex SHA-256 of its weights (empty without a hasher).
+    pub weights_sha256: String,
 }
 
 struct Entry {
     model_id: String,
     pipeline: Arc<dyn Pipeline>,
+    weights_sha256: String,
     bytes: u64,
     last_used: u64,
 }
@@ -60,6 +70,7 @@ pub struct ModelCache {
     budget_bytes: u64,
     device: Device,
     loader: Loader,
+    hasher: Option<WeightsHasher>,
     inner: Mutex<Inner>,
 }
 
@@ -72,7 +83,23 @@ impl ModelCache {
             budget_bytes,
             device,
             loader,
+            hasher: None,
             inner: Mutex::default(),
+        }
+    }
+
+    /// The same cache, hashing each model's weights with `hasher` when it
+    /// loads it; a hash that fails fails the load.
+    pub fn with_weights_hasher(mut self, hasher: WeightsHasher) -> Self {
+        self.hasher = Some(hasher);
+        self
+    }
+
+    /// The hash of `model_id`'s weights, as the hasher tells it.
+    fn weights_sha256(&self, model_id: &str) -> Result<String> {
+        match &self.hasher {
+            Some(hasher) => hasher(model_id),
+            None => Ok(String::new()),
         }
     }
 
@@ -97,17 +124,19 @@ impl ModelCache {
             let now = inner.clock;
             if let Some(e) = inner.entries.iter_mut().find(|e| e.model_id == model_id) {
                 e.last_used = now;
-                let p = e.pipeline.clone();
-                inner.stats.hits += 1;
-                return Ok(Fetched {
-                    pipeline: p,
+                let fetched = Fetched {
+                    pipeline: e.pipeline.clone(),
                     loaded_in: None,
-                });
+                    weights_sha256: e.weights_sha256.clone(),
+                };
+                inner.stats.hits += 1;
+                return Ok(fetched);
             }
         }
 
         let started = Instant::now();
         let pipeline = (self.loader)(model_id, &self.device)?;
+        let weights_sha256 = self.weights_sha256(model_id)?;
         let loaded_in = started.elapsed();
         let seconds = loaded_in.as_secs_f64();
         let bytes = pipeline.memory_bytes();
@@ -128,6 +157,7 @@ impl ModelCache {
                 inner.entries.push(Entry {
                     model_id: model_id.to_owned(),
                     pipeline: pipeline.clone(),
+                    weights_sha256: weights_sha256.clone(),
                     bytes,
                     last_used: now,
                 });
@@ -138,6 +168,7 @@ impl ModelCache {
         Ok(Fetched {
             pipeline,
             loaded_in: Some(loaded_in),
+            weights_sha256,
         })
     }
 

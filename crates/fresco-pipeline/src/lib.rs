@@ -10,6 +10,7 @@
 //! - [`cache`]: [`ModelCache`], loaded pipelines kept under a byte budget.
 //! - [`device`]: the `--device` names (`cpu`, `cuda`, `cuda:N`).
 //! - [`seed`]: the per-image seed contract and seeded noise.
+//! - [`weights`]: the SHA-256 that names a model's weights.
 //!
 //! Reproducibility contract, the same for every model family: image `k` of a
 //! task with seed `s` has the image seed [`image_seed`]`(s, k)` `= s + k`, and
@@ -29,12 +30,13 @@ pub mod error;
 pub mod registry;
 pub mod seed;
 pub mod types;
+pub mod weights;
 
-pub use cache::{CacheStats, Fetched, Loader, ModelCache};
+pub use cache::{CacheStats, Fetched, Loader, ModelCache, WeightsHasher};
 pub use device::{device_label, parse_device};
 pub use error::{Error, Result};
 pub use fresco_core::ModelCapabilities;
-pub use registry::{CapabilitiesReader, FolderKind, ModelRegistry};
+pub use registry::{BuiltinWeights, CapabilitiesReader, FolderKind, ModelRegistry};
 pub use seed::{derive_image_seed, image_seed, splitmix64};
 pub use types::{
     Capabilities, Family, GenerateParams, GeneratedImage, Knobs, Pipeline, Progress, Schedule,

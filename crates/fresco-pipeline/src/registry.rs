@@ -11,6 +11,7 @@
 //! built-in models from fresco-core's table, folders from their config files
 //! through their kind's reader ([`FolderKind::with_capabilities`]).
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -21,15 +22,22 @@ use tracing::debug;
 
 use crate::error::{Error, Result};
 use crate::types::Pipeline;
+use crate::weights;
 
 /// Loads a built-in model (one that needs no files) under its id.
 pub type BuiltinLoader = Arc<dyn Fn(&str, &Device) -> Result<Arc<dyn Pipeline>> + Send + Sync>;
+
+/// The bytes of a built-in model's weights, which its weights hash is
+/// taken over (see [`crate::weights`]).
+pub type BuiltinWeights = Arc<dyn Fn(&str) -> Result<Cow<'static, [u8]>> + Send + Sync>;
 
 /// Built-in models registered together, and how to construct them.
 #[derive(Clone)]
 struct Builtins {
     ids: &'static [&'static str],
     load: BuiltinLoader,
+    /// The bytes of their weights (none: their weights hash is unknown).
+    weights: Option<BuiltinWeights>,
 }
 
 /// Loads the model folder at a path under a model id.
@@ -165,7 +173,21 @@ impl ModelRegistry {
         self.builtins.push(Builtins {
             ids,
             load: Arc::new(load),
+            weights: None,
         });
+        self
+    }
+
+    /// The built-in models registered last read the bytes of their
+    /// weights with `weights` (which receives one of their ids), for their
+    /// weights hash ([`ModelRegistry::weights_sha256`]).
+    pub fn with_builtin_weights(
+        mut self,
+        weights: impl Fn(&str) -> Result<Cow<'static, [u8]>> + Send + Sync + 'static,
+    ) -> Self {
+        if let Some(last) = self.builtins.last_mut() {
+            last.weights = Some(Arc::new(weights));
+        }
         self
     }
 
@@ -261,6 +283,25 @@ impl ModelRegistry {
         };
         debug!(model = model_id, kind = model.kind.name, dir = %model.dir.display(), "reading model capabilities");
         read(&model.dir, model_id)
+    }
+
+    /// The lower-case hex SHA-256 of `model_id`'s weights (see
+    /// [`crate::weights`]): of a built-in model, its weights' bytes (empty
+    /// when its family registered none); of a folder, its weight files.
+    /// Reads every weights byte: call it off the async runtime, once per
+    /// load. Any other id is [`Error::UnknownModel`].
+    pub fn weights_sha256(&self, model_id: &str) -> Result<String> {
+        if let Some(builtin) = self.builtin(model_id) {
+            return match &builtin.weights {
+                Some(weights) => Ok(weights::bytes_sha256(&weights(model_id)?)),
+                None => Ok(String::new()),
+            };
+        }
+        let found = self.found_models()?;
+        let Some(model) = found.iter().find(|m| m.id == model_id) else {
+            return Err(Error::UnknownModel(model_id.to_owned()));
+        };
+        weights::folder_sha256(&model.dir)
     }
 
     /// Loads `model_id`: a built-in model, or a folder the registry found.

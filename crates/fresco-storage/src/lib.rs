@@ -4,7 +4,9 @@
 //! [`Storage`] pairs an object store with the key prefix from the URL, and
 //! retries transient errors with backoff (object_store's retry policy). An
 //! S3 store also signs GET URLs ([`Storage::signed_get_url`]), so a client
-//! downloads an object straight from the bucket; `file://` cannot.
+//! downloads an object straight from the bucket; `file://` cannot. An
+//! object of any size is written in flat memory through
+//! [`Storage::writer`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,10 +15,12 @@ use bytes::Bytes;
 use fresco_core::status::{ErrorCode, ServiceError};
 use futures_util::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
+use object_store::buffered::BufWriter;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::signer::{Method, Signer};
 use object_store::{ObjectStore, ObjectStoreExt, RetryConfig};
+use tokio::io::AsyncWriteExt;
 use url::Url;
 
 #[derive(Debug, thiserror::Error)]
@@ -158,6 +162,19 @@ impl Storage {
             .collect())
     }
 
+    /// A writer of the object `key`, in parts as they come: buffered up to
+    /// [`WRITER_PART_BYTES`] and then a multipart upload, so memory stays
+    /// flat however large the object. The object appears whole, replacing
+    /// any before it, once [`ObjectWriter::finish`] returns.
+    pub fn writer(&self, key: &str) -> Result<ObjectWriter> {
+        let writer =
+            BufWriter::with_capacity(self.store.clone(), Self::path(key)?, WRITER_PART_BYTES);
+        Ok(ObjectWriter {
+            writer,
+            key: key.to_owned(),
+        })
+    }
+
     /// Whether this storage can sign URLs ([`Storage::signed_get_url`]).
     pub fn can_sign(&self) -> bool {
         self.signer.is_some()
@@ -184,6 +201,39 @@ impl Storage {
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// The bytes an [`ObjectWriter`] buffers before it uploads a part.
+pub const WRITER_PART_BYTES: usize = 8 << 20;
+
+/// An object being written by [`Storage::writer`].
+pub struct ObjectWriter {
+    writer: BufWriter,
+    key: String,
+}
+
+impl ObjectWriter {
+    /// Appends `bytes`. On failure the upload is abandoned (its parts
+    /// deleted where the store can), and nothing appears.
+    pub async fn put(&mut self, bytes: Bytes) -> Result<()> {
+        if let Err(err) = self.writer.put(bytes).await {
+            if let Err(abort) = self.writer.abort().await {
+                tracing::warn!(key = %self.key, error = %abort, "could not abandon a failed upload");
+            }
+            return Err(err.into());
+        }
+        Ok(())
+    }
+
+    /// Completes the upload: the object appears whole.
+    pub async fn finish(mut self) -> Result<()> {
+        self.writer.shutdown().await.map_err(|e| {
+            StorageError::Store(object_store::Error::Generic {
+                store: "writer",
+                source: Box::new(e),
+            })
+        })
     }
 }
 
@@ -220,6 +270,21 @@ mod tests {
         keys.sort();
         assert_eq!(keys, ["j/t/1/0.png", "j/t/2/0.png", "j/t/2/1.png"]);
         assert!(storage.list("j/none/").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_written_object_appears_whole_once_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::from_url(&format!("file://{}", dir.path().display())).unwrap();
+        let mut writer = storage.writer("j/manifest.jsonl").unwrap();
+        let line = Bytes::from(vec![b'x'; 1 << 20]);
+        for _ in 0..10 {
+            writer.put(line.clone()).await.unwrap();
+        }
+        writer.finish().await.unwrap();
+        let got = storage.get("j/manifest.jsonl").await.unwrap();
+        assert_eq!(got.len(), 10 << 20, "past one part: a multipart upload");
+        assert!(got.iter().all(|b| *b == b'x'));
     }
 
     #[tokio::test]

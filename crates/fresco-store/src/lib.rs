@@ -59,7 +59,8 @@ pub trait JobStore: Send + Sync + 'static {
     /// the queues. `Conflict` when it has already ended.
     async fn cancel_task(&self, id: TaskId) -> Result<QueuedTask>;
     /// Puts the job's failed tasks back in the queue with their failure
-    /// count reset (their error history stays); returns them.
+    /// count reset (their error history stays); returns them. Queuing any
+    /// reopens the job: its bucket manifest is due again once it finishes.
     async fn retry_job(&self, id: JobId) -> Result<Vec<QueuedTask>>;
     /// Pauses or resumes a job: a paused job's queued tasks are neither
     /// counted as dispatchable nor claimed; running ones finish. Returns
@@ -142,7 +143,8 @@ pub trait JobStore: Send + Sync + 'static {
     /// Extends a lease; `Lease::Lost` when the token is stale or the task
     /// was cancelled.
     async fn heartbeat(&self, beat: &Heartbeat, lease: Duration) -> Result<Lease>;
-    /// Records the outputs and marks the task succeeded; `Conflict` when the
+    /// Records the outputs and marks the task succeeded (with no weights
+    /// hash: see [`JobStore::record_completion`]); `Conflict` when the
     /// token is stale. Reporting again what this attempt already recorded
     /// (its answer was lost) is `Ok` and records nothing more. `device_ms`,
     /// the device time the worker measured, counts towards the tenant's
@@ -152,6 +154,21 @@ pub trait JobStore: Send + Sync + 'static {
         lease: &LeaseToken,
         outputs: &[OutputRecord],
         device_ms: u64,
+    ) -> Result<()> {
+        let report = CompletionReport {
+            outputs,
+            device_ms,
+            weights_sha256: "",
+        };
+        self.record_completion(lease, &report).await
+    }
+    /// As [`JobStore::complete`], also keeping, for the manifest, the
+    /// weights hash the worker reported and its worker's name and device
+    /// as they are now.
+    async fn record_completion(
+        &self,
+        lease: &LeaseToken,
+        report: &CompletionReport<'_>,
     ) -> Result<()>;
     /// Records a failed attempt of `kind` in the task's history: a
     /// `request` failure fails the task at once, whatever attempts are
@@ -227,6 +244,13 @@ pub trait JobStore: Send + Sync + 'static {
     /// finished and older than `age` (as [`JobStore::expired_jobs`] reads
     /// it); whether it did.
     async fn delete_job(&self, id: JobId, age: Duration) -> Result<bool>;
+    /// Up to `limit` finished jobs whose bucket manifest is due: never
+    /// written, or written before a retry reopened the job; oldest first.
+    async fn manifests_due(&self, limit: u32) -> Result<Vec<ManifestDue>>;
+    /// Notes that `due`'s manifest is written (a retry since reopens it
+    /// again); whether the job still exists (retention may have deleted
+    /// it meanwhile).
+    async fn mark_manifest_written(&self, due: ManifestDue) -> Result<bool>;
 
     /// Stores a credential (its digest, never the key); `Conflict` when its
     /// id is taken.

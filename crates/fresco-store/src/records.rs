@@ -75,6 +75,10 @@ pub struct OutputRecord {
     pub height: u32,
     pub seed: u64,
     pub bytes: u64,
+    /// Lower-case hex SHA-256 of the object's bytes, as its worker
+    /// uploaded them (empty: not reported).
+    #[serde(default)]
+    pub sha256: String,
 }
 
 /// One failed attempt.
@@ -135,6 +139,48 @@ pub struct TaskRecord {
     pub errors: Vec<AttemptError>,
     /// Its place in its job's sweep (`None`: the job is not a sweep).
     pub coordinates: Option<Coordinates>,
+    /// When it was queued (submitted), when its current or last attempt
+    /// started, and when it ended (none while it has not).
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The attempt that succeeded, as its completion recorded it (its
+    /// worker and number are `worker` and `attempt`); none until one has.
+    pub completion: Option<Completion>,
+}
+
+/// What the completion of a task's succeeding attempt recorded besides its
+/// outputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    /// Lower-case hex SHA-256 of the model weights the attempt sampled
+    /// with (empty: not reported).
+    pub weights_sha256: String,
+    /// Device time the worker measured on the attempt.
+    pub device_ms: u64,
+    /// Its worker's name and device when it completed.
+    pub worker_name: String,
+    pub worker_device: String,
+}
+
+/// A worker's report that an attempt succeeded.
+#[derive(Debug, Clone, Copy)]
+pub struct CompletionReport<'a> {
+    pub outputs: &'a [OutputRecord],
+    /// Device time the worker measured on the attempt.
+    pub device_ms: u64,
+    /// Lower-case hex SHA-256 of the model weights it sampled with (empty:
+    /// not reported).
+    pub weights_sha256: &'a str,
+}
+
+/// A finished job whose bucket manifest is still to be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ManifestDue {
+    pub job: JobId,
+    /// How many times a retry had reopened it when it was found: what the
+    /// manifest, once written, is marked written for.
+    pub reopened: u32,
 }
 
 #[derive(Debug, Clone, Default)]

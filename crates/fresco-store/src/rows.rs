@@ -13,10 +13,10 @@ use uuid::Uuid;
 
 use crate::error::{Result, StoreError};
 use crate::records::{
-    ApiKey, AttemptError, DeadlineMiss, JobSummary, KeyScope, LeaseToken, ModelTaskCounts,
-    ModelWorkers, OutputRecord, QueuedTask, Requeue, StateCounts, StoredKey, SweepCandidate,
-    TaskRecord, TenantLimits, TenantSettings, TenantUsage, WorkerError, WorkerHealth, WorkerInfo,
-    WorkerStatus,
+    ApiKey, AttemptError, Completion, DeadlineMiss, JobSummary, KeyScope, LeaseToken, ManifestDue,
+    ModelTaskCounts, ModelWorkers, OutputRecord, QueuedTask, Requeue, StateCounts, StoredKey,
+    SweepCandidate, TaskRecord, TenantLimits, TenantSettings, TenantUsage, WorkerError,
+    WorkerHealth, WorkerInfo, WorkerStatus,
 };
 
 /// One fetched row, read column by column as the records need it.
@@ -118,8 +118,10 @@ pub(crate) fn undecodable(what: impl std::fmt::Display) -> StoreError {
 
 /// A `tasks` row of `id, job_id, idx, model, prompt, negative_prompt, seed,
 /// steps, width, height, guidance, n, sampler, schedule, state, attempt,
-/// worker_id, progress_step, lease_expires_at, errors, coordinates` (its
-/// outputs are read apart, by [`outputs_by_task`]).
+/// worker_id, progress_step, lease_expires_at, errors, coordinates,
+/// created_at, started_at, finished_at, weights_sha256, device_ms,
+/// worker_name, worker_device` (its outputs are read apart, by
+/// [`attach_outputs`]).
 pub(crate) fn task_record(row: &impl Columns) -> Result<TaskRecord> {
     Ok(TaskRecord {
         id: TaskId(row.uuid("id")?),
@@ -146,7 +148,25 @@ pub(crate) fn task_record(row: &impl Columns) -> Result<TaskRecord> {
         outputs: Vec::new(),
         errors: row.attempt_errors("errors")?,
         coordinates: optional_json(row, "coordinates", Coordinates::from_json)?,
+        created_at: row.time("created_at")?,
+        started_at: row.optional_time("started_at")?,
+        finished_at: row.optional_time("finished_at")?,
+        completion: completion(row)?,
     })
+}
+
+/// The succeeded attempt's record of a [`task_record`] row: none until a
+/// completion set its device time.
+fn completion(row: &impl Columns) -> Result<Option<Completion>> {
+    let Some(device_ms) = row.optional_int64("device_ms")? else {
+        return Ok(None);
+    };
+    Ok(Some(Completion {
+        weights_sha256: row.text("weights_sha256")?,
+        device_ms: device_ms as u64,
+        worker_name: row.optional_text("worker_name")?.unwrap_or_default(),
+        worker_device: row.optional_text("worker_device")?.unwrap_or_default(),
+    }))
 }
 
 /// A `tasks` row of `id, model, priority, seq` with its job's `tenant`.
@@ -273,9 +293,15 @@ pub(crate) fn sweep_candidate(row: &impl Columns) -> Result<SweepCandidate> {
     })
 }
 
-/// Hands each task its outputs, from `outputs` rows of `task_id, idx, key,
-/// width, height, seed, bytes` in index order.
-/// One row of `outputs`.
+/// A `jobs` row of `id, reopened` whose manifest is due.
+pub(crate) fn manifest_due(row: &impl Columns) -> Result<ManifestDue> {
+    Ok(ManifestDue {
+        job: JobId(row.uuid("id")?),
+        reopened: row.small("reopened")?,
+    })
+}
+
+/// One row of `outputs`: `idx, key, width, height, seed, bytes, sha256`.
 pub(crate) fn output_record<R: Columns>(row: &R) -> Result<OutputRecord> {
     Ok(OutputRecord {
         index: row.small("idx")?,
@@ -284,9 +310,12 @@ pub(crate) fn output_record<R: Columns>(row: &R) -> Result<OutputRecord> {
         height: row.small("height")?,
         seed: row.big("seed")?,
         bytes: row.big("bytes")?,
+        sha256: row.text("sha256")?,
     })
 }
 
+/// Hands each task its outputs, from `outputs` rows of `task_id` and
+/// [`output_record`]'s columns, in index order.
 pub(crate) fn attach_outputs<R: Columns>(rows: &[R], tasks: &mut [TaskRecord]) -> Result<()> {
     let mut by_task: HashMap<Uuid, Vec<OutputRecord>> = HashMap::new();
     for row in rows {

@@ -17,9 +17,10 @@ use fresco_core::{
     FailureKind, JobSpec, ModelCapabilities, Role, TaskId, TaskSpec, TaskState, WorkerId,
 };
 use fresco_store::{
-    AttemptOutcome, Backoff, FailOutcome, FailReport, Heartbeat, JobFilter, JobStore, KeyScope,
-    Lease, LeaseToken, NewApiKey, OutputRecord, PgStore, RECENT_ERRORS, SqliteStore, StoreError,
-    TaskQuery, TenantLimits, TenantSettings, TenantUsage, WorkerHealth, WorkerInfo, WorkerStatus,
+    AttemptOutcome, Backoff, Completion, CompletionReport, FailOutcome, FailReport, Heartbeat,
+    JobFilter, JobStore, KeyScope, Lease, LeaseToken, ManifestDue, NewApiKey, OutputRecord,
+    PgStore, RECENT_ERRORS, SqliteStore, StoreError, TaskQuery, TenantLimits, TenantSettings,
+    TenantUsage, WorkerHealth, WorkerInfo, WorkerStatus,
 };
 
 mod support;
@@ -133,6 +134,8 @@ conformance!(
     jobs_are_listed_by_their_job_level_state,
     a_priority_change_reaches_the_job_and_its_unended_tasks,
     throughput_and_eta_follow_recent_successes,
+    a_completion_keeps_what_the_manifest_needs,
+    a_finished_job_wants_its_manifest_again_after_a_retry,
 );
 
 /// A sweep of 5 prompts × 1,100 seeds × 2 sizes (11,000 tasks: past one
@@ -464,6 +467,7 @@ fn output(key: &str) -> OutputRecord {
         height: 32,
         seed: 1,
         bytes: 10,
+        sha256: String::new(),
     }
 }
 
@@ -3481,4 +3485,156 @@ async fn throughput_and_eta_follow_recent_successes(store: Store) {
     let done = store.get_job(job.job.id).await.expect("get");
     assert_eq!(done.rate.eta, None, "finished: no eta");
     assert!(done.rate.tasks_per_minute > 0.0);
+}
+
+async fn a_completion_keeps_what_the_manifest_needs(store: Store) {
+    let w = WorkerId::new();
+    store
+        .register_worker(
+            &WorkerInfo {
+                id: w,
+                name: "gpu-7".into(),
+                device: "cuda:0 (NVIDIA H100)".into(),
+                models: vec!["tiny-random-dit".into()],
+                loaded_models: vec![],
+                capabilities: vec![],
+            },
+            None,
+        )
+        .await
+        .expect("registering");
+    let submitted = store.submit(&spec(2, 3)).await.expect("submit");
+    let (done, waiting) = (submitted.tasks[0].id, submitted.tasks[1].id);
+    let queued = store.get_task(done).await.expect("queued task");
+    assert_eq!((queued.started_at, queued.finished_at), (None, None));
+    assert_eq!(queued.completion, None);
+
+    let token = claimed(&*store, done, w, Duration::from_secs(30)).await;
+    let outputs = [OutputRecord {
+        sha256: "ab".repeat(32),
+        ..output("manifest/0.png")
+    }];
+    let weights = "cd".repeat(32);
+    let report = CompletionReport {
+        outputs: &outputs,
+        device_ms: 1_250,
+        weights_sha256: &weights,
+    };
+    store
+        .record_completion(&token, &report)
+        .await
+        .expect("complete");
+    // The worker registers again on another device: the task keeps the
+    // device that made it.
+    store
+        .register_worker(
+            &WorkerInfo {
+                id: w,
+                name: "gpu-7".into(),
+                device: "cpu".into(),
+                models: vec!["tiny-random-dit".into()],
+                loaded_models: vec![],
+                capabilities: vec![],
+            },
+            None,
+        )
+        .await
+        .expect("registering again");
+
+    let task = store.get_task(done).await.expect("get_task");
+    assert_eq!(
+        task.completion,
+        Some(Completion {
+            weights_sha256: weights.clone(),
+            device_ms: 1_250,
+            worker_name: "gpu-7".into(),
+            worker_device: "cuda:0 (NVIDIA H100)".into(),
+        })
+    );
+    assert_eq!(task.outputs, outputs);
+    assert_eq!((task.worker, task.attempt), (Some(w), 1));
+    let started = task.started_at.expect("started");
+    let finished = task.finished_at.expect("finished");
+    assert!(
+        task.created_at <= started && started <= finished,
+        "{task:?}"
+    );
+    let listed = store
+        .list_tasks(&TaskQuery {
+            job: Some(submitted.job.id),
+            limit: 10,
+            ..TaskQuery::default()
+        })
+        .await
+        .expect("list_tasks");
+    assert_eq!(listed[0], task, "listed as read alone");
+    assert_eq!(
+        store
+            .job_outputs(submitted.job.id, &[])
+            .await
+            .expect("outputs"),
+        outputs
+    );
+    let other = store.get_task(waiting).await.expect("the other task");
+    assert_eq!((other.completion, other.started_at), (None, None));
+}
+
+async fn a_finished_job_wants_its_manifest_again_after_a_retry(store: Store) {
+    let w = worker(&*store).await;
+    let lease = Duration::from_secs(30);
+    let submitted = store.submit(&spec(2, 3)).await.expect("submit");
+    let job = submitted.job.id;
+    let (good, bad) = (submitted.tasks[0].id, submitted.tasks[1].id);
+    let due = |store: Store| async move { store.manifests_due(10).await.expect("manifests due") };
+    assert!(due(store.clone()).await.is_empty(), "unfinished: not yet");
+
+    let token = claimed(&*store, good, w, lease).await;
+    store
+        .complete(&token, &[output("m/0.png")], 0)
+        .await
+        .expect("complete");
+    assert!(due(store.clone()).await.is_empty(), "a task still queued");
+    let token = claimed(&*store, bad, w, lease).await;
+    let refused = FailReport {
+        message: "bad prompt",
+        kind: FailureKind::Request,
+        give_back: false,
+        device_ms: 0,
+    };
+    store
+        .fail(&token, &refused, Backoff::NONE)
+        .await
+        .expect("fail");
+    let first = ManifestDue { job, reopened: 0 };
+    assert_eq!(due(store.clone()).await, [first], "finished: due");
+    assert!(store.mark_manifest_written(first).await.expect("mark"));
+    assert!(due(store.clone()).await.is_empty(), "written");
+
+    // A retry reopens it: due again only once it finishes again.
+    assert_eq!(store.retry_job(job).await.expect("retry").len(), 1);
+    assert!(due(store.clone()).await.is_empty(), "running again");
+    let token = claimed(&*store, bad, w, lease).await;
+    store
+        .complete(&token, &[output("m/1.png")], 0)
+        .await
+        .expect("complete");
+    let second = ManifestDue { job, reopened: 1 };
+    assert_eq!(due(store.clone()).await, [second]);
+    // A manifest written before the retry does not count for it.
+    assert!(store.mark_manifest_written(first).await.expect("mark"));
+    assert_eq!(due(store.clone()).await, [second]);
+    assert!(store.mark_manifest_written(second).await.expect("mark"));
+    assert!(due(store.clone()).await.is_empty());
+    // A retry with nothing failed reopens nothing.
+    assert!(store.retry_job(job).await.expect("retry").is_empty());
+    assert!(due(store.clone()).await.is_empty());
+
+    let missing = ManifestDue {
+        job: fresco_core::JobId::new(),
+        reopened: 0,
+    };
+    assert!(
+        !store.mark_manifest_written(missing).await.expect("mark"),
+        "a job that is gone is not marked"
+    );
 }

@@ -99,14 +99,17 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     Ok(())
 }
 
-/// The cache of loaded pipelines, loading through the settings' registry.
+/// The cache of loaded pipelines, loading (and hashing the weights of)
+/// models through the settings' registry.
 fn model_cache(settings: &Settings) -> ModelCache {
     let registry = settings.registry.clone();
+    let hashing = settings.registry.clone();
     ModelCache::with_loader(
         settings.cache_budget_bytes,
         settings.device.clone(),
         Box::new(move |model, device| registry.load(model, device)),
     )
+    .with_weights_hasher(Box::new(move |model| hashing.weights_sha256(model)))
 }
 
 /// Registers with the coordinator, retrying for up to two minutes; `None`

@@ -1,6 +1,8 @@
 //! One task's images: parameters → pipeline → PNG bytes carrying their
-//! generation parameters in text chunks; a batch the device has no memory
-//! for is rendered again one image at a time.
+//! generation parameters and the model's weights hash in text chunks, each
+//! with its SHA-256 (taken here, on the sampling thread, before upload); a
+//! batch the device has no memory for is rendered again one image at a
+//! time.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -8,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Instant;
 
 use fresco_core::a1111;
+use fresco_core::digest::{sha256_hex, short_model_hash};
 use fresco_pipeline::{GenerateParams, GeneratedImage, ModelCache, Pipeline, Schedule, image_seed};
 use fresco_proto::v1 as pb;
 use tracing::warn;
@@ -24,6 +27,17 @@ pub struct RenderedImage {
     pub width: u32,
     pub height: u32,
     pub png: Vec<u8>,
+    /// Lower-case hex SHA-256 of `png`.
+    pub sha256: String,
+}
+
+/// A task's images, and the hash of the weights that made them.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub images: Vec<RenderedImage>,
+    /// Lower-case hex SHA-256 of the model's weights (empty when the
+    /// model cache hashes none).
+    pub weights_sha256: String,
 }
 
 /// What the sampling thread shares with the heartbeat.
@@ -48,9 +62,17 @@ pub fn params_of(task: &pb::Task) -> GenerateParams {
     }
 }
 
-/// The text chunks every image carries, so a downloaded file explains itself.
-pub fn png_text(task: &pb::Task, image_seed: u64) -> Vec<(&'static str, String)> {
+/// The text chunks every image carries, so a downloaded file explains
+/// itself: the webui's `parameters` text (with `Model hash:`, the weights
+/// hash's first ten hex digits, when it is known) and one chunk per value,
+/// `model_sha256` the whole weights hash.
+pub fn png_text(
+    task: &pb::Task,
+    image_seed: u64,
+    weights_sha256: &str,
+) -> Vec<(&'static str, String)> {
     let schedule = Schedule::from_proto(task.schedule.as_ref());
+    let model_hash = (!weights_sha256.is_empty()).then(|| short_model_hash(weights_sha256));
     let summary = a1111::Parameters {
         prompt: &task.prompt,
         negative_prompt: &task.negative_prompt,
@@ -61,7 +83,7 @@ pub fn png_text(task: &pb::Task, image_seed: u64) -> Vec<(&'static str, String)>
         seed: image_seed,
         width: task.width,
         height: task.height,
-        model_hash: None,
+        model_hash,
         model: &task.model,
     }
     .to_text();
@@ -75,6 +97,7 @@ pub fn png_text(task: &pb::Task, image_seed: u64) -> Vec<(&'static str, String)>
         ("guidance", task.guidance.to_string()),
         ("sampler", task.sampler.clone()),
         ("model", task.model.clone()),
+        ("model_sha256", weights_sha256.to_owned()),
         ("width", task.width.to_string()),
         ("height", task.height.to_string()),
         ("schedule", schedule.to_json()),
@@ -90,8 +113,9 @@ pub fn render(
     cache: &ModelCache,
     task: &pb::Task,
     progress: &Arc<Progress>,
-) -> Result<Vec<RenderedImage>, AttemptFailure> {
+) -> Result<Rendered, AttemptFailure> {
     let fetched = cache.fetch(&task.model).map_err(AttemptFailure::Load)?;
+    let weights_sha256 = fetched.weights_sha256;
     if let Some(took) = fetched.loaded_in {
         metrics::model_loaded(&task.model, took);
     }
@@ -114,20 +138,25 @@ pub fn render(
     };
     let images = generate(pipeline.as_ref(), &params, &mut on_step)?;
     metrics::sampled(&task.model, started.elapsed());
-    images
+    let images = images
         .into_iter()
         .map(|image| {
-            let text = png_text(task, image.seed);
+            let text = png_text(task, image.seed, &weights_sha256);
             let png = encode_png(&image, &text).map_err(AttemptFailure::Encode)?;
             Ok(RenderedImage {
                 index: image.index,
                 seed: image.seed,
                 width: image.width,
                 height: image.height,
+                sha256: sha256_hex(&png),
                 png,
             })
         })
-        .collect()
+        .collect::<Result<_, AttemptFailure>>()?;
+    Ok(Rendered {
+        images,
+        weights_sha256,
+    })
 }
 
 /// One span per sampling step, each from the end of the step before to the

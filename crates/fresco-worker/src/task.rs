@@ -1,5 +1,6 @@
 //! One claimed task, end to end: heartbeat while sampling, upload the
-//! images under this attempt's keys, then report (a failure with its kind,
+//! images under this attempt's keys, then report (a success with each
+//! image's SHA-256 and the model's weights hash, a failure with its kind,
 //! from [`crate::failure`]) with the device time sampling took (wall time
 //! of the render, the model's load included when it was not warm). A lost
 //! lease stops the sampler within one step and records nothing; a shutdown
@@ -21,7 +22,7 @@ use tracing::{Instrument, info, warn};
 use crate::coordinator::{CoordinatorClient, task_not_ours, with_retries};
 use crate::failure::AttemptFailure;
 use crate::metrics;
-use crate::render::{Progress, RenderedImage, render};
+use crate::render::{Progress, Rendered, RenderedImage, render};
 
 /// What the task needs from its worker.
 pub struct TaskContext {
@@ -76,15 +77,17 @@ pub async fn run(ctx: &TaskContext, task: pb::Task, attempt: u32) -> Ended {
         Ended::LeaseLost
     } else {
         match outcome {
-            Ok(images) => match upload(ctx, &task, attempt, &images)
+            Ok(rendered) => match upload(ctx, &task, attempt, &rendered.images)
                 .instrument(tracing::info_span!(
                     "upload",
                     otel.name = "upload",
-                    images = images.len()
+                    images = rendered.images.len()
                 ))
                 .await
             {
-                Ok(outputs) => report_success(ctx, &task, sampled, outputs).await,
+                Ok(outputs) => {
+                    report_success(ctx, &task, sampled, outputs, rendered.weights_sha256).await
+                }
                 Err(err) => {
                     let failure = AttemptFailure::Storage(err);
                     report_failure(ctx, &task, sampled, Report::Failed(&failure)).await
@@ -115,7 +118,7 @@ pub async fn sample(
     cache: Arc<ModelCache>,
     task: pb::Task,
     progress: Arc<Progress>,
-) -> Result<Vec<RenderedImage>, AttemptFailure> {
+) -> Result<Rendered, AttemptFailure> {
     let span = tracing::info_span!("sample", otel.name = "sample", model = %task.model, steps = task.steps);
     tokio::task::spawn_blocking(move || span.in_scope(|| render(&cache, &task, &progress)))
         .await
@@ -204,7 +207,7 @@ async fn upload(
             height: image.height,
             seed: image.seed,
             bytes: image.png.len() as u64,
-            sha256: String::new(),
+            sha256: image.sha256.clone(),
         });
     }
     let bytes = outputs.iter().map(|o| o.bytes).sum();
@@ -217,6 +220,7 @@ async fn report_success(
     task: &pb::Task,
     sampled: Sampled,
     outputs: Vec<pb::Output>,
+    weights_sha256: String,
 ) -> Ended {
     let attempt = sampled.attempt;
     let request = pb::CompleteTaskRequest {
@@ -225,6 +229,7 @@ async fn report_success(
         attempt,
         outputs: outputs.clone(),
         device_ms: sampled.device_ms,
+        weights_sha256,
     };
     match with_retries("complete", ctx.report_patience, || {
         ctx.client.complete(request.clone())
@@ -435,7 +440,8 @@ mod tests {
         // The same worker renders its next task.
         let images = sample(cache, task("tiny-random-dit"), progress)
             .await
-            .expect("rendered");
+            .expect("rendered")
+            .images;
         assert_eq!(images.len(), 1);
         assert!(images[0].png.starts_with(b"\x89PNG"));
     }
@@ -452,7 +458,8 @@ mod tests {
         };
         let split = sample(cache.clone(), batch.clone(), progress.clone())
             .await
-            .expect("rendered one image at a time");
+            .expect("rendered one image at a time")
+            .images;
         assert_eq!(
             batches.load(Ordering::SeqCst),
             1 + 3,

@@ -7,6 +7,7 @@ pub mod dev;
 pub mod download;
 pub mod list;
 pub mod regen;
+pub mod manifest;
 pub mod status;
 pub mod submit;
 pub mod usage;

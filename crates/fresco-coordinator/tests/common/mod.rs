@@ -340,6 +340,7 @@ impl TestCoordinator {
         self.workers
             .complete_task(Request::new(pb::CompleteTaskRequest {
                 device_ms: 0,
+                weights_sha256: String::new(),
                 worker_id: worker_id.to_owned(),
                 task_id: task.id.clone(),
                 attempt,

@@ -34,10 +34,18 @@ pub(super) async fn cancel_task(store: &PgStore, id: TaskId) -> Result<QueuedTas
 
 pub(super) async fn retry_job(store: &PgStore, id: JobId) -> Result<Vec<QueuedTask>> {
     job_exists(store, id).await?;
+    let mut tx = store.pool.begin().await?;
     let rows = sqlx::query(include_str!("sql/retry_job.sql"))
         .bind(id.0)
-        .fetch_all(&store.pool)
+        .fetch_all(&mut *tx)
         .await?;
+    if !rows.is_empty() {
+        sqlx::query(include_str!("sql/reopen_job.sql"))
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
     in_seq_order(rows.iter().map(queued_task))
 }
 

@@ -99,14 +99,16 @@ pub(super) async fn heartbeat(store: &PgStore, beat: &Heartbeat, lease: Duration
 pub(super) async fn complete(
     store: &PgStore,
     lease: &LeaseToken,
-    outputs: &[OutputRecord],
-    device_ms: u64,
+    report: &CompletionReport<'_>,
 ) -> Result<()> {
+    let outputs = report.outputs;
     let mut tx = store.pool.begin().await?;
     let done = sqlx::query(include_str!("sql/complete.sql"))
         .bind(lease.task.0)
         .bind(lease.worker.0)
         .bind(lease.attempt as i32)
+        .bind(report.weights_sha256)
+        .bind(report.device_ms as i64)
         .fetch_optional(&mut *tx)
         .await?;
     if done.is_none() {
@@ -132,9 +134,10 @@ pub(super) async fn complete(
         .bind(outputs.iter().map(|o| o.height as i32).collect::<Vec<_>>())
         .bind(outputs.iter().map(|o| o.seed as i64).collect::<Vec<_>>())
         .bind(outputs.iter().map(|o| o.bytes as i64).collect::<Vec<_>>())
+        .bind(outputs.iter().map(|o| o.sha256.clone()).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
-    super::tenants::record_usage(&mut tx, lease.task, device_ms).await?;
+    super::tenants::record_usage(&mut tx, lease.task, report.device_ms).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! Postgres upkeep for the coordinator's housekeeping passes: queued tasks
 //! failed at their job's deadline, and tasks whose ended attempts may have
 //! left stray objects in storage, until they are swept; finished jobs past
-//! the retention period, deleted with their tasks and outputs.
+//! the retention period, deleted with their tasks and outputs; finished
+//! jobs whose bucket manifest is due.
 
 use std::time::Duration;
 
@@ -10,8 +11,8 @@ use fresco_core::{JobId, TaskId};
 use super::PgStore;
 use super::columns::secs;
 use crate::error::Result;
-use crate::records::{DeadlineMiss, SweepCandidate};
-use crate::rows::{Columns, deadline_miss, sweep_candidate};
+use crate::records::{DeadlineMiss, ManifestDue, SweepCandidate};
+use crate::rows::{Columns, deadline_miss, manifest_due, sweep_candidate};
 
 pub(super) async fn expire_deadlines(store: &PgStore) -> Result<Vec<DeadlineMiss>> {
     let rows = sqlx::query(include_str!("sql/expire_deadlines.sql"))
@@ -58,4 +59,21 @@ pub(super) async fn delete_job(store: &PgStore, id: JobId, age: Duration) -> Res
         .execute(&store.pool)
         .await?;
     Ok(done.rows_affected() > 0)
+}
+
+pub(super) async fn manifests_due(store: &PgStore, limit: u32) -> Result<Vec<ManifestDue>> {
+    let rows = sqlx::query(include_str!("sql/manifests_due.sql"))
+        .bind(i64::from(limit))
+        .fetch_all(&store.pool)
+        .await?;
+    rows.iter().map(manifest_due).collect()
+}
+
+pub(super) async fn mark_manifest_written(store: &PgStore, due: ManifestDue) -> Result<bool> {
+    let marked = sqlx::query(include_str!("sql/mark_manifest_written.sql"))
+        .bind(due.job.0)
+        .bind(due.reopened as i32)
+        .fetch_optional(&store.pool)
+        .await?;
+    Ok(marked.is_some())
 }

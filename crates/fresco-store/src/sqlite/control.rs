@@ -37,10 +37,18 @@ pub(super) async fn cancel_task(store: &SqliteStore, id: TaskId) -> Result<Queue
 
 pub(super) async fn retry_job(store: &SqliteStore, id: JobId) -> Result<Vec<QueuedTask>> {
     job_exists(store, id).await?;
+    let mut tx = store.writer.begin_with("BEGIN IMMEDIATE").await?;
     let rows = sqlx::query(include_str!("sql/retry_job.sql"))
         .bind(id_text(id.0))
-        .fetch_all(&store.writer)
+        .fetch_all(&mut *tx)
         .await?;
+    if !rows.is_empty() {
+        sqlx::query(include_str!("sql/reopen_job.sql"))
+            .bind(id_text(id.0))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
     in_seq_order(rows.iter().map(queued_task))
 }
 

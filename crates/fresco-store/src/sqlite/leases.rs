@@ -106,15 +106,17 @@ pub(super) async fn heartbeat(
 pub(super) async fn complete(
     store: &SqliteStore,
     lease: &LeaseToken,
-    outputs: &[OutputRecord],
-    device_ms: u64,
+    report: &CompletionReport<'_>,
 ) -> Result<()> {
+    let outputs = report.outputs;
     let mut tx = store.writer.begin_with("BEGIN IMMEDIATE").await?;
     let done = sqlx::query(include_str!("sql/complete.sql"))
         .bind(id_text(lease.task.0))
         .bind(id_text(lease.worker.0))
         .bind(i64::from(lease.attempt))
         .bind(now_ms())
+        .bind(report.weights_sha256)
+        .bind(report.device_ms as i64)
         .fetch_optional(&mut *tx)
         .await?;
     if done.is_none() {
@@ -141,10 +143,11 @@ pub(super) async fn complete(
             .bind(i64::from(output.height))
             .bind(output.seed as i64)
             .bind(output.bytes as i64)
+            .bind(&output.sha256)
             .execute(&mut *tx)
             .await?;
     }
-    super::tenants::record_usage(&mut tx, lease.task, device_ms).await?;
+    super::tenants::record_usage(&mut tx, lease.task, report.device_ms).await?;
     tx.commit().await?;
     Ok(())
 }

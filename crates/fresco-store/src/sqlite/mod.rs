@@ -238,13 +238,12 @@ impl JobStore for SqliteStore {
         leases::heartbeat(self, beat, lease).await
     }
 
-    async fn complete(
+    async fn record_completion(
         &self,
         lease: &LeaseToken,
-        outputs: &[OutputRecord],
-        device_ms: u64,
+        report: &CompletionReport<'_>,
     ) -> Result<()> {
-        leases::complete(self, lease, outputs, device_ms).await
+        leases::complete(self, lease, report).await
     }
 
     async fn fail(
@@ -319,6 +318,14 @@ impl JobStore for SqliteStore {
 
     async fn delete_job(&self, id: JobId, age: Duration) -> Result<bool> {
         upkeep::delete_job(self, id, age).await
+    }
+
+    async fn manifests_due(&self, limit: u32) -> Result<Vec<ManifestDue>> {
+        upkeep::manifests_due(self, limit).await
+    }
+
+    async fn mark_manifest_written(&self, due: ManifestDue) -> Result<bool> {
+        upkeep::mark_manifest_written(self, due).await
     }
 
     async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey> {

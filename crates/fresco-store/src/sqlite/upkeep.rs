@@ -1,7 +1,8 @@
 //! SQLite upkeep for the coordinator's housekeeping passes: queued tasks
 //! failed at their job's deadline, and tasks whose ended attempts may have
 //! left stray objects in storage, until they are swept; finished jobs past
-//! the retention period, deleted with their tasks and outputs.
+//! the retention period, deleted with their tasks and outputs; finished
+//! jobs whose bucket manifest is due.
 
 use std::time::Duration;
 
@@ -10,8 +11,8 @@ use fresco_core::{JobId, TaskId};
 use super::SqliteStore;
 use super::columns::{id_text, json_time, millis, now_ms};
 use crate::error::Result;
-use crate::records::{DeadlineMiss, SweepCandidate};
-use crate::rows::{Columns, deadline_miss, sweep_candidate};
+use crate::records::{DeadlineMiss, ManifestDue, SweepCandidate};
+use crate::rows::{Columns, deadline_miss, manifest_due, sweep_candidate};
 
 pub(super) async fn expire_deadlines(store: &SqliteStore) -> Result<Vec<DeadlineMiss>> {
     let now = now_ms();
@@ -65,4 +66,21 @@ pub(super) async fn delete_job(store: &SqliteStore, id: JobId, age: Duration) ->
         .execute(&store.writer)
         .await?;
     Ok(done.rows_affected() > 0)
+}
+
+pub(super) async fn manifests_due(store: &SqliteStore, limit: u32) -> Result<Vec<ManifestDue>> {
+    let rows = sqlx::query(include_str!("sql/manifests_due.sql"))
+        .bind(i64::from(limit))
+        .fetch_all(&store.reader)
+        .await?;
+    rows.iter().map(manifest_due).collect()
+}
+
+pub(super) async fn mark_manifest_written(store: &SqliteStore, due: ManifestDue) -> Result<bool> {
+    let marked = sqlx::query(include_str!("sql/mark_manifest_written.sql"))
+        .bind(id_text(due.job.0))
+        .bind(i64::from(due.reopened))
+        .fetch_optional(&store.writer)
+        .await?;
+    Ok(marked.is_some())
 }

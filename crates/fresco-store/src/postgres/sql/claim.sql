@@ -32,7 +32,8 @@ WHERE id = $1 AND state = 'queued'
                      jsonb_build_object('worker', w.id::TEXT))))
 RETURNING id, job_id, idx, model, prompt, negative_prompt, seed, steps, width, height,
     guidance, n, sampler, schedule, state, attempt, worker_id, progress_step,
-    lease_expires_at, errors, coordinates::TEXT AS coordinates,
+    lease_expires_at, errors, coordinates::TEXT AS coordinates, created_at, started_at, finished_at,
+    weights_sha256, device_ms, worker_name, worker_device,
     -- When the task became claimable (its submission or the end of its
     -- backoff) and when it was claimed: the dispatch lag.
     GREATEST(created_at, COALESCE(not_before, created_at)) AS due_at, started_at AS claimed_at
