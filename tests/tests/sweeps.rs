@@ -195,6 +195,37 @@ async fn a_sweep_from_the_cli_makes_every_combination_and_renders_it() {
         text.contains("\"a green triangle\" [prompt 2, seed 3, guidance 1]"),
         "the last task's place:\n{text}"
     );
+
+    // Each image's manifest row names its place in the sweep; axes the
+    // sweep does not vary are empty.
+    let manifest = farm.cli(&["manifest", &job]);
+    assert!(manifest.status.success(), "{}", describe(&manifest));
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&manifest.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(rows.len(), 24);
+    for row in &rows {
+        let index = row["task_index"].as_u64().expect("a task index") as usize;
+        let (p, s, g) = expected_place(index);
+        assert_eq!(
+            (
+                &row["sweep_prompt"],
+                &row["sweep_seed"],
+                &row["sweep_guidance"]
+            ),
+            (
+                &serde_json::json!(p),
+                &serde_json::json!(s),
+                &serde_json::json!(g)
+            ),
+            "{row}"
+        );
+        for unvaried in ["sweep_steps", "sweep_sampler", "sweep_size"] {
+            assert_eq!(row[unvaried], serde_json::Value::Null, "{row}");
+        }
+        assert_eq!(row["seed"], SEEDS[s], "{row}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

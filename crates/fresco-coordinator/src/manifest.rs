@@ -98,6 +98,9 @@ fn task_row(job: &JobSummary, task: &TaskRecord) -> ManifestRow {
         ..ManifestRow::default()
     };
     row.set_schedule(&spec.schedule);
+    if let Some(at) = &task.coordinates {
+        row.set_coordinates(at);
+    }
     row
 }
 

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::params::Schedule;
+use crate::sweep::Coordinates;
 
 /// One row of a job's manifest. Image fields (`image_index`, `seed`, `key`,
 /// `bytes`, `sha256`) are `None` on the row of a task that made no image.
@@ -26,6 +27,15 @@ pub struct ManifestRow {
     /// queued, running, succeeded, failed or cancelled.
     pub state: String,
     pub image_index: Option<u32>,
+    /// The task's place in its job's sweep: the index of its value along
+    /// each axis the sweep varies (absent: an axis not varied, or a job
+    /// that is not a sweep).
+    pub sweep_prompt: Option<u32>,
+    pub sweep_seed: Option<u32>,
+    pub sweep_guidance: Option<u32>,
+    pub sweep_steps: Option<u32>,
+    pub sweep_sampler: Option<u32>,
+    pub sweep_size: Option<u32>,
     pub prompt: String,
     pub negative_prompt: String,
     /// The task's seed; image `k` was made from `task_seed + k`.
@@ -110,11 +120,38 @@ fn unsigned(value: impl Into<u64>) -> Value {
     Value::Unsigned(Some(value.into()))
 }
 
+fn index(value: Option<u32>) -> Value {
+    Value::Unsigned(value.map(u64::from))
+}
+
 impl ManifestRow {
     /// The row as one line of JSON Lines (no newline): the form of the
     /// bucket's `manifest.jsonl` and of `fresco manifest --format jsonl`.
     pub fn jsonl(&self) -> serde_json::Result<String> {
         serde_json::to_string(self)
+    }
+
+    /// The task's sweep coordinates into the row's columns.
+    pub fn set_coordinates(&mut self, at: &Coordinates) {
+        self.sweep_prompt = at.prompt;
+        self.sweep_seed = at.seed;
+        self.sweep_guidance = at.guidance;
+        self.sweep_steps = at.steps;
+        self.sweep_sampler = at.sampler;
+        self.sweep_size = at.size;
+    }
+
+    /// The row's sweep coordinates (`None` when it has none).
+    pub fn coordinates(&self) -> Option<Coordinates> {
+        let at = Coordinates {
+            prompt: self.sweep_prompt,
+            seed: self.sweep_seed,
+            guidance: self.sweep_guidance,
+            steps: self.sweep_steps,
+            sampler: self.sweep_sampler,
+            size: self.sweep_size,
+        };
+        (at != Coordinates::default()).then_some(at)
     }
 
     /// The task's schedule knobs into the row's columns.
@@ -159,6 +196,12 @@ impl ManifestRow {
                 "image_index",
                 Value::Unsigned(self.image_index.map(u64::from)),
             ),
+            cell("sweep_prompt", index(self.sweep_prompt)),
+            cell("sweep_seed", index(self.sweep_seed)),
+            cell("sweep_guidance", index(self.sweep_guidance)),
+            cell("sweep_steps", index(self.sweep_steps)),
+            cell("sweep_sampler", index(self.sweep_sampler)),
+            cell("sweep_size", index(self.sweep_size)),
             cell("prompt", text(&self.prompt)),
             cell("negative_prompt", text(&self.negative_prompt)),
             cell("task_seed", unsigned(self.task_seed)),
@@ -209,6 +252,7 @@ mod wire {
 
     use super::{ManifestError, ManifestRow};
     use crate::params::Schedule;
+    use crate::sweep::Coordinates;
 
     fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
         prost_types::Timestamp {
@@ -269,6 +313,7 @@ mod wire {
                 n: self.n,
                 sampler: self.sampler.clone(),
                 schedule: self.schedule().to_proto(),
+                coordinates: self.coordinates().as_ref().map(Coordinates::to_proto),
                 model: self.model.clone(),
                 weights_sha256: self.weights_sha256.clone().unwrap_or_default(),
                 key: self.key.clone().unwrap_or_default(),
@@ -321,6 +366,9 @@ mod wire {
                 ..Self::default()
             };
             row.set_schedule(&Schedule::from_proto(p.schedule.as_ref()));
+            if let Some(at) = &p.coordinates {
+                row.set_coordinates(&Coordinates::from_proto(at));
+            }
             row
         }
     }

@@ -197,7 +197,10 @@ async fn a_sweep_keeps_its_axes_and_each_task_its_coordinates(store: Store) {
         Some(&sweep),
         "u64 seeds survive the JSON"
     );
-    let listed = store.list_jobs(10, &JobFilter::default()).await.expect("list_jobs");
+    let listed = store
+        .list_jobs(10, &JobFilter::default())
+        .await
+        .expect("list_jobs");
     assert_eq!(listed[0].sweep.as_ref(), Some(&sweep));
 
     let tasks = store
