@@ -240,16 +240,22 @@ async fn chaos_every_task_ends_exactly_once() {
         "at least one task was finished by its second attempt or later"
     );
 
-    // The bucket holds exactly the recorded objects, listed independently:
-    // the uploads of attempts killed before they reported are swept once
-    // their leases are over.
-    let recorded: BTreeSet<String> = sqlx::query_scalar("SELECT key FROM outputs")
+    // The bucket holds exactly the recorded objects and the job's manifest,
+    // listed independently: the uploads of attempts killed before they
+    // reported are swept once their leases are over.
+    let mut recorded: BTreeSet<String> = sqlx::query_scalar("SELECT key FROM outputs")
         .fetch_all(&pool)
         .await
         .expect("output keys")
         .into_iter()
         .collect();
     assert_eq!(recorded.len(), TASKS);
+    farm.wait_manifests_written(&[&job]).await;
+    let job_id: fresco_core::JobId = job.parse().expect("a job id");
+    recorded.insert(fresco_core::keys::manifest_key(
+        farm.storage().prefix(),
+        job_id,
+    ));
     let swept = wait_for(Duration::from_secs(90), || async {
         farm.bucket_keys().await == recorded
     })

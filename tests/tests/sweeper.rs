@@ -85,7 +85,15 @@ async fn a_vanished_workers_upload_is_swept_and_the_winners_outputs_stay() {
     assert_eq!(recorded.len(), 1);
     assert!(recorded[0].ends_with("/2/0.png"), "{recorded:?}");
 
-    // The bucket, listed through S3, ends with exactly the recorded keys.
+    // The bucket, listed through S3, ends with exactly the recorded keys
+    // and the job's manifest.
+    farm.wait_manifests_written(&[&job_id]).await;
+    let mut recorded = recorded;
+    recorded.push(fresco_core::keys::manifest_key(
+        storage.prefix(),
+        job_id.parse().expect("a job id"),
+    ));
+    recorded.sort();
     let listing = || {
         let (storage, job_dir) = (storage.clone(), job_dir.clone());
         async move {
