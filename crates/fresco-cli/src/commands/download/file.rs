@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use anyhow::{Context, anyhow};
+use fresco_core::digest::hex;
 use futures::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
@@ -98,11 +99,6 @@ where
         bytes,
         sha256: hex(&hasher.finalize()),
     })
-}
-
-/// Lower-case hex of `digest`.
-pub fn hex(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -3,10 +3,9 @@
 //! recorded without a hash), so an interrupted or repeated download
 //! fetches only the rest.
 
-use sha2::{Digest, Sha256};
+use fresco_core::digest::sha256_hex;
 
 use super::Wanted;
-use super::file::hex;
 
 /// Whether `wanted.to` already holds `wanted`'s bytes. A file that is
 /// missing, unreadable or different is fetched again (and replaced).
@@ -19,7 +18,7 @@ pub async fn present(wanted: &Wanted) -> bool {
         return true;
     }
     match tokio::fs::read(&wanted.to).await {
-        Ok(bytes) => hex(&Sha256::digest(&bytes)) == wanted.sha256,
+        Ok(bytes) => sha256_hex(&bytes) == wanted.sha256,
         Err(_) => false,
     }
 }
