@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts throwaway Postgres, Redis and an S3-compatible server (moto) for
 # fresco's tests and demo, installing whichever is missing (Debian packages,
-# PyPI and npm). Each runs on a free loopback port with its data under
+# PyPI and npm), and installs the headless browser the dashboard's tests
+# drive (Debian's chromium and chromium-driver). Each runs on a free loopback port with its data under
 # $FRESCO_SERVICES_DIR (default ./.services). Writes the variables that
 # point at them to $FRESCO_SERVICES_DIR/env; `source` that file to use them.
 #
@@ -64,6 +65,10 @@ ensure_installed() {
   fi
   if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
     log "warning: node $(node --version) is older than s3rver $s3rver_version asks for (20)"
+  fi
+  if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    log "installing Chromium and ChromeDriver (the dashboard's browser tests)"
+    apt_install chromium chromium-driver
   fi
   if [ "$(s3rver_installed)" != "$s3rver_version" ]; then
     command -v npm >/dev/null 2>&1 || { log "installing npm"; apt_install npm; }
@@ -149,6 +154,8 @@ export AWS_REGION=us-east-1
 export FRESCO_TEST_SIGNING_S3_ENDPOINT=http://127.0.0.1:$signing_port
 export FRESCO_TEST_SIGNING_S3_KEY_ID=$signing_key_id
 export FRESCO_TEST_SIGNING_S3_SECRET=$signing_secret
+export FRESCO_TEST_CHROMIUM=$(command -v chromium)
+export FRESCO_TEST_CHROMEDRIVER=$(command -v chromedriver)
 ENV
   log "Postgres :$pg_port, Redis :$redis_port, S3 :$s3_port, signing S3 :$signing_port (bucket $bucket); env in $dir/env"
 }

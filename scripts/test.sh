@@ -9,6 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export FRESCO_SERVICES_DIR="${FRESCO_SERVICES_DIR:-$(pwd)/.services/test}"
+# One build from scratch (CI's case) gains nothing from incremental
+# compilation and would keep gigabytes of its state on disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 scripts/validate-manifests.sh
 scripts/validate-manifests.sh --self-test

@@ -26,6 +26,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
+pub mod browser;
 pub mod models;
 pub mod otlp;
 pub mod pki;

@@ -341,5 +341,25 @@ async fn labels_and_states_filter_the_list_and_bad_labels_store_nothing() {
         .expect_err("refused");
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     assert!(err.message().starts_with("labels: key"), "{err:?}");
+    for (request, rule) in [
+        (
+            pb::ListJobsRequest {
+                search: "x".repeat(201),
+                ..Default::default()
+            },
+            "search: must be at most 200 characters (got 201)",
+        ),
+        (
+            pb::ListJobsRequest {
+                page_token: "next".into(),
+                ..Default::default()
+            },
+            "page_token: must be a UUID (got \"next\")",
+        ),
+    ] {
+        let err = client.list_jobs(request).await.expect_err("refused");
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        assert_eq!(err.message(), rule);
+    }
     assert_eq!(jobs_stored(&pool).await, before, "nothing stored");
 }

@@ -258,6 +258,16 @@ pub struct ListArgs {
     /// running, paused, finished, succeeded, failed or cancelled.
     #[arg(long)]
     pub state: Option<fresco_core::JobState>,
+    /// Only jobs of this model.
+    #[arg(long, default_value = "")]
+    pub model: String,
+    /// Only jobs whose id starts with this text, or whose name or a task's
+    /// prompt contains it (case-insensitive).
+    #[arg(long, default_value = "")]
+    pub search: String,
+    /// The next page: the token an earlier `fresco list` printed.
+    #[arg(long, default_value = "")]
+    pub page_token: String,
     #[arg(long)]
     pub json: bool,
 }
@@ -424,6 +434,14 @@ pub struct DevArgs {
     /// workers') over plain HTTP on this address. Unset: none.
     #[arg(long, env = "FRESCO_METRICS_LISTEN")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Serve the web dashboard on this address (with keys off, a loopback
+    /// one). When the default is taken, a free port is used; the URL is
+    /// printed.
+    #[arg(long, env = "FRESCO_HTTP_LISTEN", default_value = fresco_dev::DEFAULT_HTTP_LISTEN)]
+    pub http_listen: String,
+    /// Serve no dashboard.
+    #[arg(long)]
+    pub no_dashboard: bool,
     #[command(subcommand)]
     pub keys: Option<DevCommand>,
 }

@@ -114,7 +114,10 @@ fn completed(t: &TaskRecord, field: impl Fn(&Completion) -> String) -> String {
 }
 
 pub fn worker(w: &WorkerStatus) -> pb::Worker {
+    let (tasks_per_minute, window) = w.rate(chrono::Utc::now());
     pb::Worker {
+        tasks_per_minute,
+        rate_window_seconds: u32::try_from(window.as_secs()).unwrap_or(u32::MAX),
         id: w.info.id.to_string(),
         name: w.info.name.clone(),
         device: w.info.device.clone(),

@@ -42,6 +42,22 @@ fn list_limit(limit: u32, default: u32) -> Result<u32, FieldError> {
     }
 }
 
+/// The longest `ListJobs.search` text.
+pub const MAX_SEARCH_CHARS: usize = 200;
+
+/// A `ListJobs.search` text: none when blank, refused when too long.
+fn search_text(search: &str) -> Result<Option<String>, FieldError> {
+    let search = search.trim();
+    let chars = search.chars().count();
+    if chars > MAX_SEARCH_CHARS {
+        return Err(FieldError::new(
+            "search",
+            format!("must be at most {MAX_SEARCH_CHARS} characters (got {chars})"),
+        ));
+    }
+    Ok((!search.is_empty()).then(|| search.to_owned()))
+}
+
 pub struct JobApi {
     pub app: Coordinator,
     /// Ends open `WatchJob` streams when the coordinator shuts down, so a
@@ -155,10 +171,20 @@ impl JobApi {
             tenant: tenant.map(str::to_owned),
             labels: labels::check_labels("labels", &request.labels)?,
             state: JobState::from_proto(request.state()),
+            model: (!request.model.is_empty()).then(|| request.model.clone()),
+            search: search_text(&request.search)?,
+            after: (!request.page_token.is_empty())
+                .then(|| JobId::parse_field("page_token", &request.page_token))
+                .transpose()?,
         };
         let jobs = self.app.store.list_jobs(limit, &filter).await?;
+        let next_page_token = match jobs.last() {
+            Some(last) if jobs.len() == limit as usize => last.id.to_string(),
+            _ => String::new(),
+        };
         Ok(pb::ListJobsResponse {
             jobs: waiting::job_messages(&self.app, &jobs).await?,
+            next_page_token,
         })
     }
 

@@ -38,6 +38,8 @@
 //! - [`manifest`]: a job's manifest rows, built in one place: streamed by
 //!   `JobManifest`, and written to the bucket beside a finished job's
 //!   images by a pass.
+//! - [`dashboard`]: the web dashboard on its own HTTP address, a client
+//!   of the guarded client API in process.
 //! - [`waiting`]: why a job's queued tasks wait, on every read of a job.
 //! - [`tenancy`]: the caller of a request, the role a call needs, and
 //!   another tenant's things answering as missing ones.
@@ -56,6 +58,7 @@ pub mod admission;
 pub mod authentication;
 pub mod control;
 pub mod convert;
+pub mod dashboard;
 pub mod deadlines;
 pub mod downloads;
 pub mod drain;

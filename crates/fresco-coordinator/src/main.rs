@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use fresco_coordinator::authentication::Access;
 use fresco_coordinator::keys::{self, KeysCommand};
 use fresco_coordinator::tenants::{self, TenantsCommand};
-use fresco_coordinator::{Coordinator, Settings, server};
+use fresco_coordinator::{Coordinator, Settings, dashboard, server};
 use fresco_dispatch::RedisDispatch;
 use fresco_storage::Storage;
 use fresco_store::{Backoff, PgStore};
@@ -167,6 +167,11 @@ struct ServeArgs {
     /// 0.0.0.0:9090; any path answers). Unset: no metrics endpoint.
     #[arg(long, env = "FRESCO_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// Serve the web dashboard over plain HTTP on this address (e.g.
+    /// 127.0.0.1:8080). Viewers sign in with an API key unless the farm
+    /// runs without keys. Unset: no dashboard.
+    #[arg(long, env = "FRESCO_HTTP_LISTEN")]
+    http_listen: Option<SocketAddr>,
     /// Milliseconds between refreshes of the task gauges (tasks per model
     /// and state) from Postgres, when metrics are served.
     #[arg(long, env = "FRESCO_METRICS_INTERVAL_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..))]
@@ -282,7 +287,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
+    let dashboard = match args.http_listen {
+        Some(addr) => {
+            let http = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the dashboard's address {addr}"))?;
+            Some(dashboard::spawn(&app, http, shutdown.clone()))
+        }
+        None => None,
+    };
     let served = server::serve_with_tls(app, listener, tls, shutdown).await;
+    if let Some(dashboard) = dashboard {
+        dashboard.await.context("joining the dashboard")??;
+    }
     traces.shutdown();
     served
 }

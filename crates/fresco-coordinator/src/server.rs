@@ -66,13 +66,7 @@ pub async fn serve_with_tls(
     ];
     let access = app.settings.access;
     let authenticator = Authenticator::new(app.store.clone(), access);
-    let jobs = JobServiceServer::new(JobApi {
-        app: app.clone(),
-        shutdown: shutdown.clone(),
-    })
-    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-    .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let jobs = Guarded::new(jobs, authenticator.clone(), CredentialKind::Client);
+    let jobs = job_service(&app, &shutdown);
     let gate = WorkerCertGate {
         required: tls.as_ref().is_some_and(ServerTls::verifies_clients),
     };
@@ -113,6 +107,22 @@ pub async fn serve_with_tls(
     }
     info!("coordinator stopped");
     Ok(())
+}
+
+/// The client API behind its door, as the gRPC server serves it and the
+/// dashboard calls it in process.
+pub fn job_service(
+    app: &Coordinator,
+    shutdown: &CancellationToken,
+) -> Guarded<JobServiceServer<JobApi>> {
+    let authenticator = Authenticator::new(app.store.clone(), app.settings.access);
+    let jobs = JobServiceServer::new(JobApi {
+        app: app.clone(),
+        shutdown: shutdown.clone(),
+    })
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    Guarded::new(jobs, authenticator, CredentialKind::Client)
 }
 
 /// Server reflection, in both versions clients speak (`grpcurl` asks v1

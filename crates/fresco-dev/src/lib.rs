@@ -71,7 +71,14 @@ pub struct DevOptions {
     /// Serve the coordinator's and the workers' Prometheus metrics on this
     /// address (none: no endpoint). Once per process.
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve the web dashboard on this address (none: no dashboard). When
+    /// it is [`DEFAULT_HTTP_LISTEN`] and that port is taken, a free port is
+    /// used instead.
+    pub http_listen: Option<String>,
 }
+
+/// The dashboard's address unless one is given.
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
 
 impl DevOptions {
     /// The defaults for a data directory: `127.0.0.1:50051`, one worker.
@@ -88,6 +95,7 @@ impl DevOptions {
             quarantine_cooldown: CoordinatorSettings::default().quarantine_cooldown,
             auth: false,
             metrics_listen: None,
+            http_listen: None,
         }
     }
 }
@@ -103,28 +111,55 @@ pub struct DevFarm {
     server_stop: CancellationToken,
     workers: Vec<JoinHandle<anyhow::Result<()>>>,
     server: JoinHandle<anyhow::Result<()>>,
+    /// The dashboard's address and task, when it is served.
+    dashboard: Option<(SocketAddr, JoinHandle<anyhow::Result<()>>)>,
 }
 
 /// `Err` naming the flag unless `listen` is a loopback address (an IP, or a
 /// host name whose every address is loopback): a farm without keys must
 /// not be reachable from other machines.
 pub async fn check_listen(listen: &str) -> Result<(), String> {
+    check_loopback("--listen", listen).await
+}
+
+/// As [`check_listen`], for the address of flag `flag`.
+pub async fn check_loopback(flag: &str, listen: &str) -> Result<(), String> {
     let refused = || {
         format!(
-            "--listen {listen}: fresco dev serves without keys, so it listens on a loopback address only (127.0.0.1, [::1] or localhost); to serve other machines, turn keys on with --auth and make them with `fresco dev keys create`"
+            "{flag} {listen}: fresco dev serves without keys, so it listens on a loopback address only (127.0.0.1, [::1] or localhost); to serve other machines, turn keys on with --auth and make them with `fresco dev keys create`"
         )
     };
     let addrs: Vec<SocketAddr> = match listen.parse::<SocketAddr>() {
         Ok(addr) => vec![addr],
         Err(_) => tokio::net::lookup_host(listen)
             .await
-            .map_err(|e| format!("--listen {listen}: {e}"))?
+            .map_err(|e| format!("{flag} {listen}: {e}"))?
             .collect(),
     };
     if addrs.is_empty() || addrs.iter().any(|a| !a.ip().is_loopback()) {
         return Err(refused());
     }
     Ok(())
+}
+
+/// Binds the dashboard's address; the default one, when taken, gives way
+/// to a free port.
+async fn bind_dashboard(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    match tokio::net::TcpListener::bind(listen).await {
+        Ok(listener) => Ok(listener),
+        Err(err)
+            if listen == DEFAULT_HTTP_LISTEN && err.kind() == std::io::ErrorKind::AddrInUse =>
+        {
+            warn!(
+                listen,
+                "the dashboard's default address is taken; serving it on a free port"
+            );
+            tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .context("binding the dashboard to a free port")
+        }
+        Err(err) => Err(err).with_context(|| format!("binding the dashboard's address {listen}")),
+    }
 }
 
 /// `file://` URL of a directory, made absolute.
@@ -145,6 +180,11 @@ impl DevFarm {
             check_listen(&options.listen)
                 .await
                 .map_err(|why| anyhow::anyhow!(why))?;
+            if let Some(http) = &options.http_listen {
+                check_loopback("--http-listen", http)
+                    .await
+                    .map_err(|why| anyhow::anyhow!(why))?;
+            }
         }
         std::fs::create_dir_all(&options.data_dir)
             .with_context(|| format!("creating {}", options.data_dir.display()))?;
@@ -219,6 +259,18 @@ impl DevFarm {
             .with_context(|| format!("binding {}", options.listen))?;
         let addr = listener.local_addr().context("reading the bound address")?;
         let server_stop = CancellationToken::new();
+        let dashboard = match &options.http_listen {
+            Some(http) => {
+                let listener = bind_dashboard(http).await?;
+                let at = listener
+                    .local_addr()
+                    .context("reading the dashboard's address")?;
+                let task =
+                    fresco_coordinator::dashboard::spawn(&app, listener, server_stop.clone());
+                Some((at, task))
+            }
+            None => None,
+        };
         let server = tokio::spawn(server::serve(app, listener, server_stop.clone()));
 
         let workers_stop = CancellationToken::new();
@@ -250,6 +302,7 @@ impl DevFarm {
             server_stop,
             workers,
             server,
+            dashboard,
         })
     }
 
@@ -261,6 +314,14 @@ impl DevFarm {
     /// The endpoint clients connect to, e.g. `http://127.0.0.1:50051`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The dashboard's address, e.g. `http://127.0.0.1:8080/`, when it is
+    /// served.
+    pub fn dashboard_url(&self) -> Option<String> {
+        self.dashboard
+            .as_ref()
+            .map(|(at, _)| format!("http://{at}/"))
     }
 
     /// The directory the images are written under.
@@ -283,6 +344,9 @@ impl DevFarm {
         }
         self.server_stop.cancel();
         self.server.await.context("joining the coordinator")??;
+        if let Some((_, dashboard)) = self.dashboard {
+            dashboard.await.context("joining the dashboard")??;
+        }
         if let Some(id) = &self.worker_token {
             // The next start makes a new one; this one opens nothing more.
             fresco_coordinator::keys::revoke(self.store.as_ref(), id)

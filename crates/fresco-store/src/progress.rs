@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use fresco_core::{JobState, Labels, TaskState};
+use fresco_core::{JobId, JobState, Labels, TaskState};
 use uuid::Uuid;
 
 use crate::error::Result;
@@ -110,6 +110,13 @@ pub struct JobFilter {
     /// Jobs carrying every one of these labels with these values.
     pub labels: Labels,
     pub state: Option<JobState>,
+    /// Jobs of this model.
+    pub model: Option<String>,
+    /// Jobs whose id starts with, or whose name or a task's prompt
+    /// contains, this text (case-insensitive).
+    pub search: Option<String>,
+    /// Jobs listed after this one, newest first: the next page.
+    pub after: Option<JobId>,
 }
 
 impl JobFilter {
@@ -120,6 +127,11 @@ impl JobFilter {
 
     pub(crate) fn state_str(&self) -> Option<&'static str> {
         self.state.map(JobState::as_str)
+    }
+
+    /// The search text, lower-cased as both stores compare it.
+    pub(crate) fn search_lower(&self) -> Option<String> {
+        self.search.as_deref().map(str::to_lowercase)
     }
 }
 

@@ -224,6 +224,24 @@ pub struct WorkerStatus {
     /// Since when it is draining: it finishes its task, claims nothing
     /// more and exits (none: not draining).
     pub draining_at: Option<DateTime<Utc>>,
+    /// Tasks it finished successfully within the last
+    /// [`crate::RATE_WINDOW`].
+    pub recent_succeeded: u64,
+}
+
+impl WorkerStatus {
+    /// Tasks per minute it finished successfully at `now`, over the last
+    /// [`crate::RATE_WINDOW`] or since it registered when that is later;
+    /// and that span.
+    pub fn rate(&self, now: DateTime<Utc>) -> (f64, std::time::Duration) {
+        let from = self.registered_at.max(crate::progress::window_start(now));
+        let span = (now - from)
+            .to_std()
+            .unwrap_or_default()
+            .max(std::time::Duration::from_secs(1));
+        let per_minute = self.recent_succeeded as f64 * 60.0 / span.as_secs_f64();
+        (per_minute, span)
+    }
 }
 
 /// A worker's health after an attempt was counted.

@@ -361,7 +361,8 @@ fn worker_capabilities(row: &impl Columns, models: &[String]) -> Result<Vec<Mode
 /// A `workers` row of `id, name, device, models, loaded_models,
 /// registered_at, last_seen_at, consecutive_failures, quarantined_at,
 /// probation, recent_errors, capabilities`, with `running`: the ids of the
-/// tasks it holds leases on, oldest claim first.
+/// tasks it holds leases on, oldest claim first; and `recent_succeeded`:
+/// the tasks it finished successfully within the rate window.
 pub(crate) fn worker_status(row: &impl Columns) -> Result<WorkerStatus> {
     let models = row.names("models")?;
     Ok(WorkerStatus {
@@ -381,6 +382,7 @@ pub(crate) fn worker_status(row: &impl Columns) -> Result<WorkerStatus> {
         probation: row.flag("probation")?,
         recent_errors: row.worker_errors("recent_errors")?,
         draining_at: row.optional_time("draining_at")?,
+        recent_succeeded: row.big("recent_succeeded")?,
     })
 }
 

@@ -131,6 +131,7 @@ conformance!(
     tasks_are_counted_per_model_and_state,
     a_sweep_keeps_its_axes_and_each_task_its_coordinates,
     labels_are_stored_and_every_one_filters_the_list,
+    jobs_are_found_by_model_and_text_and_paged,
     jobs_are_listed_by_their_job_level_state,
     a_priority_change_reaches_the_job_and_its_unended_tasks,
     throughput_and_eta_follow_recent_successes,
@@ -1470,6 +1471,31 @@ async fn workers_are_listed_with_loaded_models_and_running_tasks(store: Store) {
     assert_eq!(
         (listed[0].info.id, &listed[0].info.loaded_models),
         (a, &loaded)
+    );
+
+    // Its recent throughput counts the tasks it finished successfully.
+    assert_eq!(listed[0].recent_succeeded, 0);
+    let token = LeaseToken {
+        task: submitted.tasks[0].id,
+        worker: a,
+        attempt: 1,
+    };
+    store
+        .complete(&token, &[output("w0")], 0)
+        .await
+        .expect("complete");
+    let token = claimed(&*store, submitted.tasks[1].id, b, lease).await;
+    store
+        .complete(&token, &[output("w1")], 0)
+        .await
+        .expect("complete");
+    let listed = store.list_workers(10).await.expect("list");
+    let of = |w: WorkerId| listed.iter().find(|s| s.info.id == w).expect("listed");
+    assert_eq!((of(a).recent_succeeded, of(b).recent_succeeded), (1, 1));
+    let (per_minute, window) = of(a).rate(chrono::Utc::now());
+    assert!(
+        per_minute > 0.0 && window <= fresco_store::RATE_WINDOW,
+        "{per_minute} {window:?}"
     );
 }
 
@@ -3296,6 +3322,51 @@ async fn labels_are_stored_and_every_one_filters_the_list(store: Store) {
     assert!(list(by(&[("team", "z")])).await.is_empty());
     assert!(list(by(&[("owner", "x")])).await.is_empty());
     assert_eq!(list(JobFilter::default()).await.len(), 3);
+}
+
+async fn jobs_are_found_by_model_and_text_and_paged(store: Store) {
+    let mut ids = Vec::new();
+    for (model, name, prompt) in [
+        ("tiny-random-dit", "catalogue", "a Red Circle"),
+        ("fresco-shapes", "posters", "a blue square"),
+        ("fresco-shapes", "misc", "a green triangle"),
+    ] {
+        let mut spec = spec_for(model, 2, 1);
+        spec.name = name.into();
+        spec.tasks[1].prompt = prompt.into();
+        ids.push(store.submit(&spec).await.expect("submit").job.id);
+    }
+    let list = |filter: JobFilter, limit: u32| {
+        let store = store.clone();
+        async move { listed_ids(&store.list_jobs(limit, &filter).await.expect("list")) }
+    };
+    let model = |m: &str| JobFilter {
+        model: Some(m.into()),
+        ..JobFilter::default()
+    };
+    let search = |s: &str| JobFilter {
+        search: Some(s.into()),
+        ..JobFilter::default()
+    };
+    assert_eq!(list(model("fresco-shapes"), 10).await, vec![ids[2], ids[1]]);
+    assert_eq!(list(model("sd-1.5"), 10).await, vec![]);
+    assert_eq!(
+        list(search("red circle"), 10).await,
+        vec![ids[0]],
+        "a task's prompt, whatever its case"
+    );
+    assert_eq!(list(search("POSTER"), 10).await, vec![ids[1]], "the name");
+    let id = ids[2].to_string();
+    let prefix = &id[..id.len() - 4];
+    assert_eq!(list(search(prefix), 10).await, vec![ids[2]], "an id prefix");
+    assert_eq!(list(search("%"), 10).await, vec![], "no wildcards");
+    let first = list(JobFilter::default(), 2).await;
+    assert_eq!(first, vec![ids[2], ids[1]]);
+    let after = JobFilter {
+        after: Some(ids[1]),
+        ..JobFilter::default()
+    };
+    assert_eq!(list(after, 2).await, vec![ids[0]], "the next page");
 }
 
 async fn jobs_are_listed_by_their_job_level_state(store: Store) {

@@ -29,6 +29,7 @@ fn options(args: &DevArgs) -> DevOptions {
         quarantine_cooldown: Duration::from_secs(args.quarantine_cooldown_seconds),
         auth: args.auth,
         metrics_listen: args.metrics_listen,
+        http_listen: (!args.no_dashboard).then(|| args.http_listen.clone()),
         ..DevOptions::new(&args.data_dir)
     }
 }
@@ -54,6 +55,9 @@ async fn render(
     };
     let job = submit::submit(&mut client, &submit_args).await?;
     eprintln!("submitted job {} with {} tasks", job.id, job.task_count);
+    if let Some(url) = farm.dashboard_url() {
+        eprintln!("follow it in the dashboard: {url}jobs/{}", job.id);
+    }
     let done = watch::follow(&mut client, &job.id, true).await?;
     let out = args
         .out
@@ -102,6 +106,11 @@ pub async fn run(args: DevArgs, api_key: Option<String>) -> Result<(), Failure> 
         fresco_dev::check_listen(&args.listen)
             .await
             .map_err(Failure::Invalid)?;
+        if !args.no_dashboard {
+            fresco_dev::check_loopback("--http-listen", &args.http_listen)
+                .await
+                .map_err(Failure::Invalid)?;
+        }
     }
     if args.auth && args.submit.is_some() && api_key.is_none() {
         return Err(Failure::Invalid(
@@ -122,6 +131,9 @@ pub async fn run(args: DevArgs, api_key: Option<String>) -> Result<(), Failure> 
                 },
                 args.data_dir.display()
             );
+            if let Some(url) = farm.dashboard_url() {
+                eprintln!("fresco dev: dashboard at {url}");
+            }
             fresco_telemetry::shutdown_on_signals().cancelled().await;
             Ok(())
         }

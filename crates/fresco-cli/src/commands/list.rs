@@ -8,7 +8,7 @@ use crate::{Failure, client, report};
 
 pub async fn run(target: &Target, args: ListArgs) -> Result<(), Failure> {
     let mut client = client::connect(target).await?;
-    let jobs = client
+    let page = client
         .list_jobs(pb::ListJobsRequest {
             limit: args.limit,
             owner: args.owner,
@@ -17,10 +17,13 @@ pub async fn run(target: &Target, args: ListArgs) -> Result<(), Failure> {
             state: args
                 .state
                 .map_or(pb::JobState::Unspecified, |s| s.to_proto()) as i32,
+            model: args.model,
+            search: args.search,
+            page_token: args.page_token,
         })
         .await?
-        .into_inner()
-        .jobs;
+        .into_inner();
+    let jobs = page.jobs;
     if args.json {
         let all: Vec<_> = jobs.iter().map(report::job_json).collect();
         println!("{}", serde_json::Value::Array(all));
@@ -48,6 +51,12 @@ pub async fn run(target: &Target, args: ListArgs) -> Result<(), Failure> {
             job.task_count,
             job.model,
             report::counts_line(job)
+        );
+    }
+    if !page.next_page_token.is_empty() {
+        eprintln!(
+            "more jobs may follow: fresco list --page-token {}",
+            page.next_page_token
         );
     }
     Ok(())

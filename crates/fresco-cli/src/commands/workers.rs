@@ -45,6 +45,8 @@ fn worker_json(w: &pb::Worker) -> serde_json::Value {
         "probation": w.probation,
         "draining_at": w.draining_at.map(|t| t.seconds),
         "recent_errors": w.recent_errors.iter().map(error_json).collect::<Vec<_>>(),
+        "tasks_per_minute": w.tasks_per_minute,
+        "rate_window_seconds": w.rate_window_seconds,
     })
 }
 
@@ -92,12 +94,13 @@ fn quarantine(w: &pb::Worker) -> String {
 /// last errors (oldest first): why.
 fn print_worker(w: &pb::Worker) {
     println!(
-        "{}  {:<20} {:<5} seen {:>5}s ago{}  running {}  models {}",
+        "{}  {:<20} {:<5} seen {:>5}s ago{}  {:.1} tasks/min  running {}  models {}",
         w.id,
         w.name,
         w.device,
         seconds_ago(w.last_seen_at),
         health(w),
+        w.tasks_per_minute,
         if w.running_tasks.is_empty() {
             "-".to_owned()
         } else {

@@ -37,6 +37,9 @@ pub(super) async fn list_jobs(
         .bind(filter.tenant.as_deref())
         .bind(sqlx::types::Json(&filter.labels))
         .bind(filter.state_str())
+        .bind(filter.model.as_deref())
+        .bind(filter.search_lower())
+        .bind(filter.after.map(|j| j.0))
         .fetch_all(&store.pool)
         .await?;
     summaries(store, rows).await

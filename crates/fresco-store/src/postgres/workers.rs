@@ -136,6 +136,7 @@ pub(super) async fn worker_draining(store: &PgStore, id: WorkerId) -> Result<boo
 async fn get_worker(store: &PgStore, id: WorkerId) -> Result<Option<WorkerStatus>> {
     let row = sqlx::query(include_str!("sql/get_worker.sql"))
         .bind(id.0)
+        .bind(crate::progress::window_start(chrono::Utc::now()))
         .fetch_optional(&store.pool)
         .await?;
     row.as_ref().map(worker_status).transpose()
@@ -144,6 +145,7 @@ async fn get_worker(store: &PgStore, id: WorkerId) -> Result<Option<WorkerStatus
 pub(super) async fn list_workers(store: &PgStore, limit: u32) -> Result<Vec<WorkerStatus>> {
     let rows = sqlx::query(include_str!("sql/list_workers.sql"))
         .bind(i64::from(limit))
+        .bind(crate::progress::window_start(chrono::Utc::now()))
         .fetch_all(&store.pool)
         .await?;
     rows.iter().map(worker_status).collect()

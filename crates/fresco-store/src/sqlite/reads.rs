@@ -38,6 +38,9 @@ pub(super) async fn list_jobs(
         .bind(filter.tenant.as_deref())
         .bind(filter.labels_json())
         .bind(filter.state_str())
+        .bind(filter.model.as_deref())
+        .bind(filter.search_lower())
+        .bind(filter.after.map(|j| id_text(j.0)))
         .fetch_all(&store.reader)
         .await?;
     summaries(store, rows).await

@@ -139,6 +139,7 @@ pub(super) async fn worker_draining(store: &SqliteStore, id: WorkerId) -> Result
 async fn get_worker(store: &SqliteStore, id: WorkerId) -> Result<Option<WorkerStatus>> {
     let row = sqlx::query(include_str!("sql/get_worker.sql"))
         .bind(id_text(id.0))
+        .bind(crate::progress::window_start(chrono::Utc::now()).timestamp_millis())
         .fetch_optional(&store.writer)
         .await?;
     row.as_ref().map(worker_status).transpose()
@@ -147,6 +148,7 @@ async fn get_worker(store: &SqliteStore, id: WorkerId) -> Result<Option<WorkerSt
 pub(super) async fn list_workers(store: &SqliteStore, limit: u32) -> Result<Vec<WorkerStatus>> {
     let rows = sqlx::query(include_str!("sql/list_workers.sql"))
         .bind(i64::from(limit))
+        .bind(crate::progress::window_start(chrono::Utc::now()).timestamp_millis())
         .fetch_all(&store.reader)
         .await?;
     rows.iter().map(worker_status).collect()

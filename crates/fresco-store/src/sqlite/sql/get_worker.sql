@@ -1,9 +1,12 @@
+-- ?2: tasks that succeeded since this time count as recent.
 -- One worker as list_workers.sql shows it.
 SELECT w.id, w.name, w.device, w.models, w.loaded_models, w.registered_at,
        w.last_seen_at, w.consecutive_failures, w.quarantined_at, w.probation,
        w.recent_errors, w.capabilities, w.draining_at,
        (SELECT json_group_array(t.id) FROM
             (SELECT id FROM tasks WHERE worker_id = w.id AND state = 'running'
-             ORDER BY started_at, id) AS t) AS running
+             ORDER BY started_at, id) AS t) AS running,
+       (SELECT count(*) FROM tasks s
+        WHERE s.worker_id = w.id AND s.state = 'succeeded' AND s.finished_at >= ?2) AS recent_succeeded
 FROM workers w
 WHERE w.id = ?1

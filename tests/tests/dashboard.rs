@@ -1,0 +1,399 @@
+//! The web dashboard in a real headless Chromium against a real farm
+//! (Postgres, Redis, S3, the real binaries): a job's progress bar reaches
+//! 100% from server push without a reload while its gallery fills; an
+//! image opens with its prompt and seed; a job is cancelled from its page
+//! and the CLI agrees; a quarantined worker is marked; each tenant signs
+//! in and sees only its own jobs; `fresco dev` serves it with no sign-in.
+//! The README's screenshots are the ones these tests save under
+//! `target/screenshots`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use candle_core::Device;
+use fresco_dit::{DitConfig, DitPipeline};
+use fresco_e2e::browser::{Browser, Page};
+use fresco_e2e::{
+    FAST_SHAPES, Farm, FarmOptions, Proc, binary, free_port, stdout_json, wait_until,
+};
+
+/// A farm whose coordinator serves the dashboard; returns it and the
+/// dashboard's URL once it answers.
+async fn farm_with_dashboard(mut options: FarmOptions) -> (Farm, String) {
+    let port = free_port();
+    options
+        .coordinator_args
+        .extend(["--http-listen".into(), format!("127.0.0.1:{port}")]);
+    let farm = Farm::start(options).await;
+    let url = format!("http://127.0.0.1:{port}");
+    wait_for_dashboard(&url).await;
+    (farm, url)
+}
+
+async fn wait_for_dashboard(url: &str) {
+    let login = format!("{url}/assets/dashboard.css");
+    wait_until("the dashboard to answer", Duration::from_secs(30), || {
+        let login = login.clone();
+        async move {
+            reqwest::get(&login)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
+    })
+    .await;
+}
+
+/// Signs in with `key` from the sign-in form the first page sends to.
+async fn sign_in(page: &Page, url: &str, key: &str) {
+    page.goto(&format!("{url}/")).await;
+    assert_eq!(page.path().await, "/login", "no key yet: the sign-in form");
+    page.fill("#key", key).await;
+    page.click("form[action='/login'] button[type=submit]")
+        .await;
+    page.wait_true("the jobs list", "return !!document.querySelector('h1') && document.querySelector('h1').textContent === 'Jobs'")
+        .await;
+}
+
+fn prompts(names: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = FAST_SHAPES.iter().map(|s| (*s).to_owned()).collect();
+    for name in names {
+        args.extend(["-p".to_owned(), (*name).to_owned()]);
+    }
+    args
+}
+
+fn submit(farm: &Farm, key: Option<&str>, args: &[String]) -> String {
+    let mut all = vec!["submit"];
+    all.extend(args.iter().map(String::as_str));
+    let out = match key {
+        Some(key) => farm.cli_as(key, &all),
+        None => farm.cli(&all),
+    };
+    assert!(out.status.success(), "{}", fresco_e2e::describe(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Every form field is labelled and every image described.
+async fn assert_accessible(page: &Page) {
+    let unlabelled = page
+        .eval(
+            "return [...document.querySelectorAll('input:not([type=hidden]), select')]
+                .filter(e => e.labels.length === 0 && !e.getAttribute('aria-label'))
+                .map(e => e.name)",
+        )
+        .await;
+    assert_eq!(unlabelled, serde_json::json!([]), "fields without a label");
+    let undescribed = page
+        .eval("return [...document.querySelectorAll('img')].filter(i => !i.alt).length")
+        .await;
+    assert_eq!(undescribed, serde_json::json!(0), "images without alt text");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_renders_live_and_its_gallery_fills_without_a_reload() {
+    let (mut farm, url) = farm_with_dashboard(FarmOptions {
+        workers: 0,
+        ..FarmOptions::default()
+    })
+    .await;
+    let names = [
+        "a red circle on a white background",
+        "a blue square on a black background",
+        "a green triangle on a white background",
+        "a yellow circle on a black background",
+        "a red square on a white background",
+        "a blue triangle on a black background",
+    ];
+    // Larger and finer than the other tests' tasks: the README's
+    // screenshot shows these.
+    let mut args: Vec<String> = [
+        "--model",
+        "fresco-shapes",
+        "--steps",
+        "8",
+        "--width",
+        "32",
+        "--height",
+        "32",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    for name in names {
+        args.extend(["-p".to_owned(), name.to_owned()]);
+    }
+    let job = submit(&farm, None, &args);
+    let other = submit(
+        &farm,
+        None,
+        &[
+            prompts(&["a green square"]),
+            vec!["--label".into(), "team=posters".into()],
+        ]
+        .concat(),
+    );
+    let browser = Browser::start().await;
+    let page = browser.session().await;
+    sign_in(&page, &url, &farm.admin_key).await;
+
+    // No worker yet: the page opens at 0%, then follows the job live.
+    page.goto(&format!("{url}/jobs/{job}")).await;
+    let bar = "return document.querySelector('#job progress').value";
+    assert_eq!(page.eval(bar).await, serde_json::json!(0));
+    page.eval("window.notReloaded = true; return true").await;
+    farm.start_worker().await;
+    page.wait_true(
+        "the progress bar to reach 100%",
+        "return document.querySelector('#job progress').value === 100",
+    )
+    .await;
+    page.wait_true(
+        "six thumbnails, each loaded",
+        "const imgs = [...document.querySelectorAll('#gallery li img')];
+         return imgs.length === 6 && imgs.every(i => i.complete && i.naturalWidth > 0)",
+    )
+    .await;
+    assert_eq!(
+        page.eval("return window.notReloaded === true").await,
+        serde_json::json!(true),
+        "the page updated itself: it was never reloaded"
+    );
+    assert_eq!(page.text("#job [data-role=state]").await, "succeeded");
+    assert_eq!(
+        page.eval("return document.querySelector('[data-role=while-active]').hidden")
+            .await,
+        serde_json::json!(true),
+        "pause and cancel go once the job has finished"
+    );
+    assert_accessible(&page).await;
+    page.screenshot("job-gallery").await;
+
+    // The third thumbnail is task 2: its page names its prompt and seed.
+    let status = farm.status(&job);
+    let task = &status["tasks"][2];
+    page.click("#gallery li:nth-child(3) a").await;
+    assert_eq!(page.text("#prompt").await, names[2]);
+    assert_eq!(
+        page.text("#seed").await,
+        task["outputs"][0]["seed"].to_string(),
+        "{task}"
+    );
+    page.wait_true(
+        "the full image to load",
+        "const i = document.querySelector('#image'); return i.complete && i.naturalWidth > 0",
+    )
+    .await;
+
+    // The list: searched by prompt text, filtered by label.
+    page.goto(&format!("{url}/")).await;
+    page.wait_true(
+        "both jobs listed",
+        &format!("return !!document.querySelector('tr[data-job-id=\"{job}\"]') && !!document.querySelector('tr[data-job-id=\"{other}\"]')"),
+    )
+    .await;
+    assert_accessible(&page).await;
+    page.screenshot("jobs").await;
+    page.fill("#q", "yellow circle").await;
+    page.click("form.filters button[type=submit]").await;
+    page.wait_true(
+        "only the job with that prompt",
+        &format!("const rows = [...document.querySelectorAll('tr[data-job-id]')].map(r => r.dataset.jobId);
+                  return rows.length === 1 && rows[0] === '{job}'"),
+    )
+    .await;
+    page.goto(&format!("{url}/?label=team%3Dposters")).await;
+    let rows = page
+        .eval("return [...document.querySelectorAll('tr[data-job-id]')].map(r => r.dataset.jobId)")
+        .await;
+    assert_eq!(rows, serde_json::json!([other]));
+    page.close().await;
+}
+
+/// Writes a model folder whose weights no safetensors reader accepts.
+fn broken_model(dir: &Path) {
+    DitPipeline::random("mended", DitConfig::tiny(), 11, &Device::Cpu)
+        .expect("a random model")
+        .save(dir)
+        .expect("saving the model folder");
+    std::fs::write(dir.join("model.safetensors"), b"not a safetensors file").expect("corrupting");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantined_worker_is_marked_and_a_job_is_cancelled_from_its_page() {
+    let models = tempfile::tempdir().expect("temp dir");
+    broken_model(&models.path().join("mended"));
+    let (mut farm, url) = farm_with_dashboard(FarmOptions {
+        workers: 0,
+        coordinator_args: vec![
+            "--quarantine-after".into(),
+            "2".into(),
+            "--quarantine-cooldown-seconds".into(),
+            "3600".into(),
+        ],
+        ..FarmOptions::default()
+    })
+    .await;
+    farm.start_worker_with(&["--models-dir".into(), models.path().display().to_string()])
+        .await;
+    let broken = [
+        "--model",
+        "mended",
+        "--steps",
+        "2",
+        "--width",
+        "16",
+        "--height",
+        "16",
+        "--max-attempts",
+        "1",
+        "-p",
+        "one",
+        "-p",
+        "two",
+    ]
+    .map(str::to_owned);
+    submit(&farm, None, &broken);
+    wait_until(
+        "the worker to be quarantined",
+        Duration::from_secs(60),
+        || async {
+            stdout_json(&farm.cli(&["workers", "--json"]))[0]["quarantined_at"].is_number()
+        },
+    )
+    .await;
+
+    let browser = Browser::start().await;
+    let page = browser.session().await;
+    sign_in(&page, &url, &farm.admin_key).await;
+    page.goto(&format!("{url}/workers")).await;
+    assert_eq!(
+        page.text("#workers tbody tr td .state").await,
+        "quarantined",
+        "the worker's state"
+    );
+    let why = page.text("#workers tbody tr td details summary").await;
+    assert_eq!(why, "2 failures in a row");
+    page.screenshot("workers").await;
+
+    // With its only worker quarantined, a job waits; the queues say why.
+    let job = submit(
+        &farm,
+        None,
+        &prompts(&["a red circle", "a blue square", "a green triangle"]),
+    );
+    page.goto(&format!("{url}/queues")).await;
+    assert_eq!(
+        page.text("#depths tr[data-model='fresco-shapes'] [data-role=queued]")
+            .await,
+        "3"
+    );
+    let reason = page
+        .text(&format!("#waiting tr[data-job-id='{job}'] td:last-child"))
+        .await;
+    assert!(reason.contains("quarantined"), "{reason}");
+
+    page.goto(&format!("{url}/jobs/{job}")).await;
+    page.click("a[href$='/cancel']").await;
+    assert_eq!(
+        page.path().await,
+        format!("/jobs/{job}/cancel"),
+        "asked first"
+    );
+    page.click("form button.danger").await;
+    page.wait_true(
+        "the job page to show it cancelled",
+        "const s = document.querySelector('#job [data-role=state]'); return !!s && s.textContent === 'cancelled'",
+    )
+    .await;
+    let status = farm.status(&job);
+    assert_eq!(status["counts"]["cancelled"], 3, "{status}");
+    assert_eq!(status["counts"]["queued"], 0, "{status}");
+    assert_eq!(status["finished"], true, "{status}");
+    page.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_tenant_signs_in_and_sees_only_its_own_jobs() {
+    let (farm, url) = farm_with_dashboard(FarmOptions {
+        workers: 0,
+        ..FarmOptions::default()
+    })
+    .await;
+    let key_b = farm.client_key("team-b", "submitter");
+    let job_a = submit(&farm, None, &prompts(&["a red circle"]));
+    let job_b = submit(&farm, Some(&key_b), &prompts(&["a blue square"]));
+
+    let browser = Browser::start().await;
+    let page = browser.session().await;
+    page.goto(&format!("{url}/jobs/{job_b}")).await;
+    assert_eq!(
+        page.path().await,
+        "/login",
+        "no key: the sign-in form first"
+    );
+    page.fill("#key", "fresco_k_000000000000_not-a-real-secret")
+        .await;
+    page.click("form[action='/login'] button[type=submit]")
+        .await;
+    let refused = page.text("#login-error").await;
+    assert!(
+        !refused.is_empty(),
+        "a wrong key is refused with the API's reason"
+    );
+
+    page.fill("#key", &key_b).await;
+    page.click("form[action='/login'] button[type=submit]")
+        .await;
+    page.wait_true(
+        "B's job page after signing in",
+        &format!(
+            "return location.pathname === '/jobs/{job_b}' && !!document.querySelector('#job')"
+        ),
+    )
+    .await;
+    page.goto(&format!("{url}/")).await;
+    let rows = page
+        .eval("return [...document.querySelectorAll('tr[data-job-id]')].map(r => r.dataset.jobId)")
+        .await;
+    assert_eq!(rows, serde_json::json!([job_b]), "only B's job");
+    page.goto(&format!("{url}/jobs/{job_a}")).await;
+    assert_eq!(
+        page.text("h1").await,
+        "Not found",
+        "A's job is hidden from B"
+    );
+    page.goto(&format!("{url}/workers")).await;
+    assert_eq!(
+        page.text("h1").await,
+        "Not allowed",
+        "workers are for admins"
+    );
+    page.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresco_dev_serves_the_dashboard_without_a_sign_in() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (grpc, http) = (free_port(), free_port());
+    let _dev = Proc::spawn(
+        "fresco dev",
+        binary("fresco")
+            .args(["dev", "--workers", "1", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["--listen", &format!("127.0.0.1:{grpc}")])
+            .args(["--http-listen", &format!("127.0.0.1:{http}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
+    let url = format!("http://127.0.0.1:{http}");
+    wait_for_dashboard(&url).await;
+    let browser = Browser::start().await;
+    let page = browser.session().await;
+    page.goto(&format!("{url}/")).await;
+    assert_eq!(page.path().await, "/", "no sign-in without keys");
+    assert_eq!(page.text("h1").await, "Jobs");
+    let signout = page
+        .eval("return !!document.querySelector('form.signout')")
+        .await;
+    assert_eq!(signout, serde_json::json!(false), "nothing to sign out of");
+    page.close().await;
+}
