@@ -1,5 +1,7 @@
 //! What one call to the SD3 or FLUX pipeline renders ([`FlowParams`]), and the checks
-//! both pipelines apply to it.
+//! both pipelines apply to it (initial latents included).
+
+use candle_core::Tensor;
 
 use crate::error::{Result, invalid};
 use crate::pipeline::{MAX_BATCH, Prompt};
@@ -10,6 +12,9 @@ use crate::pipeline::{MAX_BATCH, Prompt};
 pub struct FlowParams {
     /// What to draw: text for every tokenizer, or token ids for the CLIP encoders.
     pub prompt: Prompt,
+    /// SD3 only: what the second CLIP encoder (CLIP-G, `text_encoder_2/`) sees; `None`
+    /// means `prompt` (diffusers' `prompt_2`). Ignored by FLUX, which has one CLIP.
+    pub prompt_2: Option<Prompt>,
     /// What the T5 encoder sees; `None` means `prompt` (text, or ids valid for T5).
     pub t5_prompt: Option<Prompt>,
     /// SD3 only: what to steer away from, for every encoder (T5 included, as diffusers'
@@ -39,6 +44,10 @@ pub struct FlowParams {
     /// A fixed time shift replacing the folder scheduler's `shift` and its
     /// dynamic (resolution-dependent) shifting; `None` keeps the folder's.
     pub flow_shift: Option<f64>,
+    /// Unit-variance initial latents `[n, channels, height / f, width / f]` to start
+    /// from instead of seeded noise (diffusers' `latents`; FLUX packs them 2x2 as it
+    /// packs its own noise).
+    pub init_latents: Option<Tensor>,
 }
 
 impl FlowParams {
@@ -47,6 +56,7 @@ impl FlowParams {
     pub fn new(prompt: Prompt) -> Self {
         Self {
             prompt,
+            prompt_2: None,
             t5_prompt: None,
             negative: None,
             guidance_scale: 7.0,
@@ -58,12 +68,38 @@ impl FlowParams {
             n: 1,
             first_index: 0,
             flow_shift: None,
+            init_latents: None,
         }
     }
 
     /// The T5 prompt.
     pub(crate) fn t5(&self) -> &Prompt {
         self.t5_prompt.as_ref().unwrap_or(&self.prompt)
+    }
+
+    /// The second CLIP encoder's prompt.
+    pub(crate) fn clip_2(&self) -> &Prompt {
+        self.prompt_2.as_ref().unwrap_or(&self.prompt)
+    }
+
+    /// Image `k`'s starting latents `[1, c, h, w]`: the given ones when `init_latents` is
+    /// set (its shape checked against `[n, c, h, w]`), else `None` (draw seeded noise).
+    pub(crate) fn init_latents_of(
+        &self,
+        k: usize,
+        shape: (usize, usize, usize),
+    ) -> Result<Option<Tensor>> {
+        let Some(given) = &self.init_latents else {
+            return Ok(None);
+        };
+        let want = [self.n, shape.0, shape.1, shape.2];
+        if given.dims() != want {
+            return Err(invalid(
+                "init_latents",
+                format!("shape {:?}, expected {want:?}", given.dims()),
+            ));
+        }
+        Ok(Some(given.narrow(0, k, 1)?))
     }
 
     /// Checks `n`, `steps` and the guidance value, and returns `(width, height)`, which
@@ -95,5 +131,36 @@ impl FlowParams {
             }
         }
         Ok((width, height))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    #[test]
+    fn init_latents_are_taken_per_image_and_shape_checked() -> Result<()> {
+        let mut p = FlowParams::new(Prompt::Tokens(vec![1]));
+        assert!(p.init_latents_of(0, (4, 2, 2))?.is_none());
+        p.n = 2;
+        p.init_latents = Some(Tensor::arange(0f32, 16.0, &Device::Cpu)?.reshape((2, 2, 2, 2))?);
+        let second = p
+            .init_latents_of(1, (2, 2, 2))?
+            .ok_or_else(|| invalid("init_latents", "missing"))?;
+        assert_eq!(second.dims(), &[1, 2, 2, 2]);
+        assert_eq!(
+            second
+                .flatten_all()?
+                .to_dtype(DType::U32)?
+                .to_vec1::<u32>()?,
+            (8..16).collect::<Vec<u32>>()
+        );
+        let err = p.init_latents_of(0, (4, 2, 2)).map(|_| ());
+        assert!(
+            matches!(&err, Err(crate::Error::InvalidParams { field, .. }) if *field == "init_latents"),
+            "{err:?}"
+        );
+        Ok(())
     }
 }

@@ -8,8 +8,9 @@
 //!   `max_sequence_length` tokens; no classifier-free guidance (one pass per step);
 //! - FLUX-dev (`guidance_embeds`) embeds the guidance value instead; schnell has no
 //!   guidance embedding and ignores it;
-//! - latents `[16, h / 8, w / 8]` are packed 2x2 into tokens of 64 channels with position
-//!   ids `(0, row, column)`, and unpacked before decoding;
+//! - latents `[16, h / 8, w / 8]` (seeded noise, or [`FlowParams::init_latents`] when
+//!   given) are packed 2x2 into tokens of 64 channels with position ids
+//!   `(0, row, column)`, and unpacked before decoding;
 //! - sigmas are `linspace(1, 1/steps, steps)`, shifted by `mu` of the token count when the
 //!   scheduler shifts dynamically (dev), else by its fixed `shift` (see [`crate::flow`]);
 //!   a run's `flow_shift`, when given, replaces both.
@@ -171,6 +172,16 @@ impl FluxPipeline {
         &self.sampler
     }
 
+    /// The CLIP encoder (`text_encoder/`).
+    pub fn clip(&self) -> &ClipPromptEncoder {
+        &self.clip
+    }
+
+    /// The T5 encoder (`text_encoder_2/`).
+    pub fn t5(&self) -> &T5TextEncoder {
+        &self.t5
+    }
+
     /// Whether the model embeds a guidance value (FLUX-dev).
     pub fn embeds_guidance(&self) -> bool {
         self.transformer.config().guidance_embeds
@@ -254,7 +265,11 @@ impl FluxPipeline {
         let mut timesteps = Vec::new();
         for k in 0..n {
             let mut rng = image_rng(params.seed, params.first_index + k as u64);
-            let noise = gaussian(&mut rng, (channels, lh, lw), self.dtype, &self.device)?;
+            let shape = (channels, lh, lw);
+            let noise = match params.init_latents_of(k, shape)? {
+                Some(given) => given.to_device(&self.device)?.to_dtype(self.dtype)?,
+                None => gaussian(&mut rng, shape, self.dtype, &self.device)?,
+            };
             let schedule = self.schedule(params.steps, width, height, params.flow_shift)?;
             timesteps = schedule.timesteps;
             images.push(ImageState {

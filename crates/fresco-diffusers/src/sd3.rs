@@ -10,7 +10,10 @@
 //!   `joint_attention_dim`, followed by T5's last state over `max_sequence_length` tokens,
 //!   or by zeros `[77, joint_attention_dim]` when the folder has no T5;
 //! - pooled: both CLIPs' projected pooled vectors side by side;
+//! - each encoder may see its own prompt (diffusers' `prompt`, `prompt_2`, `prompt_3`:
+//!   [`FlowParams::prompt`], [`FlowParams::prompt_2`], [`FlowParams::t5_prompt`]);
 //! - the negative prompt defaults to the empty prompt (not to zeros);
+//! - the run starts from seeded noise, or from [`FlowParams::init_latents`] when given;
 //! - the transformer sees `sigma * 1000`; the scheduler's own sigmas are used, shifted by
 //!   `mu` of the image's patch count when the config shifts dynamically, or by a run's
 //!   fixed `flow_shift` when it gives one.
@@ -194,6 +197,16 @@ impl Sd3Pipeline {
         self.t5.is_some()
     }
 
+    /// The CLIP-L (`text_encoder/`) and CLIP-G (`text_encoder_2/`) encoders.
+    pub fn clip_encoders(&self) -> [&ClipPromptEncoder; 2] {
+        [&self.clip_l, &self.clip_g]
+    }
+
+    /// The T5 encoder (`text_encoder_3/`), when the folder has one.
+    pub fn t5(&self) -> Option<&T5TextEncoder> {
+        self.t5.as_ref()
+    }
+
     /// The flow-matching scheduler config.
     pub fn sampler(&self) -> &FlowSampler {
         &self.sampler
@@ -244,8 +257,9 @@ impl Sd3Pipeline {
         self.encode_with([prompt, prompt], t5_prompt, t5_len)
     }
 
-    /// As [`Sd3Pipeline::encode_prompt`] with one prompt per CLIP encoder.
-    fn encode_with(
+    /// As [`Sd3Pipeline::encode_prompt`] with one prompt per CLIP encoder (CLIP-L, then
+    /// CLIP-G: diffusers' `prompt` and `prompt_2`).
+    pub fn encode_with(
         &self,
         [prompt_l, prompt_g]: [&Prompt; 2],
         t5_prompt: &Prompt,
@@ -334,7 +348,7 @@ impl Sd3Pipeline {
             .unwrap_or(SD3_MAX_SEQUENCE_LENGTH);
         let guided = guidance_enabled(params.guidance_scale);
 
-        let cond = self.encode_prompt(&params.prompt, params.t5(), t5_len)?;
+        let cond = self.encode_with([&params.prompt, params.clip_2()], params.t5(), t5_len)?;
         let (context, pooled) = if guided {
             let uncond = self.negative(params, t5_len)?;
             (
@@ -359,7 +373,10 @@ impl Sd3Pipeline {
         let mut timesteps = Vec::new();
         for k in 0..n {
             let mut rng = image_rng(params.seed, params.first_index + k as u64);
-            let latents = gaussian(&mut rng, shape, self.dtype, &self.device)?;
+            let latents = match params.init_latents_of(k, shape)? {
+                Some(given) => given.to_device(&self.device)?.to_dtype(self.dtype)?,
+                None => gaussian(&mut rng, shape, self.dtype, &self.device)?,
+            };
             let schedule = self.schedule(params.steps, width, height, params.flow_shift)?;
             timesteps = schedule.timesteps;
             images.push(ImageState {

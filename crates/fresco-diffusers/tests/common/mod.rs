@@ -1,5 +1,6 @@
-//! Shared helpers for the tiny-sd and tiny-sdxl reference tests: the data folder (and
-//! writable copies of it), `expected.json`, and nested JSON arrays as candle tensors.
+//! Shared helpers for the reference tests (tiny-sd, tiny-sdxl, tiny-sd3, tiny-sd35,
+//! tiny-flux, tiny-flux-schnell): the data folders (and writable copies of tiny-sd),
+//! `expected.json`, and nested JSON arrays as candle tensors.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,13 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &dest).expect("copy");
         }
     }
+}
+
+/// The reference folder `tests/data/{name}`.
+pub fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 pub fn tiny_sdxl() -> PathBuf {
