@@ -7,6 +7,7 @@
 //! The README's screenshots are the ones these tests save under
 //! `target/screenshots`.
 
+use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
@@ -16,6 +17,8 @@ use fresco_e2e::browser::{Browser, Page};
 use fresco_e2e::{
     FAST_SHAPES, Farm, FarmOptions, Proc, binary, free_port, stdout_json, wait_until,
 };
+use object_store::ObjectStoreExt;
+use object_store::aws::AmazonS3Builder;
 
 /// A farm whose coordinator serves the dashboard; returns it and the
 /// dashboard's URL once it answers.
@@ -71,6 +74,42 @@ fn submit(farm: &Farm, key: Option<&str>, args: &[String]) -> String {
     };
     assert!(out.status.success(), "{}", fresco_e2e::describe(&out));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The bytes of `key` in the farm's bucket, read by object_store's own S3
+/// client, not fresco's code.
+async fn object(farm: &Farm, key: &str) -> Vec<u8> {
+    let store = AmazonS3Builder::from_env()
+        .with_bucket_name(&farm.services.bucket)
+        .build()
+        .expect("an S3 client from the AWS_* variables");
+    let got = store
+        .get(&object_store::path::Path::from(key))
+        .await
+        .unwrap_or_else(|e| panic!("reading {key}: {e}"));
+    got.bytes().await.expect("the object's bytes").to_vec()
+}
+
+/// `GET url` as a signed-in browser sends it (the key cookie).
+async fn get_signed_in(url: &str, key: &str) -> Vec<u8> {
+    let response = reqwest::Client::new()
+        .get(url)
+        .header("cookie", format!("fresco_key={key}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    assert!(
+        response.status().is_success(),
+        "GET {url}: {}",
+        response.status()
+    );
+    response.bytes().await.expect("the body").to_vec()
+}
+
+/// The ids of the jobs the list shows.
+async fn listed(page: &Page) -> serde_json::Value {
+    page.eval("return [...document.querySelectorAll('tr[data-job-id]')].map(r => r.dataset.jobId)")
+        .await
 }
 
 /// Every form field is labelled and every image described.
@@ -183,6 +222,36 @@ async fn a_job_renders_live_and_its_gallery_fills_without_a_reload() {
     )
     .await;
 
+    // Download all: a tar of every image, byte for byte the bucket's; and
+    // the manifest, one row per image.
+    let tar = get_signed_in(&format!("{url}/jobs/{job}/images.tar"), &farm.admin_key).await;
+    let mut archive = tar::Archive::new(tar.as_slice());
+    let mut files = Vec::new();
+    for entry in archive.entries().expect("a tar") {
+        let mut entry = entry.expect("an entry");
+        let name = entry.path().expect("a name").display().to_string();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).expect("the entry's bytes");
+        files.push((name, bytes));
+    }
+    assert_eq!(files.len(), 6, "one file per image");
+    for (n, (name, bytes)) in files.iter().enumerate() {
+        assert_eq!(name, &format!("task-{n:06}-0.png"));
+        let key = status["tasks"][n]["outputs"][0]["key"]
+            .as_str()
+            .expect("a key");
+        assert_eq!(bytes, &object(&farm, key).await, "{name} is {key}");
+    }
+    let manifest =
+        get_signed_in(&format!("{url}/jobs/{job}/manifest.jsonl"), &farm.admin_key).await;
+    let rows: Vec<serde_json::Value> = String::from_utf8(manifest)
+        .expect("text")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON row"))
+        .collect();
+    assert_eq!(rows.len(), 6, "one manifest row per image");
+    assert_eq!(rows[2]["prompt"], names[2], "{}", rows[2]);
+
     // The list: searched by prompt text, filtered by label.
     page.goto(&format!("{url}/")).await;
     page.wait_true(
@@ -201,10 +270,35 @@ async fn a_job_renders_live_and_its_gallery_fills_without_a_reload() {
     )
     .await;
     page.goto(&format!("{url}/?label=team%3Dposters")).await;
-    let rows = page
-        .eval("return [...document.querySelectorAll('tr[data-job-id]')].map(r => r.dataset.jobId)")
+    assert_eq!(listed(&page).await, serde_json::json!([other]));
+    page.goto(&format!("{url}/?state=succeeded&model=fresco-shapes"))
         .await;
-    assert_eq!(rows, serde_json::json!([other]));
+    assert_eq!(listed(&page).await, serde_json::json!([other, job]));
+    page.goto(&format!("{url}/?state=bogus")).await;
+    assert_eq!(page.text("h1").await, "Not accepted");
+    assert!(
+        page.text("[role=alert]").await.starts_with("state: "),
+        "names the field"
+    );
+
+    // A gallery is paged: 65 tasks show 60, then the other 5.
+    let many = submit(
+        &farm,
+        None,
+        &[
+            prompts(&["a red circle"]),
+            vec!["--seeds".into(), "1-65".into()],
+        ]
+        .concat(),
+    );
+    farm.wait_finished(&many, Duration::from_secs(300)).await;
+    page.goto(&format!("{url}/jobs/{many}")).await;
+    let thumbs = "return document.querySelectorAll('#gallery li').length";
+    assert_eq!(page.eval(thumbs).await, serde_json::json!(60));
+    page.click("a[rel=next]").await;
+    page.wait_true("the second page", "return location.search === '?from=60'")
+        .await;
+    assert_eq!(page.eval(thumbs).await, serde_json::json!(5));
     page.close().await;
 }
 
@@ -251,7 +345,7 @@ async fn a_quarantined_worker_is_marked_and_a_job_is_cancelled_from_its_page() {
         "two",
     ]
     .map(str::to_owned);
-    submit(&farm, None, &broken);
+    let broken_job = submit(&farm, None, &broken);
     wait_until(
         "the worker to be quarantined",
         Duration::from_secs(60),
@@ -274,6 +368,27 @@ async fn a_quarantined_worker_is_marked_and_a_job_is_cancelled_from_its_page() {
     assert_eq!(why, "2 failures in a row");
     page.screenshot("workers").await;
 
+    // The failed job lists each failed task with its whole error history.
+    page.goto(&format!("{url}/jobs/{broken_job}")).await;
+    let failed = page
+        .eval("return [...document.querySelectorAll('#failed .failed-task td.message')].map(c => c.textContent)")
+        .await;
+    let failed = failed.as_array().expect("messages");
+    assert_eq!(failed.len(), 2, "one attempt each: {failed:?}");
+    for message in failed {
+        assert!(
+            message
+                .as_str()
+                .is_some_and(|m| m.contains("loading the model")),
+            "{message}"
+        );
+    }
+    assert!(
+        page.text("form[action$='/retry'] button")
+            .await
+            .starts_with("Retry")
+    );
+
     // With its only worker quarantined, a job waits; the queues say why.
     let job = submit(
         &farm,
@@ -292,6 +407,20 @@ async fn a_quarantined_worker_is_marked_and_a_job_is_cancelled_from_its_page() {
     assert!(reason.contains("quarantined"), "{reason}");
 
     page.goto(&format!("{url}/jobs/{job}")).await;
+    page.click("form[action$='/pause'] button").await;
+    page.wait_true(
+        "the job paused",
+        "const s = document.querySelector('#job [data-role=state]'); return !!s && s.textContent === 'paused'",
+    )
+    .await;
+    assert_eq!(farm.status(&job)["paused"], true, "the CLI agrees");
+    page.click("form[action$='/resume'] button").await;
+    page.wait_true(
+        "the job resumed",
+        "return !!document.querySelector(\"form[action$='/pause']\")",
+    )
+    .await;
+    assert_eq!(farm.status(&job)["paused"], false, "the CLI agrees");
     page.click("a[href$='/cancel']").await;
     assert_eq!(
         page.path().await,
@@ -351,10 +480,11 @@ async fn each_tenant_signs_in_and_sees_only_its_own_jobs() {
     )
     .await;
     page.goto(&format!("{url}/")).await;
-    let rows = page
-        .eval("return [...document.querySelectorAll('tr[data-job-id]')].map(r => r.dataset.jobId)")
-        .await;
-    assert_eq!(rows, serde_json::json!([job_b]), "only B's job");
+    assert_eq!(
+        listed(&page).await,
+        serde_json::json!([job_b]),
+        "only B's job"
+    );
     page.goto(&format!("{url}/jobs/{job_a}")).await;
     assert_eq!(
         page.text("h1").await,
