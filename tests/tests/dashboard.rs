@@ -366,6 +366,7 @@ async fn a_quarantined_worker_is_marked_and_a_job_is_cancelled_from_its_page() {
     );
     let why = page.text("#workers tbody tr td details summary").await;
     assert_eq!(why, "2 failures in a row");
+    assert_accessible(&page).await;
     page.screenshot("workers").await;
 
     // The failed job lists each failed task with its whole error history.
@@ -396,6 +397,7 @@ async fn a_quarantined_worker_is_marked_and_a_job_is_cancelled_from_its_page() {
         &prompts(&["a red circle", "a blue square", "a green triangle"]),
     );
     page.goto(&format!("{url}/queues")).await;
+    assert_accessible(&page).await;
     assert_eq!(
         page.text("#depths tr[data-model='fresco-shapes'] [data-role=queued]")
             .await,
@@ -459,6 +461,7 @@ async fn each_tenant_signs_in_and_sees_only_its_own_jobs() {
         "/login",
         "no key: the sign-in form first"
     );
+    assert_accessible(&page).await;
     page.fill("#key", "fresco_k_000000000000_not-a-real-secret")
         .await;
     page.click("form[action='/login'] button[type=submit]")
