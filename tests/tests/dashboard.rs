@@ -261,8 +261,8 @@ async fn a_job_renders_live_and_its_gallery_fills_without_a_reload() {
     .await;
     assert_accessible(&page).await;
     page.screenshot("jobs").await;
-    page.fill("#q", "yellow circle").await;
-    page.click("form.filters button[type=submit]").await;
+    // By keyboard: Enter in the search field submits the filter.
+    page.fill("#q", "yellow circle\u{E007}").await;
     page.wait_true(
         "only the job with that prompt",
         &format!("const rows = [...document.querySelectorAll('tr[data-job-id]')].map(r => r.dataset.jobId);
@@ -389,6 +389,14 @@ async fn a_quarantined_worker_is_marked_and_a_job_is_cancelled_from_its_page() {
             .await
             .starts_with("Retry")
     );
+    page.click("form[action$='/retry'] button").await;
+    page.wait_true(
+        "the failed tasks queued again",
+        "const c = document.querySelector('#job [data-role=counts]'); return !!c && c.textContent.startsWith('2 queued')",
+    )
+    .await;
+    let retried = farm.status(&broken_job);
+    assert_eq!(retried["counts"]["queued"], 2, "the CLI agrees: {retried}");
 
     // With its only worker quarantined, a job waits; the queues say why.
     let job = submit(
@@ -450,7 +458,16 @@ async fn each_tenant_signs_in_and_sees_only_its_own_jobs() {
     })
     .await;
     let key_b = farm.client_key("team-b", "submitter");
-    let job_a = submit(&farm, None, &prompts(&["a red circle"]));
+    // A's job is large: 100,000 tasks (one prompt, a sweep of seeds).
+    let job_a = submit(
+        &farm,
+        None,
+        &[
+            prompts(&["a red circle"]),
+            vec!["--seeds".into(), "1-100000".into()],
+        ]
+        .concat(),
+    );
     let job_b = submit(&farm, Some(&key_b), &prompts(&["a blue square"]));
 
     let browser = Browser::start().await;
@@ -494,11 +511,50 @@ async fn each_tenant_signs_in_and_sees_only_its_own_jobs() {
         "Not found",
         "A's job is hidden from B"
     );
+    page.goto(&format!("{url}/?all_tenants=on")).await;
+    assert_eq!(
+        page.text("h1").await,
+        "Not allowed",
+        "every tenant's jobs are for admins"
+    );
     page.goto(&format!("{url}/workers")).await;
     assert_eq!(
         page.text("h1").await,
         "Not allowed",
         "workers are for admins"
+    );
+    page.close().await;
+
+    // A's 100,000-task job opens a page at a time.
+    let page = browser.session().await;
+    sign_in(&page, &url, &farm.admin_key).await;
+    page.goto(&format!("{url}/jobs/{job_a}")).await;
+    assert_eq!(
+        page.text("#job [data-role=counts]").await,
+        "100000 queued of 100000"
+    );
+    assert_eq!(
+        page.eval("return document.querySelectorAll('#gallery li').length")
+            .await,
+        serde_json::json!(0)
+    );
+    page.goto(&format!("{url}/")).await;
+    assert_eq!(
+        listed(&page).await,
+        serde_json::json!([job_a]),
+        "its own tenant's"
+    );
+    page.click("#all_tenants").await;
+    page.click("form.filters button[type=submit]").await;
+    page.wait_true(
+        "every tenant's jobs",
+        "return location.search.includes('all_tenants=on')",
+    )
+    .await;
+    assert_eq!(
+        listed(&page).await,
+        serde_json::json!([job_b, job_a]),
+        "an admin sees all"
     );
     page.close().await;
 }

@@ -34,6 +34,9 @@ pub struct JobsQuery {
     pub q: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub page: String,
+    /// `on`: every tenant's jobs (an admin key).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub all_tenants: String,
 }
 
 impl JobsQuery {
@@ -54,6 +57,7 @@ impl JobsQuery {
             model: self.model.trim().to_owned(),
             search: self.q.trim().to_owned(),
             page_token: self.page.clone(),
+            all_tenants: !self.all_tenants.is_empty(),
             ..Default::default()
         })
     }
@@ -149,6 +153,8 @@ fn filter_form(query: &JobsQuery) -> Markup {
             input #model type="text" name="model" value=(query.model);
             label for="label" { "Label" }
             input #label type="text" name="label" value=(query.label) placeholder="key=value";
+            label for="all_tenants" { "All tenants" }
+            input #all_tenants type="checkbox" name="all_tenants" value="on" checked[!query.all_tenants.is_empty()];
             button type="submit" { "Filter" }
         }
     }
