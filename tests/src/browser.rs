@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
@@ -120,28 +121,29 @@ impl Page {
         .await;
     }
 
-    /// The text of the first element matching `css`, once there is one.
-    pub async fn text(&self, css: &str) -> String {
-        let element = self
-            .client
+    /// The first element matching `css`, once there is one.
+    async fn element(&self, css: &str) -> Element {
+        self.client
             .wait()
             .at_most(PAGE_TIMEOUT)
             .for_element(Locator::Css(css))
             .await
-            .unwrap_or_else(|e| panic!("waiting for {css}: {e}"));
-        element.text().await.expect("an element's text")
+            .unwrap_or_else(|e| panic!("waiting for {css}: {e}"))
+    }
+
+    /// The text of the first element matching `css`, once there is one.
+    pub async fn text(&self, css: &str) -> String {
+        self.element(css)
+            .await
+            .text()
+            .await
+            .expect("an element's text")
     }
 
     /// Clicks the first element matching `css`.
     pub async fn click(&self, css: &str) {
-        let element = self
-            .client
-            .wait()
-            .at_most(PAGE_TIMEOUT)
-            .for_element(Locator::Css(css))
+        self.element(css)
             .await
-            .unwrap_or_else(|e| panic!("waiting for {css}: {e}"));
-        element
             .click()
             .await
             .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
@@ -149,14 +151,11 @@ impl Page {
 
     /// Types `text` into the field matching `css`.
     pub async fn fill(&self, css: &str, text: &str) {
-        let element = self
-            .client
-            .wait()
-            .at_most(PAGE_TIMEOUT)
-            .for_element(Locator::Css(css))
+        self.element(css)
             .await
-            .unwrap_or_else(|e| panic!("waiting for {css}: {e}"));
-        element.send_keys(text).await.expect("typing into a field");
+            .send_keys(text)
+            .await
+            .expect("typing into a field");
     }
 
     /// The path of the page shown now.

@@ -1,7 +1,8 @@
 //! Model folders for end-to-end tests: the diffusers-layout `tiny-sd`
 //! folder (random weights, the one fresco-diffusers matches against
 //! diffusers) copied into a models directory with a CLIP tokenizer of a
-//! few words.
+//! few words; and a DiT folder whose weights no reader accepts (a worker
+//! fault: loading the model fails).
 
 use std::path::{Path, PathBuf};
 
@@ -54,4 +55,25 @@ pub fn tiny_sd_models_dir(unembeddable: &[char]) -> tempfile::TempDir {
     // No merges: words are spelled letter by letter.
     std::fs::write(model.join("tokenizer/merges.txt"), "#version: 0.2\n").expect("merges");
     dir
+}
+
+/// The weights file of a DiT folder.
+pub const DIT_WEIGHTS: &str = "model.safetensors";
+
+/// Writes a sound tiny DiT folder of model `name` at `dir`, then
+/// overwrites its weights with bytes no safetensors reader accepts;
+/// returns the sound weights (to repair it with).
+pub fn corrupt_dit_folder(dir: &Path, name: &str) -> Vec<u8> {
+    fresco_dit::DitPipeline::random(
+        name,
+        fresco_dit::DitConfig::tiny(),
+        11,
+        &candle_core::Device::Cpu,
+    )
+    .expect("a random model")
+    .save(dir)
+    .expect("saving the model folder");
+    let sound = std::fs::read(dir.join(DIT_WEIGHTS)).expect("reading the weights");
+    std::fs::write(dir.join(DIT_WEIGHTS), b"not a safetensors file").expect("corrupting");
+    sound
 }

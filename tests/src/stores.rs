@@ -6,9 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures::TryStreamExt;
-use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::Farm;
 
@@ -138,5 +138,19 @@ impl Farm {
     /// Every object key under the farm's prefix (see [`bucket_keys`]).
     pub async fn bucket_keys(&self) -> BTreeSet<String> {
         bucket_keys(&self.storage_url).await
+    }
+
+    /// The bytes of `key` in the farm's bucket, read by object_store's own
+    /// S3 client (configured from the `AWS_*` variables), not fresco's code.
+    pub async fn bucket_object(&self, key: &str) -> Vec<u8> {
+        let store = AmazonS3Builder::from_env()
+            .with_bucket_name(&self.services.bucket)
+            .build()
+            .expect("an S3 client from the AWS_* variables");
+        let got = store
+            .get(&Path::from(key))
+            .await
+            .unwrap_or_else(|e| panic!("reading {key}: {e}"));
+        got.bytes().await.expect("the object's bytes").to_vec()
     }
 }

@@ -8,17 +8,12 @@
 //! `target/screenshots`.
 
 use std::io::Read;
-use std::path::Path;
 use std::time::Duration;
 
-use candle_core::Device;
-use fresco_dit::{DitConfig, DitPipeline};
 use fresco_e2e::browser::{Browser, Page};
 use fresco_e2e::{
     FAST_SHAPES, Farm, FarmOptions, Proc, binary, free_port, stdout_json, wait_until,
 };
-use object_store::ObjectStoreExt;
-use object_store::aws::AmazonS3Builder;
 
 /// A farm whose coordinator serves the dashboard; returns it and the
 /// dashboard's URL once it answers.
@@ -74,20 +69,6 @@ fn submit(farm: &Farm, key: Option<&str>, args: &[String]) -> String {
     };
     assert!(out.status.success(), "{}", fresco_e2e::describe(&out));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// The bytes of `key` in the farm's bucket, read by object_store's own S3
-/// client, not fresco's code.
-async fn object(farm: &Farm, key: &str) -> Vec<u8> {
-    let store = AmazonS3Builder::from_env()
-        .with_bucket_name(&farm.services.bucket)
-        .build()
-        .expect("an S3 client from the AWS_* variables");
-    let got = store
-        .get(&object_store::path::Path::from(key))
-        .await
-        .unwrap_or_else(|e| panic!("reading {key}: {e}"));
-    got.bytes().await.expect("the object's bytes").to_vec()
 }
 
 /// `GET url` as a signed-in browser sends it (the key cookie).
@@ -240,7 +221,7 @@ async fn a_job_renders_live_and_its_gallery_fills_without_a_reload() {
         let key = status["tasks"][n]["outputs"][0]["key"]
             .as_str()
             .expect("a key");
-        assert_eq!(bytes, &object(&farm, key).await, "{name} is {key}");
+        assert_eq!(bytes, &farm.bucket_object(key).await, "{name} is {key}");
     }
     let manifest =
         get_signed_in(&format!("{url}/jobs/{job}/manifest.jsonl"), &farm.admin_key).await;
@@ -302,19 +283,10 @@ async fn a_job_renders_live_and_its_gallery_fills_without_a_reload() {
     page.close().await;
 }
 
-/// Writes a model folder whose weights no safetensors reader accepts.
-fn broken_model(dir: &Path) {
-    DitPipeline::random("mended", DitConfig::tiny(), 11, &Device::Cpu)
-        .expect("a random model")
-        .save(dir)
-        .expect("saving the model folder");
-    std::fs::write(dir.join("model.safetensors"), b"not a safetensors file").expect("corrupting");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quarantined_worker_is_marked_and_a_job_is_cancelled_from_its_page() {
     let models = tempfile::tempdir().expect("temp dir");
-    broken_model(&models.path().join("mended"));
+    fresco_e2e::models::corrupt_dit_folder(&models.path().join("mended"), "mended");
     let (mut farm, url) = farm_with_dashboard(FarmOptions {
         workers: 0,
         coordinator_args: vec![

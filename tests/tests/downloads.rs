@@ -13,23 +13,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use fresco_e2e::{Farm, FarmOptions, describe};
-use object_store::ObjectStoreExt;
-use object_store::aws::AmazonS3Builder;
-use object_store::path::Path;
-
-/// The bytes of `key` in the farm's bucket, read by object_store's own S3
-/// client (configured from the `AWS_*` variables), not fresco's code.
-async fn object(farm: &Farm, key: &str) -> Vec<u8> {
-    let store = AmazonS3Builder::from_env()
-        .with_bucket_name(&farm.services.bucket)
-        .build()
-        .expect("an S3 client from the AWS_* variables");
-    let got = store
-        .get(&Path::from(key))
-        .await
-        .unwrap_or_else(|e| panic!("reading {key}: {e}"));
-    got.bytes().await.expect("the object's bytes").to_vec()
-}
 
 /// Every recorded output of the job by the file `fresco download` names it.
 fn recorded(status: &serde_json::Value) -> BTreeMap<String, (String, u64)> {
@@ -129,7 +112,7 @@ async fn fresco_download_fetches_every_output_straight_from_the_bucket() {
         let downloaded = std::fs::read(out.join(file)).expect("a downloaded file");
         assert_eq!(downloaded.len() as u64, *bytes, "{file}: the recorded size");
         assert!(
-            downloaded == object(&farm, key).await,
+            downloaded == farm.bucket_object(key).await,
             "{file} is the bucket's {key} byte for byte"
         );
     }

@@ -6,14 +6,11 @@
 //! the jobs after it, without a restart. An operator's `fresco workers
 //! release` does the same before the cool-down ends.
 
-use std::path::Path;
 use std::time::Duration;
 
-use candle_core::Device;
-use fresco_dit::{DitConfig, DitPipeline};
 use fresco_e2e::{Farm, FarmOptions, describe, stdout_json, wait_until};
 
-const WEIGHTS: &str = "model.safetensors";
+use fresco_e2e::models::DIT_WEIGHTS as WEIGHTS;
 
 /// Submits `prompts` tasks of the model `mended` with one attempt each;
 /// returns the job id.
@@ -37,23 +34,11 @@ fn submit(farm: &Farm, prompts: usize) -> String {
     farm.submit(&args)
 }
 
-/// Writes a sound model folder, then overwrites its weights with bytes no
-/// safetensors reader accepts; returns the sound weights.
-fn corrupt_model_folder(dir: &Path) -> Vec<u8> {
-    DitPipeline::random("mended", DitConfig::tiny(), 11, &Device::Cpu)
-        .expect("a random model")
-        .save(dir)
-        .expect("saving the model folder");
-    let sound = std::fs::read(dir.join(WEIGHTS)).expect("reading the weights");
-    std::fs::write(dir.join(WEIGHTS), b"not a safetensors file").expect("corrupting");
-    sound
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quarantined_worker_is_released_after_its_cooldown_probes_and_serves_again() {
     let models = tempfile::tempdir().expect("temp dir");
     let folder = models.path().join("mended");
-    let sound_weights = corrupt_model_folder(&folder);
+    let sound_weights = fresco_e2e::models::corrupt_dit_folder(&folder, "mended");
     let mut farm = Farm::start(FarmOptions {
         workers: 0,
         coordinator_args: vec![
@@ -182,7 +167,7 @@ async fn a_quarantined_worker_is_released_after_its_cooldown_probes_and_serves_a
 async fn an_operator_releases_a_quarantined_worker_before_its_cooldown() {
     let models = tempfile::tempdir().expect("temp dir");
     let folder = models.path().join("mended");
-    let sound_weights = corrupt_model_folder(&folder);
+    let sound_weights = fresco_e2e::models::corrupt_dit_folder(&folder, "mended");
     // The default cool-down (five minutes) outlasts the test: only the
     // operator releases the worker.
     let mut farm = Farm::start(FarmOptions {

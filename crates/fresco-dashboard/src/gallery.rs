@@ -15,23 +15,34 @@ use crate::session::Viewer;
 /// Tasks on one gallery page.
 pub const PAGE_TASKS: u32 = 60;
 
-/// One page of a job's finished tasks, from task index `from`.
+/// Up to `limit` of a job's succeeded tasks, from task index `from` on.
+pub async fn succeeded_tasks(
+    client: &mut Client,
+    viewer: &Viewer,
+    job_id: &str,
+    from: u32,
+    limit: u32,
+) -> Result<Vec<pb::Task>, tonic::Status> {
+    Ok(client
+        .list_tasks(viewer.request(pb::ListTasksRequest {
+            job_id: job_id.to_owned(),
+            state: pb::TaskState::Succeeded as i32,
+            from_index: from,
+            limit,
+        }))
+        .await?
+        .into_inner()
+        .tasks)
+}
+
+/// One gallery page of a job's finished tasks, from task index `from`.
 pub async fn page(
     client: &mut Client,
     viewer: &Viewer,
     job_id: &str,
     from: u32,
 ) -> PageResult<Vec<pb::Task>> {
-    Ok(client
-        .list_tasks(viewer.request(pb::ListTasksRequest {
-            job_id: job_id.to_owned(),
-            state: pb::TaskState::Succeeded as i32,
-            from_index: from,
-            limit: PAGE_TASKS,
-        }))
-        .await?
-        .into_inner()
-        .tasks)
+    Ok(succeeded_tasks(client, viewer, job_id, from, PAGE_TASKS).await?)
 }
 
 /// One image of a gallery page.

@@ -14,10 +14,10 @@ use fresco_proto::v1 as pb;
 use tokio_stream::StreamExt;
 use tracing::warn;
 
-use crate::Dashboard;
 use crate::api::Client;
 use crate::error::PageResult;
 use crate::session::Viewer;
+use crate::{Dashboard, gallery};
 
 /// Tasks read per `ListTasks` call while a tar is written.
 const TAR_PAGE: u32 = 500;
@@ -104,7 +104,7 @@ pub async fn images_tar(
     let stream = async_stream::stream! {
         let mut from = 0;
         loop {
-            let tasks = match succeeded(&mut client, &viewer, &job_id, from).await {
+            let tasks = match gallery::succeeded_tasks(&mut client, &viewer, &job_id, from, TAR_PAGE).await {
                 Ok(tasks) => tasks,
                 Err(status) => { yield Err(status); return; }
             };
@@ -129,24 +129,6 @@ pub async fn images_tar(
         "application/x-tar",
         Some(disposition),
     ))
-}
-
-async fn succeeded(
-    client: &mut Client,
-    viewer: &Viewer,
-    job_id: &str,
-    from: u32,
-) -> Result<Vec<pb::Task>, tonic::Status> {
-    Ok(client
-        .list_tasks(viewer.request(pb::ListTasksRequest {
-            job_id: job_id.to_owned(),
-            state: pb::TaskState::Succeeded as i32,
-            from_index: from,
-            limit: TAR_PAGE,
-        }))
-        .await?
-        .into_inner()
-        .tasks)
 }
 
 async fn read(client: &mut Client, viewer: &Viewer, key: &str) -> Result<Vec<u8>, tonic::Status> {
