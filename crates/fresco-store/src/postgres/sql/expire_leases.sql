@@ -5,6 +5,13 @@
 -- row names the lease that ended (worker_id, attempt). SKIP LOCKED: two
 -- coordinators reaping at once take different rows, and a task being
 -- reported on right now is left for the next pass.
+-- The stale leases are picked and locked once, in a CTE (a locking CTE is
+-- evaluated once, whatever plan the statistics suggest).
+WITH stale AS MATERIALIZED (
+    SELECT id AS stale_id FROM tasks
+    WHERE state = 'running' AND lease_expires_at < now()
+    ORDER BY lease_expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED
+)
 UPDATE tasks SET
     failures = failures + 1,
     errors = errors || jsonb_build_array(jsonb_build_object(
@@ -17,8 +24,7 @@ UPDATE tasks SET
     not_before = now() + make_interval(secs => least($2::FLOAT8,
         $1::FLOAT8 * power(2.0::FLOAT8, least(failures, 40))) * (0.5 + random() / 2)),
     lease_expires_at = NULL, attempt_ended_at = now()
-WHERE id IN (SELECT id FROM tasks
-             WHERE state = 'running' AND lease_expires_at < now()
-             ORDER BY lease_expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED)
+FROM stale
+WHERE tasks.id = stale.stale_id
 RETURNING id, model, priority, seq, state, not_before, worker_id, attempt,
     (SELECT tenant FROM jobs WHERE jobs.id = tasks.job_id) AS tenant
