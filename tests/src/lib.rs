@@ -730,9 +730,9 @@ impl Farm {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
-    /// `fresco status --json JOB`.
+    /// `fresco status --json --tasks all JOB`: the job with every task.
     pub fn status(&self, job: &str) -> serde_json::Value {
-        stdout_json(&self.cli(&["status", "--json", job]))
+        stdout_json(&self.cli(&["status", "--json", "--tasks", "all", job]))
     }
 
     /// Waits until the job has finished, asking again while the

@@ -67,7 +67,7 @@ async fn finished(target: &Target, job: &str) -> serde_json::Value {
                 .is_ok_and(|status| status["finished"] == true)
     })
     .await;
-    stdout_json(&cli(target, &["status", "--json", job]))
+    stdout_json(&cli(target, &["status", "--json", "--tasks", "all", job]))
 }
 
 /// The three refusals at submit.

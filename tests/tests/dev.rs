@@ -180,7 +180,7 @@ fn cli(endpoint: &str, args: &[&str]) -> Output {
 }
 
 fn status(endpoint: &str, job: &str) -> Option<serde_json::Value> {
-    let output = cli(endpoint, &["status", "--json", job]);
+    let output = cli(endpoint, &["status", "--json", "--tasks", "all", job]);
     if !output.status.success() {
         return None;
     }

@@ -140,7 +140,7 @@ async fn a_bulk_job_flows_from_the_cli_to_the_bucket() {
     assert_ne!(pixels[&(0, 0)], pixels[&(1, 0)]);
 
     // `fresco status --json` agrees with the database.
-    let out = farm.cli(&["status", &job_id, "--json"]);
+    let out = farm.cli(&["status", &job_id, "--json", "--tasks", "all"]);
     assert!(out.status.success(), "{}", describe(&out));
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --json");
     assert_eq!(status["counts"]["succeeded"], 24);

@@ -3,7 +3,8 @@
 //! one's; a job's throughput and estimated finish appear once tasks have
 //! succeeded and the estimate goes once it has finished; labels given at
 //! submit are kept and filter `fresco list`, as does `--state`, and bad
-//! labels are refused with nothing stored.
+//! labels are refused with nothing stored; `fresco status` of a big job
+//! shows a page of its tasks, how to page on, and its first failed tasks.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -205,6 +206,80 @@ async fn running_tasks_show_their_step_in_status() {
     );
     let cancelled = farm.cli(&["cancel", &job]);
     assert!(cancelled.status.success(), "{}", describe(&cancelled));
+}
+
+/// `fresco status JOB --json ARGS`.
+fn status_with(farm: &Farm, job: &str, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["status", job, "--json"];
+    all.extend_from_slice(args);
+    stdout_json(&farm.cli(&all))
+}
+
+/// The indices of the tasks under `key` of a status.
+fn indices(status: &serde_json::Value, key: &str) -> Vec<u64> {
+    status[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("{key} in {status}"))
+        .iter()
+        .filter_map(|task| task["index"].as_u64())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_of_a_big_job_shows_a_page_of_tasks_and_its_first_failures() {
+    let farm = Farm::start(FarmOptions {
+        workers: 0,
+        ..FarmOptions::default()
+    })
+    .await;
+    let big = submit(&farm, 45, &[]);
+
+    let page = status_with(&farm, &big, &[]);
+    assert_eq!(page["task_count"], 45, "{page}");
+    assert_eq!(indices(&page, "tasks"), (0..20).collect::<Vec<_>>());
+    assert_eq!(page["tasks_following"], 25, "{page}");
+    assert_eq!(page["next_from_index"], 20, "{page}");
+    let last = status_with(&farm, &big, &["--from-index", "40", "--tasks", "10"]);
+    assert_eq!(indices(&last, "tasks"), (40..45).collect::<Vec<_>>());
+    assert_eq!(last["tasks_following"], 0, "{last}");
+    assert_eq!(last["next_from_index"], serde_json::Value::Null, "{last}");
+    let every = status_with(&farm, &big, &["--tasks", "all"]);
+    assert_eq!(indices(&every, "tasks"), (0..45).collect::<Vec<_>>());
+
+    let text = farm.cli(&["status", &big]);
+    assert!(text.status.success(), "{}", describe(&text));
+    let shown = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(shown.contains("tasks #0-#19 of 45:"), "{shown}");
+    assert!(
+        shown.contains("\"prompt 19\"") && !shown.contains("\"prompt 20\""),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!(
+            "25 more tasks from #20: fresco status {big} --from-index 20"
+        )),
+        "{shown}"
+    );
+
+    // A job whose 25 tasks all fail at its deadline: the first 20 show
+    // with their errors, beside a page of 5.
+    let doomed = submit(&farm, 25, &["--deadline", "2s"]);
+    let done = farm.wait_finished(&doomed, Duration::from_secs(60)).await;
+    assert_eq!(done["counts"]["failed"], 25, "{done}");
+    let page = status_with(&farm, &doomed, &["--tasks", "5"]);
+    assert_eq!(indices(&page, "failed_tasks"), (0..20).collect::<Vec<_>>());
+    assert_eq!(
+        page["failed_tasks"][0]["errors"][0]["kind"], "deadline",
+        "{page}"
+    );
+    assert_eq!(indices(&page, "tasks"), (0..5).collect::<Vec<_>>());
+    let text = farm.cli(&["status", &doomed, "--tasks", "5"]);
+    let shown = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(
+        shown.contains("failed tasks: 25 (the first 20):"),
+        "{shown}"
+    );
+    assert!(shown.contains("(deadline): "), "the errors show: {shown}");
 }
 
 /// The ids `fresco list --json ARGS` prints.

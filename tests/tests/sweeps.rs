@@ -159,7 +159,7 @@ async fn a_sweep_from_the_cli_makes_every_combination_and_renders_it() {
                 .is_ok_and(|status| status["finished"] == true)
     })
     .await;
-    let status = stdout_json(&farm.cli(&["status", "--json", &job]));
+    let status = stdout_json(&farm.cli(&["status", "--json", "--tasks", "all", &job]));
     assert_eq!(status["counts"]["succeeded"], 24, "{status}");
     assert_eq!(
         status["sweep"]["seeds"],
@@ -180,7 +180,7 @@ async fn a_sweep_from_the_cli_makes_every_combination_and_renders_it() {
         assert_eq!(task["outputs"][0]["seed"], SEEDS[s], "{task}");
     }
 
-    let out = farm.cli(&["status", &job]);
+    let out = farm.cli(&["status", "--tasks", "all", &job]);
     assert!(out.status.success(), "{}", describe(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     for line in [

@@ -40,7 +40,9 @@ pub enum Command {
     /// `--seeds`, `--size` or a list of guidance, steps or samplers makes it
     /// a sweep: one task for every combination.
     Submit(SubmitArgs),
-    /// Show a job: counts by state, every task's state and output keys.
+    /// Show a job: counts by state, throughput, why it waits, its first
+    /// failed and running tasks, and a page of its tasks (`--tasks`,
+    /// `--from-index`) with their state and output keys.
     Status(StatusArgs),
     /// List recent jobs, newest first.
     List(ListArgs),
@@ -240,6 +242,33 @@ pub struct StatusArgs {
     pub job_id: String,
     #[arg(long)]
     pub json: bool,
+    /// How many tasks to list, in index order from `--from-index`: a
+    /// number, or `all` for every one (slow on a job of millions).
+    #[arg(long, default_value = "20")]
+    pub tasks: TaskCount,
+    /// The index of the first task listed.
+    #[arg(long, default_value_t = 0)]
+    pub from_index: u32,
+}
+
+/// How many tasks `fresco status` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskCount {
+    All,
+    First(u32),
+}
+
+impl std::str::FromStr for TaskCount {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.eq_ignore_ascii_case("all") {
+            return Ok(TaskCount::All);
+        }
+        text.parse()
+            .map(TaskCount::First)
+            .map_err(|_| format!("expected a number of tasks or `all`, got {text:?}"))
+    }
 }
 
 #[derive(Debug, Args)]

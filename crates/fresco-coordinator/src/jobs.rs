@@ -19,7 +19,7 @@ use tracing::{info, warn};
 use crate::error::{ApiError, ApiResult, respond};
 use crate::{
     Coordinator, admission, control, convert, downloads, drain, manifest, metrics, quarantine,
-    tenancy, usage, waiting, weights,
+    tenancy, usage, waiting, watch_hub, weights,
 };
 
 /// Bytes per `ReadOutput` chunk.
@@ -73,21 +73,6 @@ fn allowed<T>(request: &Request<T>, needed: Role, call: &str) -> Result<Caller, 
     let caller = tenancy::caller(request);
     tenancy::client(&caller, needed, call)?;
     Ok(caller)
-}
-
-/// Whether two reads of a job differ in more than its throughput and
-/// estimated finish, which move with the clock alone: a watch sends those
-/// along with a change, never as one.
-fn changed(last: &pb::Job, now: &pb::Job) -> bool {
-    let steady = |job: &pb::Job| pb::Job {
-        tasks_per_minute: 0.0,
-        images_per_minute: 0.0,
-        rate_window_seconds: 0,
-        eta: None,
-        eta_seconds: None,
-        ..job.clone()
-    };
-    steady(last) != steady(now)
 }
 
 /// A stream of results as a stream of gRPC answers.
@@ -211,38 +196,23 @@ impl JobApi {
         })
     }
 
-    /// The job now, then each time it changes, until it has finished.
+    /// The job now, then each time it changes, until it has finished:
+    /// the caller's tenancy checked by its own read, then the job's
+    /// shared poll followed (see [`watch_hub`]).
     async fn watch(
         &self,
         caller: &Caller,
         job_id: &str,
-    ) -> ApiResult<impl Stream<Item = ApiResult<pb::Job>> + Send + 'static> {
+    ) -> ApiResult<impl Stream<Item = Result<pb::Job, Status>> + Send + 'static> {
         let id = JobId::parse_field("job_id", job_id)?;
-        let app = self.app.clone();
-        let interval = self.app.settings.watch_interval;
-        let shutdown = self.shutdown.clone();
+        let hub = &self.app.watches;
+        let ticket = hub.ticket();
         // Fail fast on an unknown (or unseen) job, before the stream starts;
         // a job never changes tenant, so later reads need no check.
-        let job = tenancy::visible_job(&app, caller, id).await?;
-        let first = waiting::job_message(&app, &job).await?;
-        Ok(async_stream::try_stream! {
-            let mut last = first;
-            yield last.clone();
-            while !last.finished {
-                let stopping = tokio::select! {
-                    _ = shutdown.cancelled() => true,
-                    _ = tokio::time::sleep(interval) => false,
-                };
-                if stopping {
-                    Err(ApiError::ShuttingDown)?;
-                }
-                let now = waiting::job_message(&app, &app.store.get_job(id).await?).await?;
-                if changed(&last, &now) {
-                    last = now;
-                    yield last.clone();
-                }
-            }
-        })
+        let job = tenancy::visible_job(&self.app, caller, id).await?;
+        let first = waiting::job_message(&self.app, &job).await?;
+        let receiver = hub.subscribe(&self.app, id, ticket, first, &self.shutdown);
+        Ok(watch_hub::follow(receiver, self.shutdown.clone()))
     }
 
     async fn task(&self, caller: &Caller, task_id: &str) -> ApiResult<pb::Task> {
@@ -418,7 +388,7 @@ impl JobService for JobApi {
         respond(
             self.watch(&caller, &request.get_ref().job_id)
                 .await
-                .map(streamed),
+                .map(|stream| Box::pin(stream) as Self::WatchJobStream),
         )
     }
 

@@ -12,6 +12,8 @@
 //! - [`convert`]: store records → API messages.
 //! - [`error`]: why a call fails, answered through `fresco_core::status`.
 //! - [`jobs`]: the client API.
+//! - [`watch_hub`]: one poll per watched job, shared by every `WatchJob`
+//!   stream following it.
 //! - [`admission`]: refusing at submit a task no known capability set of
 //!   its model admits.
 //! - [`control`]: cancelling a task, retrying, pausing and resuming a job.
@@ -84,6 +86,7 @@ pub mod tenants;
 pub mod tick;
 pub mod usage;
 pub mod waiting;
+pub mod watch_hub;
 pub mod weights;
 pub mod worker_certs;
 pub mod workers;
@@ -103,4 +106,7 @@ pub struct Coordinator {
     pub dispatch: Arc<dyn Dispatch>,
     pub storage: Storage,
     pub settings: Arc<Settings>,
+    /// The watched jobs' shared polls, one hub per coordinator (the gRPC
+    /// server and the dashboard's in-process client share it).
+    pub watches: watch_hub::WatchHub,
 }

@@ -283,6 +283,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         dispatch: Arc::new(dispatch),
         storage,
         settings: Arc::new(settings),
+        watches: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

@@ -36,6 +36,9 @@ pub const LEASE_EXPIRIES: &str = "fresco_coordinator_lease_expiries_total";
 pub const RECONCILER_PUSHES: &str = "fresco_coordinator_reconciler_pushes_total";
 /// Counter: workers quarantined.
 pub const QUARANTINES: &str = "fresco_coordinator_quarantines_total";
+/// Counter: reads of watched jobs by the `WatchJob` pollers: one per
+/// watched job per interval, however many streams watch it.
+pub const WATCH_POLLS: &str = "fresco_coordinator_watch_polls_total";
 
 /// Every metric above with its help text; each counter without labels
 /// starts at zero, so a scrape lists it before its first event.
@@ -77,6 +80,11 @@ pub fn describe() {
     );
     describe_counter!(QUARANTINES, "Workers quarantined");
     counter!(QUARANTINES).absolute(0);
+    describe_counter!(
+        WATCH_POLLS,
+        "Reads of watched jobs by the WatchJob pollers: one per watched job per interval, however many watch it"
+    );
+    counter!(WATCH_POLLS).absolute(0);
 }
 
 /// Runs one API call, recording how long it took under `method`.
@@ -132,4 +140,9 @@ pub fn reconciler_pushed(model: &str, tasks: u64) {
 
 pub fn quarantined() {
     counter!(QUARANTINES).increment(1);
+}
+
+/// One read of a watched job by its poller.
+pub fn watch_polled() {
+    counter!(WATCH_POLLS).increment(1);
 }

@@ -253,6 +253,7 @@ impl DevFarm {
             dispatch: dispatch.clone(),
             storage,
             settings: Arc::new(settings),
+            watches: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind(&options.listen)
             .await

@@ -77,6 +77,7 @@ impl TestCoordinator {
             dispatch: dispatch.clone(),
             storage,
             settings: Arc::new(settings),
+            watches: Default::default(),
         };
         Self {
             jobs: JobApi {
