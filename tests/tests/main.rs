@@ -21,6 +21,7 @@ mod leases;
 mod manifests;
 mod metrics;
 mod models;
+mod noop;
 mod operations;
 mod presigned;
 mod progress;

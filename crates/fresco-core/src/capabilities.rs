@@ -1,7 +1,8 @@
 //! What each model family accepts, defined once: the samplers it runs, the
 //! schedule knobs it reads, the image sides it renders, whether a negative
 //! prompt and classifier-free guidance apply — and the ids of the models
-//! every worker serves without files.
+//! every worker serves without files, `noop` (no sampling, blank images)
+//! among them.
 //!
 //! The coordinator's validation accepts the union of the families' samplers
 //! ([`all_samplers`]), then admits each task only where some known
@@ -24,14 +25,22 @@ pub const TINY_RANDOM_DIT: &str = "tiny-random-dit";
 /// Id of the second tiny built-in DiT (same architecture, other weights).
 pub const TINY_RANDOM_DIT_B: &str = "tiny-random-dit-b";
 
+/// Id of the built-in model that samples nothing: blank images of the asked
+/// size through every farm path (claim, progress, upload, completion), for
+/// benchmarks and for trying a farm.
+pub const NOOP: &str = "noop";
+
 /// The model of a submission that names none: fresco's own trained model of
 /// captioned shapes, shipped inside the worker.
 pub const DEFAULT_MODEL: &str = FRESCO_SHAPES;
 
 /// Models every worker can serve without any files: the trained
-/// [`DEFAULT_MODEL`], and tiny configurations with seeded random weights for
-/// tests and smoke runs.
-pub const BUILTIN_MODELS: &[&str] = &[FRESCO_SHAPES, TINY_RANDOM_DIT, TINY_RANDOM_DIT_B];
+/// [`DEFAULT_MODEL`], tiny configurations with seeded random weights for
+/// tests and smoke runs, and [`NOOP`].
+pub const BUILTIN_MODELS: &[&str] = &[FRESCO_SHAPES, TINY_RANDOM_DIT, TINY_RANDOM_DIT_B, NOOP];
+
+/// The built-in models that are fresco DiTs: [`BUILTIN_MODELS`] but [`NOOP`].
+pub const DIT_BUILTIN_MODELS: &[&str] = &[FRESCO_SHAPES, TINY_RANDOM_DIT, TINY_RANDOM_DIT_B];
 
 /// A family of models that share a pipeline and so accept the same tasks.
 /// Named on the wire and in JSON by [`Family::name`].
@@ -46,6 +55,9 @@ pub enum Family {
     Sd3,
     /// Diffusers-layout FLUX.1 schnell and dev folders (flow matching).
     Flux,
+    /// The built-in [`NOOP`] model: it samples nothing, so it accepts every
+    /// sampler and knob of the other families and ignores them.
+    Noop,
 }
 
 /// Every family, in the order [`all_samplers`] lists their samplers.
@@ -54,6 +66,7 @@ pub const FAMILIES: &[Family] = &[
     Family::StableDiffusion,
     Family::Sd3,
     Family::Flux,
+    Family::Noop,
 ];
 
 /// The schedule knobs of a task a family reads.
@@ -220,14 +233,43 @@ const FLUX: Capabilities = Capabilities {
     guidance: Guidance::Embedded,
 };
 
+/// Every sampler of the diffusion families: the ones [`NOOP`] accepts (a
+/// test checks it is [`all_samplers`]).
+const EVERY_SAMPLER: &[&str] = &[
+    "euler",
+    "heun",
+    "ddim",
+    "ddpm",
+    "euler_a",
+    "dpmpp_2m",
+    "dpmpp_2m_karras",
+    "unipc",
+    "flow_euler",
+];
+
+const NOOP_FAMILY: Capabilities = Capabilities {
+    family: Family::Noop,
+    samplers: EVERY_SAMPLER,
+    knobs: Knobs::BetaSchedule,
+    sides: Sides {
+        pixel_space: true,
+        patch: Patch::Fixed(1),
+        max_side_in_config: false,
+    },
+    negative_prompt: true,
+    guidance: Guidance::ClassifierFree,
+};
+
 impl Family {
-    /// The family's name on the wire: `dit`, `stable-diffusion`, `sd3` or `flux`.
+    /// The family's name on the wire: `dit`, `stable-diffusion`, `sd3`,
+    /// `flux` or `noop`.
     pub const fn name(self) -> &'static str {
         match self {
             Self::Dit => "dit",
             Self::StableDiffusion => "stable-diffusion",
             Self::Sd3 => "sd3",
             Self::Flux => "flux",
+            Self::Noop => "noop",
         }
     }
 
@@ -243,6 +285,7 @@ impl Family {
             Self::StableDiffusion => &STABLE_DIFFUSION,
             Self::Sd3 => &SD3,
             Self::Flux => &FLUX,
+            Self::Noop => &NOOP_FAMILY,
         }
     }
 }
@@ -290,6 +333,16 @@ mod tests {
                 assert!(all_samplers().contains(sampler), "{family:?}: {sampler}");
             }
         }
+    }
+
+    #[test]
+    fn noop_accepts_every_sampler_and_knob() {
+        let noop = Family::Noop.capabilities();
+        assert_eq!(noop.samplers, all_samplers());
+        assert_eq!(noop.knobs, Knobs::BetaSchedule);
+        assert_eq!(Family::from_name("noop"), Some(Family::Noop));
+        assert_eq!(BUILTIN_MODELS.last(), Some(&NOOP));
+        assert!(!DIT_BUILTIN_MODELS.contains(&NOOP));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::capabilities::{FRESCO_SHAPES, Family, Knobs, TINY_RANDOM_DIT, TINY_RANDOM_DIT_B};
+use crate::capabilities::{FRESCO_SHAPES, Family, Knobs, NOOP, TINY_RANDOM_DIT, TINY_RANDOM_DIT_B};
 use crate::error::FieldError;
 use crate::params::TaskSpec;
 use crate::schedule::Schedule;
@@ -186,9 +186,26 @@ const BUILTIN_SIDES: &[(&str, u32, u32)] = &[
     (TINY_RANDOM_DIT_B, 8, 512),
 ];
 
+/// The largest side [`NOOP`] draws: the coordinator's default `max_side`
+/// (`Limits::default`), whose own multiple of 8 is its side multiple.
+pub const NOOP_MAX_SIDE: u32 = 2048;
+
+/// The side multiple of [`NOOP`]: the coordinator's default.
+pub const NOOP_SIDE_MULTIPLE: u32 = 8;
+
 /// The capabilities of a built-in model, known without a worker; `None`
-/// for any other id.
+/// for any other id. [`NOOP`] runs every sampler and knob, any image count,
+/// and every side the coordinator admits by default.
 pub fn builtin_capabilities(model: &str) -> Option<ModelCapabilities> {
+    if model == NOOP {
+        return Some(ModelCapabilities::of_family(
+            NOOP,
+            Family::Noop,
+            NOOP_SIDE_MULTIPLE,
+            Some(NOOP_MAX_SIDE),
+            None,
+        ));
+    }
     BUILTIN_SIDES
         .iter()
         .find(|(id, _, _)| *id == model)
@@ -227,7 +244,7 @@ mod wire {
                 FieldError::new(
                     "family",
                     format!(
-                        "must be dit, stable-diffusion, sd3 or flux (got {:?})",
+                        "must be dit, stable-diffusion, sd3, flux or noop (got {:?})",
                         p.family
                     ),
                 )
@@ -259,7 +276,7 @@ mod wire {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capabilities::BUILTIN_MODELS;
+    use crate::capabilities::{BUILTIN_MODELS, DIT_BUILTIN_MODELS};
 
     fn task() -> TaskSpec {
         TaskSpec {
@@ -459,13 +476,30 @@ mod tests {
 
     #[test]
     fn every_builtin_model_has_capabilities_and_nothing_else_does() {
-        for model in BUILTIN_MODELS {
+        let noop = builtin_capabilities(NOOP).expect("built in");
+        assert_eq!(noop.family, Family::Noop);
+        assert_eq!(noop.samplers, crate::capabilities::all_samplers());
+        assert_eq!(
+            noop.max_side,
+            Some(crate::params::Limits::default().max_side)
+        );
+        assert_eq!(
+            noop.side_multiple,
+            crate::params::Limits::default().side_multiple
+        );
+        assert!(noop.beta_schedule_knobs && noop.negative_prompt && noop.max_images.is_none());
+        for model in DIT_BUILTIN_MODELS {
             let caps = builtin_capabilities(model).expect("built in");
             assert_eq!(caps.model, *model);
             assert_eq!(caps.family, Family::Dit);
             assert_eq!(caps.samplers, ["euler", "heun"]);
             assert!(!caps.beta_schedule_knobs && caps.negative_prompt);
         }
+        assert!(
+            BUILTIN_MODELS
+                .iter()
+                .all(|m| builtin_capabilities(m).is_some())
+        );
         assert_eq!(builtin_capabilities("acme/sd"), None);
     }
 

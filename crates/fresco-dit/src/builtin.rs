@@ -21,7 +21,7 @@ use tracing::debug;
 use crate::config::DitConfig;
 use crate::pipeline::{CONFIG_FILE, DitPipeline, WEIGHTS_FILE};
 
-use fresco_core::capabilities::BUILTIN_MODELS as BUILTIN;
+use fresco_core::capabilities::DIT_BUILTIN_MODELS as BUILTIN;
 /// The built-in model ids, defined once in fresco-core with the default model.
 pub use fresco_core::capabilities::{FRESCO_SHAPES, TINY_RANDOM_DIT, TINY_RANDOM_DIT_B};
 

@@ -1,5 +1,6 @@
 //! `fresco-pipeline`: the model contract every model family implements and
-//! the fresco worker codes against. It holds no model itself.
+//! the fresco worker codes against. It holds no model itself but `noop`,
+//! which samples nothing.
 //!
 //! - [`types`]: the [`Pipeline`] trait, what to render ([`GenerateParams`]),
 //!   what comes back ([`GeneratedImage`]) and per-step [`Progress`].
@@ -11,6 +12,8 @@
 //! - [`device`]: the `--device` names (`cpu`, `cuda`, `cuda:N`).
 //! - [`seed`]: the per-image seed contract and seeded noise.
 //! - [`weights`]: the SHA-256 that names a model's weights.
+//! - [`noop`]: the built-in `noop` model: blank images, no sampling, for
+//!   benchmarks and trying a farm.
 //!
 //! Reproducibility contract, the same for every model family: image `k` of a
 //! task with seed `s` has the image seed [`image_seed`]`(s, k)` `= s + k`, and
@@ -27,6 +30,7 @@
 pub mod cache;
 pub mod device;
 pub mod error;
+pub mod noop;
 pub mod registry;
 pub mod seed;
 pub mod types;
