@@ -820,15 +820,7 @@ pub fn stdout_json(out: &Output) -> serde_json::Value {
 /// those limits (e.g. 1024 wide) was admitted and fails on the worker.
 pub fn unreported_dit_models(name: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
-    fresco_dit::DitPipeline::random(
-        name,
-        fresco_dit::DitConfig::tiny(),
-        11,
-        &candle_core::Device::Cpu,
-    )
-    .expect("a DiT")
-    .save(dir.path().join(name))
-    .expect("saving the DiT folder");
+    models::write_tiny_dit(&dir.path().join(name), name);
     dir
 }
 

@@ -57,6 +57,20 @@ pub fn tiny_sd_models_dir(unembeddable: &[char]) -> tempfile::TempDir {
     dir
 }
 
+/// Writes the folder of a tiny DiT of model `name` with seeded random
+/// weights at `dir`.
+pub fn write_tiny_dit(dir: &Path, name: &str) {
+    fresco_dit::DitPipeline::random(
+        name,
+        fresco_dit::DitConfig::tiny(),
+        11,
+        &candle_core::Device::Cpu,
+    )
+    .expect("a random DiT")
+    .save(dir)
+    .expect("saving the DiT folder");
+}
+
 /// The weights file of a DiT folder.
 pub const DIT_WEIGHTS: &str = "model.safetensors";
 
@@ -64,15 +78,7 @@ pub const DIT_WEIGHTS: &str = "model.safetensors";
 /// overwrites its weights with bytes no safetensors reader accepts;
 /// returns the sound weights (to repair it with).
 pub fn corrupt_dit_folder(dir: &Path, name: &str) -> Vec<u8> {
-    fresco_dit::DitPipeline::random(
-        name,
-        fresco_dit::DitConfig::tiny(),
-        11,
-        &candle_core::Device::Cpu,
-    )
-    .expect("a random model")
-    .save(dir)
-    .expect("saving the model folder");
+    write_tiny_dit(dir, name);
     let sound = std::fs::read(dir.join(DIT_WEIGHTS)).expect("reading the weights");
     std::fs::write(dir.join(DIT_WEIGHTS), b"not a safetensors file").expect("corrupting");
     sound

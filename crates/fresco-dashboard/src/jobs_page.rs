@@ -72,31 +72,9 @@ impl JobsQuery {
     }
 }
 
-/// A query as its `a=b&c=d` string.
+/// A query as its `a=b&c=d` string, encoded as axum's `Query` decodes it.
 pub fn encode<T: Serialize>(query: &T) -> String {
-    let value = serde_json::to_value(query).unwrap_or_default();
-    let Some(fields) = value.as_object() else {
-        return String::new();
-    };
-    fields
-        .iter()
-        .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={}", escape(v))))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// Percent-encodes a query value.
-pub fn escape(value: &str) -> String {
-    let mut out = String::new();
-    for byte in value.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(byte as char)
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
+    serde_urlencoded::to_string(query).unwrap_or_default()
 }
 
 /// `a=b,c=d` into labels; the API checks keys and values.

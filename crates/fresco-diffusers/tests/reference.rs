@@ -4,20 +4,11 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor};
-use common::{expected, ids, max_abs_diff, tensor, tiny_sd};
+use common::{IMAGE_TOL, MODEL_TOL, check, expected, ids, tensor, tiny_sd};
 use fresco_diffusers::clip::ClipTextModel;
 use fresco_diffusers::unet::{Unet, UnetBackend, UnetConditioning};
 use fresco_diffusers::vae::Vae;
 use fresco_diffusers::{GenerateParams, Prompt, SchedulerKind, SdPipeline};
-
-const MODEL_TOL: f32 = 1e-3;
-const IMAGE_TOL: f32 = 2e-3;
-
-fn check(what: &str, got: &Tensor, want: &Tensor, tol: f32) {
-    let d = max_abs_diff(got, want);
-    println!("{what}: max |Δ| = {d:.3e} (tolerance {tol:.0e})");
-    assert!(d <= tol, "{what}: max |Δ| = {d:.3e} exceeds {tol:.0e}");
-}
 
 #[test]
 fn clip_last_hidden_state_matches_diffusers() {

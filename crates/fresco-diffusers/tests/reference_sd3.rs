@@ -8,19 +8,10 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor};
-use common::{data, expected_in, ids, max_abs_diff, tensor};
+use common::{IMAGE_TOL, MODEL_TOL, check, data, expected_in, ids, tensor};
 use fresco_diffusers::clip_prompt::ClipPromptEncoder;
 use fresco_diffusers::{FlowParams, Prompt, Sd3Pipeline};
 use serde_json::Value;
-
-const MODEL_TOL: f32 = 1e-3;
-const IMAGE_TOL: f32 = 2e-3;
-
-fn check(what: &str, got: &Tensor, want: &Tensor, tol: f32) {
-    let d = max_abs_diff(got, want);
-    println!("{what}: max |Δ| = {d:.3e} (tolerance {tol:.0e})");
-    assert!(d <= tol, "{what}: max |Δ| = {d:.3e} exceeds {tol:.0e}");
-}
 
 /// The folder `tests/data/{name}` through [`Sd3Pipeline::load`], and its `expected.json`.
 fn load(name: &str) -> (Sd3Pipeline, Value) {

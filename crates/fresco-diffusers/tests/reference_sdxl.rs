@@ -4,18 +4,9 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor};
-use common::{expected_in, ids, max_abs_diff, tensor, tiny_sdxl};
+use common::{IMAGE_TOL, MODEL_TOL, check, expected_in, ids, tensor, tiny_sdxl};
 use fresco_diffusers::unet::{TextTime, Unet, UnetConditioning};
 use fresco_diffusers::{GenerateParams, Prompt, SchedulerKind, SdPipeline};
-
-const MODEL_TOL: f32 = 1e-3;
-const IMAGE_TOL: f32 = 2e-3;
-
-fn check(what: &str, got: &Tensor, want: &Tensor, tol: f32) {
-    let d = max_abs_diff(got, want);
-    println!("{what}: max |Δ| = {d:.3e} (tolerance {tol:.0e})");
-    assert!(d <= tol, "{what}: max |Δ| = {d:.3e} exceeds {tol:.0e}");
-}
 
 #[test]
 fn sdxl_text_conditioning_matches_diffusers() {

@@ -1,6 +1,7 @@
 //! Shared helpers for the reference tests (tiny-sd, tiny-sdxl, tiny-sd3, tiny-sd35,
 //! tiny-flux, tiny-flux-schnell): the data folders (and writable copies of tiny-sd),
-//! `expected.json`, and nested JSON arrays as candle tensors.
+//! `expected.json`, nested JSON arrays as candle tensors, and the check of a
+//! result against diffusers' within the reference tolerances.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -99,4 +100,16 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         .expect("max")
         .to_scalar::<f32>()
         .expect("scalar")
+}
+
+/// The tolerance of text encoders, UNets, transformers and VAEs (max |Δ|).
+pub const MODEL_TOL: f32 = 1e-3;
+/// The tolerance of whole pipeline images (max |Δ|).
+pub const IMAGE_TOL: f32 = 2e-3;
+
+/// Asserts `got` is within `tol` of diffusers' `want`, printing the error.
+pub fn check(what: &str, got: &Tensor, want: &Tensor, tol: f32) {
+    let d = max_abs_diff(got, want);
+    println!("{what}: max |Δ| = {d:.3e} (tolerance {tol:.0e})");
+    assert!(d <= tol, "{what}: max |Δ| = {d:.3e} exceeds {tol:.0e}");
 }
