@@ -8,7 +8,7 @@
 #
 #   bench/farm/run.sh [--tasks N] [--million] [--drain N] [--workers "2 8"]
 #                     [--rate N] [--latency-seconds S] [--latency-workers W]
-#                     [--raw-seconds S] [--fsync] [--release]
+#                     [--raw-seconds S] [--watchers N] [--fsync] [--release]
 #
 # Raw limits (pgbench, redis-benchmark, against the same services):
 #   Postgres single-row commits/s (one INSERT per transaction, 8 clients);
@@ -27,6 +27,11 @@
 #   submit→start latency p50/p99 (Postgres `started_at - created_at`) of
 #   jobs of rate/10 tasks submitted every 100 ms for --latency-seconds
 #   (default 200 tasks/s for 30 s) to --latency-workers workers (default 8).
+#   reading the bulk job while it is queued: its counts as the store reads
+#   them beside the GROUP BY over its task rows they replace (psql-timed,
+#   mean of 5), `fresco status` end to end, and the CPU share of one core
+#   that Postgres and the coordinator use over 10 s with --watchers
+#   `fresco watch` streams on it (default 100) beside 10 s with none.
 #
 # Sizes are flags so a quick run (`--tasks 20000 --drain 500
 # --latency-seconds 10`) takes a few minutes on 2 cores. Speed here is a
@@ -48,6 +53,7 @@ workers_list="2 8"
 rate=200
 latency_seconds=30
 latency_workers=8
+watchers=100
 raw_seconds=10
 fsync=off
 profile=dev
@@ -60,10 +66,11 @@ while [ $# -gt 0 ]; do
         --rate) rate="$2"; shift 2 ;;
         --latency-seconds) latency_seconds="$2"; shift 2 ;;
         --latency-workers) latency_workers="$2"; shift 2 ;;
+        --watchers) watchers="$2"; shift 2 ;;
         --raw-seconds) raw_seconds="$2"; shift 2 ;;
         --fsync) fsync=on; shift ;;
         --release) profile=release; shift ;;
-        -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,43p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -228,6 +235,63 @@ committed=$(sql "SELECT count(*) FROM tasks WHERE job_id = '$bulk_job' AND state
 sleep 2
 rss_queued=$(rss_mib "$coordinator")
 redis_mem=$(redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/ { printf "%.1f", $2 / 1048576 }')
+# --- reading a big job ----------------------------------------------------
+# The bulk job, queued, with no worker running: its counts as the store reads
+# them now (job_counts.sql: the kept per-job counts plus the running and
+# backing-off tasks), beside the GROUP BY over all its task rows that they
+# replace, each the mean of 5 runs timed by psql on the same database; then
+# `fresco status` end to end (summary and a page of tasks, several reads of
+# the job); then the CPU that --watchers `fresco watch` streams of the job cost
+# Postgres and the coordinator over 10 s while nothing changes, beside 10 s
+# with none.
+log "reading the $tasks-task job"
+psql_ms() {
+    local statement="$1" i
+    for i in 1 2 3 4 5; do
+        psql -X -q -v ON_ERROR_STOP=1 "$db" -c '\timing on' -c "$statement" \
+            | awk '/^Time: / { print $2 }'
+    done | awk '{ s += $1; n++ } END { if (n) printf "%.2f", s / n }'
+}
+counts_sql=$(sed -e '/^--/d' -e "s/\$1/ARRAY['$bulk_job']::UUID[]/g" crates/fresco-store/src/postgres/sql/job_counts.sql)
+counts_ms=$(psql_ms "$counts_sql")
+groupby_ms=$(psql_ms "SELECT job_id, state, count(*),
+       coalesce(sum(progress_step) FILTER (WHERE state = 'running'), 0),
+       coalesce(sum(steps) FILTER (WHERE state = 'running'), 0),
+       count(*) FILTER (WHERE state = 'queued' AND (not_before IS NULL OR not_before <= now())),
+       min(not_before) FILTER (WHERE state = 'queued' AND not_before > now())
+FROM tasks WHERE job_id = '$bulk_job' GROUP BY job_id, state")
+s0=$(date +%s.%N)
+for _ in 1 2 3 4 5; do "$bin/fresco" status "$bulk_job" >/dev/null; done
+s1=$(date +%s.%N)
+status_ms=$(awk -v a="$s0" -v b="$s1" 'BEGIN { printf "%.1f", (b - a) * 1000 / 5 }')
+postmaster=$(head -1 "$FRESCO_SERVICES_DIR/pg/postmaster.pid")
+# CPU clock ticks used so far by Postgres (the postmaster, its backends,
+# and the backends it reaped) and the coordinator.
+farm_ticks() {
+    local total=0 p
+    for p in "$postmaster" $(pgrep -P "$postmaster") "$coordinator"; do
+        [ -r "/proc/$p/stat" ] || continue
+        total=$((total + $(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$p/stat")))
+    done
+    echo "$total"
+}
+# Share of one core Postgres and the coordinator used over 10 s.
+farm_cpu_over_10s() {
+    local a b
+    a=$(farm_ticks); sleep 10; b=$(farm_ticks)
+    awk -v a="$a" -v b="$b" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", 100 * (b - a) / hz / 10 }'
+}
+idle_cpu=$(farm_cpu_over_10s)
+watch_pids=()
+for _ in $(seq 1 "$watchers"); do
+    "$bin/fresco" watch "$bulk_job" >/dev/null 2>&1 &
+    watch_pids+=("$!")
+done
+sleep 3
+watch_cpu=$(farm_cpu_over_10s)
+for pid in "${watch_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+for pid in "${watch_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+
 log "cancelling the bulk job"
 c0=$(date +%s.%N)
 "$bin/fresco" cancel "$bulk_job" >/dev/null
@@ -314,5 +378,11 @@ report="$out/farm-$(date -u +%Y%m%dT%H%M%SZ).txt"
     printf '  %-44s %12s\n' "coordinator RSS MiB after cancel / peak" "$rss_after_cancel / $hwm"
     printf '  %-44s %12s\n' "Redis used memory MiB, tasks queued" "$redis_mem"
     printf '  %-44s %12s\n' "cancel of the bulk job, s" "$cancel_s"
+    echo
+    echo "reading the $committed-task job                  fresco      GROUP BY   fresco/GROUP BY"
+    printf '  %-44s %12s %12s %10s\n' "its counts, ms (psql, mean of 5)" "$counts_ms" "$groupby_ms" "$(ratio "$counts_ms" "$groupby_ms")"
+    printf '  %-44s %12s\n' "fresco status, ms (mean of 5)" "$status_ms"
+    printf '  %-44s %12s\n' "Postgres + coordinator CPU %, no watcher" "$idle_cpu"
+    printf '  %-44s %12s\n' "Postgres + coordinator CPU %, $watchers watchers" "$watch_cpu"
 } | tee "$report"
 log "report in $report; logs in $logs"

@@ -60,6 +60,7 @@ pub mod admission;
 pub mod authentication;
 pub mod control;
 pub mod convert;
+pub mod counts;
 pub mod dashboard;
 pub mod deadlines;
 pub mod downloads;

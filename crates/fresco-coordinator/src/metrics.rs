@@ -39,6 +39,8 @@ pub const QUARANTINES: &str = "fresco_coordinator_quarantines_total";
 /// Counter: reads of watched jobs by the `WatchJob` pollers: one per
 /// watched job per interval, however many streams watch it.
 pub const WATCH_POLLS: &str = "fresco_coordinator_watch_polls_total";
+/// Counter: task-count changes folded into the per-job counts.
+pub const TASK_COUNTS_FOLDED: &str = "fresco_coordinator_task_counts_folded_total";
 
 /// Every metric above with its help text; each counter without labels
 /// starts at zero, so a scrape lists it before its first event.
@@ -85,6 +87,11 @@ pub fn describe() {
         "Reads of watched jobs by the WatchJob pollers: one per watched job per interval, however many watch it"
     );
     counter!(WATCH_POLLS).absolute(0);
+    describe_counter!(
+        TASK_COUNTS_FOLDED,
+        "Task-count changes (one per job and state per statement that moved tasks) folded into the per-job counts"
+    );
+    counter!(TASK_COUNTS_FOLDED).absolute(0);
 }
 
 /// Runs one API call, recording how long it took under `method`.
@@ -145,4 +152,8 @@ pub fn quarantined() {
 /// One read of a watched job by its poller.
 pub fn watch_polled() {
     counter!(WATCH_POLLS).increment(1);
+}
+
+pub fn task_counts_folded(changes: u64) {
+    counter!(TASK_COUNTS_FOLDED).increment(changes);
 }

@@ -2,7 +2,7 @@
 //! [`Guarded`] door (the caller's key checked before any handler runs),
 //! with the reaper, the reconciler, the quarantine release pass, the
 //! deadline pass, the sweeper, the retention pass, the manifest pass, the
-//! gauges pass and the health probe beside them, until the shutdown token is cancelled. On the
+//! gauges pass, the task-count fold and the health probe beside them, until the shutdown token is cancelled. On the
 //! same address, open to callers without a key (load balancers, Kubernetes
 //! probes, `grpcurl`): `grpc.health.v1.Health` (see [`health`]) and server
 //! reflection (v1 and v1alpha) of both APIs and of health.
@@ -26,8 +26,8 @@ use crate::jobs::JobApi;
 use crate::worker_certs::WorkerCertGate;
 use crate::workers::WorkerApi;
 use crate::{
-    Coordinator, deadlines, gauges, health, manifest, quarantine, reaper, reconciler, retention,
-    sweeper,
+    Coordinator, counts, deadlines, gauges, health, manifest, quarantine, reaper, reconciler,
+    retention, sweeper,
 };
 
 /// The largest request accepted: a submission of many prompts is big.
@@ -58,6 +58,7 @@ pub async fn serve_with_tls(
         tokio::spawn(reaper::run(app.clone(), shutdown.clone())),
         tokio::spawn(reconciler::run(app.clone(), shutdown.clone())),
         tokio::spawn(deadlines::run(app.clone(), shutdown.clone())),
+        tokio::spawn(counts::run(app.clone(), shutdown.clone())),
         tokio::spawn(sweeper::run(app.clone(), shutdown.clone())),
         tokio::spawn(retention::run(app.clone(), shutdown.clone())),
         tokio::spawn(manifest::run(app.clone(), shutdown.clone())),

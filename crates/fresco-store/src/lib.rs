@@ -191,6 +191,11 @@ pub trait JobStore: Send + Sync + 'static {
     /// farm whose workers all live in the process that just started, so no
     /// lease can still be held.
     async fn release_running(&self) -> Result<Vec<QueuedTask>>;
+    /// Folds the task-count changes recorded since the last fold into each
+    /// job's counts; returns how many it folded. Reads answer the same before
+    /// and after: folding only keeps them short. (A store whose counts are
+    /// written in place has nothing to fold.)
+    async fn fold_task_counts(&self) -> Result<u64>;
 
     /// How many tasks of unpaused jobs are queued and past their backoff,
     /// per model.

@@ -6,7 +6,7 @@
 //! tokens, lease expiry and attempts, all-or-nothing submissions, dispatch
 //! order, and claims racing each other.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use fresco_core::capabilities::Family;
 use fresco_core::params::Schedule;
 use fresco_core::sweep::{Size, Sweep, SweepPrompt};
 use fresco_core::{
-    FailureKind, JobSpec, ModelCapabilities, Role, TaskId, TaskSpec, TaskState, WorkerId,
+    FailureKind, JobId, JobSpec, ModelCapabilities, Role, TaskId, TaskSpec, TaskState, WorkerId,
 };
 use fresco_store::{
     AttemptOutcome, Backoff, Completion, CompletionReport, FailOutcome, FailReport, Heartbeat,
@@ -249,7 +249,8 @@ async fn a_sweep_keeps_its_axes_and_each_task_its_coordinates(store: Store) {
     assert_eq!(task.coordinates, None);
 }
 
-/// Raw SQL on a store's database, for rows no store call writes.
+/// Raw SQL on a store's database, for rows no store call writes and for
+/// reading rows back past the store.
 enum Sql {
     Postgres(sqlx::PgPool),
     Sqlite(sqlx::SqlitePool),
@@ -263,6 +264,69 @@ impl Sql {
             Sql::Sqlite(pool) => sqlx::query(statement).execute(pool).await.map(|_| ()),
         }
         .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+
+    /// Each state's task count of `job`, counted over its task rows.
+    async fn counted_states(&self, job: JobId) -> BTreeMap<String, u64> {
+        const COUNT: &str =
+            "SELECT state, count(*) AS n FROM tasks WHERE job_id = $1 GROUP BY state";
+        let rows: Vec<(String, i64)> = match self {
+            Sql::Postgres(pool) => sqlx::query_as(COUNT).bind(job.0).fetch_all(pool).await,
+            Sql::Sqlite(pool) => {
+                sqlx::query_as(COUNT)
+                    .bind(job.0.hyphenated().to_string())
+                    .fetch_all(pool)
+                    .await
+            }
+        }
+        .expect("counting task rows");
+        rows.into_iter()
+            .map(|(state, n)| (state, u64::try_from(n).expect("a count")))
+            .collect()
+    }
+
+    /// Count changes recorded and not folded yet (Postgres; SQLite writes
+    /// its counts in place and has none).
+    async fn unfolded_count_changes(&self) -> i64 {
+        match self {
+            Sql::Postgres(pool) => sqlx::query_scalar("SELECT count(*) FROM job_task_count_deltas")
+                .fetch_one(pool)
+                .await
+                .expect("counting deltas"),
+            Sql::Sqlite(_) => 0,
+        }
+    }
+}
+
+/// `job`'s counts as the store reports them, by state name.
+async fn reported_states(store: &dyn JobStore, job: JobId) -> BTreeMap<String, u64> {
+    let summary = store.get_job(job).await.expect("get_job");
+    summary
+        .counts
+        .0
+        .iter()
+        .map(|(state, n)| (state.as_str().to_owned(), *n))
+        .collect()
+}
+
+/// The store's counts of every job in `jobs` equal the task rows' own, read
+/// before and after a fold; after it no change is left unfolded.
+async fn assert_counts_exact(store: &dyn JobStore, sql: &Sql, jobs: &[JobId], after: &str) {
+    for &job in jobs {
+        assert_eq!(
+            reported_states(store, job).await,
+            sql.counted_states(job).await,
+            "job {job} after {after}, before folding"
+        );
+    }
+    store.fold_task_counts().await.expect("folding");
+    assert_eq!(sql.unfolded_count_changes().await, 0, "after {after}");
+    for &job in jobs {
+        assert_eq!(
+            reported_states(store, job).await,
+            sql.counted_states(job).await,
+            "job {job} after {after}, folded"
+        );
     }
 }
 
@@ -298,7 +362,11 @@ macro_rules! conformance_with_sql {
     };
 }
 
-conformance_with_sql!(tenant_weights_are_read_from_the_tenants_table);
+conformance_with_sql!(
+    tenant_weights_are_read_from_the_tenants_table,
+    a_jobs_counts_follow_every_move_of_its_tasks,
+    counts_stay_exact_under_concurrent_claims_and_folds,
+);
 
 async fn tasks_are_counted_per_model_and_state(store: Store) {
     assert!(store.task_counts().await.expect("counts").is_empty());
@@ -3712,5 +3780,154 @@ async fn a_finished_job_wants_its_manifest_again_after_a_retry(store: Store) {
     assert!(
         !store.mark_manifest_written(missing).await.expect("mark"),
         "a job that is gone is not marked"
+    );
+}
+
+/// Every store call that moves tasks keeps the job's counts exact: each is
+/// compared with a count over the task rows (raw SQL, past the store) right
+/// after the call, and again after folding.
+async fn a_jobs_counts_follow_every_move_of_its_tasks(store: Store, sql: Sql) {
+    let w = worker(&*store).await;
+    let lease = Duration::from_secs(30);
+    let a = store.submit(&spec(6, 2)).await.expect("submit a");
+    let b = store.submit(&spec(3, 2)).await.expect("submit b");
+    let jobs = [a.job.id, b.job.id];
+    assert_counts_exact(&*store, &sql, &jobs, "submitting").await;
+    assert_eq!(
+        reported_states(&*store, a.job.id).await,
+        BTreeMap::from([("queued".to_owned(), 6)])
+    );
+
+    let done = claimed(&*store, a.tasks[0].id, w, lease).await;
+    assert_counts_exact(&*store, &sql, &jobs, "a claim").await;
+    store
+        .complete(&done, &[output("a0")], 0)
+        .await
+        .expect("complete");
+    assert_counts_exact(&*store, &sql, &jobs, "a completion").await;
+
+    let retried = claimed(&*store, a.tasks[1].id, w, lease).await;
+    let report = FailReport {
+        message: "no",
+        kind: FailureKind::Worker,
+        give_back: false,
+        device_ms: 0,
+    };
+    store
+        .fail(&retried, &report, Backoff::NONE)
+        .await
+        .expect("fail");
+    assert_counts_exact(&*store, &sql, &jobs, "a failure with attempts left").await;
+    let again = claimed(&*store, a.tasks[1].id, w, lease).await;
+    store
+        .fail(&again, &report, Backoff::NONE)
+        .await
+        .expect("fail");
+    assert_counts_exact(&*store, &sql, &jobs, "a failure for good").await;
+
+    store.cancel_task(a.tasks[2].id).await.expect("cancel task");
+    assert_counts_exact(&*store, &sql, &jobs, "cancelling a task").await;
+
+    store
+        .claim(a.tasks[3].id, w, Duration::from_millis(1))
+        .await
+        .expect("claim");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    store.expire_leases(Backoff::NONE).await.expect("expire");
+    assert_counts_exact(&*store, &sql, &jobs, "an expired lease").await;
+
+    claimed(&*store, a.tasks[4].id, w, lease).await;
+    store.release_running().await.expect("release");
+    assert_counts_exact(&*store, &sql, &jobs, "releasing running tasks").await;
+
+    claimed(&*store, b.tasks[0].id, w, lease).await;
+    store.cancel_job(b.job.id).await.expect("cancel job");
+    assert_counts_exact(&*store, &sql, &jobs, "cancelling a job").await;
+    store.retry_job(b.job.id).await.expect("retry job");
+    assert_counts_exact(&*store, &sql, &jobs, "retrying a job").await;
+    store.retry_job(a.job.id).await.expect("retry job");
+    assert_counts_exact(&*store, &sql, &jobs, "retrying a job with failed tasks").await;
+    assert_eq!(
+        reported_states(&*store, a.job.id).await,
+        BTreeMap::from([
+            ("cancelled".to_owned(), 1),
+            ("queued".to_owned(), 4),
+            ("succeeded".to_owned(), 1),
+        ]),
+        "the failed task queued again beside the requeued ones"
+    );
+
+    // A deleted job's counts go with it.
+    store.cancel_job(b.job.id).await.expect("cancel job");
+    assert!(
+        store
+            .delete_job(b.job.id, Duration::ZERO)
+            .await
+            .expect("delete")
+    );
+    assert_counts_exact(&*store, &sql, &[a.job.id], "deleting a job").await;
+    assert!(matches!(
+        store.get_job(b.job.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// Claims and completions from many connections at once, with folds
+/// running beside them: every count stays exact.
+async fn counts_stay_exact_under_concurrent_claims_and_folds(store: Store, sql: Sql) {
+    const CLAIMERS: usize = 6;
+    let submitted = store.submit(&spec(120, 3)).await.expect("submit");
+    let tasks: Arc<Vec<_>> = Arc::new(submitted.tasks.iter().map(|t| t.id).collect());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let folder = {
+        let store = store.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut folds = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                store.fold_task_counts().await.expect("folding");
+                folds += 1;
+                tokio::task::yield_now().await;
+            }
+            folds
+        })
+    };
+    let mut handles = Vec::new();
+    for n in 0..CLAIMERS {
+        let store = store.clone();
+        let tasks = tasks.clone();
+        handles.push(tokio::spawn(async move {
+            let w = worker(&*store).await;
+            let start = n * tasks.len() / CLAIMERS;
+            for i in 0..tasks.len() {
+                let task = tasks[(start + i) % tasks.len()];
+                match store.claim(task, w, Duration::from_secs(30)).await {
+                    Ok(claim) => {
+                        let token = LeaseToken {
+                            task,
+                            worker: w,
+                            attempt: claim.attempt,
+                        };
+                        store
+                            .complete(&token, &[output(&format!("out-{task}"))], 0)
+                            .await
+                            .expect("completing a claimed task");
+                    }
+                    Err(StoreError::Conflict(_)) => {}
+                    Err(other) => panic!("claiming {task}: {other}"),
+                }
+            }
+        }));
+    }
+    for handle in handles {
+        handle.await.expect("claimer");
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let folds = folder.await.expect("folder");
+    assert!(folds > 0);
+    assert_counts_exact(&*store, &sql, &[submitted.job.id], "concurrent claims").await;
+    assert_eq!(
+        reported_states(&*store, submitted.job.id).await,
+        BTreeMap::from([("succeeded".to_owned(), 120)])
     );
 }

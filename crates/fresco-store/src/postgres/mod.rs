@@ -265,6 +265,10 @@ impl JobStore for PgStore {
         upkeep::expire_deadlines(self).await
     }
 
+    async fn fold_task_counts(&self) -> Result<u64> {
+        upkeep::fold_task_counts(self).await
+    }
+
     async fn sweep_candidates(&self, lease: Duration, limit: u32) -> Result<Vec<SweepCandidate>> {
         upkeep::sweep_candidates(self, lease, limit).await
     }

@@ -2,7 +2,8 @@
 //! failed at their job's deadline, and tasks whose ended attempts may have
 //! left stray objects in storage, until they are swept; finished jobs past
 //! the retention period, deleted with their tasks and outputs; finished
-//! jobs whose bucket manifest is due.
+//! jobs whose bucket manifest is due; the task-count deltas folded into
+//! each job's counts.
 
 use std::time::Duration;
 
@@ -19,6 +20,13 @@ pub(super) async fn expire_deadlines(store: &PgStore) -> Result<Vec<DeadlineMiss
         .fetch_all(&store.pool)
         .await?;
     rows.iter().map(deadline_miss).collect()
+}
+
+pub(super) async fn fold_task_counts(store: &PgStore) -> Result<u64> {
+    let row = sqlx::query(include_str!("sql/fold_task_counts.sql"))
+        .fetch_one(&store.pool)
+        .await?;
+    row.big("deltas")
 }
 
 pub(super) async fn sweep_candidates(
