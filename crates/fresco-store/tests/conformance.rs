@@ -1248,19 +1248,23 @@ async fn a_jobs_outputs_are_listed_in_order_and_only_its_own(store: Store) {
     assert!(unknown.is_empty());
 }
 
-async fn concurrent_claims_take_every_task_exactly_once(store: Store) {
-    const CLAIMERS: usize = 8;
-    let submitted = store.submit(&spec(200, 3)).await.expect("submit");
-    let tasks: Arc<Vec<_>> = Arc::new(submitted.tasks.iter().map(|t| t.id).collect());
+/// `claimers` workers at once, each trying every task of `tasks` (each
+/// from its own start) and completing what it claims; the tasks each one
+/// claimed.
+async fn claim_and_complete_concurrently(
+    store: &Store,
+    tasks: &[TaskId],
+    claimers: usize,
+) -> Vec<TaskId> {
+    let tasks: Arc<Vec<TaskId>> = Arc::new(tasks.to_vec());
     let mut handles = Vec::new();
-    for n in 0..CLAIMERS {
+    for n in 0..claimers {
         let store = store.clone();
         let tasks = tasks.clone();
         handles.push(tokio::spawn(async move {
             let w = worker(&*store).await;
             let mut mine = Vec::new();
-            // Every claimer tries every task, each from its own start.
-            let start = n * tasks.len() / CLAIMERS;
+            let start = n * tasks.len() / claimers;
             for i in 0..tasks.len() {
                 let task = tasks[(start + i) % tasks.len()];
                 match store.claim(task, w, Duration::from_secs(30)).await {
@@ -1287,6 +1291,13 @@ async fn concurrent_claims_take_every_task_exactly_once(store: Store) {
     for handle in handles {
         claimed.extend(handle.await.expect("claimer"));
     }
+    claimed
+}
+
+async fn concurrent_claims_take_every_task_exactly_once(store: Store) {
+    let submitted = store.submit(&spec(200, 3)).await.expect("submit");
+    let tasks: Vec<TaskId> = submitted.tasks.iter().map(|t| t.id).collect();
+    let claimed = claim_and_complete_concurrently(&store, &tasks, 8).await;
     assert_eq!(claimed.len(), 200, "every task claimed once, none twice");
     let unique: HashSet<_> = claimed.iter().collect();
     assert_eq!(unique.len(), 200);
@@ -3875,9 +3886,8 @@ async fn a_jobs_counts_follow_every_move_of_its_tasks(store: Store, sql: Sql) {
 /// Claims and completions from many connections at once, with folds
 /// running beside them: every count stays exact.
 async fn counts_stay_exact_under_concurrent_claims_and_folds(store: Store, sql: Sql) {
-    const CLAIMERS: usize = 6;
     let submitted = store.submit(&spec(120, 3)).await.expect("submit");
-    let tasks: Arc<Vec<_>> = Arc::new(submitted.tasks.iter().map(|t| t.id).collect());
+    let tasks: Vec<TaskId> = submitted.tasks.iter().map(|t| t.id).collect();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let folder = {
         let store = store.clone();
@@ -3892,36 +3902,7 @@ async fn counts_stay_exact_under_concurrent_claims_and_folds(store: Store, sql: 
             folds
         })
     };
-    let mut handles = Vec::new();
-    for n in 0..CLAIMERS {
-        let store = store.clone();
-        let tasks = tasks.clone();
-        handles.push(tokio::spawn(async move {
-            let w = worker(&*store).await;
-            let start = n * tasks.len() / CLAIMERS;
-            for i in 0..tasks.len() {
-                let task = tasks[(start + i) % tasks.len()];
-                match store.claim(task, w, Duration::from_secs(30)).await {
-                    Ok(claim) => {
-                        let token = LeaseToken {
-                            task,
-                            worker: w,
-                            attempt: claim.attempt,
-                        };
-                        store
-                            .complete(&token, &[output(&format!("out-{task}"))], 0)
-                            .await
-                            .expect("completing a claimed task");
-                    }
-                    Err(StoreError::Conflict(_)) => {}
-                    Err(other) => panic!("claiming {task}: {other}"),
-                }
-            }
-        }));
-    }
-    for handle in handles {
-        handle.await.expect("claimer");
-    }
+    claim_and_complete_concurrently(&store, &tasks, 6).await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let folds = folder.await.expect("folder");
     assert!(folds > 0);
