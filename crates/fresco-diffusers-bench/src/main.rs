@@ -80,7 +80,7 @@ struct Args {
     #[arg(long, env = "FRESCO_BENCH_PIPELINE_REPS", default_value_t = 3)]
     pipeline_reps: usize,
     /// The UNet implementation.
-    #[arg(long, value_enum, default_value_t = Backend::Auto)]
+    #[arg(long, value_enum, default_value_t = Backend::Native)]
     backend: Backend,
 }
 
@@ -93,17 +93,17 @@ enum Preset {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Backend {
-    /// candle-transformers' UNet for SD 1.x/2.x, fresco's own for SDXL.
-    Auto,
     /// fresco's own UNet for every config.
     Native,
+    /// candle-transformers' UNet for SD 1.x/2.x, fresco's own for SDXL.
+    Candle,
 }
 
 impl From<Backend> for UnetBackend {
     fn from(b: Backend) -> Self {
         match b {
-            Backend::Auto => UnetBackend::Auto,
             Backend::Native => UnetBackend::Native,
+            Backend::Candle => UnetBackend::Candle,
         }
     }
 }

@@ -61,6 +61,7 @@ pub mod unet_config;
 mod unet_layers;
 pub mod unet_native;
 pub mod vae;
+mod vae_decoder;
 mod weights;
 
 pub use error::{Error, Result};

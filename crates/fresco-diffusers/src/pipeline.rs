@@ -118,7 +118,7 @@ pub struct SdPipeline {
 impl SdPipeline {
     /// Loads every component of the diffusers-layout folder `dir` onto `device`.
     pub fn load(dir: impl AsRef<Path>, device: &Device, dtype: DType) -> Result<Self> {
-        Self::load_with(dir, device, dtype, UnetBackend::Auto)
+        Self::load_with(dir, device, dtype, UnetBackend::Native)
     }
 
     /// As [`SdPipeline::load`], running the UNet on the given implementation.

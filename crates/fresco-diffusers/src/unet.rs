@@ -1,8 +1,9 @@
 //! The denoising UNet of a model folder: loads `unet/config.json` and its weights and
 //! runs one noise prediction. [`UnetConditioning`] carries everything a prediction is
-//! conditioned on (SDXL adds a pooled text vector and size/crop time ids). SD 1.x/2.x
-//! configs run on candle-transformers' UNet; configs with SDXL's `text_time` embedding
-//! run on fresco's own ([`crate::unet_native`]).
+//! conditioned on (SDXL adds a pooled text vector and size/crop time ids). Every config
+//! runs on fresco's own UNet ([`crate::unet_native`], on `fresco-kernels`' convolution,
+//! GroupNorm and attention); candle-transformers' UNet stays available for SD 1.x/2.x
+//! configs ([`UnetBackend::Candle`]) to compare against.
 
 use std::path::Path;
 
@@ -35,12 +36,12 @@ pub struct UnetConditioning<'a> {
 /// Which implementation runs a UNet.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum UnetBackend {
+    /// fresco's own UNet for every config (exact-GELU feed-forward, as diffusers).
+    #[default]
+    Native,
     /// candle-transformers' UNet where it can express the config (SD 1.x/2.x), fresco's
     /// own otherwise (SDXL).
-    #[default]
-    Auto,
-    /// fresco's own UNet for every config (exact-GELU feed-forward, as diffusers).
-    Native,
+    Candle,
 }
 
 /// A UNet with its weights.
@@ -59,7 +60,7 @@ enum Model {
 impl Unet {
     /// Loads a UNet folder (`config.json` and `diffusion_pytorch_model.safetensors`).
     pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Self> {
-        Self::load_with(dir, dtype, device, UnetBackend::Auto)
+        Self::load_with(dir, dtype, device, UnetBackend::Native)
     }
 
     /// Loads a UNet folder on the given implementation.

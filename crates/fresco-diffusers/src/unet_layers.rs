@@ -4,7 +4,8 @@
 //! `Downsample2D`, `Upsample2D` and the sinusoidal timestep embedding.
 
 use candle_core::{D, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, LayerNorm, Linear, Module, VarBuilder};
+use candle_nn::{Conv2dConfig, LayerNorm, Linear, Module, VarBuilder};
+use fresco_kernels::{Conv2d, GroupNorm};
 
 type R<T> = candle_core::Result<T>;
 
@@ -14,7 +15,7 @@ fn conv(vb: VarBuilder, cin: usize, cout: usize, k: usize, stride: usize, pad: u
         stride,
         ..Default::default()
     };
-    candle_nn::conv2d(cin, cout, k, cfg, vb)
+    Ok(candle_nn::conv2d(cin, cout, k, cfg, vb)?.into())
 }
 
 /// diffusers' `Timesteps`: sinusoidal features of (possibly fractional) values.
@@ -69,12 +70,13 @@ impl TimestepEmbedding {
     }
 }
 
-/// diffusers' `ResnetBlock2D` (default time scale shift, SiLU).
+/// diffusers' `ResnetBlock2D` (default time scale shift, SiLU); the VAE's have no time
+/// embedding.
 #[derive(Debug)]
 pub(crate) struct Resnet {
     norm1: GroupNorm,
     conv1: Conv2d,
-    time_emb_proj: Linear,
+    time_emb_proj: Option<Linear>,
     norm2: GroupNorm,
     conv2: Conv2d,
     shortcut: Option<Conv2d>,
@@ -85,15 +87,18 @@ impl Resnet {
         vb: VarBuilder,
         cin: usize,
         cout: usize,
-        temb: usize,
+        temb: Option<usize>,
         groups: usize,
         eps: f64,
     ) -> R<Self> {
+        let time_emb_proj = temb
+            .map(|temb| candle_nn::linear(temb, cout, vb.pp("time_emb_proj")))
+            .transpose()?;
         Ok(Self {
-            norm1: candle_nn::group_norm(groups, cin, eps, vb.pp("norm1"))?,
+            norm1: GroupNorm::load(vb.pp("norm1"), groups, cin, eps)?,
             conv1: conv(vb.pp("conv1"), cin, cout, 3, 1, 1)?,
-            time_emb_proj: candle_nn::linear(temb, cout, vb.pp("time_emb_proj"))?,
-            norm2: candle_nn::group_norm(groups, cout, eps, vb.pp("norm2"))?,
+            time_emb_proj,
+            norm2: GroupNorm::load(vb.pp("norm2"), groups, cout, eps)?,
             conv2: conv(vb.pp("conv2"), cout, cout, 3, 1, 1)?,
             shortcut: if cin != cout {
                 Some(conv(vb.pp("conv_shortcut"), cin, cout, 1, 1, 0)?)
@@ -103,19 +108,26 @@ impl Resnet {
         })
     }
 
+    /// A UNet resnet: `temb` is the time embedding.
     pub(crate) fn forward(&self, xs: &Tensor, temb: &Tensor) -> R<Tensor> {
-        let h = self
-            .conv1
-            .forward(&candle_nn::ops::silu(&self.norm1.forward(xs)?)?)?;
-        let t = self
-            .time_emb_proj
-            .forward(&candle_nn::ops::silu(temb)?)?
-            .unsqueeze(2)?
-            .unsqueeze(3)?;
-        let h = h.broadcast_add(&t)?;
-        let h = self
-            .conv2
-            .forward(&candle_nn::ops::silu(&self.norm2.forward(&h)?)?)?;
+        self.forward_with(xs, Some(temb))
+    }
+
+    /// A VAE resnet, which has no time embedding.
+    pub(crate) fn forward_untimed(&self, xs: &Tensor) -> R<Tensor> {
+        self.forward_with(xs, None)
+    }
+
+    fn forward_with(&self, xs: &Tensor, temb: Option<&Tensor>) -> R<Tensor> {
+        let mut h = self.conv1.forward(&self.norm1.forward_silu(xs)?)?;
+        if let (Some(proj), Some(temb)) = (&self.time_emb_proj, temb) {
+            let t = proj
+                .forward(&candle_nn::ops::silu(temb)?)?
+                .unsqueeze(2)?
+                .unsqueeze(3)?;
+            h = h.broadcast_add(&t)?;
+        }
+        let h = self.conv2.forward(&self.norm2.forward_silu(&h)?)?;
         let skip = match &self.shortcut {
             Some(c) => c.forward(xs)?,
             None => xs.clone(),
@@ -145,22 +157,13 @@ impl Attention {
         })
     }
 
-    fn heads_first(&self, xs: Tensor) -> R<Tensor> {
-        let (b, t, c) = xs.dims3()?;
-        xs.reshape((b, t, self.heads, c / self.heads))?
-            .transpose(1, 2)?
-            .contiguous()
-    }
-
     fn forward(&self, xs: &Tensor, context: &Tensor) -> R<Tensor> {
-        let (b, t, c) = xs.dims3()?;
-        let head_dim = c / self.heads;
-        let q = self.heads_first(self.to_q.forward(xs)?)?;
-        let k = self.heads_first(self.to_k.forward(context)?)?;
-        let v = self.heads_first(self.to_v.forward(context)?)?;
-        let scores = (q.matmul(&k.t()?.contiguous()?)? * (head_dim as f64).powf(-0.5))?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, c))?;
+        let head_dim = xs.dim(D::Minus1)? / self.heads;
+        let q = self.to_q.forward(xs)?;
+        let k = self.to_k.forward(context)?;
+        let v = self.to_v.forward(context)?;
+        let scale = (head_dim as f64).powf(-0.5);
+        let out = fresco_kernels::attention(&q, &k, &v, self.heads, scale)?;
         self.to_out.forward(&out)
     }
 }
@@ -252,7 +255,7 @@ impl Transformer2D {
             })
             .collect::<R<Vec<_>>>()?;
         Ok(Self {
-            norm: candle_nn::group_norm(s.groups, c, 1e-6, vb.pp("norm"))?,
+            norm: GroupNorm::load(vb.pp("norm"), s.groups, c, 1e-6)?,
             proj_in: proj("proj_in")?,
             blocks,
             proj_out: proj("proj_out")?,

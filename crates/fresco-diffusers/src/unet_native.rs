@@ -4,7 +4,8 @@
 //! sinusoidal features of the six size/crop ids, added to the timestep embedding).
 
 use candle_core::{D, Tensor};
-use candle_nn::{Conv2d, GroupNorm, Module, VarBuilder};
+use candle_nn::{Module, VarBuilder};
+use fresco_kernels::{Conv2d, GroupNorm};
 
 use crate::unet_config::{ResolvedUnet, UnetLevel};
 use crate::unet_layers::{
@@ -105,7 +106,7 @@ struct BlockBuilder<'a> {
 impl BlockBuilder<'_> {
     /// A resnet from `cin` to `cout` channels.
     fn resnet(&self, vb: VarBuilder, cin: usize, cout: usize) -> R<Resnet> {
-        Resnet::new(vb, cin, cout, self.temb, self.groups, self.eps)
+        Resnet::new(vb, cin, cout, Some(self.temb), self.groups, self.eps)
     }
 
     /// A cross-attention transformer over a level's channels, with its heads
@@ -239,13 +240,15 @@ impl NativeUnet {
             padding: 1,
             ..Default::default()
         };
-        let conv_in = candle_nn::conv2d(raw.in_channels, ch0, 3, conv_cfg, vb.pp("conv_in"))?;
+        let conv_in: Conv2d =
+            candle_nn::conv2d(raw.in_channels, ch0, 3, conv_cfg, vb.pp("conv_in"))?.into();
         let down = blocks.down_blocks(&vb)?;
         let (mid_resnets, mid_attentions) = blocks.mid_block(&vb)?;
         let up = blocks.up_blocks(&vb)?;
         let conv_norm_out =
-            candle_nn::group_norm(blocks.groups, ch0, blocks.eps, vb.pp("conv_norm_out"))?;
-        let conv_out = candle_nn::conv2d(ch0, raw.out_channels, 3, conv_cfg, vb.pp("conv_out"))?;
+            GroupNorm::load(vb.pp("conv_norm_out"), blocks.groups, ch0, blocks.eps)?;
+        let conv_out: Conv2d =
+            candle_nn::conv2d(ch0, raw.out_channels, 3, conv_cfg, vb.pp("conv_out"))?.into();
         Ok(Self {
             time_proj: time.time_proj,
             time_embedding: time.time_embedding,
@@ -275,13 +278,16 @@ impl NativeUnet {
     ) -> R<Tensor> {
         let (b, _, _, _) = xs.dims4()?;
         let dtype = xs.dtype();
-        let t = (Tensor::ones(b, dtype, xs.device())? * timestep)?;
+        // Every image of the batch is at the same timestep: its embedding is computed once,
+        // `[1, temb]`, and broadcast. This also keeps an image's result independent of the
+        // batch it is in (a product over `b` rows may sum in another order than over one).
+        let t = (Tensor::ones(1, dtype, xs.device())? * timestep)?;
         let mut emb = self.time_embedding.forward(&self.time_proj.forward(&t)?)?;
         if let (Some(added), Some((text_embeds, time_ids))) = (&self.added, text_time) {
             let ids = time_ids.to_dtype(dtype)?.flatten_all()?;
             let time_embeds = added.time_proj.forward(&ids)?.reshape((b, ()))?;
             let add = Tensor::cat(&[text_embeds.to_dtype(dtype)?, time_embeds], D::Minus1)?;
-            emb = (emb + added.embedding.forward(&add)?)?;
+            emb = emb.broadcast_add(&added.embedding.forward(&add)?)?;
         }
 
         let mut xs = self.conv_in.forward(xs)?;
@@ -317,7 +323,7 @@ impl NativeUnet {
                 xs = s.forward(&xs, size.map(|(_, _, h, w)| (h, w)))?;
             }
         }
-        let xs = candle_nn::ops::silu(&self.conv_norm_out.forward(&xs)?)?;
-        self.conv_out.forward(&xs)
+        self.conv_out
+            .forward(&self.conv_norm_out.forward_silu(&xs)?)
     }
 }

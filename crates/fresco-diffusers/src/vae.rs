@@ -1,16 +1,16 @@
 //! The VAE of a model folder (diffusers' `AutoencoderKL`): parses `vae/config.json`,
-//! refuses layouts candle-transformers' [`AutoEncoderKL`] cannot express (naming the
-//! field), loads the weights and decodes latents into images in `[-1, 1]`, undoing the
-//! config's `scaling_factor` (and `shift_factor`, when set).
+//! refuses layouts the decoder cannot express (naming the field), loads the decoder's
+//! weights ([`crate::vae_decoder`]) and decodes latents into images in `[-1, 1]`, undoing
+//! the config's `scaling_factor` (and `shift_factor`, when set).
 
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use candle_transformers::models::stable_diffusion::vae::{AutoEncoderKL, AutoEncoderKLConfig};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::files::read_json;
+use crate::vae_decoder::VaeDecoder;
 use crate::weights::Weights;
 
 /// The fields of diffusers' `AutoencoderKL` config that fresco reads or checks.
@@ -135,24 +135,13 @@ impl VaeConfig {
     pub fn downsamplings(&self) -> usize {
         self.block_out_channels.len() - 1
     }
-
-    fn candle_config(&self) -> AutoEncoderKLConfig {
-        AutoEncoderKLConfig {
-            block_out_channels: self.block_out_channels.clone(),
-            layers_per_block: self.layers_per_block,
-            latent_channels: self.latent_channels,
-            norm_num_groups: self.norm_num_groups,
-            use_quant_conv: self.use_quant_conv,
-            use_post_quant_conv: self.use_post_quant_conv,
-        }
-    }
 }
 
 /// A VAE with its weights.
 #[derive(Debug)]
 pub struct Vae {
     config: VaeConfig,
-    model: AutoEncoderKL,
+    decoder: VaeDecoder,
 }
 
 impl Vae {
@@ -160,13 +149,8 @@ impl Vae {
     pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Self> {
         let config = VaeConfig::from_file(&dir.join("config.json"))?;
         let weights = Weights::open(dir, "diffusion_pytorch_model", dtype, device)?;
-        let (i, o, c) = (
-            config.in_channels,
-            config.out_channels,
-            config.candle_config(),
-        );
-        let model = weights.build(|vb| AutoEncoderKL::new(vb, i, o, c))?;
-        Ok(Self { config, model })
+        let decoder = weights.build(|vb| VaeDecoder::new(vb, &config))?;
+        Ok(Self { config, decoder })
     }
 
     /// The config the VAE was built from.
@@ -186,7 +170,7 @@ impl Vae {
             xs = xs.affine(1.0, shift)?;
         }
         let images = (0..xs.dim(0)?)
-            .map(|k| self.model.decode(&xs.narrow(0, k, 1)?))
+            .map(|k| self.decoder.decode(&xs.narrow(0, k, 1)?))
             .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(Tensor::cat(&images, 0)?)
     }

@@ -33,7 +33,7 @@ fn clip_last_hidden_state_matches_diffusers() {
 
 #[test]
 fn unet_noise_prediction_matches_diffusers() {
-    for backend in [UnetBackend::Auto, UnetBackend::Native] {
+    for backend in [UnetBackend::Native, UnetBackend::Candle] {
         unet_matches(backend);
     }
 }
@@ -87,7 +87,7 @@ fn vae_decode_matches_diffusers() {
 }
 
 fn pipeline_run(index: usize, kind: SchedulerKind) {
-    for backend in [UnetBackend::Auto, UnetBackend::Native] {
+    for backend in [UnetBackend::Native, UnetBackend::Candle] {
         pipeline_run_on(index, kind, backend);
     }
 }
