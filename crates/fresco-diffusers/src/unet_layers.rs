@@ -199,9 +199,7 @@ impl TransformerBlock {
         let xs = (self.attn1.forward(&n1, &n1)? + xs)?;
         let xs = (self.attn2.forward(&self.norm2.forward(&xs)?, context)? + &xs)?;
         let h = self.ff_in.forward(&self.norm3.forward(&xs)?)?;
-        let parts = h.chunk(2, D::Minus1)?;
-        let h = (&parts[0] * parts[1].gelu_erf()?)?;
-        self.ff_out.forward(&h)? + xs
+        self.ff_out.forward(&fresco_kernels::geglu(&h)?)? + xs
     }
 }
 

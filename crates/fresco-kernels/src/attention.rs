@@ -10,10 +10,11 @@ use rayon::prelude::*;
 
 use crate::exp::exp_shifted_sum;
 use crate::gemm::{MatMut, MatRef, Threads, matmul};
+use crate::simd::vectorized;
 use crate::storage::contiguous_f32;
 
 /// Query rows per block.
-const QUERY_BLOCK: usize = 64;
+const QUERY_BLOCK: usize = 256;
 
 /// `softmax(q kᵀ · scale) v` per head. `q` is `[batch, q_len, heads·dim]`, `k` and `v` are
 /// `[batch, kv_len, heads·dim]`; the result is `[batch, q_len, heads·dim]`.
@@ -137,9 +138,11 @@ impl AttentionOp {
         let v = MatRef::rows(&block.v[column..], self.kv_len, dim, width);
         let s = MatMut::rows(scores, rows, self.kv_len, self.kv_len);
         matmul(s, q, k.t(), self.scale, false, Threads::One);
-        for row in scores.chunks_exact_mut(self.kv_len) {
-            softmax_in_place(row);
-        }
+        vectorized(|| {
+            for row in scores.chunks_exact_mut(self.kv_len) {
+                softmax_in_place(row);
+            }
+        });
         let probs = MatRef::rows(scores, rows, self.kv_len, self.kv_len);
         let dst = MatMut::rows(&mut out[column..], rows, dim, width);
         matmul(dst, probs, v, 1.0, false, Threads::One);
@@ -154,6 +157,7 @@ struct Block<'a> {
     width: usize,
 }
 
+#[inline(always)]
 fn softmax_in_place(row: &mut [f32]) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let sum = exp_shifted_sum(row, max);

@@ -1,13 +1,16 @@
 //! Each kernel against candle's own op on seeded random inputs: convolutions of every
 //! stride, padding and kernel size the diffusion models use (and tiles split across
 //! output rows), GroupNorm with and without SiLU, attention with partial query blocks,
-//! cross-attention and large logits; and the fallback on a dtype the kernels do not take.
+//! cross-attention and large logits, GEGLU; and the fallback on a dtype the kernels do not
+//! take.
 
 use std::collections::HashMap;
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
-use fresco_kernels::{Conv2d, GroupNorm, attention, attention_in_candle_ops, conv2d};
+use fresco_kernels::{
+    Conv2d, GroupNorm, attention, attention_in_candle_ops, conv2d, geglu, geglu_in_candle_ops,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -277,5 +280,25 @@ fn attention_refuses_heads_that_do_not_split_the_width() -> R {
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(err.contains("12") && err.contains("5 heads"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn geglu_matches_candles_split_gelu_and_product() -> R {
+    for (i, shape) in [&[2, 70, 64][..], &[3, 10], &[1, 17, 2]].iter().enumerate() {
+        let xs = (random(shape, 600 + i as u64)? * 4.0)?;
+        let want = geglu_in_candle_ops(&xs)?;
+        assert_close(&geglu(&xs)?, &want, 1e-5, &format!("{shape:?}"))?;
+    }
+    Ok(())
+}
+
+#[test]
+fn geglu_refuses_an_odd_width() -> R {
+    let err = geglu(&random(&[2, 5], 700)?)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("(5) must be even"), "{err}");
     Ok(())
 }

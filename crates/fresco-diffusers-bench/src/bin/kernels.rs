@@ -12,7 +12,9 @@ use anyhow::{Result, ensure};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 use clap::Parser;
-use fresco_kernels::{GroupNorm, attention, attention_in_candle_ops, conv2d};
+use fresco_kernels::{
+    GroupNorm, attention, attention_in_candle_ops, conv2d, geglu, geglu_in_candle_ops,
+};
 use serde_json::json;
 
 #[derive(Debug, Parser)]
@@ -138,6 +140,16 @@ fn attention_case(
     })
 }
 
+fn geglu_case(name: &'static str, shape: [usize; 3]) -> Result<Case> {
+    let xs = random(&shape)?;
+    let x2 = xs.clone();
+    Ok(Case {
+        name,
+        ours: Box::new(move || geglu(&xs)),
+        candle: Box::new(move || geglu_in_candle_ops(&x2)),
+    })
+}
+
 /// Batch 2 for the UNet (classifier-free guidance), 1 for the VAE.
 fn cases() -> Result<Vec<Case>> {
     Ok(vec![
@@ -157,6 +169,8 @@ fn cases() -> Result<Vec<Case>> {
         norm_case("groupnorm+silu mid unet 128ch 32x32", [2, 128, 32, 32])?,
         norm_case("groupnorm+silu sd15 unet 320ch 64x64", [2, 320, 64, 64])?,
         norm_case("groupnorm+silu mid vae 128ch 256x256", [1, 128, 256, 256])?,
+        geglu_case("geglu mid unet 1024 tokens 2x512", [2, 1024, 1024])?,
+        geglu_case("geglu sd15 unet 4096 tokens 2x1280", [2, 4096, 2560])?,
         attention_case(
             "self-attention mid unet 1024 tokens",
             (2, 1024, 1024),
