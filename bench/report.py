@@ -35,10 +35,34 @@ def fmt(v, digits):
     return "-" if v is None else f"{v:.{digits}f}"
 
 
+def kernel_rows(lines):
+    """The fresco-kernels-bench lines (one per kernel and shape)."""
+    rows = []
+    for line in lines:
+        line = line.strip()
+        if line.startswith("{"):
+            r = json.loads(line)
+            if "kernel" in r:
+                rows.append(r)
+    return rows
+
+
+def print_kernels(rows):
+    print()
+    print("| kernel, shape | fresco ms | candle ms | ratio | max abs difference |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['kernel']} | {r['fresco_ms_median']:.2f} | {r['candle_ms_median']:.2f} "
+            f"| {r['ratio']:.2f} | {r['max_abs_difference']:.1e} |"
+        )
+
+
 def main():
     source = open(sys.argv[1], encoding="utf-8") if len(sys.argv) > 1 else sys.stdin
     with source:
-        order, results = load(source)
+        lines = source.readlines()
+    order, results = load(lines)
     header = (
         "| model | size, steps | threads | UNet ms/step fresco | diffusers | ratio "
         "| pipeline s/image fresco | diffusers | ratio | peak RSS MiB fresco | diffusers |"
@@ -76,6 +100,9 @@ def main():
                 f"rss after load {fmt(r.get('rss_after_load_mib'), 0)} MiB, "
                 f"sampler {r.get('sampler')}"
             )
+    rows = kernel_rows(lines)
+    if rows:
+        print_kernels(rows)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,12 @@
 # same model folders in the same run, and prints the ratios (see bench/README.md).
 #
 #   bench/run.sh [--threads N] [--steps N] [--models "tiny-sd tiny-sdxl mid"] [--dev]
+#                [--kernels]
+#
+# Models: tiny-sd and tiny-sdxl (the test folders), mid (an SD-1.5-shaped folder at about a
+# sixth of its widths, 256x256) and sd15 (SD 1.5's own sizes at 512x512, about 4 GB written
+# once to bench/out/sd15; its pipeline runs 2 steps whatever --steps says). --kernels also
+# times each fresco-kernels kernel against the candle op it replaces (fresco-kernels-bench).
 #
 # Steps: a Python venv in bench/.venv (made and filled once: torch's CPU wheel index when
 # it answers, else plain PyPI torch; diffusers, transformers, safetensors, accelerate);
@@ -22,13 +28,15 @@ threads=2
 steps=10
 models="tiny-sd tiny-sdxl mid"
 profile=release
+kernels=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --threads) threads="$2"; shift 2 ;;
         --steps) steps="$2"; shift 2 ;;
         --models) models="$2"; shift 2 ;;
         --dev) profile=dev; shift ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        --kernels) kernels=1; shift ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -77,6 +85,7 @@ export OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads"
 } | tee -a "$results" >&2
 
 for model in $models; do
+    model_steps="$steps"
     case "$model" in
         tiny-sd|tiny-sdxl)
             folder="$data/$model"; config=()
@@ -86,15 +95,24 @@ for model in $models; do
             folder="$out/mid"; config=(--config mid)
             "$bin" --config mid --out "$folder" --generate-only | tee -a "$results"
             reps=(--warmup 1 --reps 5 --pipeline-reps 2) ;;
-        *) echo "unknown model: $model (tiny-sd, tiny-sdxl, mid)" >&2; exit 2 ;;
+        sd15)
+            folder="$out/sd15"; config=(--config sd15)
+            "$bin" --config sd15 --out "$folder" --generate-only | tee -a "$results"
+            reps=(--warmup 1 --reps 3 --pipeline-reps 1)
+            model_steps=2 ;;
+        *) echo "unknown model: $model (tiny-sd, tiny-sdxl, mid, sd15)" >&2; exit 2 ;;
     esac
     echo "run.sh: $model: fresco-diffusers" >&2
-    "$bin" "$folder" --name "$model" --steps "$steps" "${reps[@]}" | tee -a "$results"
+    "$bin" "$folder" --name "$model" --steps "$model_steps" "${reps[@]}" | tee -a "$results"
     echo "run.sh: $model: diffusers" >&2
     "$py" "$here/diffusers_bench.py" "$folder" --name "$model" "${config[@]}" \
-        --steps "$steps" --threads "$threads" "${reps[@]}" 2>"$out/diffusers-$model.log" \
+        --steps "$model_steps" --threads "$threads" "${reps[@]}" 2>"$out/diffusers-$model.log" \
         | tee -a "$results"
 done
+if [ "$kernels" = 1 ]; then
+    echo "run.sh: fresco-kernels-bench" >&2
+    "$(dirname "$bin")/fresco-kernels-bench" --reps 5 | tee -a "$results"
+fi
 echo "# uptime: $(uptime)" | tee -a "$results" >&2
 
 echo

@@ -25,6 +25,11 @@ source "$FRESCO_SERVICES_DIR/env"
 scripts/validate-manifests.sh --queries "$FRESCO_TEST_DATABASE_URL"
 
 cargo build --workspace --bins --locked
+# The `cuda` build where a CUDA toolkit is present (nvcc on PATH, e.g. after
+# `source .cuda/env`): compiled and linked, so it keeps building; nothing runs on a GPU here.
+if command -v nvcc >/dev/null 2>&1; then
+  cargo build -p fresco-worker --features cuda --locked
+fi
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast "$@"
 else

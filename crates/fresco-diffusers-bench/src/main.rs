@@ -15,7 +15,9 @@
 //! `--config mid --out DIR` first writes a mid-size, SD-1.5-shaped folder with seeded
 //! random weights (UNet `[128, 256, 512]`, 2 resnets per level, 8 heads; VAE
 //! `[64, 128, 256, 256]`; a 6-layer, 512-wide CLIP text encoder; DDIM), so both
-//! implementations load the very same files. `--generate-only` stops after writing it,
+//! implementations load the very same files; `--config sd15` writes one at SD 1.5's own
+//! sizes (UNet `[320, 640, 1280, 1280]`, VAE `[128, 256, 512, 512]`, CLIP ViT-L; 512×512).
+//! `--generate-only` stops after writing it,
 //! which keeps the generator's memory out of a later run's peak RSS.
 //!
 //! Threads: candle reads `CANDLE_NUM_THREADS` / `RAYON_NUM_THREADS` from the environment;
@@ -89,6 +91,9 @@ struct Args {
 enum Preset {
     /// SD-1.5-shaped at about a sixth of its widths, 256×256 native.
     Mid,
+    /// SD 1.5's own sizes: UNet `[320, 640, 1280, 1280]`, VAE `[128, 256, 512, 512]`, the
+    /// 12-layer, 768-wide CLIP ViT-L text encoder; 512×512 native.
+    Sd15,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -138,7 +143,7 @@ fn main() -> Result<()> {
         (None, _, Some(folder)) => folder.clone(),
         (Some(_), _, Some(_)) => bail!("give either a folder or --config, not both"),
         (Some(_), None, None) => bail!("--config needs --out"),
-        (None, _, None) => bail!("give a model folder or --config mid --out DIR"),
+        (None, _, None) => bail!("give a model folder or --config mid|sd15 --out DIR"),
     };
     if args.generate_only {
         return Ok(());
@@ -358,11 +363,29 @@ mod random_folder {
     /// Writes `preset` into `out` (created if missing) with weights seeded by `seed`.
     pub fn write(preset: super::Preset, out: &Path, seed: u64) -> Result<()> {
         match preset {
-            super::Preset::Mid => write_mid(out, seed),
+            super::Preset::Mid => write_folder(out, seed, &mid()),
+            super::Preset::Sd15 => write_folder(out, seed, &sd15()),
         }
     }
 
-    fn write_mid(out: &Path, seed: u64) -> Result<()> {
+    /// What a generated folder is made of.
+    struct FolderSpec {
+        unet: Value,
+        vae_channels: Vec<usize>,
+        vae_sample_size: usize,
+        clip: ClipSpec,
+    }
+
+    /// A CLIP text encoder's sizes.
+    #[derive(Debug, Clone, Copy)]
+    struct ClipSpec {
+        hidden: usize,
+        intermediate: usize,
+        layers: usize,
+        heads: usize,
+    }
+
+    fn mid() -> FolderSpec {
         let unet = json!({
             "_class_name": "UNet2DConditionModel",
             "_diffusers_version": DIFFUSERS_VERSION,
@@ -387,11 +410,73 @@ mod random_folder {
             "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
             "use_linear_projection": false,
         });
+        FolderSpec {
+            unet,
+            vae_channels: vec![64, 128, 256, 256],
+            vae_sample_size: 256,
+            clip: ClipSpec {
+                hidden: 512,
+                intermediate: 2048,
+                layers: 6,
+                heads: 8,
+            },
+        }
+    }
+
+    fn sd15() -> FolderSpec {
+        let unet = json!({
+            "_class_name": "UNet2DConditionModel",
+            "_diffusers_version": DIFFUSERS_VERSION,
+            "act_fn": "silu",
+            "attention_head_dim": 8,
+            "block_out_channels": [320, 640, 1280, 1280],
+            "center_input_sample": false,
+            "cross_attention_dim": 768,
+            "down_block_types": [
+                "CrossAttnDownBlock2D",
+                "CrossAttnDownBlock2D",
+                "CrossAttnDownBlock2D",
+                "DownBlock2D"
+            ],
+            "downsample_padding": 1,
+            "flip_sin_to_cos": true,
+            "freq_shift": 0,
+            "in_channels": 4,
+            "layers_per_block": 2,
+            "mid_block_scale_factor": 1,
+            "mid_block_type": "UNetMidBlock2DCrossAttn",
+            "norm_eps": 1e-5,
+            "norm_num_groups": 32,
+            "out_channels": 4,
+            "sample_size": 64,
+            "transformer_layers_per_block": 1,
+            "up_block_types": [
+                "UpBlock2D",
+                "CrossAttnUpBlock2D",
+                "CrossAttnUpBlock2D",
+                "CrossAttnUpBlock2D"
+            ],
+            "use_linear_projection": false,
+        });
+        FolderSpec {
+            unet,
+            vae_channels: vec![128, 256, 512, 512],
+            vae_sample_size: 512,
+            clip: ClipSpec {
+                hidden: 768,
+                intermediate: 3072,
+                layers: 12,
+                heads: 12,
+            },
+        }
+    }
+
+    fn write_folder(out: &Path, seed: u64, spec: &FolderSpec) -> Result<()> {
         let vae = json!({
             "_class_name": "AutoencoderKL",
             "_diffusers_version": DIFFUSERS_VERSION,
             "act_fn": "silu",
-            "block_out_channels": [64, 128, 256, 256],
+            "block_out_channels": spec.vae_channels,
             "down_block_types": [
                 "DownEncoderBlock2D",
                 "DownEncoderBlock2D",
@@ -403,7 +488,7 @@ mod random_folder {
             "layers_per_block": 2,
             "norm_num_groups": 32,
             "out_channels": 3,
-            "sample_size": 256,
+            "sample_size": spec.vae_sample_size,
             "scaling_factor": 0.18215,
             "up_block_types": [
                 "UpDecoderBlock2D",
@@ -420,13 +505,13 @@ mod random_folder {
             "eos_token_id": 49407,
             "pad_token_id": 49407,
             "hidden_act": "quick_gelu",
-            "hidden_size": 512,
-            "intermediate_size": 2048,
+            "hidden_size": spec.clip.hidden,
+            "intermediate_size": spec.clip.intermediate,
             "layer_norm_eps": 1e-5,
             "max_position_embeddings": 77,
-            "num_attention_heads": 8,
-            "num_hidden_layers": 6,
-            "projection_dim": 512,
+            "num_attention_heads": spec.clip.heads,
+            "num_hidden_layers": spec.clip.layers,
+            "projection_dim": spec.clip.hidden,
             "vocab_size": 49408,
             "dtype": "float32",
         });
@@ -447,7 +532,7 @@ mod random_folder {
 
         // Each component gets its own seed stream, so changing one leaves the others.
         let unet_dir = out.join("unet");
-        write_json(&unet_dir.join("config.json"), &unet)?;
+        write_json(&unet_dir.join("config.json"), &spec.unet)?;
         let resolved = UnetConfig::from_file(&unet_dir.join("config.json"))?;
         let (i, o) = (resolved.raw.in_channels, resolved.raw.out_channels);
         let candle_config = resolved.candle_config();
@@ -462,7 +547,7 @@ mod random_folder {
         let vae_dir = out.join("vae");
         write_json(&vae_dir.join("config.json"), &vae)?;
         let vae_config = AutoEncoderKLConfig {
-            block_out_channels: vec![64, 128, 256, 256],
+            block_out_channels: spec.vae_channels.clone(),
             layers_per_block: 2,
             latent_channels: 4,
             norm_num_groups: 32,
@@ -480,7 +565,8 @@ mod random_folder {
         let clip_dir = out.join("text_encoder");
         write_json(&clip_dir.join("config.json"), &text_encoder)?;
         let tensors = record(seed ^ 0x636c_6970, |vb| {
-            clip_text_model(vb.pp("text_model"), 49408, 512, 2048, 6, 77)
+            let c = spec.clip;
+            clip_text_model(vb.pp("text_model"), c, 49408, 77)
         })?;
         save(&tensors, &clip_dir.join("model.safetensors"))?;
         Ok(())
@@ -489,12 +575,11 @@ mod random_folder {
     /// Asks for every tensor of transformers' `CLIPTextModel` (names and shapes only).
     fn clip_text_model(
         vb: VarBuilder,
+        spec: ClipSpec,
         vocab: usize,
-        hidden: usize,
-        intermediate: usize,
-        layers: usize,
         positions: usize,
     ) -> candle_core::Result<()> {
+        let (hidden, intermediate, layers) = (spec.hidden, spec.intermediate, spec.layers);
         let emb = vb.pp("embeddings");
         candle_nn::embedding(vocab, hidden, emb.pp("token_embedding"))?;
         candle_nn::embedding(positions, hidden, emb.pp("position_embedding"))?;
