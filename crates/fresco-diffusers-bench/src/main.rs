@@ -386,29 +386,10 @@ mod random_folder {
     }
 
     fn mid() -> FolderSpec {
-        let unet = json!({
-            "_class_name": "UNet2DConditionModel",
-            "_diffusers_version": DIFFUSERS_VERSION,
-            "act_fn": "silu",
-            "attention_head_dim": 8,
-            "block_out_channels": [128, 256, 512],
-            "center_input_sample": false,
-            "cross_attention_dim": 512,
-            "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
-            "downsample_padding": 1,
-            "flip_sin_to_cos": true,
-            "freq_shift": 0,
-            "in_channels": 4,
-            "layers_per_block": 2,
-            "mid_block_scale_factor": 1,
-            "mid_block_type": "UNetMidBlock2DCrossAttn",
-            "norm_eps": 1e-5,
-            "norm_num_groups": 32,
-            "out_channels": 4,
-            "sample_size": 32,
-            "transformer_layers_per_block": 1,
-            "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
-            "use_linear_projection": false,
+        let unet = unet_config(UnetShape {
+            channels: &[128, 256, 512],
+            cross_attention_dim: 512,
+            sample_size: 32,
         });
         FolderSpec {
             unet,
@@ -424,39 +405,10 @@ mod random_folder {
     }
 
     fn sd15() -> FolderSpec {
-        let unet = json!({
-            "_class_name": "UNet2DConditionModel",
-            "_diffusers_version": DIFFUSERS_VERSION,
-            "act_fn": "silu",
-            "attention_head_dim": 8,
-            "block_out_channels": [320, 640, 1280, 1280],
-            "center_input_sample": false,
-            "cross_attention_dim": 768,
-            "down_block_types": [
-                "CrossAttnDownBlock2D",
-                "CrossAttnDownBlock2D",
-                "CrossAttnDownBlock2D",
-                "DownBlock2D"
-            ],
-            "downsample_padding": 1,
-            "flip_sin_to_cos": true,
-            "freq_shift": 0,
-            "in_channels": 4,
-            "layers_per_block": 2,
-            "mid_block_scale_factor": 1,
-            "mid_block_type": "UNetMidBlock2DCrossAttn",
-            "norm_eps": 1e-5,
-            "norm_num_groups": 32,
-            "out_channels": 4,
-            "sample_size": 64,
-            "transformer_layers_per_block": 1,
-            "up_block_types": [
-                "UpBlock2D",
-                "CrossAttnUpBlock2D",
-                "CrossAttnUpBlock2D",
-                "CrossAttnUpBlock2D"
-            ],
-            "use_linear_projection": false,
+        let unet = unet_config(UnetShape {
+            channels: &[320, 640, 1280, 1280],
+            cross_attention_dim: 768,
+            sample_size: 64,
         });
         FolderSpec {
             unet,
@@ -469,6 +421,61 @@ mod random_folder {
                 heads: 12,
             },
         }
+    }
+
+    /// What differs between the generated UNets.
+    struct UnetShape {
+        channels: &'static [usize],
+        cross_attention_dim: usize,
+        sample_size: usize,
+    }
+
+    /// An SD-1.5-style UNet config: cross-attention at every level but the last, 2 resnets
+    /// per level, 8 heads.
+    fn unet_config(shape: UnetShape) -> Value {
+        let levels = shape.channels.len();
+        let down: Vec<&str> = (0..levels)
+            .map(|i| {
+                if i + 1 < levels {
+                    "CrossAttnDownBlock2D"
+                } else {
+                    "DownBlock2D"
+                }
+            })
+            .collect();
+        let up: Vec<&str> = (0..levels)
+            .map(|i| {
+                if i == 0 {
+                    "UpBlock2D"
+                } else {
+                    "CrossAttnUpBlock2D"
+                }
+            })
+            .collect();
+        json!({
+            "_class_name": "UNet2DConditionModel",
+            "_diffusers_version": DIFFUSERS_VERSION,
+            "act_fn": "silu",
+            "attention_head_dim": 8,
+            "block_out_channels": shape.channels,
+            "center_input_sample": false,
+            "cross_attention_dim": shape.cross_attention_dim,
+            "down_block_types": down,
+            "downsample_padding": 1,
+            "flip_sin_to_cos": true,
+            "freq_shift": 0,
+            "in_channels": 4,
+            "layers_per_block": 2,
+            "mid_block_scale_factor": 1,
+            "mid_block_type": "UNetMidBlock2DCrossAttn",
+            "norm_eps": 1e-5,
+            "norm_num_groups": 32,
+            "out_channels": 4,
+            "sample_size": shape.sample_size,
+            "transformer_layers_per_block": 1,
+            "up_block_types": up,
+            "use_linear_projection": false,
+        })
     }
 
     fn write_folder(out: &Path, seed: u64, spec: &FolderSpec) -> Result<()> {

@@ -1,7 +1,8 @@
 //! The layers of fresco's own UNet, following diffusers' modules name for name so
 //! diffusers weights load unchanged: `ResnetBlock2D`, `Transformer2DModel` (with
 //! `BasicTransformerBlock`, cross-attention and the exact-GELU `GEGLU` feed-forward),
-//! `Downsample2D`, `Upsample2D` and the sinusoidal timestep embedding.
+//! `Downsample2D`, `Upsample2D` and the sinusoidal timestep embedding. Convolutions,
+//! GroupNorm, GEGLU and attention run on `fresco-kernels`.
 
 use candle_core::{D, Tensor};
 use candle_nn::{Conv2dConfig, LayerNorm, Linear, Module, VarBuilder};

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use crate::exp::exp_shifted_sum;
 use crate::gemm::{MatMut, MatRef, Threads, matmul};
 use crate::simd::vectorized;
-use crate::storage::contiguous_f32;
+use crate::storage::contiguous_f32s;
 
 /// Query rows per block.
 const QUERY_BLOCK: usize = 256;
@@ -95,9 +95,7 @@ impl CustomOp3 for AttentionOp {
         v: &CpuStorage,
         v_l: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let q = contiguous_f32(self.name(), q, q_l)?;
-        let k = contiguous_f32(self.name(), k, k_l)?;
-        let v = contiguous_f32(self.name(), v, v_l)?;
+        let [q, k, v] = contiguous_f32s(self.name(), [(q, q_l), (k, k_l), (v, v_l)])?;
         let width = q_l.shape().dims()[2];
         let mut out = vec![0f32; q.len()];
         if self.q_len > 0 && width > 0 {

@@ -11,7 +11,7 @@ use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Module, Result, 
 use rayon::prelude::*;
 
 use crate::gemm::{MatMut, MatRef, Threads, matmul};
-use crate::storage::contiguous_f32;
+use crate::storage::contiguous_f32s;
 
 /// Upper bound on one tile of columns, in bytes.
 const COLUMN_TILE_BYTES: usize = 8 << 20;
@@ -192,9 +192,8 @@ impl CustomOp3 for Conv2dOp {
             out_h: (padded_h - kh) / self.stride + 1,
             out_w: (padded_w - kw) / self.stride + 1,
         };
-        let xs = contiguous_f32(self.name(), xs, xs_l)?;
-        let weight = contiguous_f32(self.name(), weight, weight_l)?;
-        let bias = contiguous_f32(self.name(), bias, bias_l)?;
+        let inputs = [(xs, xs_l), (weight, weight_l), (bias, bias_l)];
+        let [xs, weight, bias] = contiguous_f32s(self.name(), inputs)?;
         let out = convolve(&g, b, xs, weight, bias);
         Ok((
             CpuStorage::F32(out),

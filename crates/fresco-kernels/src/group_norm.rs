@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use crate::exp::silu;
 use crate::simd::vectorized;
-use crate::storage::contiguous_f32;
+use crate::storage::contiguous_f32s;
 
 /// diffusers' `GroupNorm`: weight and bias per channel.
 #[derive(Debug, Clone)]
@@ -103,9 +103,8 @@ impl CustomOp3 for GroupNormOp {
         bias: &CpuStorage,
         bias_l: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let xs_data = contiguous_f32(self.name(), xs, xs_l)?;
-        let weight = contiguous_f32(self.name(), weight, weight_l)?;
-        let bias = contiguous_f32(self.name(), bias, bias_l)?;
+        let inputs = [(xs, xs_l), (weight, weight_l), (bias, bias_l)];
+        let [xs_data, weight, bias] = contiguous_f32s(self.name(), inputs)?;
         let dims = xs_l.shape().dims();
         let spatial: usize = dims[2..].iter().product();
         let per_group = dims[1] / self.groups;
