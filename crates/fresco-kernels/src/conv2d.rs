@@ -174,6 +174,11 @@ impl CustomOp3 for Conv2dOp {
     ) -> Result<(CpuStorage, Shape)> {
         let (b, c_in, h, w) = xs_l.shape().dims4()?;
         let (c_out, _, kh, kw) = weight_l.shape().dims4()?;
+        if c_in == 0 || c_out == 0 {
+            candle_core::bail!(
+                "conv2d: {c_in} input and {c_out} output channels (both must be > 0)"
+            )
+        }
         let (padded_h, padded_w) = (h + 2 * self.padding, w + 2 * self.padding);
         if padded_h < kh || padded_w < kw {
             candle_core::bail!(

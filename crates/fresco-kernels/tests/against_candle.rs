@@ -165,6 +165,17 @@ fn a_channel_mismatch_is_an_error_naming_both_counts() -> R {
     Ok(())
 }
 
+#[test]
+fn a_convolution_without_channels_is_an_error_not_a_panic() -> R {
+    let xs = Tensor::zeros((1, 0, 4, 4), DType::F32, &Device::Cpu)?;
+    let weight = Tensor::zeros((2, 0, 3, 3), DType::F32, &Device::Cpu)?;
+    let err = conv2d(&xs, &weight, None, 1, 1)
+        .err()
+        .map(|e| e.to_string());
+    assert!(err.unwrap_or_default().contains("must be > 0"));
+    Ok(())
+}
+
 fn norm_weights(channels: usize, seed: u64) -> candle_core::Result<(Tensor, Tensor)> {
     let weight = (random(&[channels], seed)? + 1.0)?;
     Ok((weight, random(&[channels], seed + 1)?))
