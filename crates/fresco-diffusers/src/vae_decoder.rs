@@ -6,7 +6,7 @@
 //! diffusers' names (`to_q`, `to_k`, `to_v`, `to_out.0`) or the older ones (`query`, `key`,
 //! `value`, `proj_attn`), as linear or 1×1-convolution weights.
 
-use candle_core::{Module, Tensor};
+use candle_core::{DType, Module, Tensor};
 use candle_nn::{Conv2dConfig, Linear, VarBuilder};
 use fresco_kernels::{Conv2d, GroupNorm};
 
@@ -201,13 +201,17 @@ impl SpatialAttention {
             .reshape((b, c, h * w))?
             .transpose(1, 2)?
             .contiguous()?;
-        let q = self.to_q.forward(&tokens)?;
-        let k = self.to_k.forward(&tokens)?;
-        let v = self.to_v.forward(&tokens)?;
+        // In f32 whatever the model's dtype, as diffusers' and candle's VAEs do: one head
+        // over every position can overflow half precision.
+        let dtype = tokens.dtype();
+        let f32 = |t: Tensor| t.to_dtype(DType::F32);
+        let q = f32(self.to_q.forward(&tokens)?)?;
+        let k = f32(self.to_k.forward(&tokens)?)?;
+        let v = f32(self.to_v.forward(&tokens)?)?;
         let out = fresco_kernels::attention(&q, &k, &v, 1, (c as f64).powf(-0.5))?;
         let out = self
             .to_out
-            .forward(&out)?
+            .forward(&out.to_dtype(dtype)?)?
             .transpose(1, 2)?
             .reshape((b, c, h, w))?;
         out + xs
