@@ -10,7 +10,15 @@ use fresco_kernels::{Conv2d, GroupNorm};
 
 type R<T> = candle_core::Result<T>;
 
-fn conv(vb: VarBuilder, cin: usize, cout: usize, k: usize, stride: usize, pad: usize) -> R<Conv2d> {
+/// A `k`×`k` convolution with bias, loaded as `candle_nn::conv2d` loads it.
+pub(crate) fn conv(
+    vb: VarBuilder,
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+) -> R<Conv2d> {
     let cfg = Conv2dConfig {
         padding: pad,
         stride,

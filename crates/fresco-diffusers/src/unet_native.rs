@@ -10,6 +10,7 @@ use fresco_kernels::{Conv2d, GroupNorm};
 use crate::unet_config::{ResolvedUnet, UnetLevel};
 use crate::unet_layers::{
     Downsample, Resnet, TimestepEmbedding, Timesteps, Transformer2D, TransformerSpec, Upsample,
+    conv,
 };
 
 type R<T> = candle_core::Result<T>;
@@ -236,19 +237,13 @@ impl NativeUnet {
             eps: raw.norm_eps,
         };
         let time = TimeEmbeddings::new(&vb, c, temb)?;
-        let conv_cfg = candle_nn::Conv2dConfig {
-            padding: 1,
-            ..Default::default()
-        };
-        let conv_in: Conv2d =
-            candle_nn::conv2d(raw.in_channels, ch0, 3, conv_cfg, vb.pp("conv_in"))?.into();
+        let conv_in = conv(vb.pp("conv_in"), raw.in_channels, ch0, 3, 1, 1)?;
         let down = blocks.down_blocks(&vb)?;
         let (mid_resnets, mid_attentions) = blocks.mid_block(&vb)?;
         let up = blocks.up_blocks(&vb)?;
         let conv_norm_out =
             GroupNorm::load(vb.pp("conv_norm_out"), blocks.groups, ch0, blocks.eps)?;
-        let conv_out: Conv2d =
-            candle_nn::conv2d(ch0, raw.out_channels, 3, conv_cfg, vb.pp("conv_out"))?.into();
+        let conv_out = conv(vb.pp("conv_out"), ch0, raw.out_channels, 3, 1, 1)?;
         Ok(Self {
             time_proj: time.time_proj,
             time_embedding: time.time_embedding,

@@ -7,10 +7,10 @@
 //! `value`, `proj_attn`), as linear or 1×1-convolution weights.
 
 use candle_core::{DType, Module, Tensor};
-use candle_nn::{Conv2dConfig, Linear, VarBuilder};
+use candle_nn::{Linear, VarBuilder};
 use fresco_kernels::{Conv2d, GroupNorm};
 
-use crate::unet_layers::{Resnet, Upsample};
+use crate::unet_layers::{Resnet, Upsample, conv};
 use crate::vae::VaeConfig;
 
 type R<T> = candle_core::Result<T>;
@@ -28,14 +28,6 @@ pub(crate) struct VaeDecoder {
 
 const EPS: f64 = 1e-6;
 
-fn conv(vb: VarBuilder, cin: usize, cout: usize, kernel: usize) -> R<Conv2d> {
-    let cfg = Conv2dConfig {
-        padding: kernel / 2,
-        ..Default::default()
-    };
-    Ok(candle_nn::conv2d(cin, cout, kernel, cfg, vb)?.into())
-}
-
 impl VaeDecoder {
     /// Loads the decoder from the root of a VAE folder's weights.
     pub(crate) fn new(vb: VarBuilder, config: &VaeConfig) -> R<Self> {
@@ -48,7 +40,7 @@ impl VaeDecoder {
         let groups = config.norm_num_groups;
         let post_quant_conv = config
             .use_post_quant_conv
-            .then(|| conv(vb.pp("post_quant_conv"), latent, latent, 1))
+            .then(|| conv(vb.pp("post_quant_conv"), latent, latent, 1, 1, 0))
             .transpose()?;
         let vb = vb.pp("decoder");
         let reversed: Vec<usize> = channels.iter().rev().copied().collect();
@@ -69,11 +61,11 @@ impl VaeDecoder {
             .collect::<R<Vec<_>>>()?;
         Ok(Self {
             post_quant_conv,
-            conv_in: conv(vb.pp("conv_in"), latent, last, 3)?,
+            conv_in: conv(vb.pp("conv_in"), latent, last, 3, 1, 1)?,
             mid: MidBlock::new(vb.pp("mid_block"), last, groups)?,
             up_blocks,
             norm_out: GroupNorm::load(vb.pp("conv_norm_out"), groups, first, EPS)?,
-            conv_out: conv(vb.pp("conv_out"), first, config.out_channels, 3)?,
+            conv_out: conv(vb.pp("conv_out"), first, config.out_channels, 3, 1, 1)?,
         })
     }
 

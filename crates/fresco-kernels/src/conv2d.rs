@@ -28,25 +28,6 @@ pub struct Conv2d {
     groups: usize,
 }
 
-impl Conv2d {
-    /// A layer from its weight and bias, with dilation 1 and one group.
-    pub fn new(weight: Tensor, bias: Option<Tensor>, stride: usize, padding: usize) -> Self {
-        Self {
-            weight,
-            bias,
-            stride,
-            padding,
-            dilation: 1,
-            groups: 1,
-        }
-    }
-
-    /// The weight, `[c_out, c_in, kh, kw]`.
-    pub fn weight(&self) -> &Tensor {
-        &self.weight
-    }
-}
-
 impl From<candle_nn::Conv2d> for Conv2d {
     fn from(conv: candle_nn::Conv2d) -> Self {
         let cfg = *conv.config();
